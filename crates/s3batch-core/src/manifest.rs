@@ -1,0 +1,215 @@
+//! The CSV manifest (`S3BatchOperations_CSV_20180820`): no header, one object a line, columns in the order of
+//! `Spec.Fields`, keys URL-encoded (percent-decoding only: `+` stays `+`), version ids all or nothing.
+
+use serde::{Deserialize, Serialize};
+
+/// `JobManifestFormat` values s3batch reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ManifestFormat {
+    #[serde(rename = "S3BatchOperations_CSV_20180820")]
+    S3BatchOperationsCsv20180820,
+}
+
+/// `JobManifestFieldName`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FieldName {
+    Ignore,
+    Bucket,
+    Key,
+    VersionId,
+}
+
+/// Longest object key S3 accepts, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// One manifest line: one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestTask {
+    pub bucket: String,
+    /// The key the task acts on, percent-decoded.
+    pub key: String,
+    /// The key exactly as the manifest wrote it (URL-encoded); the report echoes this form.
+    pub raw_key: String,
+    pub version_id: Option<String>,
+}
+
+/// A manifest line that cannot be a task. `line` counts from 1.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct ManifestError {
+    pub line: u64,
+    pub message: String,
+}
+
+/// Which column holds what, from `Spec.Fields`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvLayout {
+    bucket: usize,
+    key: usize,
+    version: Option<usize>,
+    columns: usize,
+}
+
+/// `Spec.Fields` does not describe a usable layout.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Manifest.Spec.Fields {0}")]
+pub struct LayoutError(String);
+
+impl CsvLayout {
+    /// Exactly one Bucket and one Key, at most one VersionId, any number of Ignore.
+    pub fn new(fields: &[FieldName]) -> Result<CsvLayout, LayoutError> {
+        let find = |name: FieldName| -> Result<Option<usize>, LayoutError> {
+            let mut at = fields.iter().enumerate().filter(|(_, f)| **f == name).map(|(i, _)| i);
+            let first = at.next();
+            if at.next().is_some() {
+                return Err(LayoutError(format!("names {name:?} more than once")));
+            }
+            Ok(first)
+        };
+        let bucket = find(FieldName::Bucket)?.ok_or_else(|| LayoutError("must name a Bucket column".into()))?;
+        let key = find(FieldName::Key)?.ok_or_else(|| LayoutError("must name a Key column".into()))?;
+        let version = find(FieldName::VersionId)?;
+        Ok(CsvLayout { bucket, key, version, columns: fields.len() })
+    }
+
+    /// Whether every line carries a version id.
+    pub fn has_versions(&self) -> bool {
+        self.version.is_some()
+    }
+
+    /// Read one CSV record (line `line`, counting from 1) into a task.
+    pub fn parse(&self, record: &csv::ByteRecord, line: u64) -> Result<ManifestTask, ManifestError> {
+        let err = |message: String| ManifestError { line, message };
+        if record.len() != self.columns {
+            return Err(err(format!("has {} columns; Spec.Fields names {}", record.len(), self.columns)));
+        }
+        let field = |i: usize, name: &str| -> Result<&str, ManifestError> {
+            std::str::from_utf8(&record[i]).map_err(|_| err(format!("the {name} column is not UTF-8")))
+        };
+        let bucket = field(self.bucket, "Bucket")?;
+        if !crate::arn::valid_bucket_name(bucket) {
+            return Err(err(format!("'{bucket}' is not a valid bucket name")));
+        }
+        let raw_key = field(self.key, "Key")?;
+        let key = decode_key(raw_key).map_err(|m| err(m.to_string()))?;
+        if key.is_empty() {
+            return Err(err("the Key column is empty".into()));
+        }
+        if key.len() > MAX_KEY_BYTES {
+            return Err(err(format!("the key is {} bytes long; at most {MAX_KEY_BYTES} are allowed", key.len())));
+        }
+        let version_id = match self.version {
+            None => None,
+            Some(i) => {
+                let v = field(i, "VersionId")?;
+                if v.is_empty() {
+                    return Err(err(
+                        "has no version id, but version ids are all or nothing: every line must have one".into(),
+                    ));
+                }
+                Some(v.to_string())
+            }
+        };
+        Ok(ManifestTask { bucket: bucket.to_string(), key, raw_key: raw_key.to_string(), version_id })
+    }
+}
+
+/// A CSV reader set up for manifests: no header, fixed columns checked by [`CsvLayout::parse`].
+pub fn csv_reader<R: std::io::Read>(r: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(r)
+}
+
+/// Percent-decode a manifest key strictly: `%` must start a two-hex-digit escape, the result must be UTF-8,
+/// and `+` stays `+` (AWS's own examples decode with `unquote`, not `unquote_plus`).
+pub fn decode_key(raw: &str) -> Result<String, &'static str> {
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = |c: u8| (c as char).to_digit(16);
+            match (b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+                (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
+                _ => return Err("the key has a '%' that does not start a %XX escape"),
+            }
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "the key does not decode to UTF-8")
+}
+
+/// Percent-encode a key for a manifest line: everything but unreserved characters and `/` is escaped
+/// (a space becomes `%20`, never `+`).
+pub fn encode_key(key: &str) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+    utf8_percent_encode(key, KEEP).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(s: &str) -> csv::ByteRecord {
+        let mut r = csv_reader(s.as_bytes());
+        r.byte_records().next().unwrap().unwrap()
+    }
+
+    #[test]
+    fn decoding_is_percent_only() {
+        assert_eq!(decode_key("a%20b+c").unwrap(), "a b+c");
+        assert_eq!(decode_key("caf%C3%A9/%2B%25%23%3F").unwrap(), "café/+%#?");
+        assert!(decode_key("bad%zz").is_err());
+        assert!(decode_key("cut%2").is_err());
+        assert!(decode_key("%FF").is_err());
+    }
+
+    #[test]
+    fn encode_then_decode_is_identity() {
+        for k in ["a b", "x+y", "100%", "#?&=", "dir/sub/ü ñ", "quote\"comma,"] {
+            let e = encode_key(k);
+            assert!(!e.contains(' ') && !e.contains('+') && !e.contains(','), "{e}");
+            assert_eq!(decode_key(&e).unwrap(), k);
+        }
+    }
+
+    #[test]
+    fn field_order_and_ignore() {
+        let l = CsvLayout::new(&[FieldName::Ignore, FieldName::Key, FieldName::Bucket]).unwrap();
+        let t = l.parse(&rec("x,my%20key,bkt\n"), 1).unwrap();
+        assert_eq!(t.bucket, "bkt");
+        assert_eq!(t.key, "my key");
+        assert_eq!(t.raw_key, "my%20key");
+        assert_eq!(t.version_id, None);
+    }
+
+    #[test]
+    fn versions_are_all_or_nothing() {
+        let l = CsvLayout::new(&[FieldName::Bucket, FieldName::Key, FieldName::VersionId]).unwrap();
+        assert!(l.has_versions());
+        assert_eq!(l.parse(&rec("b1b,k,v1\n"), 3).unwrap().version_id.as_deref(), Some("v1"));
+        let e = l.parse(&rec("b1b,k,\n"), 4).unwrap_err();
+        assert_eq!(e.line, 4);
+        assert!(e.message.contains("all or nothing"));
+    }
+
+    #[test]
+    fn column_count_and_bad_values() {
+        let l = CsvLayout::new(&[FieldName::Bucket, FieldName::Key]).unwrap();
+        assert!(l.parse(&rec("bkt,k,extra\n"), 1).unwrap_err().message.contains("3 columns"));
+        assert!(l.parse(&rec("BAD_Bucket!,k\n"), 1).is_err());
+        assert!(l.parse(&rec("bkt,\n"), 1).is_err());
+        assert!(l.parse(&rec("bkt,%g1\n"), 1).unwrap_err().message.contains("escape"));
+        assert_eq!(l.parse(&rec("bkt,\"quoted,key\"\n"), 1).unwrap().key, "quoted,key");
+    }
+
+    #[test]
+    fn layouts() {
+        assert!(CsvLayout::new(&[FieldName::Bucket]).is_err());
+        assert!(CsvLayout::new(&[FieldName::Bucket, FieldName::Key, FieldName::Key]).is_err());
+        assert!(CsvLayout::new(&[]).is_err());
+    }
+}
