@@ -1,1 +1,94 @@
+//! # s3batch-store
+//!
+//! Where jobs and their chunks live. [`JobStore`] is the one interface the engine and the API use;
+//! [`sqlite::SqliteStore`] is the embedded default. [`conformance`] holds the tests every implementation must pass
+//! (the PostgreSQL one runs the same functions).
+//!
+//! Rules every implementation keeps:
+//! - every status write is a compare-and-set on the expected status;
+//! - a chunk is claimed under a lease; its results and the job's counters are committed in one transaction, and
+//!   only while the lease is still held, so the report holds every manifest line exactly once;
+//! - `(account, ClientRequestToken)` is unique: the same request returns the same job.
 
+pub mod conformance;
+mod model;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use s3batch_core::{JobStatus, Millis, Tag};
+
+pub use model::*;
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Same ClientRequestToken, different request.
+    #[error("the ClientRequestToken was already used for a different request (job {0})")]
+    IdempotencyMismatch(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The job store. All times are passed in (`now`), so tests control the clock.
+#[async_trait]
+pub trait JobStore: std::fmt::Debug + Send + Sync + 'static {
+    /// Insert a job in status New, or return the job an earlier identical request created.
+    async fn create_job(&self, new: &NewJob, now: Millis) -> Result<CreateOutcome>;
+    /// A job by id; `account` limits the lookup to that account's jobs.
+    async fn get_job(&self, account: Option<&str>, id: &str) -> Result<Option<Job>>;
+    /// An account's jobs, newest first, filtered by status, after a cursor.
+    async fn list_jobs(&self, account: &str, filter: &ListFilter) -> Result<Vec<Job>>;
+    /// Jobs in any of these statuses, any account (the scheduler's view).
+    async fn jobs_in(&self, statuses: &[JobStatus]) -> Result<Vec<Job>>;
+
+    /// Compare-and-set the status; keeps timers, dates, reasons. False if the job was not in `expected`.
+    async fn update_status(&self, id: &str, expected: JobStatus, change: &StatusChange, now: Millis) -> Result<bool>;
+    /// Set the priority of a job that is not terminal. False if there is no such job (or it is terminal).
+    async fn set_priority(&self, account: &str, id: &str, priority: i64, now: Millis) -> Result<bool>;
+    /// Replace the job's tags. False if there is no such job.
+    async fn set_tags(&self, account: &str, id: &str, tags: &[Tag], now: Millis) -> Result<bool>;
+
+    /// Take (or renew) the job-level duty lease (preparing, finishing): free, expired, or already ours.
+    async fn claim_duty(&self, id: &str, owner: &str, now: Millis, ttl_ms: i64) -> Result<bool>;
+    /// Give the duty lease back.
+    async fn release_duty(&self, id: &str, owner: &str) -> Result<()>;
+
+    /// Drop every chunk of a job (a preparer starting over after a crash).
+    async fn clear_chunks(&self, job_id: &str) -> Result<()>;
+    /// Record chunks while holding the duty lease. False if the lease was lost.
+    async fn insert_chunks(&self, job_id: &str, owner: &str, chunks: &[NewChunk]) -> Result<bool>;
+    /// Preparing is done: set the totals and move Preparing → `to` under the duty lease.
+    async fn finish_preparing(
+        &self,
+        job_id: &str,
+        owner: &str,
+        total_tasks: i64,
+        manifest_etag: &str,
+        to: JobStatus,
+        now: Millis,
+    ) -> Result<bool>;
+
+    /// Claim the next pending (or lease-expired) chunk of an Active job: highest priority first, then oldest.
+    async fn claim_chunk(&self, owner: &str, now: Millis, lease_ms: i64) -> Result<Option<Chunk>>;
+    /// Extend the leases `owner` holds on these chunks. Returns the chunks whose lease was renewed.
+    async fn heartbeat(&self, owner: &str, chunks: &[ChunkId], now: Millis, lease_ms: i64) -> Result<Vec<ChunkId>>;
+    /// Commit a chunk's results and the job's counters in one transaction, if `owner` still holds the lease.
+    async fn complete_chunk(&self, owner: &str, chunk: &ChunkId, result: &ChunkResult, now: Millis) -> Result<bool>;
+    /// Give a claimed chunk back unfinished (shutdown, pause).
+    async fn release_chunk(&self, owner: &str, chunk: &ChunkId) -> Result<()>;
+    /// How a job's chunks stand.
+    async fn chunk_counts(&self, job_id: &str, now: Millis) -> Result<ChunkCounts>;
+    /// Finished chunks' result rows in manifest order, `seq > after_seq`, at most `limit` chunks.
+    async fn chunk_results(&self, job_id: &str, after_seq: i64, limit: i64) -> Result<Vec<ChunkRows>>;
+
+    /// Remember where the report's manifest.json was written.
+    async fn set_report_key(&self, job_id: &str, key: &str) -> Result<()>;
+    /// Remove a job and its chunks (retention).
+    async fn delete_job(&self, job_id: &str) -> Result<()>;
+}

@@ -1,0 +1,252 @@
+//! The tests every [`JobStore`] implementation must pass. Each is a plain async function over `&dyn JobStore`
+//! on an empty store; an implementation's own test module calls them all (see `sqlite.rs`).
+
+use s3batch_core::{JobSpec, JobStatus, Tag};
+
+use crate::*;
+
+/// A minimal valid job for `account` with idempotency token `token`.
+pub fn new_job(account: &str, token: &str) -> NewJob {
+    let spec: JobSpec = serde_json::from_value(serde_json::json!({
+        "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
+        "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                     "Location": {"ObjectArn": "arn:aws:s3:::mb/manifest.csv"}},
+        "Report": {"Enabled": false},
+        "Priority": 10,
+    }))
+    .expect("valid spec");
+    NewJob {
+        id: uuid::Uuid::new_v4().to_string(),
+        account_id: account.into(),
+        client_request_token: token.into(),
+        request_hash: "hash-1".into(),
+        spec,
+    }
+}
+
+async fn created(s: &dyn JobStore, account: &str, token: &str, now: i64) -> Job {
+    match s.create_job(&new_job(account, token), now).await.unwrap() {
+        CreateOutcome::Created(j) => j,
+        CreateOutcome::Existing(_) => panic!("expected a new job"),
+    }
+}
+
+/// Walk a job to Active with `lines` chunks of one line each.
+async fn active_job(s: &dyn JobStore, account: &str, token: &str, chunks: i64, now: i64) -> Job {
+    let j = created(s, account, token, now).await;
+    assert!(s.update_status(&j.id, JobStatus::New, &StatusChange::to(JobStatus::Preparing), now).await.unwrap());
+    assert!(s.claim_duty(&j.id, "prep", now, 1000).await.unwrap());
+    let cs: Vec<NewChunk> = (0..chunks)
+        .map(|i| NewChunk { seq: i, start_offset: i * 10, end_offset: i * 10 + 10, first_line: i + 1, line_count: 1 })
+        .collect();
+    assert!(s.insert_chunks(&j.id, "prep", &cs).await.unwrap());
+    assert!(s.finish_preparing(&j.id, "prep", chunks, "etag", JobStatus::Ready, now).await.unwrap());
+    assert!(s.update_status(&j.id, JobStatus::Ready, &StatusChange::to(JobStatus::Active), now).await.unwrap());
+    s.get_job(None, &j.id).await.unwrap().unwrap()
+}
+
+pub async fn create_and_idempotency(s: &dyn JobStore) {
+    let a = new_job("111111111111", "token-1");
+    let first = s.create_job(&a, 1000).await.unwrap();
+    let CreateOutcome::Created(job) = first else { panic!("first create must create") };
+    assert_eq!(job.status, JobStatus::New);
+    assert_eq!(job.created_at, 1000);
+    assert_eq!(job.spec, a.spec);
+
+    // Same token, same request: the same job, nothing new.
+    let mut again = new_job("111111111111", "token-1");
+    again.request_hash = a.request_hash.clone();
+    match s.create_job(&again, 2000).await.unwrap() {
+        CreateOutcome::Existing(j) => assert_eq!(j.id, job.id),
+        CreateOutcome::Created(_) => panic!("a retry must not create a second job"),
+    }
+    // Same token, different request: refused.
+    let mut other = new_job("111111111111", "token-1");
+    other.request_hash = "hash-2".into();
+    assert!(matches!(s.create_job(&other, 3000).await, Err(StoreError::IdempotencyMismatch(id)) if id == job.id));
+    // Same token in another account: a separate job.
+    assert!(matches!(s.create_job(&new_job("222222222222", "token-1"), 4000).await.unwrap(), CreateOutcome::Created(_)));
+    // Account scoping of reads.
+    assert!(s.get_job(Some("111111111111"), &job.id).await.unwrap().is_some());
+    assert!(s.get_job(Some("222222222222"), &job.id).await.unwrap().is_none());
+    assert!(s.get_job(None, "no-such-job").await.unwrap().is_none());
+}
+
+pub async fn status_compare_and_set(s: &dyn JobStore) {
+    let j = created(s, "111111111111", "t", 1).await;
+    assert!(s.update_status(&j.id, JobStatus::New, &StatusChange::to(JobStatus::Preparing), 2).await.unwrap());
+    // The expected status is stale: nothing changes.
+    assert!(!s.update_status(&j.id, JobStatus::New, &StatusChange::to(JobStatus::Cancelling), 3).await.unwrap());
+    let now = s.get_job(None, &j.id).await.unwrap().unwrap();
+    assert_eq!(now.status, JobStatus::Preparing);
+    let change = StatusChange::to(JobStatus::Failing).failure("InvalidManifestContent", "line 3: bad escape");
+    assert!(s.update_status(&j.id, JobStatus::Preparing, &change, 4).await.unwrap());
+    let change = StatusChange::to(JobStatus::Failed).reason(Some("why".into()));
+    assert!(s.update_status(&j.id, JobStatus::Failing, &change, 5).await.unwrap());
+    let done = s.get_job(None, &j.id).await.unwrap().unwrap();
+    assert_eq!(done.status, JobStatus::Failed);
+    assert_eq!(done.terminated_at, Some(5));
+    assert_eq!(done.status_update_reason.as_deref(), Some("why"));
+    assert_eq!(done.failure_reasons.len(), 1);
+    assert_eq!(done.failure_reasons[0].failure_code, "InvalidManifestContent");
+    assert!(!s.update_status("missing", JobStatus::New, &StatusChange::to(JobStatus::Preparing), 6).await.unwrap());
+}
+
+pub async fn timers_and_dates(s: &dyn JobStore) {
+    let j = created(s, "111111111111", "t", 0).await;
+    s.update_status(&j.id, JobStatus::New, &StatusChange::to(JobStatus::Preparing), 0).await.unwrap();
+    assert!(s.claim_duty(&j.id, "p", 0, 100).await.unwrap());
+    assert!(s.finish_preparing(&j.id, "p", 0, "e", JobStatus::Suspended, 10).await.unwrap());
+    let sus = s.get_job(None, &j.id).await.unwrap().unwrap();
+    assert_eq!(sus.status, JobStatus::Suspended);
+    assert_eq!(sus.suspended_at, Some(10));
+    assert!(sus.suspended_cause.is_some());
+    assert_eq!(sus.total_tasks, Some(0));
+    s.update_status(&j.id, JobStatus::Suspended, &StatusChange::to(JobStatus::Ready), 20).await.unwrap();
+    s.update_status(&j.id, JobStatus::Ready, &StatusChange::to(JobStatus::Active), 1_000).await.unwrap();
+    let act = s.get_job(None, &j.id).await.unwrap().unwrap();
+    assert_eq!(act.suspended_at, None);
+    assert_eq!(act.active_seconds(4_000), 3);
+    s.update_status(&j.id, JobStatus::Active, &StatusChange::to(JobStatus::Pausing), 5_000).await.unwrap();
+    s.update_status(&j.id, JobStatus::Pausing, &StatusChange::to(JobStatus::Paused).cause("preempted"), 6_000)
+        .await
+        .unwrap();
+    let p = s.get_job(None, &j.id).await.unwrap().unwrap();
+    assert_eq!(p.active_seconds(100_000), 4, "only time in Active counts");
+    assert_eq!(p.suspended_cause.as_deref(), Some("preempted"));
+    s.update_status(&j.id, JobStatus::Paused, &StatusChange::to(JobStatus::Active), 50_000).await.unwrap();
+    s.update_status(&j.id, JobStatus::Active, &StatusChange::to(JobStatus::Completing), 52_000).await.unwrap();
+    let c = s.get_job(None, &j.id).await.unwrap().unwrap();
+    assert_eq!(c.active_seconds(999_999), 6);
+    assert_eq!(c.terminated_at, None);
+}
+
+pub async fn list_filter_and_paging(s: &dyn JobStore) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(created(s, "111111111111", &format!("t{i}"), 100 + i).await.id);
+    }
+    created(s, "222222222222", "x", 100).await;
+    s.update_status(&ids[1], JobStatus::New, &StatusChange::to(JobStatus::Cancelling), 200).await.unwrap();
+    let all = s.list_jobs("111111111111", &ListFilter { limit: 100, ..Default::default() }).await.unwrap();
+    assert_eq!(all.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), ids.iter().rev().cloned().collect::<Vec<_>>());
+    let page1 = s.list_jobs("111111111111", &ListFilter { limit: 2, ..Default::default() }).await.unwrap();
+    assert_eq!(page1.len(), 2);
+    let last = page1.last().unwrap();
+    let page2 = s
+        .list_jobs(
+            "111111111111",
+            &ListFilter { limit: 10, after: Some((last.created_at, last.id.clone())), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page2.len(), 3);
+    assert!(page2.iter().all(|j| !page1.iter().any(|p| p.id == j.id)));
+    let cancelling = s
+        .list_jobs(
+            "111111111111",
+            &ListFilter { statuses: vec![JobStatus::Cancelling], limit: 10, ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(cancelling.len(), 1);
+    assert_eq!(cancelling[0].id, ids[1]);
+    let new = s.jobs_in(&[JobStatus::New]).await.unwrap();
+    assert_eq!(new.len(), 5, "jobs_in sees every account");
+}
+
+pub async fn chunks_leases_and_commit(s: &dyn JobStore) {
+    let j = active_job(s, "111111111111", "t", 3, 0).await;
+    assert_eq!(j.total_tasks, Some(3));
+    let c0 = s.claim_chunk("w1", 0, 1000).await.unwrap().unwrap();
+    let c1 = s.claim_chunk("w2", 0, 1000).await.unwrap().unwrap();
+    assert_ne!(c0.id, c1.id);
+    assert_eq!(c0.attempts, 1);
+    let counts = s.chunk_counts(&j.id, 0).await.unwrap();
+    assert_eq!(counts, ChunkCounts { pending: 1, leased: 2, expired: 0, done: 0 });
+
+    let r = ChunkResult { succeeded: 1, failed: 0, succeeded_rows: b"mb,k0,,succeeded,200,,Successful\n".to_vec(), ..Default::default() };
+    // Someone else's lease: refused, nothing counted.
+    assert!(!s.complete_chunk("w2", &c0.id, &r, 1).await.unwrap());
+    assert!(s.complete_chunk("w1", &c0.id, &r, 1).await.unwrap());
+    // Twice: refused, counted once.
+    assert!(!s.complete_chunk("w1", &c0.id, &r, 1).await.unwrap());
+    let job = s.get_job(None, &j.id).await.unwrap().unwrap();
+    assert_eq!((job.succeeded, job.failed), (1, 0));
+
+    // Heartbeats renew only the caller's leases.
+    let renewed = s.heartbeat("w2", &[c0.id.clone(), c1.id.clone()], 500, 1000).await.unwrap();
+    assert_eq!(renewed, vec![c1.id.clone()]);
+    // Released chunks go back to pending.
+    s.release_chunk("w2", &c1.id).await.unwrap();
+    assert_eq!(s.chunk_counts(&j.id, 500).await.unwrap().pending, 2);
+
+    let rows = s.chunk_results(&j.id, -1, 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].seq, c0.id.seq);
+    assert_eq!(rows[0].succeeded_rows, r.succeeded_rows);
+    assert!(rows[0].failed_rows.is_empty());
+
+    // Nothing to claim from jobs that are not Active.
+    s.update_status(&j.id, JobStatus::Active, &StatusChange::to(JobStatus::Pausing), 600).await.unwrap();
+    assert!(s.claim_chunk("w3", 600, 1000).await.unwrap().is_none());
+}
+
+pub async fn expired_leases_are_reclaimed(s: &dyn JobStore) {
+    let j = active_job(s, "111111111111", "t", 1, 0).await;
+    let c = s.claim_chunk("dead", 0, 1000).await.unwrap().unwrap();
+    assert!(s.claim_chunk("w2", 999, 1000).await.unwrap().is_none(), "lease still held");
+    assert_eq!(s.chunk_counts(&j.id, 1001).await.unwrap().expired, 1);
+    let again = s.claim_chunk("w2", 1001, 1000).await.unwrap().unwrap();
+    assert_eq!(again.id, c.id);
+    assert_eq!(again.attempts, 2);
+    let r = ChunkResult { succeeded: 1, ..Default::default() };
+    assert!(!s.complete_chunk("dead", &c.id, &r, 1002).await.unwrap(), "the dead worker lost its lease");
+    assert!(s.heartbeat("dead", &[c.id.clone()], 1002, 1000).await.unwrap().is_empty());
+    assert!(s.complete_chunk("w2", &c.id, &r, 1002).await.unwrap());
+    assert_eq!(s.get_job(None, &j.id).await.unwrap().unwrap().succeeded, 1);
+}
+
+pub async fn claim_order_follows_priority(s: &dyn JobStore) {
+    let low = active_job(s, "111111111111", "low", 2, 0).await;
+    let high = active_job(s, "111111111111", "high", 2, 10).await;
+    assert!(s.set_priority("111111111111", &high.id, 99, 20).await.unwrap());
+    let c = s.claim_chunk("w", 30, 1000).await.unwrap().unwrap();
+    assert_eq!(c.id.job_id, high.id);
+    assert_eq!(c.id.seq, 0);
+    let c = s.claim_chunk("w", 30, 1000).await.unwrap().unwrap();
+    assert_eq!((c.id.job_id.as_str(), c.id.seq), (high.id.as_str(), 1));
+    let c = s.claim_chunk("w", 30, 1000).await.unwrap().unwrap();
+    assert_eq!(c.id.job_id, low.id);
+}
+
+pub async fn duty_lease(s: &dyn JobStore) {
+    let j = created(s, "111111111111", "t", 0).await;
+    assert!(s.claim_duty(&j.id, "a", 0, 100).await.unwrap());
+    assert!(!s.claim_duty(&j.id, "b", 50, 100).await.unwrap());
+    assert!(s.claim_duty(&j.id, "a", 50, 100).await.unwrap(), "the holder renews");
+    assert!(!s.insert_chunks(&j.id, "b", &[]).await.unwrap());
+    assert!(s.claim_duty(&j.id, "b", 151, 100).await.unwrap(), "expired: taken over");
+    assert!(!s.insert_chunks(&j.id, "a", &[]).await.unwrap());
+    s.release_duty(&j.id, "b").await.unwrap();
+    assert!(s.claim_duty(&j.id, "c", 152, 100).await.unwrap());
+    s.update_status(&j.id, JobStatus::New, &StatusChange::to(JobStatus::Preparing), 153).await.unwrap();
+    assert!(!s.finish_preparing(&j.id, "a", 0, "e", JobStatus::Ready, 154).await.unwrap());
+    assert!(s.finish_preparing(&j.id, "c", 0, "e", JobStatus::Ready, 154).await.unwrap());
+}
+
+pub async fn priority_tags_and_delete(s: &dyn JobStore) {
+    let j = active_job(s, "111111111111", "t", 2, 0).await;
+    assert!(!s.set_priority("222222222222", &j.id, 5, 1).await.unwrap(), "other accounts cannot");
+    assert!(s.set_priority("111111111111", &j.id, 5, 1).await.unwrap());
+    let tags = vec![Tag::new("team", "data"), Tag::new("env", "ci")];
+    assert!(s.set_tags("111111111111", &j.id, &tags, 2).await.unwrap());
+    let got = s.get_job(None, &j.id).await.unwrap().unwrap();
+    assert_eq!((got.priority, got.tags), (5, tags));
+    assert!(!s.set_tags("111111111111", "missing", &[], 2).await.unwrap());
+    s.set_report_key(&j.id, "reports/job-x/manifest.json").await.unwrap();
+    assert_eq!(s.get_job(None, &j.id).await.unwrap().unwrap().report_key.as_deref(), Some("reports/job-x/manifest.json"));
+    s.delete_job(&j.id).await.unwrap();
+    assert!(s.get_job(None, &j.id).await.unwrap().is_none());
+    assert_eq!(s.chunk_counts(&j.id, 3).await.unwrap(), ChunkCounts::default());
+}

@@ -1,0 +1,178 @@
+//! The records the store keeps.
+
+use s3batch_core::{JobSpec, JobStatus, Millis, Tag};
+use serde::{Deserialize, Serialize};
+
+/// A job to insert.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: String,
+    pub account_id: String,
+    pub client_request_token: String,
+    /// Hash of the request (without the token), to tell a retry from a different request.
+    pub request_hash: String,
+    pub spec: JobSpec,
+}
+
+/// What `create_job` did.
+#[derive(Debug, Clone)]
+pub enum CreateOutcome {
+    Created(Job),
+    /// The same token and request were seen before: this is that job.
+    Existing(Job),
+}
+
+impl CreateOutcome {
+    pub fn job(&self) -> &Job {
+        match self {
+            CreateOutcome::Created(j) | CreateOutcome::Existing(j) => j,
+        }
+    }
+}
+
+/// `{FailureCode, FailureReason}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct FailureReason {
+    pub failure_code: String,
+    pub failure_reason: String,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: String,
+    pub account_id: String,
+    pub status: JobStatus,
+    pub priority: i64,
+    pub spec: JobSpec,
+    pub client_request_token: String,
+    pub tags: Vec<Tag>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub suspended_at: Option<Millis>,
+    pub suspended_cause: Option<String>,
+    pub terminated_at: Option<Millis>,
+    pub status_update_reason: Option<String>,
+    pub failure_reasons: Vec<FailureReason>,
+    /// Known once Preparing is done.
+    pub total_tasks: Option<i64>,
+    pub succeeded: i64,
+    pub failed: i64,
+    /// Time spent in Active before the current stretch.
+    pub active_ms: i64,
+    /// When the current stretch in Active began.
+    pub active_since: Option<Millis>,
+    pub manifest_etag: Option<String>,
+    pub report_key: Option<String>,
+}
+
+impl Job {
+    /// ElapsedTimeInActiveSeconds as of `now`.
+    pub fn active_seconds(&self, now: Millis) -> i64 {
+        let running = self.active_since.map(|s| (now - s).max(0)).unwrap_or(0);
+        (self.active_ms + running) / 1000
+    }
+}
+
+/// A status change and what goes with it.
+#[derive(Debug, Clone, Default)]
+pub struct StatusChange {
+    pub to: Option<JobStatus>,
+    /// StatusUpdateReason (a user's reason for cancel or confirm).
+    pub reason: Option<String>,
+    /// Appended to FailureReasons.
+    pub failure: Option<FailureReason>,
+    /// SuspendedCause, when going to Suspended or Paused.
+    pub suspended_cause: Option<String>,
+}
+
+impl StatusChange {
+    pub fn to(status: JobStatus) -> Self {
+        StatusChange { to: Some(status), ..Default::default() }
+    }
+    pub fn reason(mut self, r: Option<String>) -> Self {
+        self.reason = r;
+        self
+    }
+    pub fn failure(mut self, code: &str, reason: impl Into<String>) -> Self {
+        let mut reason: String = reason.into();
+        if reason.chars().count() > 256 {
+            reason = reason.chars().take(253).collect::<String>() + "...";
+        }
+        self.failure = Some(FailureReason { failure_code: code.into(), failure_reason: reason });
+        self
+    }
+    pub fn cause(mut self, c: impl Into<String>) -> Self {
+        self.suspended_cause = Some(c.into());
+        self
+    }
+}
+
+/// ListJobs filter and page.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub statuses: Vec<JobStatus>,
+    /// Continue after this job (created_at, id) in newest-first order.
+    pub after: Option<(Millis, String)>,
+    pub limit: i64,
+    /// Leave out jobs that ended before this time (retention).
+    pub terminated_after: Option<Millis>,
+}
+
+/// A chunk to record while preparing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChunk {
+    pub seq: i64,
+    pub start_offset: i64,
+    pub end_offset: i64,
+    /// Line number (from 1) of the chunk's first line.
+    pub first_line: i64,
+    pub line_count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChunkId {
+    pub job_id: String,
+    pub seq: i64,
+}
+
+/// A claimed chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    pub id: ChunkId,
+    pub start_offset: i64,
+    pub end_offset: i64,
+    pub first_line: i64,
+    pub line_count: i64,
+    pub attempts: i64,
+    pub lease_expires: Millis,
+}
+
+/// What a chunk's tasks did: counts and report CSV lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkResult {
+    pub succeeded: i64,
+    pub failed: i64,
+    pub succeeded_rows: Vec<u8>,
+    pub failed_rows: Vec<u8>,
+}
+
+/// A finished chunk's report lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRows {
+    pub seq: i64,
+    pub succeeded_rows: Vec<u8>,
+    pub failed_rows: Vec<u8>,
+}
+
+/// How a job's chunks stand.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChunkCounts {
+    pub pending: i64,
+    /// Leased and not expired.
+    pub leased: i64,
+    /// Leased, but the lease ran out (its worker died).
+    pub expired: i64,
+    pub done: i64,
+}

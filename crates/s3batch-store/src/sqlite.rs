@@ -1,0 +1,521 @@
+//! The SQLite job store: the embedded default. WAL mode; one writer connection (so write transactions never fight
+//! over the lock) and a small pool of readers.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use s3batch_core::{JobStatus, Millis, Tag};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::*;
+
+/// SQLite-backed [`JobStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+const JOB_COLUMNS: &str = "id, account_id, status, priority, spec, client_request_token, tags, created_at, \
+    updated_at, suspended_at, suspended_cause, terminated_at, status_update_reason, failure_reasons, total_tasks, \
+    succeeded, failed, active_ms, active_since, manifest_etag, report_key";
+
+impl SqliteStore {
+    /// Open (creating if missing) the database file and run the migrations.
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        let opts = SqliteConnectOptions::new().filename(path).create_if_missing(true);
+        Self::connect(opts).await
+    }
+
+    /// Open from a `sqlite://…` URL (`sqlite::memory:` is not supported: readers and the writer must share a file).
+    pub async fn open_url(url: &str) -> Result<SqliteStore> {
+        let opts = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
+        Self::connect(opts).await
+    }
+
+    async fn connect(opts: SqliteConnectOptions) -> Result<SqliteStore> {
+        let opts = opts
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory");
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
+        Ok(SqliteStore { writer, reader })
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("plain data always serialises")
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn job_from_row(r: &SqliteRow) -> Result<Job> {
+    let status: String = r.try_get("status")?;
+    Ok(Job {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        status: JobStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        priority: r.try_get("priority")?,
+        spec: parse_json("spec", &r.try_get::<String, _>("spec")?)?,
+        client_request_token: r.try_get("client_request_token")?,
+        tags: parse_json("tags", &r.try_get::<String, _>("tags")?)?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        suspended_at: r.try_get("suspended_at")?,
+        suspended_cause: r.try_get("suspended_cause")?,
+        terminated_at: r.try_get("terminated_at")?,
+        status_update_reason: r.try_get("status_update_reason")?,
+        failure_reasons: parse_json("failure_reasons", &r.try_get::<String, _>("failure_reasons")?)?,
+        total_tasks: r.try_get("total_tasks")?,
+        succeeded: r.try_get("succeeded")?,
+        failed: r.try_get("failed")?,
+        active_ms: r.try_get("active_ms")?,
+        active_since: r.try_get("active_since")?,
+        manifest_etag: r.try_get("manifest_etag")?,
+        report_key: r.try_get("report_key")?,
+    })
+}
+
+fn status_list(statuses: &[JobStatus]) -> String {
+    statuses.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",")
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn create_job(&self, new: &NewJob, now: Millis) -> Result<CreateOutcome> {
+        let mut tx = self.writer.begin().await?;
+        let existing = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS}, request_hash FROM jobs WHERE account_id = ? AND client_request_token = ?"
+        ))
+        .bind(&new.account_id)
+        .bind(&new.client_request_token)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            let hash: String = row.try_get("request_hash")?;
+            let job = job_from_row(&row)?;
+            return if hash == new.request_hash {
+                Ok(CreateOutcome::Existing(job))
+            } else {
+                Err(StoreError::IdempotencyMismatch(job.id))
+            };
+        }
+        sqlx::query(
+            "INSERT INTO jobs (id, account_id, status, priority, operation, description, spec, client_request_token, \
+             request_hash, tags, created_at, updated_at) VALUES (?, ?, 'New', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&new.id)
+        .bind(&new.account_id)
+        .bind(new.spec.priority)
+        .bind(new.spec.operation.name())
+        .bind(&new.spec.description)
+        .bind(json(&new.spec))
+        .bind(&new.client_request_token)
+        .bind(&new.request_hash)
+        .bind(json(&new.spec.tags))
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
+            .bind(&new.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let job = job_from_row(&row)?;
+        tx.commit().await?;
+        Ok(CreateOutcome::Created(job))
+    }
+
+    async fn get_job(&self, account: Option<&str>, id: &str) -> Result<Option<Job>> {
+        let row = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND (? IS NULL OR account_id = ?)"
+        ))
+        .bind(id)
+        .bind(account)
+        .bind(account)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn list_jobs(&self, account: &str, f: &ListFilter) -> Result<Vec<Job>> {
+        let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE account_id = ?");
+        if !f.statuses.is_empty() {
+            sql += &format!(" AND status IN ({})", status_list(&f.statuses));
+        }
+        if f.after.is_some() {
+            sql += " AND (created_at < ? OR (created_at = ? AND id < ?))";
+        }
+        if f.terminated_after.is_some() {
+            sql += " AND (terminated_at IS NULL OR terminated_at >= ?)";
+        }
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?";
+        let mut q = sqlx::query(&sql).bind(account);
+        if let Some((t, id)) = &f.after {
+            q = q.bind(t).bind(t).bind(id);
+        }
+        if let Some(t) = f.terminated_after {
+            q = q.bind(t);
+        }
+        let rows = q.bind(f.limit).fetch_all(&self.reader).await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn jobs_in(&self, statuses: &[JobStatus]) -> Result<Vec<Job>> {
+        if statuses.is_empty() {
+            return Ok(vec![]);
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ({}) ORDER BY priority DESC, created_at, id",
+            status_list(statuses)
+        ))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn update_status(&self, id: &str, expected: JobStatus, ch: &StatusChange, now: Millis) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let Some(row) = sqlx::query("SELECT failure_reasons FROM jobs WHERE id = ? AND status = ?")
+            .bind(id)
+            .bind(expected.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let mut reasons: Vec<FailureReason> = parse_json("failure_reasons", &row.try_get::<String, _>(0)?)?;
+        if let Some(f) = &ch.failure {
+            reasons.push(f.clone());
+        }
+        let to = ch.to.unwrap_or(expected);
+        let res = sqlx::query(
+            "UPDATE jobs SET status = ?1, updated_at = ?2,
+               active_ms = active_ms + CASE WHEN active_since IS NOT NULL AND ?1 <> 'Active'
+                                            THEN MAX(?2 - active_since, 0) ELSE 0 END,
+               active_since = CASE WHEN ?1 = 'Active' THEN COALESCE(active_since, ?2) ELSE NULL END,
+               suspended_at = CASE WHEN ?1 IN ('Suspended', 'Paused') AND status <> ?1 THEN ?2
+                                   WHEN ?1 IN ('Suspended', 'Paused') THEN suspended_at ELSE NULL END,
+               suspended_cause = CASE WHEN ?1 IN ('Suspended', 'Paused') THEN COALESCE(?3, suspended_cause)
+                                      ELSE NULL END,
+               terminated_at = CASE WHEN ?1 IN ('Complete', 'Failed', 'Cancelled') THEN ?2 ELSE terminated_at END,
+               status_update_reason = COALESCE(?4, status_update_reason),
+               failure_reasons = ?5
+             WHERE id = ?6 AND status = ?7",
+        )
+        .bind(to.as_str())
+        .bind(now)
+        .bind(&ch.suspended_cause)
+        .bind(&ch.reason)
+        .bind(json(&reasons))
+        .bind(id)
+        .bind(expected.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn set_priority(&self, account: &str, id: &str, priority: i64, now: Millis) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE jobs SET priority = ?, updated_at = ? WHERE id = ? AND account_id = ?
+             AND status NOT IN ('Complete', 'Failed', 'Cancelled')",
+        )
+        .bind(priority)
+        .bind(now)
+        .bind(id)
+        .bind(account)
+        .execute(&self.writer)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn set_tags(&self, account: &str, id: &str, tags: &[Tag], now: Millis) -> Result<bool> {
+        let res = sqlx::query("UPDATE jobs SET tags = ?, updated_at = ? WHERE id = ? AND account_id = ?")
+            .bind(json(&tags))
+            .bind(now)
+            .bind(id)
+            .bind(account)
+            .execute(&self.writer)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn claim_duty(&self, id: &str, owner: &str, now: Millis, ttl_ms: i64) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE jobs SET duty_owner = ?, duty_expires = ? WHERE id = ?
+             AND (duty_owner IS NULL OR duty_owner = ? OR duty_expires < ?)",
+        )
+        .bind(owner)
+        .bind(now + ttl_ms)
+        .bind(id)
+        .bind(owner)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn release_duty(&self, id: &str, owner: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET duty_owner = NULL, duty_expires = NULL WHERE id = ? AND duty_owner = ?")
+            .bind(id)
+            .bind(owner)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn clear_chunks(&self, job_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM chunks WHERE job_id = ?").bind(job_id).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn insert_chunks(&self, job_id: &str, owner: &str, chunks: &[NewChunk]) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let held = sqlx::query("SELECT 1 FROM jobs WHERE id = ? AND duty_owner = ?")
+            .bind(job_id)
+            .bind(owner)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !held {
+            return Ok(false);
+        }
+        for c in chunks {
+            sqlx::query(
+                "INSERT INTO chunks (job_id, seq, start_offset, end_offset, first_line, line_count)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(job_id)
+            .bind(c.seq)
+            .bind(c.start_offset)
+            .bind(c.end_offset)
+            .bind(c.first_line)
+            .bind(c.line_count)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn finish_preparing(
+        &self,
+        job_id: &str,
+        owner: &str,
+        total_tasks: i64,
+        manifest_etag: &str,
+        to: JobStatus,
+        now: Millis,
+    ) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE jobs SET status = ?1, total_tasks = ?2, manifest_etag = ?3, updated_at = ?4,
+               suspended_at = CASE WHEN ?1 = 'Suspended' THEN ?4 ELSE NULL END,
+               suspended_cause = CASE WHEN ?1 = 'Suspended' THEN 'AwaitingConfirmation' ELSE NULL END,
+               duty_owner = NULL, duty_expires = NULL
+             WHERE id = ?5 AND status = 'Preparing' AND duty_owner = ?6",
+        )
+        .bind(to.as_str())
+        .bind(total_tasks)
+        .bind(manifest_etag)
+        .bind(now)
+        .bind(job_id)
+        .bind(owner)
+        .execute(&self.writer)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn claim_chunk(&self, owner: &str, now: Millis, lease_ms: i64) -> Result<Option<Chunk>> {
+        let row = sqlx::query(
+            "UPDATE chunks SET state = 'leased', lease_owner = ?1, lease_expires = ?2, attempts = attempts + 1
+             WHERE (job_id, seq) = (
+               SELECT c.job_id, c.seq FROM chunks c JOIN jobs j ON j.id = c.job_id
+               WHERE j.status = 'Active'
+                 AND (c.state = 'pending' OR (c.state = 'leased' AND c.lease_expires < ?3))
+               ORDER BY j.priority DESC, j.created_at, j.id, c.seq LIMIT 1)
+             RETURNING job_id, seq, start_offset, end_offset, first_line, line_count, attempts, lease_expires",
+        )
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.map(|r| {
+            Ok(Chunk {
+                id: ChunkId { job_id: r.try_get(0)?, seq: r.try_get(1)? },
+                start_offset: r.try_get(2)?,
+                end_offset: r.try_get(3)?,
+                first_line: r.try_get(4)?,
+                line_count: r.try_get(5)?,
+                attempts: r.try_get(6)?,
+                lease_expires: r.try_get(7)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn heartbeat(&self, owner: &str, chunks: &[ChunkId], now: Millis, lease_ms: i64) -> Result<Vec<ChunkId>> {
+        let mut renewed = Vec::new();
+        let mut tx = self.writer.begin().await?;
+        for c in chunks {
+            let res = sqlx::query(
+                "UPDATE chunks SET lease_expires = ? WHERE job_id = ? AND seq = ? AND state = 'leased'
+                 AND lease_owner = ?",
+            )
+            .bind(now + lease_ms)
+            .bind(&c.job_id)
+            .bind(c.seq)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+            if res.rows_affected() == 1 {
+                renewed.push(c.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(renewed)
+    }
+
+    async fn complete_chunk(&self, owner: &str, chunk: &ChunkId, r: &ChunkResult, now: Millis) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let res = sqlx::query(
+            "UPDATE chunks SET state = 'done', lease_owner = NULL, lease_expires = NULL,
+               succeeded = ?, failed = ?, succeeded_rows = ?, failed_rows = ?
+             WHERE job_id = ? AND seq = ? AND state = 'leased' AND lease_owner = ?",
+        )
+        .bind(r.succeeded)
+        .bind(r.failed)
+        .bind(&r.succeeded_rows)
+        .bind(&r.failed_rows)
+        .bind(&chunk.job_id)
+        .bind(chunk.seq)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if res.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE jobs SET succeeded = succeeded + ?, failed = failed + ?, updated_at = ? WHERE id = ?")
+            .bind(r.succeeded)
+            .bind(r.failed)
+            .bind(now)
+            .bind(&chunk.job_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn release_chunk(&self, owner: &str, chunk: &ChunkId) -> Result<()> {
+        sqlx::query(
+            "UPDATE chunks SET state = 'pending', lease_owner = NULL, lease_expires = NULL
+             WHERE job_id = ? AND seq = ? AND state = 'leased' AND lease_owner = ?",
+        )
+        .bind(&chunk.job_id)
+        .bind(chunk.seq)
+        .bind(owner)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn chunk_counts(&self, job_id: &str, now: Millis) -> Result<ChunkCounts> {
+        let r = sqlx::query(
+            "SELECT
+               COALESCE(SUM(state = 'pending'), 0),
+               COALESCE(SUM(state = 'leased' AND lease_expires >= ?), 0),
+               COALESCE(SUM(state = 'leased' AND lease_expires < ?), 0),
+               COALESCE(SUM(state = 'done'), 0)
+             FROM chunks WHERE job_id = ?",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(job_id)
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(ChunkCounts { pending: r.try_get(0)?, leased: r.try_get(1)?, expired: r.try_get(2)?, done: r.try_get(3)? })
+    }
+
+    async fn chunk_results(&self, job_id: &str, after_seq: i64, limit: i64) -> Result<Vec<ChunkRows>> {
+        let rows = sqlx::query(
+            "SELECT seq, COALESCE(succeeded_rows, x''), COALESCE(failed_rows, x'') FROM chunks
+             WHERE job_id = ? AND seq > ? AND state = 'done' ORDER BY seq LIMIT ?",
+        )
+        .bind(job_id)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(ChunkRows { seq: r.try_get(0)?, succeeded_rows: r.try_get(1)?, failed_rows: r.try_get(2)? }))
+            .collect()
+    }
+
+    async fn set_report_key(&self, job_id: &str, key: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET report_key = ? WHERE id = ?").bind(key).bind(job_id).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn delete_job(&self, job_id: &str) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM chunks WHERE job_id = ?").bind(job_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM jobs WHERE id = ?").bind(job_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        (dir, s)
+    }
+
+    macro_rules! conformance {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $name() {
+                let (_dir, s) = store().await;
+                crate::conformance::$name(&s).await;
+            }
+        )*};
+    }
+
+    conformance!(
+        create_and_idempotency,
+        status_compare_and_set,
+        timers_and_dates,
+        list_filter_and_paging,
+        chunks_leases_and_commit,
+        expired_leases_are_reclaimed,
+        claim_order_follows_priority,
+        duty_lease,
+        priority_tags_and_delete,
+    );
+
+    #[tokio::test]
+    async fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let s = SqliteStore::open(&path).await.unwrap();
+        let job = crate::conformance::new_job("123456789012", "tok");
+        s.create_job(&job, 1).await.unwrap();
+        drop(s);
+        let s = SqliteStore::open(&path).await.unwrap();
+        assert!(s.get_job(None, &job.id).await.unwrap().is_some());
+    }
+}
