@@ -30,14 +30,8 @@ pub fn object_arn(bucket: &str, key: &str) -> String {
 
 fn s3_resource(arn: &str) -> Option<&str> {
     let mut parts = arn.splitn(6, ':');
-    let (a, partition, service, region, account, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
+    let (a, partition, service, region, account, resource) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     (a == "arn" && !partition.is_empty() && service == "s3" && region.is_empty() && account.is_empty())
         .then_some(resource)
 }
@@ -47,9 +41,7 @@ fn s3_resource(arn: &str) -> Option<&str> {
 pub fn valid_bucket_name(b: &str) -> bool {
     let bytes = b.as_bytes();
     (3..=63).contains(&bytes.len())
-        && bytes
-            .iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'_'))
+        && bytes.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'_'))
         && bytes[0].is_ascii_alphanumeric()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric()
 }
@@ -61,14 +53,14 @@ mod tests {
     #[test]
     fn object_arns() {
         assert_eq!(
-            parse_object_arn("arn:aws:s3:::mb/dir/manifest.csv"),
-            Some(("mb".into(), "dir/manifest.csv".into()))
+            parse_object_arn("arn:aws:s3:::mbk/dir/manifest.csv"),
+            Some(("mbk".into(), "dir/manifest.csv".into()))
         );
-        assert_eq!(parse_object_arn("arn:aws:s3:::mb"), None);
-        assert_eq!(parse_object_arn("arn:aws:s3:::mb/"), None);
+        assert_eq!(parse_object_arn("arn:aws:s3:::mbk"), None);
+        assert_eq!(parse_object_arn("arn:aws:s3:::mbk/"), None);
         assert_eq!(parse_object_arn("arn:aws:s3:us-east-1::mb/k"), None);
-        assert_eq!(parse_object_arn("arn:aws:sqs:::mb/k"), None);
-        assert_eq!(parse_object_arn("arn:aws-cn:s3:::mb/k%20x"), Some(("mb".into(), "k%20x".into())));
+        assert_eq!(parse_object_arn("arn:aws:sqs:::mbk/k"), None);
+        assert_eq!(parse_object_arn("arn:aws-cn:s3:::mbk/k%20x"), Some(("mbk".into(), "k%20x".into())));
     }
 
     #[test]

@@ -104,7 +104,7 @@ impl CsvLayout {
                 let v = field(i, "VersionId")?;
                 if v.is_empty() {
                     return Err(err(
-                        "has no version id, but version ids are all or nothing: every line must have one".into(),
+                        "has no version id, but version ids are all or nothing: every line must have one".into()
                     ));
                 }
                 Some(v.to_string())

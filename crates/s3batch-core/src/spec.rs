@@ -209,9 +209,7 @@ fn check(ok: bool, message: impl FnOnce() -> String) -> Result<(), ValidationErr
 
 fn check_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), ValidationError> {
     let n = v.chars().count();
-    check((min..=max).contains(&n), || {
-        format!("{field} must be {min} to {max} characters long, got {n}")
-    })
+    check((min..=max).contains(&n), || format!("{field} must be {min} to {max} characters long, got {n}"))
 }
 
 /// Tag rules shared by job tags and object tags: unique keys, key 1..128, value 0..256, the AWS character set.
@@ -248,7 +246,9 @@ impl JobSpec {
         }
         if let Some(r) = &self.role_arn {
             check_len("RoleArn", r, 1, 2048)?;
-            check(valid_role_arn(r), || format!("RoleArn '{r}' is not of the form arn:aws:iam::<12 digits>:role/<name>"))?;
+            check(valid_role_arn(r), || {
+                format!("RoleArn '{r}' is not of the form arn:aws:iam::<12 digits>:role/<name>")
+            })?;
         }
         validate_tags("job tag", &self.tags, MAX_JOB_TAGS)?;
         self.validate_manifest()?;
@@ -282,9 +282,10 @@ impl JobSpec {
         if !r.enabled {
             return Ok(());
         }
-        let bucket = r.bucket.as_deref().ok_or_else(|| {
-            ValidationError::bad_request("Report.Bucket is required when the report is enabled")
-        })?;
+        let bucket = r
+            .bucket
+            .as_deref()
+            .ok_or_else(|| ValidationError::bad_request("Report.Bucket is required when the report is enabled"))?;
         check(arn::parse_bucket_arn(bucket).is_some(), || {
             format!("Report.Bucket '{bucket}' is not a bucket ARN (arn:aws:s3:::bucket)")
         })?;
@@ -326,7 +327,10 @@ impl JobSpec {
                 }
                 if let Some(acl) = &c.canned_access_control_list {
                     check(CANNED_ACLS.contains(&acl.as_str()), || {
-                        format!("S3PutObjectCopy.CannedAccessControlList '{acl}' is not one of {}", CANNED_ACLS.join(", "))
+                        format!(
+                            "S3PutObjectCopy.CannedAccessControlList '{acl}' is not one of {}",
+                            CANNED_ACLS.join(", ")
+                        )
                     })?;
                 }
                 for (name, v) in [
@@ -382,8 +386,8 @@ mod tests {
         serde_json::from_value(serde_json::json!({
             "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
             "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                         "Location": {"ObjectArn": "arn:aws:s3:::mb/manifest.csv", "ETag": "\"abc\""}},
-            "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::rb", "Format": "Report_CSV_20180820",
+                         "Location": {"ObjectArn": "arn:aws:s3:::mbk/manifest.csv", "ETag": "\"abc\""}},
+            "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::rbk", "Format": "Report_CSV_20180820",
                        "ReportScope": "AllTasks", "Prefix": "reports"},
             "Priority": 10,
             "RoleArn": "arn:aws:iam::123456789012:role/batch"
@@ -423,7 +427,7 @@ mod tests {
         assert!(s.validate().is_err());
 
         let mut s = spec();
-        s.manifest.location.object_arn = "arn:aws:s3:::mb".into();
+        s.manifest.location.object_arn = "arn:aws:s3:::mbk".into();
         assert!(s.validate().is_err());
 
         let mut s = spec();

@@ -124,10 +124,7 @@ pub struct UnknownStatus(pub String);
 impl FromStr for JobStatus {
     type Err = UnknownStatus;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| UnknownStatus(s.to_string()))
+        JobStatus::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| UnknownStatus(s.to_string()))
     }
 }
 
@@ -145,14 +142,12 @@ pub fn transition(from: JobStatus, event: Event) -> Result<JobStatus, IllegalTra
         (S::Ready, E::Pause) => S::Paused,
         (S::Pausing, E::Drained) => S::Paused,
         (S::Active, E::TasksDone) => S::Completing,
-        (
-            S::New | S::Preparing | S::Suspended | S::Ready | S::Active | S::Pausing | S::Paused,
-            E::Cancel,
-        ) => S::Cancelling,
-        (
-            S::Preparing | S::Suspended | S::Ready | S::Active | S::Pausing | S::Paused | S::Completing,
-            E::Fail,
-        ) => S::Failing,
+        (S::New | S::Preparing | S::Suspended | S::Ready | S::Active | S::Pausing | S::Paused, E::Cancel) => {
+            S::Cancelling
+        }
+        (S::Preparing | S::Suspended | S::Ready | S::Active | S::Pausing | S::Paused | S::Completing, E::Fail) => {
+            S::Failing
+        }
         (S::Completing, E::Finished) => S::Complete,
         (S::Cancelling, E::Finished) => S::Cancelled,
         (S::Failing, E::Finished) => S::Failed,

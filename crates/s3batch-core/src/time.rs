@@ -21,9 +21,7 @@ pub fn to_datetime(ms: Millis) -> DateTime<Utc> {
 
 /// Parse an ISO-8601 / RFC 3339 timestamp (what clients send) into milliseconds.
 pub fn parse_iso(s: &str) -> Option<Millis> {
-    DateTime::parse_from_rfc3339(s.trim())
-        .ok()
-        .map(|d| d.with_timezone(&Utc).timestamp_millis())
+    DateTime::parse_from_rfc3339(s.trim()).ok().map(|d| d.with_timezone(&Utc).timestamp_millis())
 }
 
 #[cfg(test)]

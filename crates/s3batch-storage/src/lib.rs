@@ -12,7 +12,12 @@
 //! Every failure is a [`StorageError`] carrying the store's own error code and HTTP status, classified once as
 //! transient (retry) or permanent (report it).
 
+mod common;
 pub mod config;
+/// A backend-neutral test suite every [`ObjectStore`] must pass: test support, compiled for this crate's tests and
+/// with the `conformance` feature (which the crate's own integration tests turn on through a dev-dependency).
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod local;
 pub mod memory;
 pub mod router;

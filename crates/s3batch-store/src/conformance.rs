@@ -65,7 +65,10 @@ pub async fn create_and_idempotency(s: &dyn JobStore) {
     other.request_hash = "hash-2".into();
     assert!(matches!(s.create_job(&other, 3000).await, Err(StoreError::IdempotencyMismatch(id)) if id == job.id));
     // Same token in another account: a separate job.
-    assert!(matches!(s.create_job(&new_job("222222222222", "token-1"), 4000).await.unwrap(), CreateOutcome::Created(_)));
+    assert!(matches!(
+        s.create_job(&new_job("222222222222", "token-1"), 4000).await.unwrap(),
+        CreateOutcome::Created(_)
+    ));
     // Account scoping of reads.
     assert!(s.get_job(Some("111111111111"), &job.id).await.unwrap().is_some());
     assert!(s.get_job(Some("222222222222"), &job.id).await.unwrap().is_none());
@@ -165,7 +168,12 @@ pub async fn chunks_leases_and_commit(s: &dyn JobStore) {
     let counts = s.chunk_counts(&j.id, 0).await.unwrap();
     assert_eq!(counts, ChunkCounts { pending: 1, leased: 2, expired: 0, done: 0 });
 
-    let r = ChunkResult { succeeded: 1, failed: 0, succeeded_rows: b"mb,k0,,succeeded,200,,Successful\n".to_vec(), ..Default::default() };
+    let r = ChunkResult {
+        succeeded: 1,
+        failed: 0,
+        succeeded_rows: b"mb,k0,,succeeded,200,,Successful\n".to_vec(),
+        ..Default::default()
+    };
     // Someone else's lease: refused, nothing counted.
     assert!(!s.complete_chunk("w2", &c0.id, &r, 1).await.unwrap());
     assert!(s.complete_chunk("w1", &c0.id, &r, 1).await.unwrap());
@@ -202,7 +210,7 @@ pub async fn expired_leases_are_reclaimed(s: &dyn JobStore) {
     assert_eq!(again.attempts, 2);
     let r = ChunkResult { succeeded: 1, ..Default::default() };
     assert!(!s.complete_chunk("dead", &c.id, &r, 1002).await.unwrap(), "the dead worker lost its lease");
-    assert!(s.heartbeat("dead", &[c.id.clone()], 1002, 1000).await.unwrap().is_empty());
+    assert!(s.heartbeat("dead", std::slice::from_ref(&c.id), 1002, 1000).await.unwrap().is_empty());
     assert!(s.complete_chunk("w2", &c.id, &r, 1002).await.unwrap());
     assert_eq!(s.get_job(None, &j.id).await.unwrap().unwrap().succeeded, 1);
 }
@@ -245,7 +253,10 @@ pub async fn priority_tags_and_delete(s: &dyn JobStore) {
     assert_eq!((got.priority, got.tags), (5, tags));
     assert!(!s.set_tags("111111111111", "missing", &[], 2).await.unwrap());
     s.set_report_key(&j.id, "reports/job-x/manifest.json").await.unwrap();
-    assert_eq!(s.get_job(None, &j.id).await.unwrap().unwrap().report_key.as_deref(), Some("reports/job-x/manifest.json"));
+    assert_eq!(
+        s.get_job(None, &j.id).await.unwrap().unwrap().report_key.as_deref(),
+        Some("reports/job-x/manifest.json")
+    );
     s.delete_job(&j.id).await.unwrap();
     assert!(s.get_job(None, &j.id).await.unwrap().is_none());
     assert_eq!(s.chunk_counts(&j.id, 3).await.unwrap(), ChunkCounts::default());

@@ -136,14 +136,13 @@ impl JobStore for SqliteStore {
     }
 
     async fn get_job(&self, account: Option<&str>, id: &str) -> Result<Option<Job>> {
-        let row = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND (? IS NULL OR account_id = ?)"
-        ))
-        .bind(id)
-        .bind(account)
-        .bind(account)
-        .fetch_optional(&self.reader)
-        .await?;
+        let row =
+            sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND (? IS NULL OR account_id = ?)"))
+                .bind(id)
+                .bind(account)
+                .bind(account)
+                .fetch_optional(&self.reader)
+                .await?;
         row.as_ref().map(job_from_row).transpose()
     }
 

@@ -1,0 +1,255 @@
+//! Preparing: read the manifest once, as a stream, check its ETag, validate every line, and record a chunk (a byte
+//! range and its first line number) every `chunk_size` lines. Memory stays flat whatever the manifest's size.
+
+use std::io;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use s3batch_core::manifest::{CsvLayout, ManifestFormat, csv_reader};
+use s3batch_core::{JobStatus, arn};
+use s3batch_storage::ObjectRef;
+use s3batch_store::{Job, NewChunk, StatusChange};
+use tokio::sync::mpsc;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use crate::{Engine, now};
+
+/// Why a manifest cannot be used: becomes a FailureReason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestProblem {
+    pub code: &'static str,
+    pub reason: String,
+}
+
+fn problem(code: &'static str, reason: impl Into<String>) -> ManifestProblem {
+    ManifestProblem { code, reason: reason.into() }
+}
+
+/// What preparing ended with.
+#[derive(Debug)]
+pub enum Prepared {
+    /// Chunks recorded; the job moved on to Ready or Suspended.
+    Done { total: i64 },
+    /// The manifest cannot be used; the job went to Failing.
+    Failed(ManifestProblem),
+    /// Someone else changed the job (cancelled it) or took the duty lease: stop quietly.
+    Abandoned,
+}
+
+/// Strip the quotes an ETag may come with.
+pub fn unquote_etag(e: &str) -> &str {
+    e.trim().trim_matches('"')
+}
+
+/// Prepare `job`, which is in Preparing and whose duty lease this process holds.
+pub async fn prepare(engine: &Arc<Engine>, job: &Job) -> Result<Prepared, s3batch_store::StoreError> {
+    let store = &engine.store;
+    store.clear_chunks(&job.id).await?;
+    match read_manifest(engine, job).await? {
+        Ok((total, etag)) => {
+            let to = if job.spec.confirmation_required { JobStatus::Suspended } else { JobStatus::Ready };
+            if store.finish_preparing(&job.id, &engine.worker_id, total, &etag, to, now()).await? {
+                tracing::info!(job = %job.id, total, status = %to, "prepared");
+                Ok(Prepared::Done { total })
+            } else {
+                Ok(Prepared::Abandoned)
+            }
+        }
+        Err(Some(p)) => {
+            tracing::warn!(job = %job.id, code = p.code, reason = %p.reason, "manifest refused");
+            let change = StatusChange::to(JobStatus::Failing).failure(p.code, p.reason.clone());
+            store.update_status(&job.id, JobStatus::Preparing, &change, now()).await?;
+            store.clear_chunks(&job.id).await?;
+            Ok(Prepared::Failed(p))
+        }
+        Err(None) => Ok(Prepared::Abandoned),
+    }
+}
+
+type ReadOutcome = Result<(i64, String), Option<ManifestProblem>>;
+
+async fn read_manifest(engine: &Arc<Engine>, job: &Job) -> Result<ReadOutcome, s3batch_store::StoreError> {
+    let loc = &job.spec.manifest.location;
+    let Some((bucket, key)) = arn::parse_object_arn(&loc.object_arn) else {
+        return Ok(Err(Some(problem("InvalidManifest", format!("'{}' is not an object ARN", loc.object_arn)))));
+    };
+    let obj = ObjectRef::new(&bucket, &key).with_version(loc.object_version_id.clone());
+    let unreadable = |e: s3batch_storage::StorageError| {
+        Err(Some(problem(
+            "ManifestNotReadable",
+            format!("reading the manifest s3://{bucket}/{key} failed: {} ({}): {}", e.code, e.http_status, e.message),
+        )))
+    };
+    let objects = match engine.router.store_for(&bucket) {
+        Ok(s) => s,
+        Err(e) => return Ok(unreadable(e)),
+    };
+    let got = match objects.get_object(&obj, None).await {
+        Ok(g) => g,
+        Err(e) => return Ok(unreadable(e)),
+    };
+    let etag = got.info.etag.clone();
+    if let Some(expected) = &loc.etag
+        && unquote_etag(expected) != unquote_etag(&etag)
+    {
+        return Ok(Err(Some(problem(
+            "ManifestETagMismatch",
+            format!("the manifest's ETag is \"{}\", the job names \"{}\"", unquote_etag(&etag), unquote_etag(expected)),
+        ))));
+    }
+    let ManifestFormat::S3BatchOperationsCsv20180820 = job.spec.manifest.spec.format;
+    let layout = match CsvLayout::new(&job.spec.manifest.spec.fields) {
+        Ok(l) => l,
+        Err(e) => return Ok(Err(Some(problem("InvalidManifestContent", e.to_string())))),
+    };
+
+    let body = got.body.map_err(|e| io::Error::other(e.to_string()));
+    let reader = SyncIoBridge::new(StreamReader::new(body));
+    let chunk_size = engine.config.chunk_size as i64;
+    let (tx, mut rx) = mpsc::channel::<Vec<NewChunk>>(4);
+    let parser = tokio::task::spawn_blocking(move || parse_into_chunks(reader, layout, chunk_size, &tx));
+
+    // Record chunks as the parser finds them, renewing the duty lease and watching for a cancel.
+    let mut last_renew = now();
+    while let Some(batch) = rx.recv().await {
+        if !engine.store.insert_chunks(&job.id, &engine.worker_id, &batch).await? {
+            return Ok(Err(None));
+        }
+        if now() - last_renew > engine.config.lease_ms / 3 {
+            last_renew = now();
+            let still_ours =
+                engine.store.claim_duty(&job.id, &engine.worker_id, last_renew, engine.config.lease_ms).await?;
+            let still_preparing =
+                engine.store.get_job(None, &job.id).await?.is_some_and(|j| j.status == JobStatus::Preparing);
+            if !still_ours || !still_preparing {
+                return Ok(Err(None));
+            }
+        }
+    }
+    match parser.await {
+        Ok(Ok(0)) => Ok(Err(Some(problem("InvalidManifestContent", "the manifest is empty: it names no object")))),
+        Ok(Ok(total)) => Ok(Ok((total, etag))),
+        Ok(Err(p)) => Ok(Err(Some(p))),
+        Err(e) => Ok(Err(Some(problem("InternalError", format!("the manifest parser stopped: {e}"))))),
+    }
+}
+
+/// The blocking half: CSV records → validated lines → chunks, sent in batches. Returns the number of lines.
+fn parse_into_chunks<R: io::Read>(
+    reader: R,
+    layout: CsvLayout,
+    chunk_size: i64,
+    tx: &mpsc::Sender<Vec<NewChunk>>,
+) -> Result<i64, ManifestProblem> {
+    const BATCH: usize = 200;
+    let mut rdr = csv_reader(reader);
+    let mut rec = csv::ByteRecord::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    let (mut lines, mut seq, mut in_chunk, mut chunk_start, mut chunk_first) = (0i64, 0i64, 0i64, 0u64, 1i64);
+    let send = |batch: Vec<NewChunk>| tx.blocking_send(batch).map_err(|_| problem("Abandoned", "preparing stopped"));
+    loop {
+        let start = rdr.position().byte();
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                let reason = match e.kind() {
+                    csv::ErrorKind::Io(io) => format!("reading the manifest failed near line {line}: {io}"),
+                    _ => format!("line {line}: {e}"),
+                };
+                return Err(problem("InvalidManifestContent", reason));
+            }
+        }
+        lines += 1;
+        let physical = rec.position().map(|p| p.line()).unwrap_or(lines as u64);
+        layout.parse(&rec, physical).map_err(|e| problem("InvalidManifestContent", e.to_string()))?;
+        if in_chunk == 0 {
+            chunk_start = start;
+            chunk_first = lines;
+        }
+        in_chunk += 1;
+        if in_chunk == chunk_size {
+            batch.push(NewChunk {
+                seq,
+                start_offset: chunk_start as i64,
+                end_offset: rdr.position().byte() as i64,
+                first_line: chunk_first,
+                line_count: in_chunk,
+            });
+            seq += 1;
+            in_chunk = 0;
+            if batch.len() == BATCH {
+                send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))?;
+            }
+        }
+    }
+    if in_chunk > 0 {
+        batch.push(NewChunk {
+            seq,
+            start_offset: chunk_start as i64,
+            end_offset: rdr.position().byte() as i64,
+            first_line: chunk_first,
+            line_count: in_chunk,
+        });
+    }
+    if !batch.is_empty() {
+        send(batch)?;
+    }
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use s3batch_core::manifest::FieldName;
+
+    fn chunks_of(text: &str, size: i64) -> Result<(i64, Vec<NewChunk>), ManifestProblem> {
+        let layout = CsvLayout::new(&[FieldName::Bucket, FieldName::Key]).unwrap();
+        let (tx, mut rx) = mpsc::channel(1000);
+        let n = parse_into_chunks(text.as_bytes(), layout, size, &tx)?;
+        drop(tx);
+        let mut all = Vec::new();
+        while let Ok(b) = rx.try_recv() {
+            all.extend(b);
+        }
+        Ok((n, all))
+    }
+
+    #[test]
+    fn chunks_cover_every_byte_once() {
+        let text = "bkt,a\nbkt,\"b,with comma\"\nbkt,c\nbkt,d\nbkt,e";
+        let (n, chunks) = chunks_of(text, 2).unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks[0].start_offset, 0);
+        for w in chunks.windows(2) {
+            assert_eq!(w[0].end_offset, w[1].start_offset);
+        }
+        assert_eq!(chunks.last().unwrap().end_offset as usize, text.len());
+        assert_eq!(chunks.iter().map(|c| c.line_count).sum::<i64>(), 5);
+        assert_eq!(chunks[2].first_line, 5);
+        let second = &text[chunks[1].start_offset as usize..chunks[1].end_offset as usize];
+        assert_eq!(second, "bkt,c\nbkt,d\n");
+    }
+
+    #[test]
+    fn a_bad_line_names_its_number() {
+        let e = chunks_of("bkt,a\nbkt,b\nbkt,bad%zz\n", 10).unwrap_err();
+        assert_eq!(e.code, "InvalidManifestContent");
+        assert!(e.reason.starts_with("line 3:"), "{}", e.reason);
+        let e = chunks_of("bkt,a\nbkt,b,c\n", 10).unwrap_err();
+        assert!(e.reason.contains("line 2") && e.reason.contains("3 columns"), "{}", e.reason);
+    }
+
+    #[test]
+    fn empty_manifest_has_no_lines() {
+        assert_eq!(chunks_of("", 10).unwrap().0, 0);
+    }
+
+    #[test]
+    fn etags_compare_without_quotes() {
+        assert_eq!(unquote_etag("\"abc\""), "abc");
+        assert_eq!(unquote_etag("abc"), "abc");
+    }
+}

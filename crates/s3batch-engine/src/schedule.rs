@@ -1,0 +1,281 @@
+//! The scheduler tick: everything that moves a job between statuses without a user asking.
+//!
+//! - New / Preparing (lease free or expired) → prepare it;
+//! - Suspended longer than `suspended_expiry_days` → Failing;
+//! - Active with ≥ 1,000 tasks run and > 50 % failed → Failing;
+//! - Active with every chunk done → Completing;
+//! - rank Ready / Active / Pausing / Paused by priority then age: the top `max_active_jobs` run, the others pause;
+//! - Pausing with nothing in flight → Paused;
+//! - Completing / Failing / Cancelling with nothing in flight → write the report → Complete / Failed / Cancelled;
+//! - finished jobs older than `retention_days` are removed.
+//!
+//! Every write is a compare-and-set, so several processes ticking at once (a fleet) cannot double-apply a change;
+//! long duties (preparing, reports) run under the job's duty lease, so exactly one process does each.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use s3batch_core::status::transition;
+use s3batch_core::{Event, JobStatus};
+use s3batch_store::{Job, StatusChange, StoreError};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Engine, now, prepare, report};
+
+/// Tasks that must have run before the failure threshold applies.
+pub const THRESHOLD_MIN_TASKS: i64 = 1000;
+/// Most jobs prepared or finished at once by one process.
+const MAX_DUTIES: usize = 4;
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+const LIVE: [JobStatus; 10] = [
+    JobStatus::New,
+    JobStatus::Preparing,
+    JobStatus::Suspended,
+    JobStatus::Ready,
+    JobStatus::Active,
+    JobStatus::Pausing,
+    JobStatus::Paused,
+    JobStatus::Completing,
+    JobStatus::Cancelling,
+    JobStatus::Failing,
+];
+
+/// Jobs this process is preparing or finishing.
+#[derive(Default)]
+struct Duties {
+    running: HashSet<String>,
+    tasks: JoinSet<String>,
+}
+
+/// Tick until `shutdown`.
+pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
+    let mut duties = Duties::default();
+    let mut last_sweep = 0;
+    loop {
+        while let Some(r) = duties.tasks.try_join_next() {
+            if let Ok(id) = r {
+                duties.running.remove(&id);
+            }
+        }
+        if let Err(e) = tick(&engine, &mut duties).await {
+            tracing::warn!(error = %e, "scheduler tick failed");
+        }
+        if now() - last_sweep > 60_000 {
+            last_sweep = now();
+            if let Err(e) = sweep(&engine).await {
+                tracing::warn!(error = %e, "retention sweep failed");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(engine.config.tick()) => {}
+            _ = engine.wake.notified() => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    // Duties in progress hold a lease; stopping them lets another process (or the next start) take over at once.
+    duties.tasks.abort_all();
+    while duties.tasks.join_next().await.is_some() {}
+    for id in duties.running {
+        let _ = engine.store.release_duty(&id, &engine.worker_id).await;
+    }
+}
+
+/// Compare-and-set `job` along `event`. False if the job moved meanwhile (or the event is illegal there).
+async fn apply(engine: &Engine, job: &Job, event: Event, change: StatusChange) -> Result<bool, StoreError> {
+    let Ok(to) = transition(job.status, event) else { return Ok(false) };
+    let ok = engine.store.update_status(&job.id, job.status, &StatusChange { to: Some(to), ..change }, now()).await?;
+    if ok {
+        tracing::info!(job = %job.id, from = %job.status, to = %to, "status");
+        engine.wake.notify_waiters();
+    }
+    Ok(ok)
+}
+
+async fn tick(engine: &Arc<Engine>, duties: &mut Duties) -> Result<(), StoreError> {
+    let jobs = engine.store.jobs_in(&LIVE).await?;
+    engine.set_statuses(jobs.iter().map(|j| (j.id.clone(), j.status)).collect::<HashMap<_, _>>());
+    let t = now();
+    let cfg = &engine.config;
+
+    for job in &jobs {
+        match job.status {
+            JobStatus::New | JobStatus::Preparing => start_preparing(engine, duties, job).await?,
+            JobStatus::Suspended if job.suspended_at.is_some_and(|s| t - s > cfg.suspended_expiry_days * DAY_MS) => {
+                let reason = format!("the job was not confirmed within {} days", cfg.suspended_expiry_days);
+                apply(engine, job, Event::Fail, StatusChange::default().failure("ConfirmationExpired", reason)).await?;
+            }
+            JobStatus::Active => {
+                let run = job.succeeded + job.failed;
+                if run >= THRESHOLD_MIN_TASKS && job.failed * 2 > run {
+                    let reason = format!(
+                        "{} of {run} tasks failed: more than 50% of at least {THRESHOLD_MIN_TASKS} tasks run",
+                        job.failed
+                    );
+                    apply(
+                        engine,
+                        job,
+                        Event::Fail,
+                        StatusChange::default().failure("TaskFailureThresholdExceeded", reason),
+                    )
+                    .await?;
+                } else if run >= job.total_tasks.unwrap_or(i64::MAX) {
+                    let c = engine.store.chunk_counts(&job.id, t).await?;
+                    if c.pending == 0 && c.leased == 0 && c.expired == 0 {
+                        apply(engine, job, Event::TasksDone, StatusChange::default()).await?;
+                    }
+                }
+            }
+            JobStatus::Pausing => drain(engine, job, t).await?,
+            JobStatus::Completing | JobStatus::Failing | JobStatus::Cancelling => {
+                start_finishing(engine, duties, job).await?;
+            }
+            _ => {}
+        }
+    }
+    rank(engine, &jobs).await
+}
+
+/// A pausing job with no chunk in flight is Paused.
+async fn drain(engine: &Engine, job: &Job, t: i64) -> Result<(), StoreError> {
+    if engine.store.chunk_counts(&job.id, t).await?.leased == 0 {
+        let cause = "Preempted by a job with a higher priority";
+        apply(engine, job, Event::Drained, StatusChange::default().cause(cause)).await?;
+    }
+    Ok(())
+}
+
+/// The top `max_active_jobs` of Ready/Active/Pausing/Paused (priority, then age) run; Active jobs below pause.
+async fn rank(engine: &Engine, jobs: &[Job]) -> Result<(), StoreError> {
+    let n = engine.config.max_active_jobs;
+    // `jobs_in` orders by priority desc, then creation.
+    let candidates: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| matches!(j.status, JobStatus::Ready | JobStatus::Active | JobStatus::Pausing | JobStatus::Paused))
+        .collect();
+    let top: HashSet<&str> = candidates.iter().take(n).map(|j| j.id.as_str()).collect();
+    let mut slots_used = 0;
+    for j in &candidates {
+        match j.status {
+            JobStatus::Active if !top.contains(j.id.as_str()) => {
+                apply(engine, j, Event::Pause, StatusChange::default()).await?;
+                slots_used += 1; // draining still occupies its slot
+            }
+            JobStatus::Active | JobStatus::Pausing => slots_used += 1,
+            _ => {}
+        }
+    }
+    for j in candidates {
+        if slots_used >= n {
+            break;
+        }
+        if matches!(j.status, JobStatus::Ready | JobStatus::Paused)
+            && top.contains(j.id.as_str())
+            && apply(engine, j, Event::Activate, StatusChange::default()).await?
+        {
+            slots_used += 1;
+        }
+    }
+    Ok(())
+}
+
+async fn start_preparing(engine: &Arc<Engine>, duties: &mut Duties, job: &Job) -> Result<(), StoreError> {
+    if duties.running.contains(&job.id) || duties.running.len() >= MAX_DUTIES {
+        return Ok(());
+    }
+    if !engine.store.claim_duty(&job.id, &engine.worker_id, now(), engine.config.lease_ms).await? {
+        return Ok(());
+    }
+    let mut job = job.clone();
+    if job.status == JobStatus::New {
+        if !apply(engine, &job, Event::Start, StatusChange::default()).await? {
+            engine.store.release_duty(&job.id, &engine.worker_id).await?;
+            return Ok(());
+        }
+        job.status = JobStatus::Preparing;
+    } else {
+        tracing::info!(job = %job.id, "preparing again: the previous preparer stopped");
+    }
+    duties.running.insert(job.id.clone());
+    let engine = engine.clone();
+    duties.tasks.spawn(async move {
+        if let Err(e) = prepare::prepare(&engine, &job).await {
+            tracing::warn!(job = %job.id, error = %e, "preparing failed; will try again");
+        }
+        let _ = engine.store.release_duty(&job.id, &engine.worker_id).await;
+        engine.wake.notify_waiters();
+        job.id
+    });
+    Ok(())
+}
+
+async fn start_finishing(engine: &Arc<Engine>, duties: &mut Duties, job: &Job) -> Result<(), StoreError> {
+    if duties.running.contains(&job.id) || duties.running.len() >= MAX_DUTIES {
+        return Ok(());
+    }
+    if engine.store.chunk_counts(&job.id, now()).await?.leased > 0 {
+        return Ok(()); // tasks still in flight
+    }
+    if !engine.store.claim_duty(&job.id, &engine.worker_id, now(), engine.config.lease_ms).await? {
+        return Ok(());
+    }
+    duties.running.insert(job.id.clone());
+    let engine = engine.clone();
+    let job = job.clone();
+    duties.tasks.spawn(async move {
+        if let Err(e) = finish(&engine, &job).await {
+            tracing::warn!(job = %job.id, error = %e, "finishing failed; will try again");
+        }
+        let _ = engine.store.release_duty(&job.id, &engine.worker_id).await;
+        engine.wake.notify_waiters();
+        job.id
+    });
+    Ok(())
+}
+
+/// Write the report (if enabled and a task ran), then leave the transitional status.
+async fn finish(engine: &Arc<Engine>, job: &Job) -> Result<(), StoreError> {
+    // Counters may have moved since the tick read them: read the job again under the duty lease.
+    let Some(job) = engine.store.get_job(None, &job.id).await? else { return Ok(()) };
+    if job.spec.report.enabled && job.succeeded + job.failed > 0 {
+        match report::write(engine, &job).await {
+            Ok(key) => engine.store.set_report_key(&job.id, &key).await?,
+            Err(report::ReportError::Store(e)) => return Err(e),
+            Err(report::ReportError::Storage(e)) if e.transient => {
+                tracing::warn!(job = %job.id, error = %e, "writing the report failed; will retry");
+                return Ok(());
+            }
+            Err(report::ReportError::Storage(e)) => {
+                let reason = format!(
+                    "the completion report could not be written: {} ({}): {}",
+                    e.code, e.http_status, e.message
+                );
+                tracing::warn!(job = %job.id, %reason);
+                if job.status == JobStatus::Completing {
+                    apply(engine, &job, Event::Fail, StatusChange::default().failure("ReportNotWritten", reason))
+                        .await?;
+                    return Ok(());
+                }
+            }
+            Err(report::ReportError::Local(e)) => {
+                tracing::warn!(job = %job.id, error = %e, "assembling the report failed; will retry");
+                return Ok(());
+            }
+        }
+    }
+    apply(engine, &job, Event::Finished, StatusChange::default()).await?;
+    Ok(())
+}
+
+/// Remove finished jobs past retention.
+async fn sweep(engine: &Engine) -> Result<(), StoreError> {
+    let cutoff = now() - engine.config.retention_days * DAY_MS;
+    for job in engine.store.jobs_in(&[JobStatus::Complete, JobStatus::Failed, JobStatus::Cancelled]).await? {
+        if job.terminated_at.is_some_and(|t| t < cutoff) {
+            tracing::info!(job = %job.id, "removed after the retention period");
+            engine.store.delete_job(&job.id).await?;
+        }
+    }
+    Ok(())
+}

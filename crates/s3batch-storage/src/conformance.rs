@@ -1,0 +1,634 @@
+//! The backend-neutral test suite: what every [`ObjectStore`] must do, written once and run against the local and
+//! memory backends (unit tests) and against S3 through a real moto server (`tests/s3_moto.rs`).
+//!
+//! Each check takes a fresh or shared store, creates its own buckets (`conf-<check>`), and panics with a message
+//! naming the backend when the store misbehaves. [`run_all`] runs them one after the other.
+//!
+//! This is test support: it is compiled only for this crate's tests and with the `conformance` feature.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+use bytes::Bytes;
+
+use crate::{
+    CopyRequest, Metadata, ObjectInfo, ObjectRef, ObjectStore, PutBody, PutOptions, Result, StorageError, Tag,
+    WriteResult, md5_hex,
+};
+
+/// The key every backend must take byte for byte.
+pub const WEIRD_KEY: &str = "dir/sub/a b+c%d#e?f ü.txt";
+
+/// More keys that must round-trip unchanged (including the same letter composed and decomposed).
+pub const ODD_KEYS: &[&str] = &[
+    "a%2Fb",
+    "100%",
+    "+plus+",
+    "x?versionId=1&y=2",
+    "日本語/ファイル.txt",
+    "#hash#",
+    "sp  ace ",
+    "punct~!$'()*,;=@:[]",
+    "nfc-\u{fc}.txt",
+    "nfd-u\u{308}.txt",
+];
+
+/// What a backend is known not to do, so that the suite can skip exactly that and nothing else.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// `x-amz-copy-source-if-(un)modified-since` is enforced (moto 5 ignores these headers).
+    pub copy_preconditions: bool,
+    /// DeleteObjectTagging of a missing key answers `NoSuchKey` (moto 5 answers a 500 without a body).
+    pub delete_tagging_of_missing_key: bool,
+    /// PutObjectTagging accepts an empty tag set (moto 5 answers a 500 without a body).
+    pub put_empty_tag_set: bool,
+}
+
+impl Profile {
+    /// Everything checked.
+    pub fn full() -> Profile {
+        Profile { copy_preconditions: true, delete_tagging_of_missing_key: true, put_empty_tag_set: true }
+    }
+
+    /// What moto 5 does not do as S3 does.
+    pub fn moto() -> Profile {
+        Profile { copy_preconditions: false, delete_tagging_of_missing_key: false, put_empty_tag_set: false }
+    }
+}
+
+/// Every check, in order.
+pub async fn run_all(s: &dyn ObjectStore, p: &Profile) {
+    buckets(s, p).await;
+    put_head_get(s, p).await;
+    odd_keys(s, p).await;
+    ranges(s, p).await;
+    empty_object(s, p).await;
+    missing_keys(s, p).await;
+    overwrite(s, p).await;
+    tagging(s, p).await;
+    copy(s, p).await;
+    copy_in_place(s, p).await;
+    copy_preconditions(s, p).await;
+    listing(s, p).await;
+    delete(s, p).await;
+    put_file(s, p).await;
+    versions(s, p).await;
+}
+
+/// One `#[tokio::test]` per check, in a `conformance` module, for a factory `async fn() -> (store, guard)`.
+#[cfg(test)]
+macro_rules! conformance_tests {
+    ($make:ident) => {
+        $crate::conformance::conformance_tests!(@each $make,
+            buckets, put_head_get, odd_keys, ranges, empty_object, missing_keys, overwrite, tagging, copy,
+            copy_in_place, copy_preconditions, listing, delete, put_file, versions);
+    };
+    (@each $make:ident, $($name:ident),*) => {
+        mod conformance_suite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _guard) = super::$make().await;
+                    $crate::conformance::$name(&store, &$crate::conformance::Profile::full()).await;
+                }
+            )*
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use conformance_tests;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers
+
+fn body(data: &[u8]) -> PutBody {
+    PutBody::Bytes(Bytes::copy_from_slice(data))
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 8) as u8
+        })
+        .collect()
+}
+
+#[track_caller]
+fn ok<T>(s: &dyn ObjectStore, r: Result<T>, what: &str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("[{}] {what}: unexpected error {e:?}", s.kind()),
+    }
+}
+
+#[track_caller]
+fn fails<T: Debug>(s: &dyn ObjectStore, r: Result<T>, code: &str, status: u16, what: &str) -> StorageError {
+    match r {
+        Ok(v) => panic!("[{}] {what}: expected {code} ({status}), got Ok({v:?})", s.kind()),
+        Err(e) => {
+            assert_eq!((e.code.as_str(), e.http_status), (code, status), "[{}] {what}: {e:?}", s.kind());
+            assert_eq!(
+                e.transient,
+                crate::is_transient(code, status),
+                "[{}] {what}: transient flag of {e:?}",
+                s.kind()
+            );
+            e
+        }
+    }
+}
+
+async fn bucket(s: &dyn ObjectStore, name: &str) -> String {
+    ok(s, s.create_bucket(name).await, &format!("create_bucket {name}"));
+    name.to_string()
+}
+
+async fn put(s: &dyn ObjectStore, bucket: &str, key: &str, data: &[u8], opts: &PutOptions) -> WriteResult {
+    let w = ok(s, s.put_object(bucket, key, body(data), opts).await, &format!("put {bucket}/{key}"));
+    if let Some(etag) = &w.etag {
+        assert_eq!(etag, &md5_hex(data), "[{}] etag answered by put {key}", s.kind());
+    }
+    w
+}
+
+async fn head(s: &dyn ObjectStore, bucket: &str, key: &str) -> ObjectInfo {
+    ok(s, s.head_object(&ObjectRef::new(bucket, key)).await, &format!("head {bucket}/{key}"))
+}
+
+async fn read(s: &dyn ObjectStore, bucket: &str, key: &str) -> Bytes {
+    let g = ok(s, s.get_object(&ObjectRef::new(bucket, key), None).await, &format!("get {bucket}/{key}"));
+    ok(s, g.bytes().await, &format!("read body of {bucket}/{key}"))
+}
+
+async fn tags_of(s: &dyn ObjectStore, bucket: &str, key: &str) -> Vec<Tag> {
+    sorted(ok(s, s.get_object_tagging(&ObjectRef::new(bucket, key)).await, &format!("get tags of {key}")))
+}
+
+fn sorted(mut tags: Vec<Tag>) -> Vec<Tag> {
+    tags.sort_by(|a, b| a.key.cmp(&b.key));
+    tags
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
+    pairs.iter().map(|(k, v)| Tag::new(*k, *v)).collect()
+}
+
+/// Rich metadata: every system field and some user metadata.
+pub fn rich_metadata() -> Metadata {
+    Metadata {
+        content_type: Some("text/plain; charset=utf-8".into()),
+        cache_control: Some("max-age=60".into()),
+        content_disposition: Some("attachment; filename=\"report.txt\"".into()),
+        content_encoding: Some("identity".into()),
+        content_language: Some("en-GB".into()),
+        user: BTreeMap::from([("color".to_string(), "blue".to_string()), ("two-words".to_string(), "x y".to_string())]),
+    }
+}
+
+fn other_metadata() -> Metadata {
+    Metadata {
+        content_type: Some("application/json".into()),
+        user: BTreeMap::from([("replaced".to_string(), "yes".to_string())]),
+        ..Default::default()
+    }
+}
+
+/// Metadata as expected, allowing for the content type S3 sets when none was given.
+#[track_caller]
+fn assert_metadata(s: &dyn ObjectStore, actual: &Metadata, expected: &Metadata, what: &str) {
+    let mut a = actual.clone();
+    if expected.content_type.is_none()
+        && matches!(a.content_type.as_deref(), Some("binary/octet-stream" | "application/octet-stream"))
+    {
+        a.content_type = None;
+    }
+    assert_eq!(&a, expected, "[{}] metadata of {what}", s.kind());
+}
+
+#[track_caller]
+fn assert_recent(s: &dyn ObjectStore, ms: i64, what: &str) {
+    let now = chrono::Utc::now().timestamp_millis();
+    assert!((now - ms).abs() < 10 * 60 * 1000, "[{}] last_modified of {what} is {ms}, now is {now}", s.kind());
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Checks
+
+/// Buckets: creation is idempotent; every call on a missing bucket is `NoSuchBucket`.
+pub async fn buckets(s: &dyn ObjectStore, _p: &Profile) {
+    let b = bucket(s, "conf-buckets").await;
+    ok(s, s.create_bucket(&b).await, "create_bucket again");
+    let page = ok(s, s.list_objects(&b, "", None, 10).await, "list empty bucket");
+    assert!(page.objects.is_empty() && page.next_token.is_none(), "[{}] empty bucket lists {page:?}", s.kind());
+
+    let missing = "conf-no-such-bucket";
+    let obj = ObjectRef::new(missing, "k");
+    fails(s, s.head_object(&obj).await, "NoSuchBucket", 404, "head in missing bucket");
+    fails(s, s.get_object(&obj, None).await.map(|g| g.info), "NoSuchBucket", 404, "get in missing bucket");
+    fails(s, s.put_object(missing, "k", body(b"x"), &PutOptions::default()).await, "NoSuchBucket", 404, "put");
+    fails(s, s.list_objects(missing, "", None, 10).await, "NoSuchBucket", 404, "list missing bucket");
+    fails(s, s.get_object_tagging(&obj).await, "NoSuchBucket", 404, "get tags in missing bucket");
+    fails(s, s.put_object_tagging(&obj, &tags(&[("a", "b")])).await, "NoSuchBucket", 404, "put tags");
+    fails(s, s.delete_object(&obj).await, "NoSuchBucket", 404, "delete in missing bucket");
+
+    put(s, &b, "src", b"data", &PutOptions::default()).await;
+    let c = CopyRequest::new(ObjectRef::new(&b, "src"), missing, "dst");
+    fails(s, s.copy_object(&c).await, "NoSuchBucket", 404, "copy to missing bucket");
+    let c = CopyRequest::new(obj.clone(), &b, "dst");
+    fails(s, s.copy_object(&c).await, "NoSuchBucket", 404, "copy from missing bucket");
+}
+
+/// PUT, HEAD, GET with metadata and tags on a key full of characters that need encoding.
+pub async fn put_head_get(s: &dyn ObjectStore, _p: &Profile) {
+    let b = bucket(s, "conf-put-head-get").await;
+    let data = b"hello, conformance".to_vec();
+    // Tags may hold letters, digits, spaces and `_ . : / = + - @` (S3's rule; moto allows ASCII letters only).
+    let t = tags(&[("project", "s3 batch"), ("path", "a+b=c/d e:f@g-h_i.j")]);
+    let opts = PutOptions { metadata: rich_metadata(), tags: t.clone() };
+    let w = put(s, &b, WEIRD_KEY, &data, &opts).await;
+
+    let info = head(s, &b, WEIRD_KEY).await;
+    assert_eq!(info.size, data.len() as u64, "[{}] size", s.kind());
+    assert_eq!(info.etag, md5_hex(&data), "[{}] etag", s.kind());
+    assert!(!info.etag.contains('"'), "[{}] etag must be unquoted", s.kind());
+    assert_metadata(s, &info.metadata, &rich_metadata(), WEIRD_KEY);
+    assert_recent(s, info.last_modified, WEIRD_KEY);
+    if w.version_id.is_some() {
+        assert_eq!(info.version_id, w.version_id, "[{}] version of head", s.kind());
+    }
+
+    let g = ok(s, s.get_object(&ObjectRef::new(&b, WEIRD_KEY), None).await, "get");
+    assert_eq!(g.info.size, info.size, "[{}] size of get", s.kind());
+    assert_eq!(g.info.etag, info.etag, "[{}] etag of get", s.kind());
+    assert_metadata(s, &g.info.metadata, &rich_metadata(), "get");
+    assert_eq!(ok(s, g.bytes().await, "body").as_ref(), data.as_slice(), "[{}] body", s.kind());
+    assert_eq!(tags_of(s, &b, WEIRD_KEY).await, sorted(t), "[{}] tags", s.kind());
+
+    // User metadata names come back in lower case, as HTTP header names.
+    let mixed =
+        Metadata { user: BTreeMap::from([("Mixed-Case".to_string(), "Value".to_string())]), ..Default::default() };
+    put(s, &b, "mixed", b"m", &PutOptions { metadata: mixed, ..Default::default() }).await;
+    let lower =
+        Metadata { user: BTreeMap::from([("mixed-case".to_string(), "Value".to_string())]), ..Default::default() };
+    assert_metadata(s, &head(s, &b, "mixed").await.metadata, &lower, "mixed-case metadata");
+
+    let page = ok(s, s.list_objects(&b, "dir/sub/", None, 10).await, "list");
+    assert_eq!(page.objects.len(), 1, "[{}] listing {page:?}", s.kind());
+    let o = &page.objects[0];
+    assert_eq!((o.key.as_str(), o.size, o.etag.as_str()), (WEIRD_KEY, data.len() as u64, info.etag.as_str()));
+    assert_recent(s, o.last_modified, "listed object");
+}
+
+/// Keys with reserved, percent, unicode and look-alike characters round-trip through every call.
+pub async fn odd_keys(s: &dyn ObjectStore, _p: &Profile) {
+    let b = bucket(s, "conf-odd-keys").await;
+    for (i, key) in ODD_KEYS.iter().enumerate() {
+        let data = format!("object {i}: {key}");
+        put(s, &b, key, data.as_bytes(), &PutOptions { tags: tags(&[("k", "v")]), ..Default::default() }).await;
+        assert_eq!(read(s, &b, key).await.as_ref(), data.as_bytes(), "[{}] body of {key:?}", s.kind());
+        assert_eq!(tags_of(s, &b, key).await, tags(&[("k", "v")]), "[{}] tags of {key:?}", s.kind());
+        let copy = format!("copies/{key}");
+        ok(s, s.copy_object(&CopyRequest::new(ObjectRef::new(&b, *key), &b, &copy)).await, &format!("copy {key:?}"));
+        assert_eq!(read(s, &b, &copy).await.as_ref(), data.as_bytes(), "[{}] body of copy of {key:?}", s.kind());
+    }
+    let page = ok(s, s.list_objects(&b, "", None, 1000).await, "list odd keys");
+    let listed: Vec<&str> = page.objects.iter().map(|o| o.key.as_str()).collect();
+    let mut expected: Vec<String> = ODD_KEYS.iter().map(|k| k.to_string()).collect();
+    expected.extend(ODD_KEYS.iter().map(|k| format!("copies/{k}")));
+    expected.sort();
+    assert_eq!(listed, expected, "[{}] odd keys listed", s.kind());
+    for key in ODD_KEYS {
+        ok(s, s.delete_object(&ObjectRef::new(&b, *key)).await, "delete odd key");
+        fails(s, s.head_object(&ObjectRef::new(&b, *key)).await, "NoSuchKey", 404, "head after delete");
+    }
+}
+
+/// Ranged GETs: within, across 64 KiB boundaries, clamped at the end, unsatisfiable.
+pub async fn ranges(s: &dyn ObjectStore, _p: &Profile) {
+    let b = bucket(s, "conf-ranges").await;
+    let data = pattern(200_000, 7);
+    put(s, &b, "big.bin", &data, &PutOptions::default()).await;
+    let obj = ObjectRef::new(&b, "big.bin");
+    for r in [0..1, 0..200_000, 3..8, 65_530..131_080, 65_536..65_537, 199_990..1_000_000, 0..u64::MAX] {
+        let g = ok(s, s.get_object(&obj, Some(r.clone())).await, &format!("get range {r:?}"));
+        assert_eq!(g.info.size, 200_000, "[{}] size in ranged get {r:?}", s.kind());
+        assert_eq!(g.info.etag, md5_hex(&data), "[{}] etag in ranged get", s.kind());
+        let got = ok(s, g.bytes().await, "ranged body");
+        let end = r.end.min(200_000) as usize;
+        assert_eq!(got.as_ref(), &data[r.start as usize..end], "[{}] bytes of range {r:?}", s.kind());
+    }
+    fails(s, s.get_object(&obj, Some(200_000..200_010)).await.map(|g| g.info), "InvalidRange", 416, "at end");
+    fails(s, s.get_object(&obj, Some(500_000..500_001)).await.map(|g| g.info), "InvalidRange", 416, "beyond end");
+    fails(s, s.get_object(&obj, Some(10..10)).await.map(|g| g.info), "InvalidArgument", 400, "empty range");
+    // The whole object, streamed.
+    assert_eq!(read(s, &b, "big.bin").await.as_ref(), data.as_slice(), "[{}] whole big object", s.kind());
+}
+
+/// The empty object.
+pub async fn empty_object(s: &dyn ObjectStore, _p: &Profile) {
+    let b = bucket(s, "conf-empty").await;
+    put(s, &b, "empty", b"", &PutOptions::default()).await;
+    let info = head(s, &b, "empty").await;
+    assert_eq!((info.size, info.etag.as_str()), (0, md5_hex(b"").as_str()), "[{}] empty object", s.kind());
+    assert!(read(s, &b, "empty").await.is_empty());
+}
+
+/// Every call on a missing key is `NoSuchKey` (404, permanent), except DELETE, which succeeds.
+pub async fn missing_keys(s: &dyn ObjectStore, p: &Profile) {
+    let b = bucket(s, "conf-missing-keys").await;
+    put(s, &b, "nope/other", b"x", &PutOptions::default()).await;
+    let obj = ObjectRef::new(&b, "nope/x y");
+    let e = fails(s, s.head_object(&obj).await, "NoSuchKey", 404, "head missing");
+    assert!(!e.transient);
+    fails(s, s.get_object(&obj, None).await.map(|g| g.info), "NoSuchKey", 404, "get missing");
+    fails(s, s.get_object(&obj, Some(0..1)).await.map(|g| g.info), "NoSuchKey", 404, "ranged get missing");
+    fails(s, s.get_object_tagging(&obj).await, "NoSuchKey", 404, "get tags missing");
+    fails(s, s.put_object_tagging(&obj, &tags(&[("a", "b")])).await, "NoSuchKey", 404, "put tags missing");
+    if p.delete_tagging_of_missing_key {
+        fails(s, s.delete_object_tagging(&obj).await, "NoSuchKey", 404, "delete tags missing");
+    }
+    fails(s, s.copy_object(&CopyRequest::new(obj.clone(), &b, "dst")).await, "NoSuchKey", 404, "copy missing");
+    // A prefix of an existing key is not an object either.
+    fails(s, s.head_object(&ObjectRef::new(&b, "nope")).await, "NoSuchKey", 404, "head of a prefix");
+    ok(s, s.delete_object(&obj).await, "delete missing key");
+    ok(s, s.delete_object(&ObjectRef::new(&b, "nope")).await, "delete a prefix");
+    assert_eq!(read(s, &b, "nope/other").await.as_ref(), b"x");
+}
+
+/// A second PUT replaces content, metadata and tags.
+pub async fn overwrite(s: &dyn ObjectStore, _p: &Profile) {
+    let b = bucket(s, "conf-overwrite").await;
+    put(s, &b, "k", b"first", &PutOptions { metadata: rich_metadata(), tags: tags(&[("a", "1")]) }).await;
+    put(s, &b, "k", b"second version", &PutOptions::default()).await;
+    let info = head(s, &b, "k").await;
+    assert_eq!((info.size, info.etag), (14, md5_hex(b"second version")), "[{}] overwritten", s.kind());
+    assert_metadata(s, &info.metadata, &Metadata::default(), "overwritten object");
+    assert_eq!(tags_of(s, &b, "k").await, vec![], "[{}] tags after overwrite", s.kind());
+    assert_eq!(read(s, &b, "k").await.as_ref(), b"second version");
+}
+
+/// Object tagging: put replaces the set, delete empties it, invalid sets are refused.
+pub async fn tagging(s: &dyn ObjectStore, p: &Profile) {
+    let b = bucket(s, "conf-tagging").await;
+    put(s, &b, WEIRD_KEY, b"x", &PutOptions::default()).await;
+    let obj = ObjectRef::new(&b, WEIRD_KEY);
+    assert_eq!(tags_of(s, &b, WEIRD_KEY).await, vec![]);
+    let t1 = tags(&[("b", "2"), ("a", "1"), ("with space", "and = + / : @ - _ .")]);
+    ok(s, s.put_object_tagging(&obj, &t1).await, "put tags");
+    assert_eq!(tags_of(s, &b, WEIRD_KEY).await, sorted(t1), "[{}] tags", s.kind());
+    let t2 = tags(&[("only", "")]);
+    ok(s, s.put_object_tagging(&obj, &t2).await, "replace tags");
+    assert_eq!(tags_of(s, &b, WEIRD_KEY).await, t2, "[{}] replaced tags", s.kind());
+    ok(s, s.delete_object_tagging(&obj).await, "delete tags");
+    assert_eq!(tags_of(s, &b, WEIRD_KEY).await, vec![], "[{}] deleted tags", s.kind());
+    if p.put_empty_tag_set {
+        ok(s, s.put_object_tagging(&obj, &t2).await, "put tags again");
+        ok(s, s.put_object_tagging(&obj, &[]).await, "put empty tag set");
+        assert_eq!(tags_of(s, &b, WEIRD_KEY).await, vec![], "[{}] empty tag set", s.kind());
+    }
+    let ten: Vec<Tag> = (0..10).map(|i| Tag::new(format!("k{i}"), "v")).collect();
+    ok(s, s.put_object_tagging(&obj, &ten).await, "put 10 tags");
+    assert_eq!(tags_of(s, &b, WEIRD_KEY).await.len(), 10);
+    let eleven: Vec<Tag> = (0..11).map(|i| Tag::new(format!("k{i}"), "v")).collect();
+    // S3 answers InvalidTag; moto BadRequest: both 400 and permanent.
+    let e = s.put_object_tagging(&obj, &eleven).await.expect_err("11 tags must be refused");
+    assert_eq!((e.http_status, e.transient), (400, false), "[{}] 11 tags: {e:?}", s.kind());
+    assert_eq!(tags_of(s, &b, WEIRD_KEY).await.len(), 10, "[{}] refused tags changed nothing", s.kind());
+    // Tagging does not touch content or metadata.
+    assert_eq!(head(s, &b, WEIRD_KEY).await.etag, md5_hex(b"x"));
+}
+
+/// Server-side copy: COPY and REPLACE of metadata and tags, storage class, across buckets.
+pub async fn copy(s: &dyn ObjectStore, _p: &Profile) {
+    let src_b = bucket(s, "conf-copy-src").await;
+    let dst_b = bucket(s, "conf-copy-dst").await;
+    let data = pattern(100_000, 3);
+    let src_tags = tags(&[("origin", "source"), ("x", "y z")]);
+    put(s, &src_b, WEIRD_KEY, &data, &PutOptions { metadata: rich_metadata(), tags: src_tags.clone() }).await;
+    let src = ObjectRef::new(&src_b, WEIRD_KEY);
+
+    // COPY / COPY.
+    let w = ok(s, s.copy_object(&CopyRequest::new(src.clone(), &dst_b, WEIRD_KEY)).await, "copy");
+    if let Some(etag) = &w.etag {
+        assert_eq!(etag, &md5_hex(&data), "[{}] etag answered by copy", s.kind());
+    }
+    let info = head(s, &dst_b, WEIRD_KEY).await;
+    assert_eq!((info.size, info.etag.as_str()), (100_000, md5_hex(&data).as_str()), "[{}] copy", s.kind());
+    assert_metadata(s, &info.metadata, &rich_metadata(), "copy with COPY");
+    assert_eq!(tags_of(s, &dst_b, WEIRD_KEY).await, sorted(src_tags.clone()), "[{}] copied tags", s.kind());
+    assert_eq!(read(s, &dst_b, WEIRD_KEY).await.as_ref(), data.as_slice(), "[{}] copied bytes", s.kind());
+    assert_eq!(info.storage_class, None, "[{}] class of a plain copy", s.kind());
+
+    // REPLACE / REPLACE.
+    let mut c = CopyRequest::new(src.clone(), &dst_b, "replaced");
+    c.replace_metadata = Some(other_metadata());
+    c.tags = Some(tags(&[("new", "tag")]));
+    ok(s, s.copy_object(&c).await, "copy with REPLACE");
+    assert_metadata(s, &head(s, &dst_b, "replaced").await.metadata, &other_metadata(), "copy with REPLACE");
+    assert_eq!(tags_of(s, &dst_b, "replaced").await, tags(&[("new", "tag")]), "[{}] replaced tags", s.kind());
+
+    // Metadata COPY, tags replaced by none.
+    let mut c = CopyRequest::new(src.clone(), &dst_b, "untagged");
+    c.tags = Some(vec![]);
+    ok(s, s.copy_object(&c).await, "copy without tags");
+    assert_metadata(s, &head(s, &dst_b, "untagged").await.metadata, &rich_metadata(), "copy without tags");
+    assert_eq!(tags_of(s, &dst_b, "untagged").await, vec![], "[{}] tags replaced by none", s.kind());
+
+    // Metadata replaced by none, tags copied.
+    let mut c = CopyRequest::new(src.clone(), &dst_b, "bare");
+    c.replace_metadata = Some(Metadata::default());
+    ok(s, s.copy_object(&c).await, "copy with empty metadata");
+    assert_metadata(s, &head(s, &dst_b, "bare").await.metadata, &Metadata::default(), "copy with empty metadata");
+    assert_eq!(tags_of(s, &dst_b, "bare").await, sorted(src_tags.clone()), "[{}] tags copied", s.kind());
+
+    // Storage class.
+    let mut c = CopyRequest::new(src.clone(), &dst_b, "infrequent");
+    c.storage_class = Some("STANDARD_IA".into());
+    ok(s, s.copy_object(&c).await, "copy to STANDARD_IA");
+    let info = head(s, &dst_b, "infrequent").await;
+    assert_eq!(info.storage_class.as_deref(), Some("STANDARD_IA"), "[{}] storage class", s.kind());
+    let page = ok(s, s.list_objects(&dst_b, "infrequent", None, 10).await, "list copy");
+    assert_eq!(page.objects[0].storage_class.as_deref(), Some("STANDARD_IA"), "[{}] listed class", s.kind());
+
+    // The source is unchanged.
+    assert_eq!(tags_of(s, &src_b, WEIRD_KEY).await, sorted(src_tags), "[{}] source tags", s.kind());
+    assert_metadata(s, &head(s, &src_b, WEIRD_KEY).await.metadata, &rich_metadata(), "source after copies");
+}
+
+/// Copy onto itself: refused unless something changes (metadata or storage class).
+pub async fn copy_in_place(s: &dyn ObjectStore, _p: &Profile) {
+    let b = bucket(s, "conf-copy-in-place").await;
+    put(s, &b, "k", b"same bytes", &PutOptions { metadata: rich_metadata(), tags: tags(&[("keep", "me")]) }).await;
+    let obj = ObjectRef::new(&b, "k");
+    fails(s, s.copy_object(&CopyRequest::new(obj.clone(), &b, "k")).await, "InvalidRequest", 400, "copy to itself");
+
+    let mut c = CopyRequest::new(obj.clone(), &b, "k");
+    c.replace_metadata = Some(other_metadata());
+    ok(s, s.copy_object(&c).await, "copy to itself with new metadata");
+    let info = head(s, &b, "k").await;
+    assert_metadata(s, &info.metadata, &other_metadata(), "metadata changed in place");
+    assert_eq!(info.etag, md5_hex(b"same bytes"));
+    assert_eq!(tags_of(s, &b, "k").await, tags(&[("keep", "me")]), "[{}] tags kept in place", s.kind());
+
+    let mut c = CopyRequest::new(obj.clone(), &b, "k");
+    c.storage_class = Some("GLACIER_IR".into());
+    ok(s, s.copy_object(&c).await, "copy to itself with a new storage class");
+    let info = head(s, &b, "k").await;
+    assert_eq!(info.storage_class.as_deref(), Some("GLACIER_IR"), "[{}] class changed in place", s.kind());
+    assert_metadata(s, &info.metadata, &other_metadata(), "metadata kept by a class change");
+    assert_eq!(read(s, &b, "k").await.as_ref(), b"same bytes");
+}
+
+/// `if_modified_since` / `if_unmodified_since` on the source of a copy.
+pub async fn copy_preconditions(s: &dyn ObjectStore, p: &Profile) {
+    if !p.copy_preconditions {
+        return;
+    }
+    let b = bucket(s, "conf-copy-preconditions").await;
+    put(s, &b, "src", b"x", &PutOptions::default()).await;
+    let src = ObjectRef::new(&b, "src");
+    let now = chrono::Utc::now().timestamp_millis();
+    let (past, future) = (now - 3_600_000, now + 3_600_000);
+    let req = |ims: Option<i64>, iums: Option<i64>| {
+        let mut c = CopyRequest::new(src.clone(), &b, "dst");
+        c.if_modified_since = ims;
+        c.if_unmodified_since = iums;
+        c
+    };
+    fails(s, s.copy_object(&req(Some(future), None)).await, "PreconditionFailed", 412, "not modified since");
+    fails(s, s.copy_object(&req(None, Some(past))).await, "PreconditionFailed", 412, "modified since");
+    fails(s, s.head_object(&ObjectRef::new(&b, "dst")).await, "NoSuchKey", 404, "failed copy wrote nothing");
+    ok(s, s.copy_object(&req(Some(past), None)).await, "modified since an hour ago");
+    ok(s, s.copy_object(&req(None, Some(future))).await, "unmodified until an hour from now");
+    ok(s, s.copy_object(&req(Some(past), Some(future))).await, "both");
+}
+
+/// Listing: byte order (including keys that sort around `/`), prefixes, pages and tokens.
+pub async fn listing(s: &dyn ObjectStore, _p: &Profile) {
+    let b = bucket(s, "conf-listing").await;
+    let special = ["p/a b", "p/a+b", "p/a-b", "p/a.b", "p/a/b", "p/a0", "p/\u{fc}"];
+    let mut keys: Vec<String> = (0..18).map(|i| format!("p/{i:02}")).collect();
+    keys.extend(special.iter().map(|k| k.to_string()));
+    assert_eq!(keys.len(), 25);
+    for k in &keys {
+        put(s, &b, k, k.as_bytes(), &PutOptions::default()).await;
+    }
+    for k in ["o", "q/x", "p-x"] {
+        put(s, &b, k, b"outside", &PutOptions::default()).await;
+    }
+    keys.sort();
+
+    // Pages of 10 under "p/": 10, 10, 5.
+    let mut all = Vec::new();
+    let mut token = None;
+    let mut sizes = Vec::new();
+    loop {
+        let page = ok(s, s.list_objects(&b, "p/", token.clone(), 10).await, "list page");
+        sizes.push(page.objects.len());
+        for o in &page.objects {
+            assert_eq!(o.size, o.key.len() as u64, "[{}] listed size of {}", s.kind(), o.key);
+            assert_eq!(o.etag, md5_hex(o.key.as_bytes()), "[{}] listed etag of {}", s.kind(), o.key);
+            assert_eq!(o.storage_class.as_deref(), Some("STANDARD"), "[{}] listed class", s.kind());
+        }
+        all.extend(page.objects.into_iter().map(|o| o.key));
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+        assert!(sizes.len() < 10, "[{}] listing does not end", s.kind());
+    }
+    assert_eq!(sizes, vec![10, 10, 5], "[{}] page sizes", s.kind());
+    assert_eq!(all, keys, "[{}] keys in byte order", s.kind());
+
+    // A page that ends exactly at the end has no token.
+    let page = ok(s, s.list_objects(&b, "p/", None, 25).await, "list 25");
+    assert_eq!((page.objects.len(), page.next_token.is_none()), (25, true), "[{}] exact page", s.kind());
+
+    let bucket_name: &str = &b;
+    let list = |prefix: &'static str| async move {
+        let page = ok(s, s.list_objects(bucket_name, prefix, None, 1000).await, &format!("list {prefix:?}"));
+        assert!(page.next_token.is_none());
+        page.objects.into_iter().map(|o| o.key).collect::<Vec<_>>()
+    };
+    let mut under_a: Vec<&str> = special[..6].to_vec();
+    under_a.sort();
+    assert_eq!(list("p/a").await, under_a, "[{}] prefix inside a segment", s.kind());
+    assert_eq!(list("p/a/").await, vec!["p/a/b"], "[{}] prefix of a directory", s.kind());
+    assert_eq!(list("p/0").await.len(), 10, "[{}] prefix p/0", s.kind());
+    assert!(list("zzz").await.is_empty(), "[{}] prefix matching nothing", s.kind());
+    let everything = list("").await;
+    assert_eq!(everything.len(), 28, "[{}] everything: {everything:?}", s.kind());
+    assert!(everything.windows(2).all(|w| w[0] < w[1]), "[{}] order: {everything:?}", s.kind());
+    assert_eq!(list("p").await.len(), 26, "[{}] prefix p", s.kind());
+}
+
+/// DELETE removes the object (and, in a directory store, makes room for a key that was a directory).
+pub async fn delete(s: &dyn ObjectStore, _p: &Profile) {
+    let b = bucket(s, "conf-delete").await;
+    put(s, &b, "d/x/y/z", b"deep", &PutOptions { tags: tags(&[("a", "b")]), ..Default::default() }).await;
+    put(s, &b, "d/x/keep", b"keep", &PutOptions::default()).await;
+    ok(s, s.delete_object(&ObjectRef::new(&b, "d/x/y/z")).await, "delete");
+    fails(s, s.head_object(&ObjectRef::new(&b, "d/x/y/z")).await, "NoSuchKey", 404, "head deleted");
+    fails(s, s.get_object_tagging(&ObjectRef::new(&b, "d/x/y/z")).await, "NoSuchKey", 404, "tags of deleted");
+    let page = ok(s, s.list_objects(&b, "d/", None, 10).await, "list after delete");
+    let keys: Vec<&str> = page.objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(keys, vec!["d/x/keep"], "[{}] after delete", s.kind());
+    ok(s, s.delete_object(&ObjectRef::new(&b, "d/x/y/z")).await, "delete again");
+    // What was a directory can now be an object.
+    put(s, &b, "d/x/y", b"now a file", &PutOptions::default()).await;
+    assert_eq!(read(s, &b, "d/x/y").await.as_ref(), b"now a file");
+    // A re-created key starts without the old tags.
+    put(s, &b, "d/x/y2", b"v", &PutOptions { tags: tags(&[("old", "tag")]), ..Default::default() }).await;
+    ok(s, s.delete_object(&ObjectRef::new(&b, "d/x/y2")).await, "delete y2");
+    put(s, &b, "d/x/y2", b"v", &PutOptions::default()).await;
+    assert_eq!(tags_of(s, &b, "d/x/y2").await, vec![], "[{}] tags of a re-created key", s.kind());
+}
+
+/// PUT from a local file.
+pub async fn put_file(s: &dyn ObjectStore, _p: &Profile) {
+    let b = bucket(s, "conf-put-file").await;
+    let data = pattern(150_000, 11);
+    let path = std::env::temp_dir().join(format!("s3batch-conformance-{}.bin", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&path, &data).expect("write temp file");
+    let opts = PutOptions { metadata: rich_metadata(), tags: tags(&[("from", "file")]) };
+    let r = s.put_object(&b, "from/file.bin", PutBody::File(path.clone()), &opts).await;
+    let _ = std::fs::remove_file(&path);
+    ok(s, r, "put file");
+    let info = head(s, &b, "from/file.bin").await;
+    assert_eq!((info.size, info.etag), (150_000, md5_hex(&data)), "[{}] file upload", s.kind());
+    assert_metadata(s, &info.metadata, &rich_metadata(), "file upload");
+    assert_eq!(read(s, &b, "from/file.bin").await.as_ref(), data.as_slice());
+    assert_eq!(tags_of(s, &b, "from/file.bin").await, tags(&[("from", "file")]));
+}
+
+/// Version ids: the one a write answers (or `"null"` when it answers none) names the object; another does not.
+pub async fn versions(s: &dyn ObjectStore, _p: &Profile) {
+    let b = bucket(s, "conf-versions").await;
+    let w = put(s, &b, "v", b"versioned", &PutOptions::default()).await;
+    let v = w.version_id.clone().unwrap_or_else(|| "null".into());
+    let obj = ObjectRef::new(&b, "v").with_version(Some(v.clone()));
+    let info = ok(s, s.head_object(&obj).await, "head with version");
+    assert_eq!(info.version_id, w.version_id, "[{}] version of head", s.kind());
+    let g = ok(s, s.get_object(&obj, None).await, "get with version");
+    assert_eq!(ok(s, g.bytes().await, "body").as_ref(), b"versioned");
+    ok(s, s.put_object_tagging(&obj, &tags(&[("v", "1")])).await, "put tags with version");
+    assert_eq!(ok(s, s.get_object_tagging(&obj).await, "tags with version"), tags(&[("v", "1")]));
+    ok(s, s.delete_object_tagging(&obj).await, "delete tags with version");
+    let mut c = CopyRequest::new(obj.clone(), &b, "copied");
+    c.tags = Some(vec![]);
+    ok(s, s.copy_object(&c).await, "copy a version");
+    assert_eq!(read(s, &b, "copied").await.as_ref(), b"versioned");
+
+    let other = ObjectRef::new(&b, "v").with_version(Some("0000000000000000000000000000000a".into()));
+    fails(s, s.head_object(&other).await, "NoSuchVersion", 404, "head of another version");
+    fails(s, s.get_object(&other, None).await.map(|g| g.info), "NoSuchVersion", 404, "get of another version");
+    fails(s, s.get_object_tagging(&other).await, "NoSuchVersion", 404, "tags of another version");
+
+    ok(s, s.delete_object(&obj).await, "delete with version");
+    fails(s, s.head_object(&ObjectRef::new(&b, "v")).await, "NoSuchKey", 404, "head after version delete");
+}

@@ -1,0 +1,985 @@
+//! [`LocalStore`]: a directory whose sub-directories are buckets, the embedded default backend.
+//!
+//! Layout under the root:
+//!
+//! - `<bucket>/<key>`: the object's bytes. Keys are used byte for byte as relative paths and never normalised; a
+//!   key that cannot be one (an empty segment as in `a//b` or a trailing `/`, a `.` or `..` segment, a NUL byte, a
+//!   segment longer than 255 bytes) is refused with `InvalidArgument` (400). Nor can a key be both an object and
+//!   the directory of other keys (`a` and `a/b`): the second write is refused with `InvalidArgument` (400).
+//! - `.s3batch-meta/<bucket>/<key>.meta.json`: a sidecar with the metadata, tags, storage class and the cached ETag
+//!   (hex MD5, keyed by size, mtime and inode so that a file changed by hand is hashed again). A file dropped in by
+//!   hand has no sidecar: it is an object with no metadata, whose ETag is computed on first sight and cached.
+//!   When `<leaf>.meta.json` would exceed 255 bytes the sidecar is `<md5 of leaf>.meta-long.json` instead.
+//! - `.s3batch-tmp/`: writes go to a temporary file here, then are renamed into place (atomic, never listed).
+//!
+//! Bucket names are single path segments that do not start with `.` (else `InvalidBucketName`, 400), so neither
+//! hidden directory can be a bucket. The store is unversioned: a version id of `None` or `"null"` names the object;
+//! any other version id answers `NoSuchVersion` (a DELETE of it is a no-op that succeeds, as S3 answers for a
+//! version that does not exist). ACLs are `NotImplemented`.
+//!
+//! Filesystem work runs on the blocking pool; GETs stream the file 64 KiB at a time.
+
+use std::fs::{self, File};
+use std::hash::{Hash, Hasher};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+
+use crate::common;
+use crate::{
+    CopyRequest, GetResult, ListPage, ListedObject, Metadata, ObjectInfo, ObjectRef, ObjectStore, PutBody, PutOptions,
+    Result, StorageError, Tag, WriteResult,
+};
+
+const META_DIR: &str = ".s3batch-meta";
+const TMP_DIR: &str = ".s3batch-tmp";
+const META_SUFFIX: &str = ".meta.json";
+const LONG_META_SUFFIX: &str = ".meta-long.json";
+const NAME_MAX: usize = 255;
+const CHUNK: usize = 64 * 1024;
+const LOCK_STRIPES: usize = 64;
+/// Temporary files older than this are left-overs of a crash: removed when a store opens the root.
+const STALE_TMP: Duration = Duration::from_secs(3600);
+
+/// A directory of buckets. Clones share the same root and locks.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    /// Striped per-key locks: a key's sidecar and data change together.
+    locks: Vec<Mutex<()>>,
+}
+
+/// What the sidecar of an object holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Sidecar {
+    #[serde(default)]
+    metadata: Metadata,
+    #[serde(default)]
+    tags: Vec<Tag>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    storage_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    etag: Option<CachedEtag>,
+}
+
+/// The MD5 of the data file as it was when hashed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct CachedEtag {
+    #[serde(flatten)]
+    stamp: Stamp,
+    etag: String,
+}
+
+/// What identifies one content of a data file: a write renames a new inode into place; an edit by hand changes
+/// the mtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    size: u64,
+    mtime_ns: i64,
+    #[serde(default)]
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(md: &fs::Metadata) -> Stamp {
+        Stamp { size: md.len(), mtime_ns: mtime_ns(md), inode: inode(md) }
+    }
+}
+
+fn mtime_ns(md: &fs::Metadata) -> i64 {
+    match md.modified() {
+        Ok(t) => match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+        },
+        Err(_) => 0,
+    }
+}
+
+#[cfg(unix)]
+fn inode(md: &fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(md)
+}
+
+#[cfg(not(unix))]
+fn inode(_md: &fs::Metadata) -> u64 {
+    0
+}
+
+/// An object opened for reading: the open file, what HEAD says, its sidecar.
+struct Opened {
+    file: File,
+    info: ObjectInfo,
+    sidecar: Sidecar,
+}
+
+impl LocalStore {
+    /// A store rooted at `root`, which is created if missing.
+    pub fn new(root: impl AsRef<Path>) -> io::Result<LocalStore> {
+        let root = root.as_ref().to_path_buf();
+        fs::create_dir_all(&root)?;
+        fs::create_dir_all(root.join(META_DIR))?;
+        fs::create_dir_all(root.join(TMP_DIR))?;
+        remove_stale_tmp(&root.join(TMP_DIR));
+        let locks = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
+        Ok(LocalStore { inner: Arc::new(Inner { root, locks }) })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Run `f` on the blocking pool.
+    async fn blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StorageError::new("InternalError", 500, format!("local store task failed: {e}")))?
+    }
+}
+
+fn remove_stale_tmp(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age > STALE_TMP);
+        if old {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Names and paths
+
+fn invalid_key(key: &str, why: &str) -> StorageError {
+    StorageError::new(
+        "InvalidArgument",
+        400,
+        format!(
+            "Object key {key:?} cannot be stored by the local backend: {why}. Keys are used as relative paths, byte for byte."
+        ),
+    )
+}
+
+/// A key the local store can hold: S3's rules, and a relative path with nothing to normalise.
+fn check_local_key(key: &str) -> Result<()> {
+    common::check_key(key)?;
+    if key.contains('\0') {
+        return Err(invalid_key(key, "it contains a NUL byte"));
+    }
+    for seg in key.split('/') {
+        match seg {
+            "" => {
+                return Err(invalid_key(key, "it has an empty path segment (leading, trailing or doubled '/')"));
+            }
+            "." | ".." => return Err(invalid_key(key, "it has a '.' or '..' path segment")),
+            s if s.len() > NAME_MAX => {
+                return Err(invalid_key(key, &format!("a path segment is longer than {NAME_MAX} bytes")));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_bucket_name(bucket: &str) -> Result<()> {
+    let bad = bucket.is_empty()
+        || bucket.starts_with('.')
+        || bucket.contains('/')
+        || bucket.contains('\\')
+        || bucket.contains('\0')
+        || bucket.len() > NAME_MAX;
+    if bad {
+        return Err(StorageError::new(
+            "InvalidBucketName",
+            400,
+            format!(
+                "The specified bucket is not valid: {bucket:?} (the local backend needs a single path segment not starting with '.')"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn conflict(key: &str) -> StorageError {
+    invalid_key(key, "it would be both an object and the directory of other keys (e.g. 'a' and 'a/b')")
+}
+
+fn io_error(what: &str, path: &Path, e: &io::Error) -> StorageError {
+    let message = format!("{what} {}: {e}", path.display());
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => StorageError::new("AccessDenied", 403, message),
+        _ => StorageError::new("InternalError", 500, message),
+    }
+}
+
+/// Whether an error means "nothing there" (a missing file, or a file where a directory was expected).
+fn is_absent(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
+}
+
+impl Inner {
+    fn bucket_dir(&self, bucket: &str) -> PathBuf {
+        self.root.join(bucket)
+    }
+
+    fn data_path(&self, bucket: &str, key: &str) -> PathBuf {
+        self.root.join(bucket).join(key)
+    }
+
+    fn meta_bucket_dir(&self, bucket: &str) -> PathBuf {
+        self.root.join(META_DIR).join(bucket)
+    }
+
+    fn meta_path(&self, bucket: &str, key: &str) -> PathBuf {
+        let (dir, leaf) = key.rsplit_once('/').unwrap_or(("", key));
+        let name = if leaf.len() + META_SUFFIX.len() <= NAME_MAX {
+            format!("{leaf}{META_SUFFIX}")
+        } else {
+            format!("{}{LONG_META_SUFFIX}", crate::md5_hex(leaf.as_bytes()))
+        };
+        let base = self.meta_bucket_dir(bucket);
+        if dir.is_empty() { base.join(name) } else { base.join(dir).join(name) }
+    }
+
+    fn tmp_path(&self) -> PathBuf {
+        self.root.join(TMP_DIR).join(format!("{}.tmp", uuid::Uuid::new_v4().simple()))
+    }
+
+    fn lock(&self, bucket: &str, key: &str) -> MutexGuard<'_, ()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (bucket, key).hash(&mut h);
+        let i = (h.finish() % self.locks.len() as u64) as usize;
+        self.locks[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `NoSuchBucket` unless the bucket directory exists.
+    fn check_bucket(&self, bucket: &str) -> Result<()> {
+        check_bucket_name(bucket)?;
+        let dir = self.bucket_dir(bucket);
+        match fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(StorageError::no_such_bucket(bucket)),
+            Err(e) if is_absent(&e) => Err(StorageError::no_such_bucket(bucket)),
+            Err(e) => Err(io_error("stat", &dir, &e)),
+        }
+    }
+
+    /// Bucket and key valid, bucket present, version `None` or `"null"`.
+    fn check_object(&self, obj: &ObjectRef) -> Result<()> {
+        check_bucket_name(&obj.bucket)?;
+        check_local_key(&obj.key)?;
+        self.check_bucket(&obj.bucket)?;
+        match obj.version_id.as_deref() {
+            None | Some("null") => Ok(()),
+            Some(_) => Err(StorageError::no_such_version()),
+        }
+    }
+
+    fn read_sidecar(&self, bucket: &str, key: &str) -> Result<Sidecar> {
+        let path = self.meta_path(bucket, key);
+        match fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(s) => Ok(s),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "unreadable sidecar: ignored");
+                    Ok(Sidecar::default())
+                }
+            },
+            Err(e) if is_absent(&e) || e.kind() == io::ErrorKind::IsADirectory => Ok(Sidecar::default()),
+            Err(e) => Err(io_error("read", &path, &e)),
+        }
+    }
+
+    /// Write the sidecar atomically (temp file, rename).
+    fn write_sidecar(&self, bucket: &str, key: &str, s: &Sidecar) -> Result<()> {
+        let path = self.meta_path(bucket, key);
+        let json = serde_json::to_vec(s).map_err(|e| StorageError::new("InternalError", 500, e.to_string()))?;
+        let tmp = self.tmp_path();
+        fs::write(&tmp, json).map_err(|e| io_error("write", &tmp, &e))?;
+        let r = rename_into_place(&tmp, &path).map_err(|e| match e {
+            Placement::Conflict => conflict(key),
+            Placement::Io(e) => io_error("rename to", &path, &e),
+        });
+        if r.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        r
+    }
+
+    /// Open the object for reading; resolve its ETag (hashing the file if the cache is stale) under its lock.
+    fn open(&self, obj: &ObjectRef) -> Result<Opened> {
+        self.check_object(obj)?;
+        let path = self.data_path(&obj.bucket, &obj.key);
+        let _guard = self.lock(&obj.bucket, &obj.key);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if is_absent(&e) => return Err(StorageError::no_such_key()),
+            Err(e) => return Err(io_error("open", &path, &e)),
+        };
+        let md = file.metadata().map_err(|e| io_error("stat", &path, &e))?;
+        if !md.is_file() {
+            return Err(StorageError::no_such_key());
+        }
+        let mut sidecar = self.read_sidecar(&obj.bucket, &obj.key)?;
+        let stamp = Stamp::of(&md);
+        let etag = match &sidecar.etag {
+            Some(c) if c.stamp == stamp => c.etag.clone(),
+            _ => {
+                let etag = md5_of(&mut file).map_err(|e| io_error("read", &path, &e))?;
+                sidecar.etag = Some(CachedEtag { stamp, etag: etag.clone() });
+                if let Err(e) = self.write_sidecar(&obj.bucket, &obj.key, &sidecar) {
+                    tracing::warn!(path = %path.display(), error = %e, "could not cache the ETag");
+                }
+                etag
+            }
+        };
+        let info = ObjectInfo {
+            size: md.len(),
+            etag,
+            last_modified: mtime_ns(&md).div_euclid(1_000_000),
+            version_id: None,
+            storage_class: common::normalize_storage_class(sidecar.storage_class.as_deref()),
+            metadata: sidecar.metadata.clone(),
+        };
+        Ok(Opened { file, info, sidecar })
+    }
+
+    /// Write a new object: fill a temporary file (`fill` returns the hex MD5 of what it wrote), then, under the
+    /// key's lock, write the sidecar and rename the data into place.
+    fn write_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        mut sidecar: Sidecar,
+        fill: impl FnOnce(&mut File) -> io::Result<String>,
+    ) -> Result<WriteResult> {
+        check_bucket_name(bucket)?;
+        check_local_key(key)?;
+        self.check_bucket(bucket)?;
+        let tmp = self.tmp_path();
+        let result = self.write_object_via(&tmp, bucket, key, &mut sidecar, fill);
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn write_object_via(
+        &self,
+        tmp: &Path,
+        bucket: &str,
+        key: &str,
+        sidecar: &mut Sidecar,
+        fill: impl FnOnce(&mut File) -> io::Result<String>,
+    ) -> Result<WriteResult> {
+        let mut file = File::create(tmp).map_err(|e| io_error("create", tmp, &e))?;
+        let etag = fill(&mut file).map_err(|e| io_error("write", tmp, &e))?;
+        file.sync_all().map_err(|e| io_error("sync", tmp, &e))?;
+        let md = file.metadata().map_err(|e| io_error("stat", tmp, &e))?;
+        drop(file);
+        sidecar.etag = Some(CachedEtag { stamp: Stamp::of(&md), etag: etag.clone() });
+        let path = self.data_path(bucket, key);
+        let _guard = self.lock(bucket, key);
+        // A directory where the object would go (the key is a prefix of other keys), or a file where one of its
+        // directories would go: refused before the sidecar is touched.
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            return Err(conflict(key));
+        }
+        let parent = path.parent().expect("object paths have a parent");
+        if let Err(e) = fs::create_dir_all(parent) {
+            return Err(match e.kind() {
+                io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists => conflict(key),
+                _ => io_error("create", parent, &e),
+            });
+        }
+        self.write_sidecar(bucket, key, sidecar)?;
+        rename_into_place(tmp, &path).map_err(|e| match e {
+            Placement::Conflict => conflict(key),
+            Placement::Io(e) => io_error("rename to", &path, &e),
+        })?;
+        Ok(WriteResult { version_id: None, etag: Some(etag) })
+    }
+
+    /// Change the sidecar of an existing object.
+    fn update_sidecar(&self, obj: &ObjectRef, f: impl FnOnce(&mut Sidecar)) -> Result<WriteResult> {
+        self.check_object(obj)?;
+        let path = self.data_path(&obj.bucket, &obj.key);
+        let _guard = self.lock(&obj.bucket, &obj.key);
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(StorageError::no_such_key()),
+            Err(e) if is_absent(&e) => return Err(StorageError::no_such_key()),
+            Err(e) => return Err(io_error("stat", &path, &e)),
+        }
+        let mut sidecar = self.read_sidecar(&obj.bucket, &obj.key)?;
+        f(&mut sidecar);
+        self.write_sidecar(&obj.bucket, &obj.key, &sidecar)?;
+        Ok(WriteResult::default())
+    }
+
+    fn delete(&self, obj: &ObjectRef) -> Result<WriteResult> {
+        check_bucket_name(&obj.bucket)?;
+        check_local_key(&obj.key)?;
+        self.check_bucket(&obj.bucket)?;
+        if !matches!(obj.version_id.as_deref(), None | Some("null")) {
+            // S3 answers success for a version that does not exist.
+            return Ok(WriteResult::default());
+        }
+        let path = self.data_path(&obj.bucket, &obj.key);
+        let meta = self.meta_path(&obj.bucket, &obj.key);
+        let _guard = self.lock(&obj.bucket, &obj.key);
+        for p in [&path, &meta] {
+            match fs::remove_file(p) {
+                Ok(()) => {}
+                // Nothing there, or a directory (the key is only a prefix of other keys): no such object.
+                Err(e) if is_absent(&e) || fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) => {}
+                Err(e) => return Err(io_error("remove", p, &e)),
+            }
+        }
+        prune_empty_dirs(&path, &self.bucket_dir(&obj.bucket));
+        prune_empty_dirs(&meta, &self.meta_bucket_dir(&obj.bucket));
+        Ok(WriteResult::default())
+    }
+
+    fn list(&self, bucket: &str, prefix: &str, after: Option<&str>, page: usize) -> Result<ListPage> {
+        self.check_bucket(bucket)?;
+        let dir = self.bucket_dir(bucket);
+        let mut found = Vec::new();
+        walk(&dir, "", prefix, after, page + 1, &mut found).map_err(|e| io_error("list", &dir, &e))?;
+        let more = found.len() > page;
+        found.truncate(page);
+        let mut objects = Vec::with_capacity(found.len());
+        for key in found {
+            // The object may have gone since the walk: skip it then.
+            match self.open(&ObjectRef::new(bucket, key.clone())) {
+                Ok(o) => objects.push(ListedObject {
+                    key,
+                    size: o.info.size,
+                    etag: o.info.etag,
+                    last_modified: o.info.last_modified,
+                    storage_class: common::listed_storage_class(o.sidecar.storage_class.as_deref()),
+                }),
+                Err(e) if e.code == "NoSuchKey" => {}
+                Err(e) if e.code == "InvalidArgument" || e.code == "KeyTooLongError" => {
+                    tracing::warn!(bucket, key, "file name that is not a valid key: not listed");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let next_token = if more { objects.last().map(|o| o.key.clone()) } else { None };
+        Ok(ListPage { objects, next_token })
+    }
+}
+
+/// Hex MD5 of a whole file, read from its start.
+fn md5_of(file: &mut File) -> io::Result<String> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut h = Md5::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Copy `src` into `dst`, returning the hex MD5 of what was copied.
+fn copy_hashing(src: &mut impl Read, dst: &mut File) -> io::Result<String> {
+    let mut h = Md5::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+        dst.write_all(&buf[..n])?;
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+enum Placement {
+    Conflict,
+    Io(io::Error),
+}
+
+/// Rename `tmp` to `path`, creating parent directories; retried when a concurrent delete removes a parent that
+/// was just made.
+fn rename_into_place(tmp: &Path, path: &Path) -> std::result::Result<(), Placement> {
+    let parent = path.parent().expect("object paths have a parent");
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        if let Err(e) = fs::create_dir_all(parent) {
+            return Err(match e.kind() {
+                io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists => Placement::Conflict,
+                _ => Placement::Io(e),
+            });
+        }
+        match fs::rename(tmp, path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::NotADirectory
+                ) || fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) =>
+            {
+                return Err(Placement::Conflict);
+            }
+            Err(e) => return Err(Placement::Io(e)),
+        }
+    }
+}
+
+/// Remove the now-empty directories above `path`, up to (not including) `top`.
+fn prune_empty_dirs(path: &Path, top: &Path) {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d == top || !d.starts_with(top) {
+            break;
+        }
+        if fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+/// Collect up to `limit` keys under `dir` (whose keys start with `rel`), in byte order: entries are visited
+/// sorted by name, a directory's name taken with its trailing `/`, which is exactly the order of the keys.
+/// Subtrees that cannot hold a key after `after` and under `prefix` are skipped.
+fn walk(
+    dir: &Path,
+    rel: &str,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+    out: &mut Vec<String>,
+) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        // Removed while walking (a delete pruned it).
+        Err(e) if is_absent(&e) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut names: Vec<(String, bool)> = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            tracing::warn!(dir = %dir.display(), "file name that is not UTF-8: not listed");
+            continue;
+        };
+        let mut ft = entry.file_type()?;
+        if ft.is_symlink() {
+            match fs::metadata(entry.path()) {
+                Ok(m) => ft = m.file_type(),
+                Err(_) => continue,
+            }
+        }
+        if ft.is_dir() {
+            names.push((format!("{name}/"), true));
+        } else if ft.is_file() {
+            names.push((name, false));
+        }
+    }
+    names.sort_unstable();
+    for (name, is_dir) in names {
+        if out.len() >= limit {
+            return Ok(());
+        }
+        let key = format!("{rel}{name}");
+        if is_dir {
+            let under_prefix = key.starts_with(prefix) || prefix.starts_with(&key);
+            let may_follow = match after {
+                None => true,
+                Some(a) => a < key.as_str() || a.starts_with(&key),
+            };
+            // Keys are at most 1024 bytes: deeper trees (or symlink loops) hold no objects.
+            if under_prefix && may_follow && key.len() < common::MAX_KEY_BYTES {
+                walk(&dir.join(name.trim_end_matches('/')), &key, prefix, after, limit, out)?;
+            }
+        } else if key.starts_with(prefix) && after.is_none_or(|a| key.as_str() > a) {
+            out.push(key);
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    async fn create_bucket(&self, bucket: &str) -> Result<()> {
+        check_bucket_name(bucket)?;
+        let bucket = bucket.to_string();
+        self.blocking(move |s| {
+            let dir = s.bucket_dir(&bucket);
+            fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, &e))
+        })
+        .await
+    }
+
+    async fn head_object(&self, obj: &ObjectRef) -> Result<ObjectInfo> {
+        let obj = obj.clone();
+        self.blocking(move |s| s.open(&obj).map(|o| o.info)).await
+    }
+
+    async fn get_object(&self, obj: &ObjectRef, range: Option<Range<u64>>) -> Result<GetResult> {
+        let obj = obj.clone();
+        let (file, info, r) = self
+            .blocking(move |s| {
+                let mut o = s.open(&obj)?;
+                let r = common::resolve_range(range.as_ref(), o.info.size)?;
+                o.file.seek(SeekFrom::Start(r.start)).map_err(|e| StorageError::io(&e))?;
+                Ok((o.file, o.info, r))
+            })
+            .await?;
+        let file = tokio::fs::File::from_std(file);
+        let remaining = r.end - r.start;
+        let body = futures::stream::try_unfold((file, remaining), |(mut file, remaining)| async move {
+            if remaining == 0 {
+                return Ok(None);
+            }
+            let want = remaining.min(CHUNK as u64) as usize;
+            let mut buf = vec![0u8; want];
+            let n = file.read(&mut buf).await.map_err(|e| StorageError::io(&e))?;
+            if n == 0 {
+                return Err(StorageError::new("InternalError", 500, "the file was truncated while being read"));
+            }
+            buf.truncate(n);
+            Ok(Some((Bytes::from(buf), (file, remaining - n as u64))))
+        });
+        Ok(GetResult { info, body: body.boxed() })
+    }
+
+    async fn put_object(&self, bucket: &str, key: &str, body: PutBody, opts: &PutOptions) -> Result<WriteResult> {
+        check_bucket_name(bucket)?;
+        check_local_key(key)?;
+        common::check_tags(&opts.tags)?;
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        let sidecar = Sidecar {
+            metadata: common::stored_metadata(&opts.metadata),
+            tags: opts.tags.clone(),
+            ..Default::default()
+        };
+        self.blocking(move |s| match body {
+            PutBody::Bytes(data) => s.write_object(&bucket, &key, sidecar, |f| {
+                f.write_all(&data)?;
+                Ok(crate::md5_hex(&data))
+            }),
+            PutBody::File(src) => {
+                let mut input = File::open(&src).map_err(|e| io_error("open", &src, &e))?;
+                s.write_object(&bucket, &key, sidecar, |f| copy_hashing(&mut input, f))
+            }
+        })
+        .await
+    }
+
+    async fn copy_object(&self, req: &CopyRequest) -> Result<WriteResult> {
+        common::check_copy_request(req, "local")?;
+        check_local_key(&req.source.key)?;
+        check_local_key(&req.dest_key)?;
+        check_bucket_name(&req.dest_bucket)?;
+        let req = req.clone();
+        self.blocking(move |s| {
+            let mut src = s.open(&req.source)?;
+            common::check_copy_preconditions(&req, src.info.last_modified)?;
+            s.check_bucket(&req.dest_bucket)?;
+            let sidecar = Sidecar {
+                metadata: req.replace_metadata.as_ref().map(common::stored_metadata).unwrap_or(src.sidecar.metadata),
+                tags: req.tags.clone().unwrap_or(src.sidecar.tags),
+                storage_class: common::normalize_storage_class(req.storage_class.as_deref()),
+                etag: None,
+            };
+            let etag = src.info.etag;
+            s.write_object(&req.dest_bucket, &req.dest_key, sidecar, |f| {
+                src.file.seek(SeekFrom::Start(0))?;
+                io::copy(&mut src.file, f)?;
+                Ok(etag)
+            })
+        })
+        .await
+    }
+
+    async fn delete_object(&self, obj: &ObjectRef) -> Result<WriteResult> {
+        let obj = obj.clone();
+        self.blocking(move |s| s.delete(&obj)).await
+    }
+
+    async fn get_object_tagging(&self, obj: &ObjectRef) -> Result<Vec<Tag>> {
+        let obj = obj.clone();
+        self.blocking(move |s| {
+            s.check_object(&obj)?;
+            let path = s.data_path(&obj.bucket, &obj.key);
+            let _guard = s.lock(&obj.bucket, &obj.key);
+            match fs::metadata(&path) {
+                Ok(m) if m.is_file() => Ok(s.read_sidecar(&obj.bucket, &obj.key)?.tags),
+                Ok(_) => Err(StorageError::no_such_key()),
+                Err(e) if is_absent(&e) => Err(StorageError::no_such_key()),
+                Err(e) => Err(io_error("stat", &path, &e)),
+            }
+        })
+        .await
+    }
+
+    async fn put_object_tagging(&self, obj: &ObjectRef, tags: &[Tag]) -> Result<WriteResult> {
+        common::check_tags(tags)?;
+        let (obj, tags) = (obj.clone(), tags.to_vec());
+        self.blocking(move |s| s.update_sidecar(&obj, |sc| sc.tags = tags)).await
+    }
+
+    async fn delete_object_tagging(&self, obj: &ObjectRef) -> Result<WriteResult> {
+        let obj = obj.clone();
+        self.blocking(move |s| s.update_sidecar(&obj, |sc| sc.tags.clear())).await
+    }
+
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<String>,
+        max_keys: usize,
+    ) -> Result<ListPage> {
+        check_bucket_name(bucket)?;
+        let (bucket, prefix) = (bucket.to_string(), prefix.to_string());
+        let page = common::page_size(max_keys);
+        self.blocking(move |s| s.list(&bucket, &prefix, continuation.as_deref(), page)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance;
+
+    async fn store() -> (LocalStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        (LocalStore::new(dir.path().join("root")).unwrap(), dir)
+    }
+
+    conformance::conformance_tests!(store);
+
+    fn bytes(b: &'static [u8]) -> PutBody {
+        PutBody::Bytes(Bytes::from_static(b))
+    }
+
+    #[tokio::test]
+    async fn tags_and_metadata_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = "dir/sub/a b+c%d#e?f ü.txt";
+        let meta = Metadata {
+            content_type: Some("text/plain".into()),
+            user: [("color".to_string(), "blue".to_string())].into(),
+            ..Default::default()
+        };
+        {
+            let s = LocalStore::new(dir.path()).unwrap();
+            s.create_bucket("b").await.unwrap();
+            let opts = PutOptions { metadata: meta.clone(), tags: vec![Tag::new("k", "v")] };
+            s.put_object("b", key, bytes(b"hello"), &opts).await.unwrap();
+            let mut c = CopyRequest::new(ObjectRef::new("b", key), "b", "copy");
+            c.storage_class = Some("GLACIER_IR".into());
+            s.copy_object(&c).await.unwrap();
+        }
+        let s = LocalStore::new(dir.path()).unwrap();
+        let info = s.head_object(&ObjectRef::new("b", key)).await.unwrap();
+        assert_eq!(info.metadata, meta);
+        assert_eq!(info.etag, crate::md5_hex(b"hello"));
+        assert_eq!(s.get_object_tagging(&ObjectRef::new("b", key)).await.unwrap(), vec![Tag::new("k", "v")]);
+        assert_eq!(
+            s.head_object(&ObjectRef::new("b", "copy")).await.unwrap().storage_class.as_deref(),
+            Some("GLACIER_IR")
+        );
+        assert!(dir.path().join("b/dir/sub/a b+c%d#e?f ü.txt").is_file());
+        assert!(dir.path().join(".s3batch-meta/b/dir/sub/a b+c%d#e?f ü.txt.meta.json").is_file());
+    }
+
+    #[tokio::test]
+    async fn unrepresentable_keys_are_invalid_argument() {
+        let (s, _d) = store().await;
+        s.create_bucket("b").await.unwrap();
+        let long = format!("x/{}", "y".repeat(256));
+        for key in ["a//b", "a/", "/a", "./a", "a/./b", "a/../b", "..", "a\0b", long.as_str()] {
+            let e = s.put_object("b", key, bytes(b"x"), &PutOptions::default()).await.unwrap_err();
+            assert_eq!((e.code.as_str(), e.http_status, e.transient), ("InvalidArgument", 400, false), "{key:?}: {e}");
+            let e = s.head_object(&ObjectRef::new("b", key)).await.unwrap_err();
+            assert_eq!(e.code, "InvalidArgument", "{key:?}");
+        }
+        // 255 bytes is fine, and so is its sidecar name.
+        let max = format!("x/{}", "y".repeat(255));
+        s.put_object("b", &max, bytes(b"x"), &PutOptions { tags: vec![Tag::new("a", "b")], ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(s.get_object_tagging(&ObjectRef::new("b", &max)).await.unwrap(), vec![Tag::new("a", "b")]);
+        let e = s.put_object("b", &"k".repeat(1025), bytes(b"x"), &PutOptions::default()).await.unwrap_err();
+        assert_eq!(e.code, "KeyTooLongError");
+        // A key cannot be both an object and a directory.
+        s.put_object("b", "f", bytes(b"x"), &PutOptions::default()).await.unwrap();
+        let e = s.put_object("b", "f/g", bytes(b"x"), &PutOptions::default()).await.unwrap_err();
+        assert_eq!(e.code, "InvalidArgument", "{e}");
+        assert!(!s.root().join(META_DIR).join("b/f").exists(), "no sidecar for a refused write");
+        s.put_object("b", "d/e", bytes(b"x"), &PutOptions::default()).await.unwrap();
+        let e = s.put_object("b", "d", bytes(b"x"), &PutOptions::default()).await.unwrap_err();
+        assert_eq!(e.code, "InvalidArgument", "{e}");
+        assert_eq!(s.head_object(&ObjectRef::new("b", "d")).await.unwrap_err().code, "NoSuchKey");
+        // Invalid bucket names.
+        for b in ["", ".s3batch-meta", ".s3batch-tmp", "a/b", ".."] {
+            let e = s.list_objects(b, "", None, 10).await.unwrap_err();
+            assert_eq!(e.code, "InvalidBucketName", "{b:?}");
+        }
+        // Nothing leaked into the listing or the temp dir.
+        let keys: Vec<String> =
+            s.list_objects("b", "", None, 100).await.unwrap().objects.into_iter().map(|o| o.key).collect();
+        assert_eq!(keys, vec!["d/e".to_string(), "f".to_string(), max]);
+        assert_eq!(fs::read_dir(s.root().join(TMP_DIR)).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn files_dropped_in_by_hand_are_objects() {
+        let (s, _d) = store().await;
+        s.create_bucket("b").await.unwrap();
+        fs::create_dir_all(s.root().join("b/by/hand")).unwrap();
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(s.root().join("b/by/hand/file name.bin"), &content).unwrap();
+        let obj = ObjectRef::new("b", "by/hand/file name.bin");
+        let info = s.head_object(&obj).await.unwrap();
+        assert_eq!(info.size, content.len() as u64);
+        assert_eq!(info.etag, crate::md5_hex(&content));
+        assert_eq!(info.metadata, Metadata::default());
+        let page = s.list_objects("b", "by/", None, 10).await.unwrap();
+        assert_eq!(page.objects.len(), 1);
+        assert_eq!(page.objects[0].etag, crate::md5_hex(&content));
+        // The ETag is cached in a sidecar ...
+        let sidecar = s.inner.read_sidecar("b", "by/hand/file name.bin").unwrap();
+        assert_eq!(sidecar.etag.unwrap().etag, crate::md5_hex(&content));
+        // ... and computed again when the file changes by hand.
+        fs::write(s.root().join("b/by/hand/file name.bin"), b"changed!").unwrap();
+        assert_eq!(s.head_object(&obj).await.unwrap().etag, crate::md5_hex(b"changed!"));
+        assert_eq!(s.get_object(&obj, None).await.unwrap().bytes().await.unwrap(), Bytes::from_static(b"changed!"));
+    }
+
+    #[tokio::test]
+    async fn get_streams_in_chunks() {
+        let (s, _d) = store().await;
+        s.create_bucket("b").await.unwrap();
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        s.put_object("b", "big", PutBody::Bytes(content.clone().into()), &PutOptions::default()).await.unwrap();
+        let mut got = s.get_object(&ObjectRef::new("b", "big"), None).await.unwrap();
+        let mut chunks = Vec::new();
+        while let Some(c) = got.body.next().await {
+            chunks.push(c.unwrap());
+        }
+        assert_eq!(chunks.len(), 4);
+        assert!(chunks.iter().all(|c| c.len() <= CHUNK));
+        assert_eq!(chunks.concat(), content);
+    }
+
+    #[tokio::test]
+    async fn versions_other_than_null_do_not_exist() {
+        let (s, _d) = store().await;
+        s.create_bucket("b").await.unwrap();
+        let w = s.put_object("b", "k", bytes(b"x"), &PutOptions::default()).await.unwrap();
+        assert_eq!(w.version_id, None);
+        let k = ObjectRef::new("b", "k");
+        assert_eq!(s.head_object(&k.clone().with_version(Some("null".into()))).await.unwrap().version_id, None);
+        let other = k.clone().with_version(Some("3sL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY".into()));
+        assert_eq!(s.head_object(&other).await.unwrap_err().code, "NoSuchVersion");
+        assert_eq!(s.get_object_tagging(&other).await.unwrap_err().code, "NoSuchVersion");
+        // Deleting a version that does not exist succeeds and changes nothing.
+        s.delete_object(&other).await.unwrap();
+        assert!(s.head_object(&k).await.is_ok());
+        s.delete_object(&k.clone().with_version(Some("null".into()))).await.unwrap();
+        assert_eq!(s.head_object(&k).await.unwrap_err().code, "NoSuchKey");
+    }
+
+    #[tokio::test]
+    async fn acls_are_not_implemented() {
+        let (s, _d) = store().await;
+        s.create_bucket("b").await.unwrap();
+        s.put_object("b", "k", bytes(b"x"), &PutOptions::default()).await.unwrap();
+        let mut c = CopyRequest::new(ObjectRef::new("b", "k"), "b", "k2");
+        c.canned_acl = Some("private".into());
+        let e = s.copy_object(&c).await.unwrap_err();
+        assert_eq!((e.code.as_str(), e.http_status, e.transient), ("NotImplemented", 501, false));
+    }
+
+    #[tokio::test]
+    async fn delete_prunes_empty_directories() {
+        let (s, _d) = store().await;
+        s.create_bucket("b").await.unwrap();
+        s.put_object("b", "x/y/z/deep", bytes(b"x"), &PutOptions::default()).await.unwrap();
+        s.put_object("b", "x/keep", bytes(b"x"), &PutOptions::default()).await.unwrap();
+        s.delete_object(&ObjectRef::new("b", "x/y/z/deep")).await.unwrap();
+        assert!(!s.root().join("b/x/y").exists());
+        assert!(!s.root().join(META_DIR).join("b/x/y").exists());
+        assert!(s.root().join("b/x/keep").is_file());
+        s.delete_object(&ObjectRef::new("b", "x/keep")).await.unwrap();
+        assert!(!s.root().join("b/x").exists());
+        assert!(s.root().join("b").is_dir());
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_and_deletes_in_one_directory() {
+        let (s, _d) = store().await;
+        s.create_bucket("b").await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let key = format!("shared/dir/k{i}");
+                for _ in 0..5 {
+                    s.put_object("b", &key, PutBody::Bytes(Bytes::from(key.clone())), &PutOptions::default())
+                        .await
+                        .unwrap();
+                    s.put_object_tagging(&ObjectRef::new("b", &key), &[Tag::new("i", i.to_string())]).await.unwrap();
+                    s.delete_object(&ObjectRef::new("b", &key)).await.unwrap();
+                }
+                s.put_object("b", &key, PutBody::Bytes(Bytes::from(key.clone())), &PutOptions::default())
+                    .await
+                    .unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let page = s.list_objects("b", "shared/", None, 1000).await.unwrap();
+        assert_eq!(page.objects.len(), 40);
+    }
+}

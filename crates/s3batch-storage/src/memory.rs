@@ -1,0 +1,601 @@
+//! [`MemoryStore`]: buckets in memory, with injectable faults, for engine tests and benchmarks.
+//!
+//! - Buckets must be created with [`ObjectStore::create_bucket`], unless virtual objects are on.
+//! - Each key holds one current object; every write gives it a fresh version id (a UUID). A HEAD, GET, tagging call
+//!   or copy naming any other version id answers `NoSuchVersion`; a DELETE naming another version is a no-op that
+//!   succeeds, as S3 answers for a version that does not exist.
+//! - Virtual objects ([`MemoryStore::set_virtual_objects`]): every bucket exists and every key that was never
+//!   written is an empty object (any version id is accepted and echoed back). Tag writes to such an object and
+//!   copies from it are accepted and not kept, so a benchmark of millions of tasks does not hold millions of
+//!   objects; `put_object` still stores what it is given (reports, manifests), and objects that really exist
+//!   behave as usual.
+//! - [`Faults`] apply to every request (or only to the operations they name): latency, then an error with a chosen
+//!   code and status at some rate, or a connection reset at some rate.
+
+use std::collections::BTreeMap;
+use std::ops::{Bound, Range};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+
+use crate::common::{self, EMPTY_ETAG};
+use crate::{
+    CopyRequest, GetResult, ListPage, ListedObject, Metadata, Millis, ObjectInfo, ObjectRef, ObjectStore, PutBody,
+    PutOptions, Result, StorageError, Tag, WriteResult,
+};
+
+/// Faults injected into every request of a [`MemoryStore`] (or only into the operations `only_ops` names).
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Added to every request (`tokio::time::sleep`, so paused-time tests see it without waiting).
+    pub latency: Duration,
+    /// Fraction (0 to 1) of requests that fail with `error_code` / `error_status`.
+    pub error_rate: f64,
+    /// e.g. `SlowDown`; empty means `InternalError`.
+    pub error_code: String,
+    /// e.g. 503; 0 means 500.
+    pub error_status: u16,
+    /// Fraction (0 to 1) of requests that fail with [`StorageError::connection`].
+    pub reset_rate: f64,
+    /// Operation names (`"put_object_tagging"`, the [`ObjectStore`] method names) the faults apply to; empty
+    /// means every operation.
+    pub only_ops: Vec<String>,
+}
+
+/// The in-memory backend. Clones share the same buckets.
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    buckets: Mutex<BTreeMap<String, BTreeMap<String, Obj>>>,
+    faults: Mutex<Arc<Faults>>,
+    virtual_objects: AtomicBool,
+    requests: AtomicU64,
+    /// Last-modified time of virtual objects.
+    created: Millis,
+}
+
+#[derive(Debug, Clone)]
+struct Obj {
+    data: Bytes,
+    etag: String,
+    last_modified: Millis,
+    version_id: String,
+    storage_class: Option<String>,
+    metadata: Metadata,
+    tags: Vec<Tag>,
+}
+
+impl Obj {
+    fn info(&self) -> ObjectInfo {
+        ObjectInfo {
+            size: self.data.len() as u64,
+            etag: self.etag.clone(),
+            last_modified: self.last_modified,
+            version_id: Some(self.version_id.clone()),
+            storage_class: self.storage_class.clone(),
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
+/// What a lookup found.
+enum Found {
+    Real(Box<Obj>),
+    /// A virtual object: never written, empty.
+    Virtual,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let objects = self.inner.buckets.try_lock().map(|b| b.values().map(BTreeMap::len).sum::<usize>()).ok();
+        f.debug_struct("MemoryStore")
+            .field("objects", &objects)
+            .field("requests", &self.request_count())
+            .field("virtual_objects", &self.inner.virtual_objects.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
+}
+
+fn new_version_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore {
+            inner: Arc::new(Inner {
+                buckets: Mutex::new(BTreeMap::new()),
+                faults: Mutex::new(Arc::new(Faults::default())),
+                virtual_objects: AtomicBool::new(false),
+                requests: AtomicU64::new(0),
+                created: common::now_millis(),
+            }),
+        }
+    }
+
+    /// Replace the injected faults (`Faults::default()` turns them off).
+    pub fn set_faults(&self, f: Faults) {
+        *self.inner.faults.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(f);
+    }
+
+    /// Turn virtual objects on or off (see the module documentation).
+    pub fn set_virtual_objects(&self, on: bool) {
+        self.inner.virtual_objects.store(on, Ordering::Relaxed);
+    }
+
+    /// Requests received so far, failed ones included.
+    pub fn request_count(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// Objects stored, over all buckets (virtual objects are not stored).
+    pub fn object_count(&self) -> usize {
+        self.buckets().values().map(BTreeMap::len).sum()
+    }
+
+    fn virtual_on(&self) -> bool {
+        self.inner.virtual_objects.load(Ordering::Relaxed)
+    }
+
+    fn buckets(&self) -> MutexGuard<'_, BTreeMap<String, BTreeMap<String, Obj>>> {
+        self.inner.buckets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Count the request, then apply the faults.
+    async fn enter(&self, op: &str) -> Result<()> {
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        let faults = self.inner.faults.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if !faults.only_ops.is_empty() && !faults.only_ops.iter().any(|o| o == op) {
+            return Ok(());
+        }
+        if !faults.latency.is_zero() {
+            tokio::time::sleep(faults.latency).await;
+        }
+        if faults.error_rate <= 0.0 && faults.reset_rate <= 0.0 {
+            return Ok(());
+        }
+        let draw: f64 = rand::random();
+        if draw < faults.error_rate {
+            let code = if faults.error_code.is_empty() { "InternalError" } else { faults.error_code.as_str() };
+            let status = if faults.error_status == 0 { 500 } else { faults.error_status };
+            return Err(StorageError::new(code, status, format!("injected fault in {op} (memory backend)")));
+        }
+        if draw < faults.error_rate + faults.reset_rate {
+            return Err(StorageError::connection(format!("injected connection reset in {op} (memory backend)")));
+        }
+        Ok(())
+    }
+
+    /// The object `obj` names, under the lock.
+    fn lookup(map: &BTreeMap<String, BTreeMap<String, Obj>>, virtual_on: bool, obj: &ObjectRef) -> Result<Found> {
+        let Some(bucket) = map.get(&obj.bucket) else {
+            return if virtual_on { Ok(Found::Virtual) } else { Err(StorageError::no_such_bucket(&obj.bucket)) };
+        };
+        match (bucket.get(&obj.key), &obj.version_id) {
+            (Some(o), Some(v)) if *v != o.version_id => Err(StorageError::no_such_version()),
+            (Some(o), _) => Ok(Found::Real(Box::new(o.clone()))),
+            (None, _) if virtual_on => Ok(Found::Virtual),
+            (None, Some(_)) => Err(StorageError::no_such_version()),
+            (None, None) => Err(StorageError::no_such_key()),
+        }
+    }
+
+    fn find(&self, obj: &ObjectRef) -> Result<Found> {
+        common::check_key(&obj.key)?;
+        Self::lookup(&self.buckets(), self.virtual_on(), obj)
+    }
+
+    fn virtual_info(&self, obj: &ObjectRef) -> ObjectInfo {
+        ObjectInfo {
+            size: 0,
+            etag: EMPTY_ETAG.into(),
+            last_modified: self.inner.created,
+            version_id: obj.version_id.clone(),
+            storage_class: None,
+            metadata: Metadata::default(),
+        }
+    }
+
+    /// Store `o` at `bucket`/`key` (the bucket must exist unless virtual objects are on).
+    fn store(&self, bucket: &str, key: &str, o: Obj) -> Result<()> {
+        let virtual_on = self.virtual_on();
+        let mut map = self.buckets();
+        let objects = match map.get_mut(bucket) {
+            Some(b) => b,
+            None if virtual_on => map.entry(bucket.to_string()).or_default(),
+            None => return Err(StorageError::no_such_bucket(bucket)),
+        };
+        objects.insert(key.to_string(), o);
+        Ok(())
+    }
+
+    fn check_bucket(&self, bucket: &str) -> Result<()> {
+        if self.virtual_on() || self.buckets().contains_key(bucket) {
+            Ok(())
+        } else {
+            Err(StorageError::no_such_bucket(bucket))
+        }
+    }
+
+    /// Replace the tags of the object `obj` names; virtual objects accept it and keep nothing.
+    fn update_tags(&self, obj: &ObjectRef, tags: Vec<Tag>) -> Result<WriteResult> {
+        common::check_key(&obj.key)?;
+        let virtual_on = self.virtual_on();
+        let mut map = self.buckets();
+        match Self::lookup(&map, virtual_on, obj)? {
+            Found::Virtual => Ok(WriteResult { version_id: obj.version_id.clone(), etag: None }),
+            Found::Real(_) => {
+                let o =
+                    map.get_mut(&obj.bucket).and_then(|b| b.get_mut(&obj.key)).ok_or_else(StorageError::no_such_key)?;
+                o.tags = tags;
+                Ok(WriteResult { version_id: Some(o.version_id.clone()), etag: None })
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn create_bucket(&self, bucket: &str) -> Result<()> {
+        self.enter("create_bucket").await?;
+        if bucket.is_empty() {
+            return Err(StorageError::new("InvalidBucketName", 400, "The specified bucket is not valid: empty name."));
+        }
+        self.buckets().entry(bucket.to_string()).or_default();
+        Ok(())
+    }
+
+    async fn head_object(&self, obj: &ObjectRef) -> Result<ObjectInfo> {
+        self.enter("head_object").await?;
+        match self.find(obj)? {
+            Found::Real(o) => Ok(o.info()),
+            Found::Virtual => Ok(self.virtual_info(obj)),
+        }
+    }
+
+    async fn get_object(&self, obj: &ObjectRef, range: Option<Range<u64>>) -> Result<GetResult> {
+        self.enter("get_object").await?;
+        let (info, data) = match self.find(obj)? {
+            Found::Real(o) => (o.info(), o.data),
+            Found::Virtual => (self.virtual_info(obj), Bytes::new()),
+        };
+        let r = common::resolve_range(range.as_ref(), info.size)?;
+        let body = data.slice(r.start as usize..r.end as usize);
+        Ok(GetResult { info, body: futures::stream::iter([Ok(body)]).boxed() })
+    }
+
+    async fn put_object(&self, bucket: &str, key: &str, body: PutBody, opts: &PutOptions) -> Result<WriteResult> {
+        self.enter("put_object").await?;
+        common::check_key(key)?;
+        common::check_tags(&opts.tags)?;
+        self.check_bucket(bucket)?;
+        let data = match body {
+            PutBody::Bytes(b) => b,
+            PutBody::File(path) => Bytes::from(tokio::fs::read(&path).await.map_err(|e| StorageError::io(&e))?),
+        };
+        let o = Obj {
+            etag: crate::md5_hex(&data),
+            data,
+            last_modified: common::now_millis(),
+            version_id: new_version_id(),
+            storage_class: None,
+            metadata: common::stored_metadata(&opts.metadata),
+            tags: opts.tags.clone(),
+        };
+        let result = WriteResult { version_id: Some(o.version_id.clone()), etag: Some(o.etag.clone()) };
+        self.store(bucket, key, o)?;
+        Ok(result)
+    }
+
+    async fn copy_object(&self, req: &CopyRequest) -> Result<WriteResult> {
+        self.enter("copy_object").await?;
+        common::check_copy_request(req, "memory")?;
+        let source = self.find(&req.source)?;
+        let src_info = match &source {
+            Found::Real(o) => o.info(),
+            Found::Virtual => self.virtual_info(&req.source),
+        };
+        common::check_copy_preconditions(req, src_info.last_modified)?;
+        self.check_bucket(&req.dest_bucket)?;
+        let Found::Real(src) = source else {
+            // A virtual source makes a virtual (empty) copy: nothing to keep.
+            return Ok(WriteResult { version_id: Some(new_version_id()), etag: Some(EMPTY_ETAG.into()) });
+        };
+        let o = Obj {
+            data: src.data,
+            etag: src.etag,
+            last_modified: common::now_millis(),
+            version_id: new_version_id(),
+            storage_class: common::normalize_storage_class(req.storage_class.as_deref()),
+            metadata: req.replace_metadata.as_ref().map(common::stored_metadata).unwrap_or(src.metadata),
+            tags: req.tags.clone().unwrap_or(src.tags),
+        };
+        let result = WriteResult { version_id: Some(o.version_id.clone()), etag: Some(o.etag.clone()) };
+        self.store(&req.dest_bucket, &req.dest_key, o)?;
+        Ok(result)
+    }
+
+    async fn delete_object(&self, obj: &ObjectRef) -> Result<WriteResult> {
+        self.enter("delete_object").await?;
+        common::check_key(&obj.key)?;
+        let virtual_on = self.virtual_on();
+        let mut map = self.buckets();
+        let Some(bucket) = map.get_mut(&obj.bucket) else {
+            return if virtual_on {
+                Ok(WriteResult::default())
+            } else {
+                Err(StorageError::no_such_bucket(&obj.bucket))
+            };
+        };
+        let current = bucket.get(&obj.key).map(|o| o.version_id.as_str());
+        let matches = match (&obj.version_id, current) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(v), Some(c)) => v == c,
+        };
+        if matches {
+            bucket.remove(&obj.key);
+        }
+        Ok(WriteResult::default())
+    }
+
+    async fn get_object_tagging(&self, obj: &ObjectRef) -> Result<Vec<Tag>> {
+        self.enter("get_object_tagging").await?;
+        match self.find(obj)? {
+            Found::Real(o) => Ok(o.tags),
+            Found::Virtual => Ok(Vec::new()),
+        }
+    }
+
+    async fn put_object_tagging(&self, obj: &ObjectRef, tags: &[Tag]) -> Result<WriteResult> {
+        self.enter("put_object_tagging").await?;
+        common::check_tags(tags)?;
+        self.update_tags(obj, tags.to_vec())
+    }
+
+    async fn delete_object_tagging(&self, obj: &ObjectRef) -> Result<WriteResult> {
+        self.enter("delete_object_tagging").await?;
+        self.update_tags(obj, Vec::new())
+    }
+
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<String>,
+        max_keys: usize,
+    ) -> Result<ListPage> {
+        self.enter("list_objects").await?;
+        let page = common::page_size(max_keys);
+        let virtual_on = self.virtual_on();
+        let map = self.buckets();
+        let Some(objects) = map.get(bucket) else {
+            return if virtual_on { Ok(ListPage::default()) } else { Err(StorageError::no_such_bucket(bucket)) };
+        };
+        let start = match continuation {
+            Some(c) if c.as_str() >= prefix => Bound::Excluded(c),
+            _ => Bound::Included(prefix.to_string()),
+        };
+        let mut out = Vec::with_capacity(page.min(objects.len()));
+        let mut more = false;
+        for (key, o) in objects.range::<String, _>((start, Bound::Unbounded)) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if out.len() == page {
+                more = true;
+                break;
+            }
+            out.push(ListedObject {
+                key: key.clone(),
+                size: o.data.len() as u64,
+                etag: o.etag.clone(),
+                last_modified: o.last_modified,
+                storage_class: common::listed_storage_class(o.storage_class.as_deref()),
+            });
+        }
+        let next_token = if more { out.last().map(|o| o.key.clone()) } else { None };
+        Ok(ListPage { objects: out, next_token })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance;
+
+    async fn store() -> (MemoryStore, ()) {
+        (MemoryStore::new(), ())
+    }
+
+    conformance::conformance_tests!(store);
+
+    #[tokio::test]
+    async fn error_faults_are_transient_and_counted() {
+        let m = MemoryStore::new();
+        m.create_bucket("b").await.unwrap();
+        m.set_faults(Faults {
+            error_rate: 1.0,
+            error_code: "SlowDown".into(),
+            error_status: 503,
+            ..Default::default()
+        });
+        let e = m.head_object(&ObjectRef::new("b", "k")).await.unwrap_err();
+        assert_eq!((e.code.as_str(), e.http_status, e.transient), ("SlowDown", 503, true));
+        let e = m.put_object("b", "k", PutBody::Bytes(Bytes::from_static(b"x")), &PutOptions::default()).await;
+        assert!(e.unwrap_err().transient);
+        assert_eq!(m.request_count(), 3);
+        assert_eq!(m.object_count(), 0);
+
+        m.set_faults(Faults {
+            error_rate: 1.0,
+            error_code: "AccessDenied".into(),
+            error_status: 403,
+            ..Default::default()
+        });
+        let e = m.head_object(&ObjectRef::new("b", "k")).await.unwrap_err();
+        assert_eq!((e.code.as_str(), e.transient), ("AccessDenied", false));
+
+        m.set_faults(Faults::default());
+        m.put_object("b", "k", PutBody::Bytes(Bytes::from_static(b"x")), &PutOptions::default()).await.unwrap();
+        assert_eq!(m.object_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn resets_are_transient() {
+        let m = MemoryStore::new();
+        m.create_bucket("b").await.unwrap();
+        m.set_faults(Faults { reset_rate: 1.0, ..Default::default() });
+        let e = m.list_objects("b", "", None, 10).await.unwrap_err();
+        assert_eq!(e.code, "ConnectionReset");
+        assert!(e.transient);
+    }
+
+    #[tokio::test]
+    async fn partial_rates_fail_some_requests() {
+        let m = MemoryStore::new();
+        m.create_bucket("b").await.unwrap();
+        m.set_faults(Faults {
+            error_rate: 0.3,
+            error_code: "SlowDown".into(),
+            error_status: 503,
+            reset_rate: 0.2,
+            ..Default::default()
+        });
+        let (mut ok, mut slow, mut reset) = (0, 0, 0);
+        for _ in 0..2000 {
+            match m.list_objects("b", "", None, 10).await {
+                Ok(_) => ok += 1,
+                Err(e) if e.code == "SlowDown" => slow += 1,
+                Err(e) if e.code == "ConnectionReset" => reset += 1,
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert!((800..1200).contains(&ok), "ok {ok}");
+        assert!((450..750).contains(&slow), "slow {slow}");
+        assert!((280..520).contains(&reset), "reset {reset}");
+    }
+
+    #[tokio::test]
+    async fn only_ops_limits_faults() {
+        let m = MemoryStore::new();
+        m.create_bucket("b").await.unwrap();
+        m.put_object("b", "k", PutBody::Bytes(Bytes::from_static(b"x")), &PutOptions::default()).await.unwrap();
+        m.set_faults(Faults {
+            error_rate: 1.0,
+            error_code: "SlowDown".into(),
+            error_status: 503,
+            only_ops: vec!["put_object_tagging".into()],
+            ..Default::default()
+        });
+        let k = ObjectRef::new("b", "k");
+        m.head_object(&k).await.unwrap();
+        m.get_object_tagging(&k).await.unwrap();
+        assert_eq!(m.put_object_tagging(&k, &[Tag::new("a", "b")]).await.unwrap_err().code, "SlowDown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn latency_uses_tokio_time() {
+        let m = MemoryStore::new();
+        m.create_bucket("b").await.unwrap();
+        m.set_faults(Faults { latency: Duration::from_secs(30), ..Default::default() });
+        let t0 = tokio::time::Instant::now();
+        let e = m.head_object(&ObjectRef::new("b", "missing")).await.unwrap_err();
+        assert_eq!(e.code, "NoSuchKey");
+        assert!(t0.elapsed() >= Duration::from_secs(30), "{:?}", t0.elapsed());
+        // Concurrent requests wait concurrently.
+        let t1 = tokio::time::Instant::now();
+        let (a, b) = tokio::join!(m.list_objects("b", "", None, 1), m.list_objects("b", "", None, 1));
+        a.unwrap();
+        b.unwrap();
+        assert!(t1.elapsed() < Duration::from_secs(60));
+    }
+
+    #[tokio::test]
+    async fn virtual_objects_exist_and_do_not_grow() {
+        let m = MemoryStore::new();
+        m.set_virtual_objects(true);
+        let k = ObjectRef::new("any-bucket", "never/written").with_version(Some("v1".into()));
+        let info = m.head_object(&k).await.unwrap();
+        assert_eq!((info.size, info.etag.as_str()), (0, crate::md5_hex(b"").as_str()));
+        assert_eq!(info.version_id.as_deref(), Some("v1"));
+        assert!(m.get_object(&k, None).await.unwrap().bytes().await.unwrap().is_empty());
+        m.put_object_tagging(&k, &[Tag::new("a", "b")]).await.unwrap();
+        assert!(m.get_object_tagging(&k).await.unwrap().is_empty());
+        m.delete_object_tagging(&k).await.unwrap();
+        let mut copy = CopyRequest::new(k.clone(), "other", "dest");
+        copy.replace_metadata = Some(Metadata { content_type: Some("text/plain".into()), ..Default::default() });
+        m.copy_object(&copy).await.unwrap();
+        m.delete_object(&k).await.unwrap();
+        assert_eq!(m.object_count(), 0);
+        assert!(m.list_objects("nope", "", None, 10).await.unwrap().objects.is_empty());
+
+        // Real writes are kept and behave as usual.
+        m.put_object("reports", "r.csv", PutBody::Bytes(Bytes::from_static(b"row")), &PutOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(m.object_count(), 1);
+        let r = ObjectRef::new("reports", "r.csv");
+        m.put_object_tagging(&r, &[Tag::new("a", "b")]).await.unwrap();
+        assert_eq!(m.get_object_tagging(&r).await.unwrap(), vec![Tag::new("a", "b")]);
+        assert_eq!(m.head_object(&r).await.unwrap().size, 3);
+        assert_eq!(m.list_objects("reports", "", None, 10).await.unwrap().objects.len(), 1);
+
+        m.set_virtual_objects(false);
+        assert_eq!(m.head_object(&ObjectRef::new("any-bucket", "x")).await.unwrap_err().code, "NoSuchBucket");
+    }
+
+    #[tokio::test]
+    async fn versions_are_fresh_per_write() {
+        let m = MemoryStore::new();
+        m.create_bucket("b").await.unwrap();
+        let put = |body: &'static [u8]| {
+            let m = m.clone();
+            async move {
+                m.put_object("b", "k", PutBody::Bytes(Bytes::from_static(body)), &PutOptions::default()).await.unwrap()
+            }
+        };
+        let v1 = put(b"one").await.version_id.unwrap();
+        let v2 = put(b"two").await.version_id.unwrap();
+        assert_ne!(v1, v2);
+        let k = ObjectRef::new("b", "k");
+        assert_eq!(
+            m.head_object(&k.clone().with_version(Some(v2.clone()))).await.unwrap().version_id,
+            Some(v2.clone())
+        );
+        let e = m.head_object(&k.clone().with_version(Some(v1.clone()))).await.unwrap_err();
+        assert_eq!((e.code.as_str(), e.http_status), ("NoSuchVersion", 404));
+        // Tagging does not make a new version.
+        let w = m.put_object_tagging(&k, &[Tag::new("t", "1")]).await.unwrap();
+        assert_eq!(w.version_id, Some(v2.clone()));
+        // Deleting another version leaves the object.
+        m.delete_object(&k.clone().with_version(Some(v1))).await.unwrap();
+        assert!(m.head_object(&k).await.is_ok());
+        m.delete_object(&k.clone().with_version(Some(v2))).await.unwrap();
+        assert_eq!(m.head_object(&k).await.unwrap_err().code, "NoSuchKey");
+    }
+
+    #[test]
+    fn is_debug_send_sync() {
+        fn check<T: std::fmt::Debug + Send + Sync + Clone + 'static>() {}
+        check::<MemoryStore>();
+        assert!(format!("{:?}", MemoryStore::new()).contains("MemoryStore"));
+    }
+}

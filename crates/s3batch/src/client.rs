@@ -1,0 +1,274 @@
+//! `s3batch job …`: a client of a running server's JSON API.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use s3batch_api::json::{
+    CreateJobBody, CreateJobResult, ErrorBody, JobView, ListJobsResult, PriorityBody, UpdateStatusBody,
+};
+use s3batch_core::JobSpec;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::progress::Progress;
+
+/// Where the server is and who is calling.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Conn {
+    /// The server's address.
+    #[arg(long, env = "S3BATCH_ENDPOINT", default_value = "http://127.0.0.1:8080", global = true)]
+    pub endpoint: String,
+    /// Access key id (when the server has [[accounts]]).
+    #[arg(long, env = "S3BATCH_ACCESS_KEY_ID", global = true)]
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    #[arg(long, env = "S3BATCH_SECRET_ACCESS_KEY", global = true, hide_env_values = true)]
+    pub secret_access_key: Option<String>,
+    /// Account id to act for (an open server's jobs are grouped by it).
+    #[arg(long, env = "S3BATCH_ACCOUNT_ID", global = true)]
+    pub account_id: Option<String>,
+    /// How to print results.
+    #[arg(long, value_enum, default_value = "table", global = true)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    conn: Conn,
+}
+
+impl Client {
+    pub fn new(conn: Conn) -> Result<Client> {
+        if !conn.endpoint.starts_with("http://") {
+            bail!("--endpoint must be an http:// URL (got '{}')", conn.endpoint);
+        }
+        Ok(Client { http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?, conn })
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let url = format!("{}/api/v1{path}", self.conn.endpoint.trim_end_matches('/'));
+        let mut r = self.http.request(method, url);
+        if let Some(k) = &self.conn.access_key_id {
+            r = r.basic_auth(k, self.conn.secret_access_key.as_deref());
+        }
+        if let Some(a) = &self.conn.account_id {
+            r = r.header("x-amz-account-id", a);
+        }
+        r
+    }
+
+    async fn send<T: DeserializeOwned>(&self, r: reqwest::RequestBuilder) -> Result<T> {
+        let resp = r.send().await.with_context(|| format!("cannot reach s3batch at {}", self.conn.endpoint))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?;
+        if !status.is_success() {
+            match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(e) => bail!("{}: {}", e.code, e.message),
+                Err(_) => bail!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)),
+            }
+        }
+        if bytes.is_empty() {
+            return serde_json::from_slice(b"null").context("empty response");
+        }
+        serde_json::from_slice(&bytes).context("the server's answer is not what this CLI expects")
+    }
+
+    pub async fn create(&self, body: &CreateJobBody) -> Result<String> {
+        let r: CreateJobResult = self.send(self.req(reqwest::Method::POST, "/jobs").json(body)).await?;
+        Ok(r.job_id)
+    }
+
+    pub async fn describe(&self, id: &str) -> Result<JobView> {
+        self.send(self.req(reqwest::Method::GET, &format!("/jobs/{}", path_seg(id)))).await
+    }
+
+    pub async fn list(&self, statuses: &[String], max: Option<i64>, token: Option<&str>) -> Result<ListJobsResult> {
+        let mut q: Vec<(&str, String)> = statuses.iter().map(|s| ("status", s.clone())).collect();
+        if let Some(m) = max {
+            q.push(("maxResults", m.to_string()));
+        }
+        if let Some(t) = token {
+            q.push(("nextToken", t.to_string()));
+        }
+        self.send(self.req(reqwest::Method::GET, "/jobs").query(&q)).await
+    }
+
+    pub async fn update_status(&self, id: &str, status: &str, reason: Option<String>) -> Result<JobView> {
+        let body = UpdateStatusBody { requested_job_status: status.into(), status_update_reason: reason };
+        self.send(self.req(reqwest::Method::POST, &format!("/jobs/{}/status", path_seg(id))).json(&body)).await
+    }
+
+    pub async fn priority(&self, id: &str, priority: i64) -> Result<JobView> {
+        self.send(
+            self.req(reqwest::Method::POST, &format!("/jobs/{}/priority", path_seg(id)))
+                .json(&PriorityBody { priority }),
+        )
+        .await
+    }
+
+    /// Follow a job with a progress bar until it ends.
+    pub async fn watch(&self, id: &str) -> Result<JobView> {
+        let first = self.describe(id).await?;
+        let bar = Progress::new(first.progress_summary.total_number_of_tasks.unwrap_or(0) as u64);
+        loop {
+            let j = self.describe(id).await?;
+            let p = &j.progress_summary;
+            bar.set(p.total_number_of_tasks, p.number_of_tasks_succeeded, p.number_of_tasks_failed, j.status.as_str());
+            if j.status.is_terminal() {
+                bar.finish_plain();
+                return Ok(j);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    pub fn print<T: Serialize>(&self, v: &T, table: impl FnOnce(&T)) -> Result<()> {
+        match self.conn.output {
+            Output::Json => println!("{}", serde_json::to_string_pretty(v)?),
+            Output::Table => table(v),
+        }
+        Ok(())
+    }
+}
+
+fn path_seg(id: &str) -> String {
+    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// A JSON argument given inline or as `file://path` (as the aws CLI takes them).
+pub fn json_arg<T: DeserializeOwned>(what: &str, raw: &str) -> Result<T> {
+    let text = match raw.strip_prefix("file://") {
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("{what}: reading {p}"))?,
+        None => raw.to_string(),
+    };
+    serde_json::from_str(&text).with_context(|| format!("{what} is not valid JSON for this argument"))
+}
+
+/// A job spec from `create`'s flags.
+#[allow(clippy::too_many_arguments)]
+pub fn spec_from_flags(
+    operation: &str,
+    manifest: Option<&str>,
+    manifest_csv: Option<&str>,
+    manifest_etag: Option<String>,
+    report: Option<&str>,
+    report_bucket: Option<&str>,
+    report_prefix: Option<String>,
+    report_scope: &str,
+    priority: i64,
+    confirmation_required: bool,
+    description: Option<String>,
+) -> Result<JobSpec> {
+    let operation = json_arg("--operation", operation)?;
+    let manifest = match (manifest, manifest_csv) {
+        (Some(m), None) => json_arg("--manifest", m)?,
+        (None, Some(url)) => {
+            let (bucket, key) = parse_s3_url(url)?;
+            serde_json::from_value(serde_json::json!({
+                "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                "Location": {"ObjectArn": format!("arn:aws:s3:::{bucket}/{key}"), "ETag": manifest_etag}
+            }))?
+        }
+        _ => bail!("give exactly one of --manifest (JSON) and --manifest-csv s3://bucket/key"),
+    };
+    let report = match (report, report_bucket) {
+        (Some(r), None) => json_arg("--report", r)?,
+        (None, Some(b)) => serde_json::from_value(serde_json::json!({
+            "Enabled": true, "Bucket": format!("arn:aws:s3:::{b}"), "Format": "Report_CSV_20180820",
+            "Prefix": report_prefix, "ReportScope": report_scope,
+        }))?,
+        (None, None) => serde_json::from_value(serde_json::json!({"Enabled": false}))?,
+        (Some(_), Some(_)) => bail!("give at most one of --report (JSON) and --report-bucket"),
+    };
+    Ok(JobSpec {
+        operation,
+        manifest,
+        report,
+        priority,
+        confirmation_required,
+        description,
+        role_arn: None,
+        tags: vec![],
+    })
+}
+
+fn parse_s3_url(url: &str) -> Result<(String, String)> {
+    let rest = url.strip_prefix("s3://").with_context(|| format!("'{url}' is not an s3://bucket/key URL"))?;
+    match rest.split_once('/') {
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => Ok((b.into(), k.into())),
+        _ => bail!("'{url}' is not an s3://bucket/key URL"),
+    }
+}
+
+pub fn print_job(j: &JobView) {
+    let p = &j.progress_summary;
+    println!("Job:            {}", j.job_id);
+    println!("Status:         {}", j.status);
+    println!(
+        "Operation:      {}",
+        serde_json::to_value(&j.operation)
+            .ok()
+            .and_then(|v| v.as_object().and_then(|o| o.keys().next().cloned()))
+            .unwrap_or_default()
+    );
+    println!("Priority:       {}", j.priority);
+    if let Some(d) = &j.description {
+        println!("Description:    {d}");
+    }
+    println!(
+        "Tasks:          {} total, {} succeeded, {} failed",
+        p.total_number_of_tasks.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
+        p.number_of_tasks_succeeded,
+        p.number_of_tasks_failed
+    );
+    println!("Active time:    {}s", p.timers.elapsed_time_in_active_seconds);
+    println!("Created:        {}", j.creation_time);
+    if let Some(t) = &j.termination_date {
+        println!("Ended:          {t}");
+    }
+    if let Some(c) = &j.suspended_cause {
+        println!("Suspended:      {c} (since {})", j.suspended_date.as_deref().unwrap_or("?"));
+    }
+    if let Some(r) = &j.status_update_reason {
+        println!("Reason:         {r}");
+    }
+    for f in &j.failure_reasons {
+        println!("Failure:        {}: {}", f.failure_code, f.failure_reason);
+    }
+    if let Some(r) = &j.report_location {
+        println!("Report:         {r}");
+    }
+}
+
+pub fn print_list(l: &ListJobsResult) {
+    println!(
+        "{:<36}  {:<10}  {:>8}  {:<22}  {:>10}  {:>9}  {:>7}",
+        "JOB", "STATUS", "PRIORITY", "OPERATION", "TOTAL", "SUCCEEDED", "FAILED"
+    );
+    for j in &l.jobs {
+        let op = serde_json::to_value(&j.operation)
+            .ok()
+            .and_then(|v| v.as_object().and_then(|o| o.keys().next().cloned()))
+            .unwrap_or_default();
+        let p = &j.progress_summary;
+        println!(
+            "{:<36}  {:<10}  {:>8}  {:<22}  {:>10}  {:>9}  {:>7}",
+            j.job_id,
+            j.status.as_str(),
+            j.priority,
+            op,
+            p.total_number_of_tasks.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+            p.number_of_tasks_succeeded,
+            p.number_of_tasks_failed
+        );
+    }
+    if let Some(t) = &l.next_token {
+        println!("(more: --next-token {t})");
+    }
+}

@@ -1,0 +1,209 @@
+//! The configuration: defaults ⇒ `s3batch.toml` (or `--config FILE`) ⇒ `S3BATCH_<SECTION>__<KEY>` environment
+//! variables ⇒ command-line flags. Secrets are never logged (the `Debug` impls redact them).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use s3batch_api::Account;
+use s3batch_engine::EngineConfig;
+use s3batch_storage::StorageConfig;
+use serde::{Deserialize, Serialize};
+
+/// Everything `serve` and `demo` read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    /// Who may call the API. None: the server is open (bound to 127.0.0.1 by default).
+    pub accounts: Vec<Account>,
+    pub engine: EngineConfig,
+    /// Where buckets live, first match wins. None: one `local` store under `<data_dir>/objects` for every bucket.
+    pub storage: Vec<StorageConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Default: `127.0.0.1:8080`.
+    pub listen: String,
+    /// Default: `./s3batch-data`.
+    pub data_dir: PathBuf,
+    /// Default: SQLite at `<data_dir>/s3batch.db`.
+    pub database_url: Option<String>,
+    /// The region in job ARNs. Default: `us-east-1`.
+    pub region: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./s3batch-data"),
+            database_url: None,
+            region: "us-east-1".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Load from `file` (or `./s3batch.toml` if present), then apply `S3BATCH_*` variables from `env`.
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config> {
+        let mut value = toml::Value::Table(Default::default());
+        let default_file = Path::new("s3batch.toml");
+        let path = file.or(default_file.exists().then_some(default_file));
+        if let Some(p) = path {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+            value = toml::from_str(&text).with_context(|| format!("config file {}", p.display()))?;
+        }
+        for (k, v) in env {
+            if let Some(rest) = k.strip_prefix("S3BATCH_")
+                && rest.contains("__")
+            {
+                set_path(&mut value, rest, &v).with_context(|| format!("environment variable {k}"))?;
+            }
+        }
+        let config: Config = value.try_into().context("configuration")?;
+        config.engine.validate().map_err(anyhow::Error::msg)?;
+        Ok(config)
+    }
+
+    /// The storage entries, or the embedded default.
+    pub fn storage_or_default(&self) -> Vec<StorageConfig> {
+        if self.storage.is_empty() {
+            vec![StorageConfig::local("local", self.server.data_dir.join("objects"))]
+        } else {
+            self.storage.clone()
+        }
+    }
+
+    /// The database URL, or SQLite in the data dir.
+    pub fn database_url(&self) -> String {
+        self.server
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.server.data_dir.join("s3batch.db").display()))
+    }
+}
+
+/// `ENGINE__CONCURRENCY=32` sets `engine.concurrency`; `STORAGE__0__ENDPOINT=…` sets `storage[0].endpoint`.
+/// Values are read as TOML scalars (numbers, booleans) where they parse as one, else as strings.
+fn set_path(root: &mut toml::Value, path: &str, raw: &str) -> Result<()> {
+    let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
+    let mut cur = root;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i == parts.len() - 1;
+        if let Ok(idx) = part.parse::<usize>() {
+            let arr = match cur {
+                toml::Value::Array(a) => a,
+                other => {
+                    *other = toml::Value::Array(vec![]);
+                    let toml::Value::Array(a) = other else { unreachable!() };
+                    a
+                }
+            };
+            if idx > arr.len() {
+                bail!("index {idx} skips entries (there are {})", arr.len());
+            }
+            if idx == arr.len() {
+                arr.push(toml::Value::Table(Default::default()));
+            }
+            cur = &mut arr[idx];
+        } else {
+            let toml::Value::Table(t) = cur else { bail!("'{part}' is not inside a section") };
+            if last {
+                t.insert(part.clone(), scalar(raw));
+                return Ok(());
+            }
+            cur = t.entry(part.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
+        }
+    }
+    bail!("the variable names no key")
+}
+
+fn scalar(raw: &str) -> toml::Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if let Ok(b) = raw.parse::<bool>() {
+        return toml::Value::Boolean(b);
+    }
+    if let Ok(f) = raw.parse::<f64>()
+        && raw.contains('.')
+    {
+        return toml::Value::Float(f);
+    }
+    if raw.starts_with('[')
+        && let Ok(v) = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+    {
+        return v["v"].clone();
+    }
+    toml::Value::String(raw.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            r#"
+[engine]
+concurrency = 8
+[[storage]]
+name = "g"
+kind = "s3"
+endpoint = "http://127.0.0.1:3900"
+access_key_id = "AK"
+secret_access_key = "SECRET"
+"#,
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&f),
+            env(&[
+                ("S3BATCH_ENGINE__MAX_ACTIVE_JOBS", "2"),
+                ("S3BATCH_STORAGE__0__REGION", "garage"),
+                ("S3BATCH_STORAGE__0__BUCKETS", "[\"a\", \"b\"]"),
+                ("S3BATCH_SERVER__LISTEN", "0.0.0.0:9000"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.engine.concurrency, 8);
+        assert_eq!(c.engine.max_active_jobs, 2);
+        assert_eq!(c.storage[0].region.as_deref(), Some("garage"));
+        assert_eq!(c.storage[0].buckets, vec!["a", "b"]);
+        assert_eq!(c.server.listen, "0.0.0.0:9000");
+        assert!(!format!("{c:?}").contains("SECRET"), "secrets stay out of Debug output");
+    }
+
+    #[test]
+    fn bad_config_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[engine]\nconcurency = 8\n").unwrap();
+        let e = format!("{:#}", Config::load(Some(&f), vec![]).unwrap_err());
+        assert!(e.contains("concurency"), "{e}");
+        let e = format!("{:#}", Config::load(None, env(&[("S3BATCH_ENGINE__CONCURRENCY", "0")])).unwrap_err());
+        assert!(e.contains("concurrency"), "{e}");
+        let e = format!("{:#}", Config::load(None, env(&[("S3BATCH_ENGINE__CONCURRENCY", "lots")])).unwrap_err());
+        assert!(e.contains("concurrency") || e.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::load(None, vec![]).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert!(c.database_url().ends_with("s3batch-data/s3batch.db"));
+        assert_eq!(c.storage_or_default()[0].kind, s3batch_storage::BackendKind::Local);
+    }
+}
