@@ -1,0 +1,112 @@
+//! Test support: run the real `s3batch` binary as a child process.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_s3batch");
+
+/// A running `s3batch serve`.
+pub struct Server {
+    pub child: Child,
+    pub endpoint: String,
+}
+
+impl Server {
+    /// Start `serve --config <config>` and wait for its "listening on" line.
+    pub fn start(config: &Path) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("S3BATCH_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting s3batch serve");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("serve printed no address within 30 s");
+        let endpoint =
+            line.strip_prefix("s3batch listening on ").expect("the ready line names the address").to_string();
+        Server { child, endpoint }
+    }
+
+    /// SIGKILL: no shutdown, no lease released.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reaping the child");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Write a config file whose server listens on a free port and keeps its data in `dir`.
+pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("s3batch.toml");
+    let text =
+        format!("[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\n{extra}\n", dir.join("data").display());
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Run `s3batch job …` against `endpoint`; returns (success, stdout, stderr).
+pub fn cli(endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .arg("job")
+        .args(args)
+        .args(["--endpoint", endpoint])
+        .env_remove("S3BATCH_ACCESS_KEY_ID")
+        .env_remove("S3BATCH_SECRET_ACCESS_KEY")
+        .env_remove("S3BATCH_ACCOUNT_ID")
+        .envs(env.iter().copied())
+        .output()
+        .expect("running s3batch job");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// Poll until `f` returns Some, or panic after `secs`.
+pub fn wait_until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A blocking JSON API call.
+pub fn api(method: &str, url: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut req = client.request(method.parse().unwrap(), url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let bytes = resp.bytes().await.unwrap_or_default();
+                (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+            }
+            Err(e) => (0, serde_json::Value::String(e.to_string())),
+        }
+    })
+}
