@@ -29,19 +29,6 @@ pub const THRESHOLD_MIN_TASKS: i64 = 1000;
 const MAX_DUTIES: usize = 4;
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
-const LIVE: [JobStatus; 10] = [
-    JobStatus::New,
-    JobStatus::Preparing,
-    JobStatus::Suspended,
-    JobStatus::Ready,
-    JobStatus::Active,
-    JobStatus::Pausing,
-    JobStatus::Paused,
-    JobStatus::Completing,
-    JobStatus::Cancelling,
-    JobStatus::Failing,
-];
-
 /// Jobs this process is preparing or finishing.
 #[derive(Default)]
 struct Duties {
@@ -94,7 +81,8 @@ async fn apply(engine: &Engine, job: &Job, event: Event, change: StatusChange) -
 }
 
 async fn tick(engine: &Arc<Engine>, duties: &mut Duties) -> Result<(), StoreError> {
-    let jobs = engine.store.jobs_in(&LIVE).await?;
+    let live: Vec<JobStatus> = JobStatus::ALL.into_iter().filter(|s| !s.is_terminal()).collect();
+    let jobs = engine.store.jobs_in(&live).await?;
     engine.set_statuses(jobs.iter().map(|j| (j.id.clone(), j.status)).collect::<HashMap<_, _>>());
     let t = now();
     let cfg = &engine.config;
