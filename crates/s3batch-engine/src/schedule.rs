@@ -224,6 +224,13 @@ async fn start_finishing(engine: &Arc<Engine>, duties: &mut Duties, job: &Job) -
 
 /// Write the report (if enabled and a task ran), then leave the transitional status.
 async fn finish(engine: &Arc<Engine>, job: &Job) -> Result<(), StoreError> {
+    // No chunk may commit from here on: a worker that stalled past its lease would otherwise add results (and
+    // counts) after the report was read. Completing jobs have no unfinished chunk, so this only bites when
+    // cancelling or failing.
+    let fenced = engine.store.fence_chunks(&job.id).await?;
+    if fenced > 0 {
+        tracing::info!(job = %job.id, fenced, "unfinished chunks fenced");
+    }
     // Counters may have moved since the tick read them: read the job again under the duty lease.
     let Some(job) = engine.store.get_job(None, &job.id).await? else { return Ok(()) };
     if job.spec.report.enabled && job.succeeded + job.failed > 0 {

@@ -215,6 +215,21 @@ pub async fn expired_leases_are_reclaimed(s: &dyn JobStore) {
     assert_eq!(s.get_job(None, &j.id).await.unwrap().unwrap().succeeded, 1);
 }
 
+pub async fn fenced_chunks_refuse_late_commits(s: &dyn JobStore) {
+    let j = active_job(s, "111111111111", "t", 2, 0).await;
+    let stalled = s.claim_chunk("stalled", 0, 1000).await.unwrap().unwrap();
+    let r = ChunkResult { succeeded: 1, ..Default::default() };
+    let done = s.claim_chunk("w", 0, 1000).await.unwrap().unwrap();
+    assert!(s.complete_chunk("w", &done.id, &r, 1).await.unwrap());
+    s.update_status(&j.id, JobStatus::Active, &StatusChange::to(JobStatus::Cancelling), 2).await.unwrap();
+    assert_eq!(s.fence_chunks(&j.id).await.unwrap(), 1);
+    assert!(!s.complete_chunk("stalled", &stalled.id, &r, 5000).await.unwrap(), "fenced: the late commit is refused");
+    assert!(s.heartbeat("stalled", std::slice::from_ref(&stalled.id), 5000, 1000).await.unwrap().is_empty());
+    let job = s.get_job(None, &j.id).await.unwrap().unwrap();
+    assert_eq!(job.succeeded, 1, "only the chunk committed before the fence counts");
+    assert_eq!(s.chunk_results(&j.id, -1, 10).await.unwrap().len(), 1);
+}
+
 pub async fn claim_order_follows_priority(s: &dyn JobStore) {
     let low = active_job(s, "111111111111", "low", 2, 0).await;
     let high = active_job(s, "111111111111", "high", 2, 10).await;

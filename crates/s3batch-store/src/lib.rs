@@ -82,6 +82,9 @@ pub trait JobStore: std::fmt::Debug + Send + Sync + 'static {
     async fn complete_chunk(&self, owner: &str, chunk: &ChunkId, result: &ChunkResult, now: Millis) -> Result<bool>;
     /// Give a claimed chunk back unfinished (shutdown, pause).
     async fn release_chunk(&self, owner: &str, chunk: &ChunkId) -> Result<()>;
+    /// Take every lease on the job's unfinished chunks away (a finishing job: cancelled, failing). A worker that
+    /// stalled past its lease can then no longer commit results after the report is read. Returns how many.
+    async fn fence_chunks(&self, job_id: &str) -> Result<u64>;
     /// How a job's chunks stand.
     async fn chunk_counts(&self, job_id: &str, now: Millis) -> Result<ChunkCounts>;
     /// Finished chunks' result rows in manifest order, `seq > after_seq`, at most `limit` chunks.

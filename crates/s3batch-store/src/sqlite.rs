@@ -428,6 +428,17 @@ impl JobStore for SqliteStore {
         Ok(())
     }
 
+    async fn fence_chunks(&self, job_id: &str) -> Result<u64> {
+        let res = sqlx::query(
+            "UPDATE chunks SET state = 'pending', lease_owner = NULL, lease_expires = NULL
+             WHERE job_id = ? AND state = 'leased'",
+        )
+        .bind(job_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(res.rows_affected())
+    }
+
     async fn chunk_counts(&self, job_id: &str, now: Millis) -> Result<ChunkCounts> {
         let r = sqlx::query(
             "SELECT
@@ -501,6 +512,7 @@ mod tests {
         list_filter_and_paging,
         chunks_leases_and_commit,
         expired_leases_are_reclaimed,
+        fenced_chunks_refuse_late_commits,
         claim_order_follows_priority,
         duty_lease,
         priority_tags_and_delete,
