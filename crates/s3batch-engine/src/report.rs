@@ -26,6 +26,9 @@ pub enum ReportError {
     Local(#[from] std::io::Error),
 }
 
+/// Chunks' result rows read from the store at once while assembling a report (about 60 KB of rows each).
+const REPORT_PAGE_CHUNKS: i64 = 8;
+
 /// One results file being assembled.
 struct Part {
     file: tempfile::NamedTempFile,
@@ -69,7 +72,7 @@ pub async fn write(engine: &Engine, job: &Job) -> Result<String, ReportError> {
     let mut failed = Part::new(&dir)?;
     let mut after = -1;
     loop {
-        let page = engine.store.chunk_results(&job.id, after, 64).await?;
+        let page = engine.store.chunk_results(&job.id, after, REPORT_PAGE_CHUNKS).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         for c in &page {

@@ -45,7 +45,9 @@ impl SqliteStore {
             .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
+        // Readers scan result blobs when reports are written; a small page cache each keeps memory flat.
+        let reader_opts = opts.read_only(true).pragma("cache_size", "-512");
+        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(reader_opts).await?;
         Ok(SqliteStore { writer, reader })
     }
 }
