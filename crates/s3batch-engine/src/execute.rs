@@ -260,29 +260,20 @@ impl ChunkRun {
     /// Range-read the chunk's bytes of the manifest and parse its lines.
     async fn read_tasks(&self) -> Result<Vec<ManifestTask>, ReadError> {
         let range = self.chunk.start_offset as u64..self.chunk.end_offset as u64;
-        let mut attempt = 0;
-        let got = loop {
-            let r = async {
-                let store = self.engine.router.store_for(&self.job.manifest.bucket)?;
-                let got = store.get_object(&self.job.manifest, Some(range.clone())).await?;
-                let etag = got.info.etag.clone();
-                Ok::<_, StorageError>((etag, got.bytes().await?))
-            }
-            .await;
-            match r {
-                Ok(x) => break x,
-                Err(e) if e.transient && attempt + 1 < self.engine.config.max_attempts => {
-                    attempt += 1;
-                    let c = &self.engine.config;
-                    tokio::time::sleep(retry::backoff(attempt, c.backoff_base_ms, c.backoff_max_ms)).await;
-                }
-                Err(e) if e.transient => return Err(ReadError::Transient(e)),
-                Err(e) => {
-                    return Err(ReadError::Fatal(
-                        "ManifestNotReadable",
-                        format!("reading the manifest failed: {} ({}): {}", e.code, e.http_status, e.message),
-                    ));
-                }
+        let read = || async {
+            let store = self.engine.router.store_for(&self.job.manifest.bucket)?;
+            let got = store.get_object(&self.job.manifest, Some(range.clone())).await?;
+            let etag = got.info.etag.clone();
+            Ok::<_, StorageError>((etag, got.bytes().await?))
+        };
+        let got = match retry::storage_call(&self.engine.config, || false, read).await {
+            Ok(x) => x,
+            Err(e) if e.transient => return Err(ReadError::Transient(e)),
+            Err(e) => {
+                return Err(ReadError::Fatal(
+                    "ManifestNotReadable",
+                    format!("reading the manifest failed: {} ({}): {}", e.code, e.http_status, e.message),
+                ));
             }
         };
         let (etag, bytes) = got;
@@ -333,20 +324,10 @@ fn record(outcomes: &mut [Option<Outcome>], r: Result<(usize, Outcome), tokio::t
 
 /// One task, with retries for transient errors (exponential backoff, full jitter), none once the job stops.
 async fn run_task(engine: &Engine, job: &JobCtx, task: &ManifestTask, lost: &CancellationToken) -> Outcome {
-    let c = &engine.config;
-    let mut attempt = 1;
-    loop {
-        match ops::run(&job.spec.operation, &engine.router, task).await {
-            Ok(msg) => return Outcome::Succeeded(msg),
-            Err(e) => {
-                let stopping = lost.is_cancelled() || engine.job_status(&job.id).is_some_and(stops_tasks);
-                if !e.transient || attempt >= c.max_attempts || stopping {
-                    return Outcome::Failed(e);
-                }
-                tokio::time::sleep(retry::backoff(attempt, c.backoff_base_ms, c.backoff_max_ms)).await;
-                attempt += 1;
-            }
-        }
+    let stopping = || lost.is_cancelled() || engine.job_status(&job.id).is_some_and(stops_tasks);
+    match retry::storage_call(&engine.config, stopping, || ops::run(&job.spec.operation, &engine.router, task)).await {
+        Ok(msg) => Outcome::Succeeded(msg),
+        Err(e) => Outcome::Failed(e),
     }
 }
 

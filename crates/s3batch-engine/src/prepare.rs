@@ -85,18 +85,9 @@ async fn read_manifest(engine: &Arc<Engine>, job: &Job) -> Result<ReadOutcome, s
         Err(e) => return Ok(unreadable(e)),
     };
     // Throttling, 5xx and resets are retried (bounded, with backoff) before the job is failed for them.
-    let c = &engine.config;
-    let mut attempt = 1;
-    let got = loop {
-        match objects.get_object(&obj, None).await {
-            Ok(g) => break g,
-            Err(e) if e.transient && attempt < c.max_attempts => {
-                tracing::debug!(job = %job.id, error = %e, attempt, "reading the manifest failed; retrying");
-                tokio::time::sleep(retry::backoff(attempt, c.backoff_base_ms, c.backoff_max_ms)).await;
-                attempt += 1;
-            }
-            Err(e) => return Ok(unreadable(e)),
-        }
+    let got = match retry::storage_call(&engine.config, || false, || objects.get_object(&obj, None)).await {
+        Ok(g) => g,
+        Err(e) => return Ok(unreadable(e)),
     };
     let etag = got.info.etag.clone();
     if let Some(expected) = &loc.etag

@@ -1,8 +1,34 @@
-//! Exponential backoff with full jitter, bounded.
+//! Exponential backoff with full jitter, bounded, and the one retry loop every storage call of the engine uses.
 
+use std::future::Future;
 use std::time::Duration;
 
 use rand::Rng;
+use s3batch_storage::StorageError;
+
+use crate::EngineConfig;
+
+/// Call `f` until it succeeds, fails permanently, `stop()` says to give up, or `max_attempts` calls were made,
+/// sleeping [`backoff`] between calls. Returns the last result.
+pub async fn storage_call<T, Fut>(
+    c: &EngineConfig,
+    stop: impl Fn() -> bool,
+    mut f: impl FnMut() -> Fut,
+) -> Result<T, StorageError>
+where
+    Fut: Future<Output = Result<T, StorageError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match f().await {
+            Err(e) if e.transient && attempt < c.max_attempts && !stop() => {
+                tokio::time::sleep(backoff(attempt, c.backoff_base_ms, c.backoff_max_ms)).await;
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
 
 /// Delay before retry number `attempt` (1 = first retry): uniform in `0..=min(max, base·2^(attempt-1))`.
 pub fn backoff(attempt: u32, base_ms: u64, max_ms: u64) -> Duration {
