@@ -42,6 +42,14 @@ pub struct StorageConfig {
     /// stores reject the SDK's default streaming checksums.
     #[serde(default = "yes")]
     pub checksum_when_required: bool,
+    /// A copy whose source is larger than this many bytes is a multipart upload of UploadPartCopy parts
+    /// (default 5 GiB, the most a single CopyObject may copy).
+    #[serde(default = "default_multipart_threshold")]
+    pub multipart_threshold: u64,
+    /// The part size of such a copy (default 512 MiB; at least 5 MiB, at most 5 GiB; raised when the object
+    /// would need more than 10,000 parts).
+    #[serde(default = "default_multipart_part_size")]
+    pub multipart_part_size: u64,
 
     // --- kind = "local"
     /// `<root>/<bucket>/<key>`.
@@ -66,6 +74,19 @@ fn yes() -> bool {
     true
 }
 
+/// 5 GiB.
+pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 5 * 1024 * 1024 * 1024;
+/// 512 MiB.
+pub const DEFAULT_MULTIPART_PART_SIZE: u64 = 512 * 1024 * 1024;
+
+fn default_multipart_threshold() -> u64 {
+    DEFAULT_MULTIPART_THRESHOLD
+}
+
+fn default_multipart_part_size() -> u64 {
+    DEFAULT_MULTIPART_PART_SIZE
+}
+
 impl std::fmt::Debug for StorageConfig {
     /// Secrets never appear in logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -78,6 +99,8 @@ impl std::fmt::Debug for StorageConfig {
             .field("force_path_style", &self.force_path_style)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))
+            .field("multipart_threshold", &self.multipart_threshold)
+            .field("multipart_part_size", &self.multipart_part_size)
             .field("root", &self.root)
             .finish_non_exhaustive()
     }
@@ -97,6 +120,8 @@ impl StorageConfig {
             secret_access_key: None,
             secret_access_key_file: None,
             checksum_when_required: true,
+            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+            multipart_part_size: DEFAULT_MULTIPART_PART_SIZE,
             root: Some(root.into()),
             latency_ms: 0,
             virtual_objects: false,

@@ -12,8 +12,9 @@ use std::fmt::Debug;
 use bytes::Bytes;
 
 use crate::{
-    CopyRequest, Metadata, ObjectInfo, ObjectRef, ObjectStore, PutBody, PutOptions, Result, StorageError, Tag,
-    WriteResult, md5_hex,
+    ALL_USERS, AUTHENTICATED_USERS, Acl, AclPolicy, CompletedPart, CopyRequest, Grant, Grantee, MIN_PART_SIZE,
+    Metadata, MultipartOptions, ObjectInfo, ObjectRef, ObjectStore, Permission, PutBody, PutOptions, RestoreTier,
+    Result, Retention, RetentionMode, StorageError, Tag, WriteResult, md5_hex,
 };
 
 /// The key every backend must take byte for byte.
@@ -33,7 +34,8 @@ pub const ODD_KEYS: &[&str] = &[
     "nfd-u\u{308}.txt",
 ];
 
-/// What a backend is known not to do, so that the suite can skip exactly that and nothing else.
+/// What a backend is known not to do, so that the suite can skip exactly that and nothing else. Where a backend
+/// does not do something by design (`acl: false`, …), the suite checks that it answers `NotImplemented` (501).
 #[derive(Debug, Clone)]
 pub struct Profile {
     /// `x-amz-copy-source-if-(un)modified-since` is enforced (moto 5 ignores these headers).
@@ -42,17 +44,80 @@ pub struct Profile {
     pub delete_tagging_of_missing_key: bool,
     /// PutObjectTagging accepts an empty tag set (moto 5 answers a 500 without a body).
     pub put_empty_tag_set: bool,
+    /// The buckets the suite names `conf-list-versions` and `conf-object-lock` keep every version and make delete
+    /// markers (S3 with versioning on); else one version a key (memory, local).
+    pub versioning: bool,
+    /// ACLs: PutObjectAcl, GetObjectAcl, ACLs on copies and uploads.
+    pub acl: bool,
+    /// `emailAddress` grantees read back as such (moto 5 turns them into groups).
+    pub acl_email_grantee: bool,
+    /// Several grantees of one permission read back (moto 5 keeps only the first of an `x-amz-grant-*` header).
+    pub acl_multiple_grantees: bool,
+    /// Object lock: retention and legal hold, on objects, copies and uploads (`conf-object-lock` must have it on).
+    pub object_lock: bool,
+    /// Invalid requests are refused as S3 refuses them (moto 5 takes many): retention changes that object lock
+    /// forbids, an AES256 copy naming a KMS key, part lists out of order, part-copy ranges beyond the source,
+    /// part number 0.
+    pub strict: bool,
+    /// GetObjectRetention is served (moto 5 has none: the suite reads retention with HEAD).
+    pub get_object_retention: bool,
+    /// Server-side encryption asked for on copies and uploads, reported by HEAD.
+    pub encryption: bool,
+    /// Additional checksums asked for on copies, reported by listings.
+    pub checksums: bool,
 }
 
 impl Profile {
-    /// Everything checked.
+    /// Everything checked: what S3 does.
     pub fn full() -> Profile {
-        Profile { copy_preconditions: true, delete_tagging_of_missing_key: true, put_empty_tag_set: true }
+        Profile {
+            copy_preconditions: true,
+            delete_tagging_of_missing_key: true,
+            put_empty_tag_set: true,
+            versioning: true,
+            acl: true,
+            acl_email_grantee: true,
+            acl_multiple_grantees: true,
+            object_lock: true,
+            strict: true,
+            get_object_retention: true,
+            encryption: true,
+            checksums: true,
+        }
+    }
+
+    /// The memory backend: all of S3 but versions.
+    pub fn memory() -> Profile {
+        Profile { versioning: false, ..Profile::full() }
+    }
+
+    /// The local backend: no versions, ACLs, object lock, encryption or additional checksums.
+    pub fn local() -> Profile {
+        Profile {
+            versioning: false,
+            acl: false,
+            acl_email_grantee: false,
+            acl_multiple_grantees: false,
+            object_lock: false,
+            get_object_retention: false,
+            encryption: false,
+            checksums: false,
+            ..Profile::full()
+        }
     }
 
     /// What moto 5 does not do as S3 does.
     pub fn moto() -> Profile {
-        Profile { copy_preconditions: false, delete_tagging_of_missing_key: false, put_empty_tag_set: false }
+        Profile {
+            copy_preconditions: false,
+            delete_tagging_of_missing_key: false,
+            put_empty_tag_set: false,
+            acl_email_grantee: false,
+            acl_multiple_grantees: false,
+            strict: false,
+            get_object_retention: false,
+            ..Profile::full()
+        }
     }
 }
 
@@ -73,23 +138,32 @@ pub async fn run_all(s: &dyn ObjectStore, p: &Profile) {
     delete(s, p).await;
     put_file(s, p).await;
     versions(s, p).await;
+    list_versions(s, p).await;
+    acl(s, p).await;
+    object_lock(s, p).await;
+    restore(s, p).await;
+    encryption(s, p).await;
+    checksums(s, p).await;
+    multipart(s, p).await;
 }
 
-/// One `#[tokio::test]` per check, in a `conformance` module, for a factory `async fn() -> (store, guard)`.
+/// One `#[tokio::test]` per check, in a `conformance` module, for a factory `async fn() -> (store, guard)` and a
+/// [`Profile`].
 #[cfg(test)]
 macro_rules! conformance_tests {
-    ($make:ident) => {
-        $crate::conformance::conformance_tests!(@each $make,
+    ($make:ident, $profile:expr) => {
+        $crate::conformance::conformance_tests!(@each $make, $profile,
             buckets, put_head_get, odd_keys, ranges, empty_object, missing_keys, overwrite, tagging, copy,
-            copy_in_place, copy_preconditions, listing, delete, put_file, versions);
+            copy_in_place, copy_preconditions, listing, delete, put_file, versions, list_versions, acl,
+            object_lock, restore, encryption, checksums, multipart);
     };
-    (@each $make:ident, $($name:ident),*) => {
+    (@each $make:ident, $profile:expr, $($name:ident),*) => {
         mod conformance_suite {
             $(
                 #[tokio::test]
                 async fn $name() {
                     let (store, _guard) = super::$make().await;
-                    $crate::conformance::$name(&store, &$crate::conformance::Profile::full()).await;
+                    $crate::conformance::$name(&store, &$profile).await;
                 }
             )*
         }
@@ -631,4 +705,524 @@ pub async fn versions(s: &dyn ObjectStore, _p: &Profile) {
 
     ok(s, s.delete_object(&obj).await, "delete with version");
     fails(s, s.head_object(&ObjectRef::new(&b, "v")).await, "NoSuchKey", 404, "head after version delete");
+}
+
+/// ListObjectVersions: every current object once, with its version; old versions and delete markers where the
+/// store keeps them; pages of one entry walk the same list.
+pub async fn list_versions(s: &dyn ObjectStore, p: &Profile) {
+    let b = bucket(s, "conf-list-versions").await;
+    let a1 = put(s, &b, "a", b"first", &PutOptions::default()).await;
+    let a2 = put(s, &b, "a", b"second", &PutOptions::default()).await;
+    put(s, &b, "b", b"gone", &PutOptions::default()).await;
+    put(s, &b, "c/d", b"deep", &PutOptions::default()).await;
+    put(s, &b, "z", b"outside", &PutOptions::default()).await;
+    ok(s, s.delete_object(&ObjectRef::new(&b, "b")).await, "delete b");
+
+    let all = ok(s, s.list_object_versions(&b, "", None, None, 1000).await, "list versions");
+    assert_eq!((all.next_key_marker.as_deref(), all.next_version_marker.as_deref()), (None, None));
+    let current: Vec<(&str, &str)> = all
+        .versions
+        .iter()
+        .filter(|v| v.is_latest && !v.delete_marker)
+        .map(|v| (v.key.as_str(), v.etag.as_str()))
+        .collect();
+    let (second, deep, outside) = (md5_hex(b"second"), md5_hex(b"deep"), md5_hex(b"outside"));
+    assert_eq!(
+        current,
+        vec![("a", second.as_str()), ("c/d", deep.as_str()), ("z", outside.as_str())],
+        "[{}] current versions: {all:?}",
+        s.kind()
+    );
+    let latest_a = all.versions.iter().find(|v| v.key == "a" && v.is_latest).expect("a is listed");
+    assert_eq!(latest_a.size, 6, "[{}] size of a", s.kind());
+    assert_eq!(latest_a.storage_class.as_deref(), Some("STANDARD"), "[{}] class of a", s.kind());
+    assert_recent(s, latest_a.last_modified, "listed version");
+    if let Some(v) = &a2.version_id {
+        assert_eq!(&latest_a.version_id, v, "[{}] version id of a", s.kind());
+    }
+    let keys: Vec<(&str, bool, bool)> =
+        all.versions.iter().map(|v| (v.key.as_str(), v.is_latest, v.delete_marker)).collect();
+    if p.versioning {
+        assert_eq!(
+            keys,
+            vec![
+                ("a", true, false),
+                ("a", false, false),
+                ("b", true, true),
+                ("b", false, false),
+                ("c/d", true, false),
+                ("z", true, false)
+            ],
+            "[{}] versions and delete markers",
+            s.kind()
+        );
+        let old_a = &all.versions[1];
+        assert_eq!(old_a.etag, md5_hex(b"first"), "[{}] old version of a", s.kind());
+        if let Some(v) = &a1.version_id {
+            assert_eq!(&old_a.version_id, v, "[{}] old version id", s.kind());
+        }
+        assert_eq!((all.versions[2].size, all.versions[2].etag.as_str()), (0, ""), "[{}] delete marker", s.kind());
+    } else {
+        assert_eq!(keys, vec![("a", true, false), ("c/d", true, false), ("z", true, false)], "[{}] versions", s.kind());
+    }
+
+    // Pages of one entry.
+    let (mut km, mut vm) = (None, None);
+    let mut paged = Vec::new();
+    loop {
+        let page = ok(s, s.list_object_versions(&b, "", km.clone(), vm.clone(), 1).await, "list a page of versions");
+        assert!(page.versions.len() <= 1, "[{}] page of {} entries", s.kind(), page.versions.len());
+        paged.extend(page.versions);
+        match page.next_key_marker {
+            Some(k) => {
+                km = Some(k);
+                vm = page.next_version_marker;
+            }
+            None => break,
+        }
+        assert!(paged.len() <= all.versions.len(), "[{}] paged listing does not end", s.kind());
+    }
+    assert_eq!(paged, all.versions, "[{}] paged versions", s.kind());
+
+    let under_c = ok(s, s.list_object_versions(&b, "c/", None, None, 10).await, "list versions under c/");
+    let keys: Vec<&str> = under_c.versions.iter().map(|v| v.key.as_str()).collect();
+    assert_eq!(keys, vec!["c/d"], "[{}] versions under c/", s.kind());
+    fails(
+        s,
+        s.list_object_versions("conf-no-such-bucket", "", None, None, 10).await,
+        "NoSuchBucket",
+        404,
+        "list versions of missing bucket",
+    );
+}
+
+/// An ACL as compared: grants without display names, sorted.
+fn grant_set(g: &[Grant]) -> Vec<Grant> {
+    AclPolicy { owner: Default::default(), grants: g.to_vec() }.normalized_grants()
+}
+
+/// ACLs: default private, canned, explicit grants, on copies; or `NotImplemented` everywhere.
+pub async fn acl(s: &dyn ObjectStore, p: &Profile) {
+    let b = bucket(s, "conf-acl").await;
+    put(s, &b, WEIRD_KEY, b"acl", &PutOptions::default()).await;
+    let obj = ObjectRef::new(&b, WEIRD_KEY);
+    if !p.acl {
+        fails(s, s.get_object_acl(&obj).await, "NotImplemented", 501, "get acl");
+        fails(s, s.put_object_acl(&obj, &Acl::Canned("public-read".into())).await, "NotImplemented", 501, "put acl");
+        let mut c = CopyRequest::new(obj.clone(), &b, "copy");
+        c.grant_read = vec![Grantee::Group(ALL_USERS.into()).header_value()];
+        fails(s, s.copy_object(&c).await, "NotImplemented", 501, "copy with grants");
+        let opts = MultipartOptions { canned_acl: Some("private".into()), ..Default::default() };
+        fails(s, s.create_multipart_upload(&b, "mpu", &opts).await, "NotImplemented", 501, "upload with an acl");
+        return;
+    }
+    let policy = ok(s, s.get_object_acl(&obj).await, "get acl");
+    let owner = policy.owner.clone();
+    assert!(!owner.id.is_empty(), "[{}] owner of {policy:?}", s.kind());
+    let me = Grantee::canonical(owner.id.clone());
+    assert_eq!(
+        policy.normalized_grants(),
+        vec![Grant::new(me.clone(), Permission::FullControl)],
+        "[{}] default acl",
+        s.kind()
+    );
+
+    ok(s, s.put_object_acl(&obj, &Acl::Canned("public-read".into())).await, "put canned acl");
+    let got = ok(s, s.get_object_acl(&obj).await, "get canned acl");
+    let expected = grant_set(&[
+        Grant::new(me.clone(), Permission::FullControl),
+        Grant::new(Grantee::Group(ALL_USERS.into()), Permission::Read),
+    ]);
+    assert_eq!(got.normalized_grants(), expected, "[{}] public-read", s.kind());
+    assert_eq!(got.owner.id, owner.id, "[{}] owner kept", s.kind());
+
+    let other = "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be";
+    let mut grants = vec![
+        Grant::new(me.clone(), Permission::FullControl),
+        Grant::new(Grantee::canonical(other), Permission::ReadAcp),
+        Grant::new(Grantee::Group(AUTHENTICATED_USERS.into()), Permission::Read),
+        Grant::new(Grantee::Group(ALL_USERS.into()), Permission::WriteAcp),
+    ];
+    if p.acl_multiple_grantees {
+        grants.push(Grant::new(Grantee::canonical(other), Permission::Read));
+        if p.acl_email_grantee {
+            grants.push(Grant::new(Grantee::Email("someone@example.com".into()), Permission::Read));
+        }
+    }
+    let explicit = AclPolicy { owner: owner.clone(), grants: grants.clone() };
+    ok(s, s.put_object_acl(&obj, &Acl::Policy(explicit)).await, "put explicit acl");
+    let got = ok(s, s.get_object_acl(&obj).await, "get explicit acl");
+    assert_eq!(got.normalized_grants(), grant_set(&grants), "[{}] explicit grants", s.kind());
+
+    // Copies: explicit grants, canned, both (refused).
+    let mut c = CopyRequest::new(obj.clone(), &b, "granted");
+    c.grant_read = vec![Grantee::Group(ALL_USERS.into()).header_value()];
+    c.grant_read_acp = vec![Grantee::canonical(other).header_value()];
+    c.grant_full_control = vec![me.header_value()];
+    ok(s, s.copy_object(&c).await, "copy with grants");
+    let got = ok(s, s.get_object_acl(&ObjectRef::new(&b, "granted")).await, "acl of copy with grants");
+    let expected = grant_set(&[
+        Grant::new(Grantee::Group(ALL_USERS.into()), Permission::Read),
+        Grant::new(Grantee::canonical(other), Permission::ReadAcp),
+        Grant::new(me.clone(), Permission::FullControl),
+    ]);
+    assert_eq!(got.normalized_grants(), expected, "[{}] grants of a copy", s.kind());
+    let mut c = CopyRequest::new(obj.clone(), &b, "canned");
+    c.canned_acl = Some("authenticated-read".into());
+    ok(s, s.copy_object(&c).await, "copy with a canned acl");
+    let got = ok(s, s.get_object_acl(&ObjectRef::new(&b, "canned")).await, "acl of copy with a canned acl");
+    let expected = grant_set(&[
+        Grant::new(me.clone(), Permission::FullControl),
+        Grant::new(Grantee::Group(AUTHENTICATED_USERS.into()), Permission::Read),
+    ]);
+    assert_eq!(got.normalized_grants(), expected, "[{}] canned acl of a copy", s.kind());
+    // A copy without ACL is private, whatever the source's ACL.
+    ok(s, s.copy_object(&CopyRequest::new(obj.clone(), &b, "plain")).await, "copy without acl");
+    let got = ok(s, s.get_object_acl(&ObjectRef::new(&b, "plain")).await, "acl of a plain copy");
+    assert_eq!(
+        got.normalized_grants(),
+        vec![Grant::new(me.clone(), Permission::FullControl)],
+        "[{}] plain copy",
+        s.kind()
+    );
+    let mut c = CopyRequest::new(obj.clone(), &b, "both");
+    c.canned_acl = Some("private".into());
+    c.grant_read = vec![me.header_value()];
+    let e = s.copy_object(&c).await.expect_err("canned ACL and grants together must be refused");
+    assert_eq!((e.http_status, e.transient), (400, false), "[{}] canned and grants: {e:?}", s.kind());
+
+    let missing = ObjectRef::new(&b, "missing");
+    fails(s, s.get_object_acl(&missing).await, "NoSuchKey", 404, "get acl of missing key");
+}
+
+/// Reads the retention the way the profile allows.
+async fn retention_of(s: &dyn ObjectStore, p: &Profile, obj: &ObjectRef) -> Retention {
+    if p.get_object_retention {
+        ok(s, s.get_object_retention(obj).await, "get retention")
+    } else {
+        let info = ok(s, s.head_object(obj).await, "head for retention");
+        Retention { mode: info.object_lock_mode, retain_until: info.object_lock_retain_until }
+    }
+}
+
+/// Whole seconds, as the stores keep dates.
+fn secs(t: Option<i64>) -> Option<i64> {
+    t.map(|t| t.div_euclid(1000))
+}
+
+/// Object lock: legal hold on and off, retention set, extended, removed, on copies; protected objects cannot be
+/// deleted. Or `NotImplemented` everywhere.
+pub async fn object_lock(s: &dyn ObjectStore, p: &Profile) {
+    let b = bucket(s, "conf-object-lock").await;
+    let w = put(s, &b, "locked", b"keep me", &PutOptions::default()).await;
+    let obj = ObjectRef::new(&b, "locked");
+    let day = 86_400_000;
+    let now = chrono::Utc::now().timestamp_millis() / 1000 * 1000;
+    if !p.object_lock {
+        fails(s, s.put_object_legal_hold(&obj, true).await, "NotImplemented", 501, "put legal hold");
+        fails(s, s.get_object_legal_hold(&obj).await, "NotImplemented", 501, "get legal hold");
+        let r = s.put_object_retention(&obj, Some(RetentionMode::Governance), Some(now + day), false).await;
+        fails(s, r, "NotImplemented", 501, "put retention");
+        fails(s, s.get_object_retention(&obj).await, "NotImplemented", 501, "get retention");
+        let mut c = CopyRequest::new(obj.clone(), &b, "copy");
+        c.object_lock_legal_hold = Some(true);
+        fails(s, s.copy_object(&c).await, "NotImplemented", 501, "copy with a legal hold");
+        return;
+    }
+    // Legal hold.
+    assert!(!ok(s, s.get_object_legal_hold(&obj).await, "get legal hold"), "[{}] no legal hold at first", s.kind());
+    ok(s, s.put_object_legal_hold(&obj, true).await, "legal hold on");
+    assert!(ok(s, s.get_object_legal_hold(&obj).await, "get legal hold"), "[{}] legal hold on", s.kind());
+    assert_eq!(head(s, &b, "locked").await.object_lock_legal_hold, Some(true), "[{}] head: legal hold", s.kind());
+    // A protected version cannot be deleted.
+    let version = if p.versioning { w.version_id.clone() } else { None };
+    let e = s
+        .delete_object(&obj.clone().with_version(version.clone()))
+        .await
+        .expect_err("a held object must not be deleted");
+    assert_eq!((e.code.as_str(), e.http_status), ("AccessDenied", 403), "[{}] delete held: {e:?}", s.kind());
+    ok(s, s.put_object_legal_hold(&obj, false).await, "legal hold off");
+    assert!(!ok(s, s.get_object_legal_hold(&obj).await, "get legal hold"), "[{}] legal hold off", s.kind());
+
+    // Retention.
+    assert_eq!(retention_of(s, p, &obj).await, Retention::default(), "[{}] no retention at first", s.kind());
+    let gov = |t| (Some(RetentionMode::Governance), Some(t));
+    let (m, t) = gov(now + day);
+    ok(s, s.put_object_retention(&obj, m, t, false).await, "put retention");
+    let r = retention_of(s, p, &obj).await;
+    assert_eq!((r.mode, secs(r.retain_until)), (m, secs(t)), "[{}] retention", s.kind());
+    let info = head(s, &b, "locked").await;
+    assert_eq!(
+        (info.object_lock_mode, secs(info.object_lock_retain_until)),
+        (m, secs(t)),
+        "[{}] head: retention",
+        s.kind()
+    );
+    let (m, t) = gov(now + 2 * day);
+    ok(s, s.put_object_retention(&obj, m, t, false).await, "extend retention");
+    let r = retention_of(s, p, &obj).await;
+    assert_eq!((r.mode, secs(r.retain_until)), (m, secs(t)), "[{}] extended retention", s.kind());
+    let e = s
+        .delete_object(&obj.clone().with_version(version.clone()))
+        .await
+        .expect_err("a retained object must not be deleted");
+    assert_eq!((e.code.as_str(), e.http_status), ("AccessDenied", 403), "[{}] delete retained: {e:?}", s.kind());
+    if p.strict {
+        let (m, t) = gov(now + day);
+        fails(s, s.put_object_retention(&obj, m, t, false).await, "AccessDenied", 403, "shorten without bypass");
+        fails(s, s.put_object_retention(&obj, None, None, false).await, "AccessDenied", 403, "remove without bypass");
+        let (m, t) = gov(now - day);
+        fails(s, s.put_object_retention(&obj, m, t, true).await, "InvalidArgument", 400, "date in the past");
+    }
+    ok(s, s.put_object_retention(&obj, None, None, true).await, "remove retention with bypass");
+    let r = retention_of(s, p, &obj).await;
+    assert_eq!(r, Retention::default(), "[{}] removed retention", s.kind());
+
+    // A copy with object lock.
+    let mut c = CopyRequest::new(obj.clone(), &b, "locked-copy");
+    c.object_lock_mode = Some(RetentionMode::Governance);
+    c.object_lock_retain_until = Some(now + day);
+    c.object_lock_legal_hold = Some(true);
+    ok(s, s.copy_object(&c).await, "copy with object lock");
+    let info = head(s, &b, "locked-copy").await;
+    assert_eq!(
+        (info.object_lock_mode, secs(info.object_lock_retain_until), info.object_lock_legal_hold),
+        (Some(RetentionMode::Governance), secs(Some(now + day)), Some(true)),
+        "[{}] object lock of a copy",
+        s.kind()
+    );
+    let copy = ObjectRef::new(&b, "locked-copy");
+    assert!(ok(s, s.get_object_legal_hold(&copy).await, "legal hold of copy"), "[{}] copy held", s.kind());
+    ok(s, s.put_object_legal_hold(&copy, false).await, "release the copy");
+    ok(s, s.put_object_retention(&copy, None, None, true).await, "remove the copy's retention");
+
+    ok(s, s.delete_object(&obj.clone().with_version(version)).await, "delete once unprotected");
+    let missing = ObjectRef::new(&b, "missing");
+    fails(s, s.get_object_legal_hold(&missing).await, "NoSuchKey", 404, "legal hold of missing key");
+}
+
+/// Restore: an archived object cannot be read or copied until restored; the restore shows in HEAD.
+pub async fn restore(s: &dyn ObjectStore, _p: &Profile) {
+    let b = bucket(s, "conf-restore").await;
+    let data = b"frozen data".to_vec();
+    put(s, &b, "cold", &data, &PutOptions { metadata: rich_metadata(), ..Default::default() }).await;
+    put(s, &b, "warm", b"warm", &PutOptions::default()).await;
+    let obj = ObjectRef::new(&b, "cold");
+    let mut c = CopyRequest::new(obj.clone(), &b, "cold");
+    c.storage_class = Some("GLACIER".into());
+    ok(s, s.copy_object(&c).await, "archive to GLACIER");
+    let info = head(s, &b, "cold").await;
+    assert_eq!(info.storage_class.as_deref(), Some("GLACIER"), "[{}] archived", s.kind());
+    assert_eq!(info.restore, None, "[{}] no restore yet", s.kind());
+    assert_metadata(s, &info.metadata, &rich_metadata(), "archived object");
+    let e = s.get_object(&obj, None).await.map(|g| g.info).expect_err("an archived object cannot be read");
+    assert_eq!(
+        (e.code.as_str(), e.http_status, e.transient),
+        ("InvalidObjectState", 403, false),
+        "[{}] get archived: {e:?}",
+        s.kind()
+    );
+    let e = s
+        .copy_object(&CopyRequest::new(obj.clone(), &b, "thawed"))
+        .await
+        .expect_err("an archived object cannot be copied");
+    assert_eq!((e.http_status, e.transient), (403, false), "[{}] copy archived: {e:?}", s.kind());
+
+    ok(s, s.restore_object(&obj, Some(1), Some(RestoreTier::Standard)).await, "restore");
+    let info = head(s, &b, "cold").await;
+    let status = info.restore_status().unwrap_or_else(|| panic!("[{}] no restore status: {info:?}", s.kind()));
+    assert_eq!(info.storage_class.as_deref(), Some("GLACIER"), "[{}] still archived", s.kind());
+    if !status.ongoing {
+        let expiry = status.expiry.unwrap_or_else(|| panic!("[{}] no expiry in {:?}", s.kind(), info.restore));
+        assert!(expiry > chrono::Utc::now().timestamp_millis(), "[{}] expiry {expiry}", s.kind());
+        assert_eq!(read(s, &b, "cold").await.as_ref(), data.as_slice(), "[{}] restored bytes", s.kind());
+        ok(s, s.copy_object(&CopyRequest::new(obj.clone(), &b, "thawed")).await, "copy restored");
+        assert_eq!(read(s, &b, "thawed").await.as_ref(), data.as_slice());
+        assert_eq!(head(s, &b, "thawed").await.storage_class, None, "[{}] the copy is STANDARD", s.kind());
+        ok(s, s.restore_object(&obj, Some(2), Some(RestoreTier::Bulk)).await, "restore again, longer");
+        let later = head(s, &b, "cold").await.restore_status().and_then(|r| r.expiry);
+        assert!(later >= Some(expiry), "[{}] extended restore {later:?} vs {expiry}", s.kind());
+    }
+    let e = s
+        .restore_object(&ObjectRef::new(&b, "warm"), Some(1), None)
+        .await
+        .expect_err("STANDARD objects cannot be restored");
+    assert_eq!((e.code.as_str(), e.http_status), ("InvalidObjectState", 403), "[{}] restore STANDARD: {e:?}", s.kind());
+    fails(
+        s,
+        s.restore_object(&ObjectRef::new(&b, "missing"), Some(1), None).await,
+        "NoSuchKey",
+        404,
+        "restore missing",
+    );
+}
+
+/// Server-side encryption asked for on copies (and in place, as S3UpdateObjectEncryption does), reported by
+/// HEAD. Or `NotImplemented`.
+pub async fn encryption(s: &dyn ObjectStore, p: &Profile) {
+    let b = bucket(s, "conf-encryption").await;
+    put(s, &b, "plain", b"secret", &PutOptions::default()).await;
+    let obj = ObjectRef::new(&b, "plain");
+    let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    if !p.encryption {
+        let mut c = CopyRequest::new(obj.clone(), &b, "kms");
+        c.server_side_encryption = Some("AES256".into());
+        fails(s, s.copy_object(&c).await, "NotImplemented", 501, "copy with encryption");
+        return;
+    }
+    let mut c = CopyRequest::new(obj.clone(), &b, "kms");
+    c.server_side_encryption = Some("aws:kms".into());
+    c.sse_kms_key_id = Some(key.into());
+    c.bucket_key_enabled = Some(true);
+    ok(s, s.copy_object(&c).await, "copy with SSE-KMS");
+    let info = head(s, &b, "kms").await;
+    assert_eq!(
+        (info.server_side_encryption.as_deref(), info.sse_kms_key_id.as_deref(), info.bucket_key_enabled),
+        (Some("aws:kms"), Some(key), Some(true)),
+        "[{}] SSE-KMS",
+        s.kind()
+    );
+    assert_eq!(read(s, &b, "kms").await.as_ref(), b"secret");
+
+    // A key alone means aws:kms.
+    let mut c = CopyRequest::new(obj.clone(), &b, "kms-implied");
+    c.sse_kms_key_id = Some(key.into());
+    ok(s, s.copy_object(&c).await, "copy with a KMS key only");
+    let info = head(s, &b, "kms-implied").await;
+    assert_eq!(info.server_side_encryption.as_deref(), Some("aws:kms"), "[{}] implied aws:kms", s.kind());
+
+    // In place: the encryption changes, the bytes do not.
+    let mut c = CopyRequest::new(ObjectRef::new(&b, "kms"), &b, "kms");
+    c.server_side_encryption = Some("AES256".into());
+    ok(s, s.copy_object(&c).await, "re-encrypt in place");
+    let info = head(s, &b, "kms").await;
+    assert_eq!(info.server_side_encryption.as_deref(), Some("AES256"), "[{}] re-encrypted", s.kind());
+    assert_eq!(info.sse_kms_key_id, None, "[{}] no KMS key with AES256", s.kind());
+    assert_eq!(info.etag, md5_hex(b"secret"), "[{}] same bytes", s.kind());
+
+    if p.strict {
+        let mut c = CopyRequest::new(obj.clone(), &b, "bad");
+        c.server_side_encryption = Some("AES256".into());
+        c.sse_kms_key_id = Some(key.into());
+        let e = s.copy_object(&c).await.expect_err("a KMS key with AES256 must be refused");
+        assert_eq!((e.http_status, e.transient), (400, false), "[{}] AES256 with a KMS key: {e:?}", s.kind());
+    }
+}
+
+/// An additional checksum asked for on a copy shows in the listing. Or `NotImplemented`.
+pub async fn checksums(s: &dyn ObjectStore, p: &Profile) {
+    let b = bucket(s, "conf-checksums").await;
+    put(s, &b, "src", b"check me", &PutOptions::default()).await;
+    let mut c = CopyRequest::new(ObjectRef::new(&b, "src"), &b, "summed");
+    c.checksum_algorithm = Some("SHA256".into());
+    if !p.checksums {
+        fails(s, s.copy_object(&c).await, "NotImplemented", 501, "copy with a checksum");
+        return;
+    }
+    ok(s, s.copy_object(&c).await, "copy with a checksum");
+    assert_eq!(read(s, &b, "summed").await.as_ref(), b"check me");
+    let page = ok(s, s.list_objects(&b, "summed", None, 10).await, "list");
+    assert_eq!(page.objects[0].checksum_algorithm.as_deref(), Some("SHA256"), "[{}] listed checksum", s.kind());
+}
+
+/// Multipart uploads: parts uploaded and copied (ranges and whole objects), completed with the new object's
+/// attributes; the rules of completion; abort.
+pub async fn multipart(s: &dyn ObjectStore, p: &Profile) {
+    let b = bucket(s, "conf-multipart").await;
+    let src_data = pattern(MIN_PART_SIZE as usize + 1000, 21);
+    put(s, &b, "src", &src_data, &PutOptions { tags: tags(&[("src", "1")]), ..Default::default() }).await;
+    let src = ObjectRef::new(&b, "src");
+    let opts = MultipartOptions {
+        metadata: rich_metadata(),
+        tags: tags(&[("mpu", "yes"), ("n", "2")]),
+        storage_class: Some("STANDARD_IA".into()),
+        ..Default::default()
+    };
+
+    // A part uploaded, then a range copied.
+    let head_part = pattern(MIN_PART_SIZE as usize, 22);
+    let up = ok(s, s.create_multipart_upload(&b, WEIRD_KEY, &opts).await, "create upload");
+    assert_eq!((up.bucket.as_str(), up.key.as_str()), (b.as_str(), WEIRD_KEY));
+    let p1 = ok(s, s.upload_part(&up, 1, Bytes::from(head_part.clone())).await, "upload part 1");
+    assert_eq!(p1.etag, md5_hex(&head_part), "[{}] etag of part 1", s.kind());
+    let p2 = ok(s, s.upload_part_copy(&up, 2, &src, Some(100..1100)).await, "copy part 2");
+    assert_eq!(p2.etag, md5_hex(&src_data[100..1100]), "[{}] etag of part 2", s.kind());
+    let w = ok(s, s.complete_multipart_upload(&up, &[p1.clone(), p2.clone()]).await, "complete");
+    let mut expected = head_part.clone();
+    expected.extend_from_slice(&src_data[100..1100]);
+    let info = head(s, &b, WEIRD_KEY).await;
+    assert_eq!(info.size, expected.len() as u64, "[{}] size of the assembled object", s.kind());
+    assert!(info.etag.ends_with("-2"), "[{}] multipart etag {}", s.kind(), info.etag);
+    if let Some(e) = &w.etag {
+        assert_eq!(e, &info.etag, "[{}] etag answered by complete", s.kind());
+    }
+    assert_metadata(s, &info.metadata, &rich_metadata(), "assembled object");
+    assert_eq!(info.storage_class.as_deref(), Some("STANDARD_IA"), "[{}] class of the assembled object", s.kind());
+    assert_eq!(
+        tags_of(s, &b, WEIRD_KEY).await,
+        sorted(opts.tags.clone()),
+        "[{}] tags of the assembled object",
+        s.kind()
+    );
+    assert_eq!(read(s, &b, WEIRD_KEY).await.as_ref(), expected.as_slice(), "[{}] assembled bytes", s.kind());
+    if p.strict {
+        fails(s, s.upload_part(&up, 3, Bytes::from_static(b"late")).await, "NoSuchUpload", 404, "part after complete");
+    }
+
+    // A whole object copied as part 1, a small last part.
+    let up = ok(s, s.create_multipart_upload(&b, "whole", &MultipartOptions::default()).await, "create upload 2");
+    let p1 = ok(s, s.upload_part_copy(&up, 1, &src, None).await, "copy a whole object");
+    let p2 = ok(s, s.upload_part(&up, 2, Bytes::from_static(b"end")).await, "upload the last part");
+    ok(s, s.complete_multipart_upload(&up, &[p1, p2]).await, "complete 2");
+    let mut expected = src_data.clone();
+    expected.extend_from_slice(b"end");
+    assert_eq!(read(s, &b, "whole").await.as_ref(), expected.as_slice(), "[{}] whole-object part", s.kind());
+    assert_eq!(tags_of(s, &b, "whole").await, vec![], "[{}] no tags asked, none given", s.kind());
+
+    // Completion rules.
+    let up = ok(s, s.create_multipart_upload(&b, "rules", &MultipartOptions::default()).await, "create upload 3");
+    let small = ok(s, s.upload_part(&up, 1, Bytes::from_static(b"small")).await, "small part");
+    let last = ok(s, s.upload_part(&up, 2, Bytes::from_static(b"last")).await, "last part");
+    fails(
+        s,
+        s.complete_multipart_upload(&up, &[small.clone(), last.clone()]).await,
+        "EntityTooSmall",
+        400,
+        "small part",
+    );
+    let wrong = CompletedPart { etag: md5_hex(b"other"), ..last.clone() };
+    fails(s, s.complete_multipart_upload(&up, &[wrong]).await, "InvalidPart", 400, "wrong etag");
+    if p.strict {
+        fails(
+            s,
+            s.complete_multipart_upload(&up, &[last.clone(), small.clone()]).await,
+            "InvalidPartOrder",
+            400,
+            "order",
+        );
+        let e = s.upload_part_copy(&up, 3, &src, Some(0..src_data.len() as u64 + 1)).await.expect_err("range beyond");
+        assert_eq!((e.http_status, e.transient), (400, false), "[{}] range beyond the source: {e:?}", s.kind());
+        fails(s, s.upload_part(&up, 0, Bytes::from_static(b"x")).await, "InvalidArgument", 400, "part 0");
+    }
+    fails(
+        s,
+        s.head_object(&ObjectRef::new(&b, "rules")).await,
+        "NoSuchKey",
+        404,
+        "nothing written by failed completes",
+    );
+    ok(s, s.abort_multipart_upload(&up).await, "abort");
+    if p.strict {
+        fails(s, s.upload_part(&up, 3, Bytes::from_static(b"x")).await, "NoSuchUpload", 404, "part after abort");
+        fails(s, s.complete_multipart_upload(&up, &[small]).await, "NoSuchUpload", 404, "complete after abort");
+    }
+    fails(s, s.abort_multipart_upload(&up).await, "NoSuchUpload", 404, "abort twice");
+    fails(
+        s,
+        s.create_multipart_upload("conf-no-such-bucket", "k", &MultipartOptions::default()).await,
+        "NoSuchBucket",
+        404,
+        "upload to missing bucket",
+    );
+    fails(s, s.head_object(&ObjectRef::new(&b, "rules")).await, "NoSuchKey", 404, "nothing written by an abort");
 }

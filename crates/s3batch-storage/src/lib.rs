@@ -11,6 +11,13 @@
 //! Keys pass through byte for byte: nothing is normalised. [`Router`] sends each bucket to its backend, from config.
 //! Every failure is a [`StorageError`] carrying the store's own error code and HTTP status, classified once as
 //! transient (retry) or permanent (report it).
+//!
+//! The trait covers every S3 Batch Operations operation: tagging, copies with all of S3PutObjectCopy's fields
+//! ([`CopyRequest`]; the `s3` backend switches to a multipart UploadPartCopy above `multipart_threshold`), ACLs
+//! ([`Acl`], [`AclPolicy`]), object lock (retention, legal hold), restores ([`ObjectInfo::restore`]), multipart
+//! uploads ([`MultipartOptions`], [`MultipartUpload`]) and version listings ([`VersionPage`]). What a backend
+//! cannot do it answers with `NotImplemented` (501): the local backend has no ACLs, object lock, server-side
+//! encryption or additional checksums; the memory backend keeps all of them.
 
 mod common;
 pub mod config;
@@ -141,15 +148,45 @@ pub struct Metadata {
 }
 
 /// What HEAD tells about an object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObjectInfo {
     pub size: u64,
     /// Without quotes.
     pub etag: String,
     pub last_modified: Millis,
     pub version_id: Option<String>,
+    /// `None` for `STANDARD`, which S3 leaves out of HEAD.
     pub storage_class: Option<String>,
     pub metadata: Metadata,
+    /// The `x-amz-restore` header as the store sent it, e.g. `ongoing-request="false", expiry-date="Fri, 21 Dec
+    /// 2012 00:00:00 GMT"`; [`ObjectInfo::restore_status`] parses it. `None`: no restore was asked for (or it
+    /// expired).
+    pub restore: Option<String>,
+    /// `x-amz-archive-status` (`ARCHIVE_ACCESS`, `DEEP_ARCHIVE_ACCESS`) of an Intelligent-Tiering object.
+    pub archive_status: Option<String>,
+    /// `x-amz-server-side-encryption`: `AES256`, `aws:kms`, `aws:kms:dsse`.
+    pub server_side_encryption: Option<String>,
+    /// `x-amz-server-side-encryption-aws-kms-key-id`.
+    pub sse_kms_key_id: Option<String>,
+    /// `x-amz-server-side-encryption-bucket-key-enabled`.
+    pub bucket_key_enabled: Option<bool>,
+    /// `x-amz-object-lock-mode`.
+    pub object_lock_mode: Option<RetentionMode>,
+    /// `x-amz-object-lock-retain-until-date`.
+    pub object_lock_retain_until: Option<Millis>,
+    /// `x-amz-object-lock-legal-hold`: `Some(true)` for `ON`.
+    pub object_lock_legal_hold: Option<bool>,
+    /// `x-amz-replication-status`: `COMPLETED`, `PENDING`, `FAILED`, `REPLICA`.
+    pub replication_status: Option<String>,
+    /// `x-amz-website-redirect-location`.
+    pub website_redirect_location: Option<String>,
+}
+
+impl ObjectInfo {
+    /// The parsed `x-amz-restore` header, if there is one.
+    pub fn restore_status(&self) -> Option<RestoreStatus> {
+        self.restore.as_deref().and_then(RestoreStatus::parse)
+    }
 }
 
 /// A GET: the object's info and its bytes as a stream.
@@ -189,6 +226,9 @@ pub struct PutOptions {
 }
 
 /// A server-side copy (same backend). Cross-store copies are the engine's business.
+///
+/// The `s3` backend copies a source larger than its `multipart_threshold` with a multipart upload
+/// (UploadPartCopy) that carries the same attributes as a single CopyObject would.
 #[derive(Debug, Clone)]
 pub struct CopyRequest {
     pub source: ObjectRef,
@@ -204,6 +244,26 @@ pub struct CopyRequest {
     pub if_modified_since: Option<Millis>,
     /// Copy only if the source did not change after this time (else `PreconditionFailed`, 412).
     pub if_unmodified_since: Option<Millis>,
+    /// Explicit ACL grants (`x-amz-grant-read`, …): each entry one grantee as S3's headers write it,
+    /// `id="…"`, `emailAddress="…"` or `uri="…"` (see [`Grantee::header_value`]). Not together with `canned_acl`.
+    pub grant_read: Vec<String>,
+    pub grant_read_acp: Vec<String>,
+    pub grant_write_acp: Vec<String>,
+    pub grant_full_control: Vec<String>,
+    /// `AES256`, `aws:kms` or `aws:kms:dsse`. A `sse_kms_key_id` without it means `aws:kms`.
+    pub server_side_encryption: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+    pub bucket_key_enabled: Option<bool>,
+    /// Object lock of the new object: mode and retain-until date go together.
+    pub object_lock_mode: Option<RetentionMode>,
+    pub object_lock_retain_until: Option<Millis>,
+    pub object_lock_legal_hold: Option<bool>,
+    /// `x-amz-checksum-algorithm`: `CRC32`, `CRC32C`, `SHA1`, `SHA256`, `CRC64NVME`, …
+    pub checksum_algorithm: Option<String>,
+    /// `x-amz-request-payer: requester`.
+    pub requester_pays: bool,
+    /// `x-amz-website-redirect-location`.
+    pub website_redirect_location: Option<String>,
 }
 
 impl CopyRequest {
@@ -218,8 +278,442 @@ impl CopyRequest {
             canned_acl: None,
             if_modified_since: None,
             if_unmodified_since: None,
+            grant_read: Vec::new(),
+            grant_read_acp: Vec::new(),
+            grant_write_acp: Vec::new(),
+            grant_full_control: Vec::new(),
+            server_side_encryption: None,
+            sse_kms_key_id: None,
+            bucket_key_enabled: None,
+            object_lock_mode: None,
+            object_lock_retain_until: None,
+            object_lock_legal_hold: None,
+            checksum_algorithm: None,
+            requester_pays: false,
+            website_redirect_location: None,
         }
     }
+
+    /// Whether any explicit grant is set.
+    pub fn has_grants(&self) -> bool {
+        !(self.grant_read.is_empty()
+            && self.grant_read_acp.is_empty()
+            && self.grant_write_acp.is_empty()
+            && self.grant_full_control.is_empty())
+    }
+
+    /// The attributes of the new object as a multipart upload would carry them, given the metadata, tags and
+    /// redirect location the copy resolves to (the source's under `COPY`).
+    pub fn new_object_options(
+        &self,
+        metadata: Metadata,
+        tags: Vec<Tag>,
+        website_redirect_location: Option<String>,
+    ) -> MultipartOptions {
+        MultipartOptions {
+            metadata,
+            tags,
+            storage_class: self.storage_class.clone(),
+            canned_acl: self.canned_acl.clone(),
+            grant_read: self.grant_read.clone(),
+            grant_read_acp: self.grant_read_acp.clone(),
+            grant_write_acp: self.grant_write_acp.clone(),
+            grant_full_control: self.grant_full_control.clone(),
+            server_side_encryption: self.server_side_encryption.clone(),
+            sse_kms_key_id: self.sse_kms_key_id.clone(),
+            bucket_key_enabled: self.bucket_key_enabled,
+            object_lock_mode: self.object_lock_mode,
+            object_lock_retain_until: self.object_lock_retain_until,
+            object_lock_legal_hold: self.object_lock_legal_hold,
+            checksum_algorithm: self.checksum_algorithm.clone(),
+            requester_pays: self.requester_pays,
+            website_redirect_location: self.website_redirect_location.clone().or(website_redirect_location),
+        }
+    }
+}
+
+/// The attributes of an object a multipart upload creates (CreateMultipartUpload's headers).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct MultipartOptions {
+    pub metadata: Metadata,
+    pub tags: Vec<Tag>,
+    pub storage_class: Option<String>,
+    pub canned_acl: Option<String>,
+    /// As in [`CopyRequest`]: one grantee per entry, `id="…"`, `emailAddress="…"` or `uri="…"`.
+    pub grant_read: Vec<String>,
+    pub grant_read_acp: Vec<String>,
+    pub grant_write_acp: Vec<String>,
+    pub grant_full_control: Vec<String>,
+    pub server_side_encryption: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+    pub bucket_key_enabled: Option<bool>,
+    pub object_lock_mode: Option<RetentionMode>,
+    pub object_lock_retain_until: Option<Millis>,
+    pub object_lock_legal_hold: Option<bool>,
+    /// Every part then carries a checksum of this algorithm, and the completed object a composite one.
+    pub checksum_algorithm: Option<String>,
+    pub requester_pays: bool,
+    pub website_redirect_location: Option<String>,
+}
+
+impl MultipartOptions {
+    /// Whether any explicit grant is set.
+    pub fn has_grants(&self) -> bool {
+        !(self.grant_read.is_empty()
+            && self.grant_read_acp.is_empty()
+            && self.grant_write_acp.is_empty()
+            && self.grant_full_control.is_empty())
+    }
+
+    /// The encryption algorithm asked for: a KMS key id alone means `aws:kms`.
+    pub fn effective_sse(&self) -> Option<String> {
+        effective_sse(self.server_side_encryption.as_deref(), self.sse_kms_key_id.as_deref())
+    }
+}
+
+/// The encryption algorithm asked for: a KMS key id alone means `aws:kms`.
+pub(crate) fn effective_sse(sse: Option<&str>, kms_key_id: Option<&str>) -> Option<String> {
+    match (sse, kms_key_id) {
+        (Some(a), _) => Some(a.to_string()),
+        (None, Some(_)) => Some("aws:kms".to_string()),
+        (None, None) => None,
+    }
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultipartUpload {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    /// The checksum algorithm the upload was created with: parts carry checksums of it.
+    pub checksum_algorithm: Option<String>,
+    /// Send `x-amz-request-payer: requester` with every call of the upload.
+    pub requester_pays: bool,
+}
+
+/// A part uploaded (or copied) into a multipart upload: what CompleteMultipartUpload needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedPart {
+    /// 1 to 10,000.
+    pub part_number: i32,
+    /// Without quotes.
+    pub etag: String,
+    /// The part's checksum (base64) in the upload's checksum algorithm, when it has one.
+    pub checksum: Option<String>,
+}
+
+/// Multipart limits of S3.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+pub const MAX_PARTS: u64 = 10_000;
+/// The largest source a single CopyObject may copy.
+pub const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------------------------
+// ACLs
+
+/// A permission an ACL grant gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Permission {
+    FullControl,
+    Read,
+    Write,
+    ReadAcp,
+    WriteAcp,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 5] =
+        [Permission::FullControl, Permission::Read, Permission::Write, Permission::ReadAcp, Permission::WriteAcp];
+
+    /// `FULL_CONTROL`, `READ`, `WRITE`, `READ_ACP`, `WRITE_ACP`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::FullControl => "FULL_CONTROL",
+            Permission::Read => "READ",
+            Permission::Write => "WRITE",
+            Permission::ReadAcp => "READ_ACP",
+            Permission::WriteAcp => "WRITE_ACP",
+        }
+    }
+
+    /// The permission S3 names so; anything else is `InvalidArgument` (400).
+    pub fn parse(s: &str) -> Result<Permission> {
+        Permission::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| StorageError::new("InvalidArgument", 400, format!("Invalid ACL permission: {s:?}")))
+    }
+}
+
+/// The group of all users (anonymous included).
+pub const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
+/// The group of all authenticated AWS users.
+pub const AUTHENTICATED_USERS: &str = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
+/// The log delivery group.
+pub const LOG_DELIVERY: &str = "http://acs.amazonaws.com/groups/s3/LogDelivery";
+
+/// The canned ACLs S3 knows for objects.
+pub const CANNED_ACLS: &[&str] = &[
+    "private",
+    "public-read",
+    "public-read-write",
+    "aws-exec-read",
+    "authenticated-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+    "log-delivery-write",
+];
+
+/// Who an ACL grant is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Grantee {
+    /// `xsi:type="CanonicalUser"`, `id="…"`.
+    CanonicalUser { id: String, display_name: Option<String> },
+    /// `xsi:type="AmazonCustomerByEmail"`, `emailAddress="…"`.
+    Email(String),
+    /// `xsi:type="Group"`, `uri="…"` (e.g. [`ALL_USERS`]).
+    Group(String),
+}
+
+impl Grantee {
+    /// A canonical user without display name.
+    pub fn canonical(id: impl Into<String>) -> Grantee {
+        Grantee::CanonicalUser { id: id.into(), display_name: None }
+    }
+
+    /// From S3 Batch Operations' `S3Grantee`: `TypeIdentifier` `id`, `emailAddress` or `uri`.
+    pub fn from_type_identifier(
+        type_identifier: &str,
+        identifier: &str,
+        display_name: Option<String>,
+    ) -> Result<Grantee> {
+        match type_identifier {
+            "id" => Ok(Grantee::CanonicalUser { id: identifier.to_string(), display_name }),
+            "emailAddress" => Ok(Grantee::Email(identifier.to_string())),
+            "uri" => Ok(Grantee::Group(identifier.to_string())),
+            other => Err(StorageError::new(
+                "InvalidArgument",
+                400,
+                format!("Invalid grantee type identifier {other:?}: expected id, emailAddress or uri"),
+            )),
+        }
+    }
+
+    /// As an `x-amz-grant-*` header names it: `id="…"`, `emailAddress="…"`, `uri="…"`.
+    pub fn header_value(&self) -> String {
+        match self {
+            Grantee::CanonicalUser { id, .. } => format!("id=\"{id}\""),
+            Grantee::Email(e) => format!("emailAddress=\"{e}\""),
+            Grantee::Group(u) => format!("uri=\"{u}\""),
+        }
+    }
+
+    /// Parse one grantee of an `x-amz-grant-*` header (quotes optional); anything else is `InvalidArgument`.
+    pub fn parse_header_value(s: &str) -> Result<Grantee> {
+        let bad = || StorageError::new("InvalidArgument", 400, format!("Invalid grantee in a grant header: {s:?}"));
+        let (kind, value) = s.trim().split_once('=').ok_or_else(bad)?;
+        let value = value.trim();
+        let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+        if value.is_empty() || value.contains('"') {
+            return Err(bad());
+        }
+        match kind.trim().to_ascii_lowercase().as_str() {
+            "id" => Ok(Grantee::canonical(value)),
+            "emailaddress" => Ok(Grantee::Email(value.to_string())),
+            "uri" => Ok(Grantee::Group(value.to_string())),
+            _ => Err(bad()),
+        }
+    }
+
+    /// The same grantee without a display name (stores fill it in; compare without it).
+    pub fn without_display_name(&self) -> Grantee {
+        match self {
+            Grantee::CanonicalUser { id, .. } => Grantee::canonical(id.clone()),
+            g => g.clone(),
+        }
+    }
+}
+
+/// One grant of an ACL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Grant {
+    pub grantee: Grantee,
+    pub permission: Permission,
+}
+
+impl Grant {
+    pub fn new(grantee: Grantee, permission: Permission) -> Grant {
+        Grant { grantee, permission }
+    }
+}
+
+/// The owner of an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Owner {
+    pub id: String,
+    pub display_name: Option<String>,
+}
+
+/// An object's access control policy: its owner and the grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AclPolicy {
+    pub owner: Owner,
+    pub grants: Vec<Grant>,
+}
+
+impl AclPolicy {
+    /// The grants without display names, sorted: for comparisons.
+    pub fn normalized_grants(&self) -> Vec<Grant> {
+        let mut g: Vec<Grant> =
+            self.grants.iter().map(|g| Grant::new(g.grantee.without_display_name(), g.permission)).collect();
+        g.sort();
+        g.dedup();
+        g
+    }
+}
+
+/// What PutObjectAcl sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acl {
+    /// A canned ACL (`private`, `public-read`, …, see [`CANNED_ACLS`]).
+    Canned(String),
+    /// An explicit policy. The `s3` backend sends the grants as `x-amz-grant-*` headers (the same grants S3 would
+    /// take from an `AccessControlPolicy` body); the owner cannot be changed by PutObjectAcl and is not sent.
+    Policy(AclPolicy),
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Object lock and restore
+
+/// An object lock retention mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RetentionMode {
+    Governance,
+    Compliance,
+}
+
+impl RetentionMode {
+    /// `GOVERNANCE` or `COMPLIANCE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetentionMode::Governance => "GOVERNANCE",
+            RetentionMode::Compliance => "COMPLIANCE",
+        }
+    }
+
+    /// `GOVERNANCE` or `COMPLIANCE`; anything else is `InvalidArgument` (400).
+    pub fn parse(s: &str) -> Result<RetentionMode> {
+        match s {
+            "GOVERNANCE" => Ok(RetentionMode::Governance),
+            "COMPLIANCE" => Ok(RetentionMode::Compliance),
+            _ => Err(StorageError::new("InvalidArgument", 400, format!("Unknown object lock mode {s:?}"))),
+        }
+    }
+}
+
+/// An object's retention: both set, or neither (no retention).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub mode: Option<RetentionMode>,
+    pub retain_until: Option<Millis>,
+}
+
+/// The retrieval tier of a restore from an archive storage class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RestoreTier {
+    Bulk,
+    Standard,
+    Expedited,
+}
+
+impl RestoreTier {
+    /// `Bulk`, `Standard`, `Expedited` (the case S3's `Tier` element takes).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoreTier::Bulk => "Bulk",
+            RestoreTier::Standard => "Standard",
+            RestoreTier::Expedited => "Expedited",
+        }
+    }
+
+    /// `BULK`/`Bulk`, `STANDARD`/`Standard`, `EXPEDITED`/`Expedited`; else `InvalidArgument` (400).
+    pub fn parse(s: &str) -> Result<RestoreTier> {
+        match s.to_ascii_uppercase().as_str() {
+            "BULK" => Ok(RestoreTier::Bulk),
+            "STANDARD" => Ok(RestoreTier::Standard),
+            "EXPEDITED" => Ok(RestoreTier::Expedited),
+            _ => Err(StorageError::new("InvalidArgument", 400, format!("Unknown restore tier {s:?}"))),
+        }
+    }
+}
+
+/// The `x-amz-restore` header, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoreStatus {
+    /// `ongoing-request="true"`: the restore is still running.
+    pub ongoing: bool,
+    /// When the restored copy goes away (`expiry-date`), once the restore is done.
+    pub expiry: Option<Millis>,
+}
+
+impl RestoreStatus {
+    /// Parse `ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"`.
+    pub fn parse(header: &str) -> Option<RestoreStatus> {
+        let field = |name: &str| {
+            let start = header.find(&format!("{name}=\""))? + name.len() + 2;
+            let len = header[start..].find('"')?;
+            Some(header[start..start + len].to_string())
+        };
+        let ongoing = match field("ongoing-request")?.as_str() {
+            "true" => true,
+            "false" => false,
+            _ => return None,
+        };
+        let expiry = field("expiry-date")
+            .and_then(|d| chrono::DateTime::parse_from_rfc2822(&d).ok())
+            .map(|d| d.timestamp_millis());
+        Some(RestoreStatus { ongoing, expiry })
+    }
+
+    /// The header S3 sends for a finished restore that expires at `expiry`.
+    pub fn done_header(expiry: Millis) -> String {
+        let date = chrono::DateTime::from_timestamp_millis(expiry).unwrap_or_default();
+        format!("ongoing-request=\"false\", expiry-date=\"{}\"", date.format("%a, %d %b %Y %H:%M:%S GMT"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Versions
+
+/// One entry of ListObjectVersions: a version or a delete marker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectVersion {
+    pub key: String,
+    /// `"null"` for an object written while versioning was off (and in unversioned stores).
+    pub version_id: String,
+    pub is_latest: bool,
+    pub delete_marker: bool,
+    /// 0 for delete markers.
+    pub size: u64,
+    /// Without quotes; empty for delete markers.
+    pub etag: String,
+    pub last_modified: Millis,
+    /// `None` for delete markers.
+    pub storage_class: Option<String>,
+}
+
+/// One page of ListObjectVersions: versions and delete markers together, in key order and, within a key, newest
+/// first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionPage {
+    pub versions: Vec<ObjectVersion>,
+    /// Pass both back to get the next page; `None` on the last page.
+    pub next_key_marker: Option<String>,
+    pub next_version_marker: Option<String>,
 }
 
 /// What a write answered.
@@ -237,13 +731,16 @@ pub struct ListPage {
     pub next_token: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListedObject {
     pub key: String,
     pub size: u64,
     pub etag: String,
     pub last_modified: Millis,
+    /// Always named in a listing (`STANDARD` included).
     pub storage_class: Option<String>,
+    /// The algorithm of the object's additional checksum (`CRC32`, `CRC64NVME`, …), if it has one.
+    pub checksum_algorithm: Option<String>,
 }
 
 /// The storage calls s3batch makes. Each backend implements what it can and answers
@@ -271,6 +768,65 @@ pub trait ObjectStore: Debug + Send + Sync + 'static {
         continuation: Option<String>,
         max_keys: usize,
     ) -> Result<ListPage>;
+
+    /// ListObjectVersions under a prefix: versions and delete markers, at most `max_keys` a page. Pass the
+    /// page's `next_key_marker` and `next_version_marker` back for the next one.
+    async fn list_object_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key_marker: Option<String>,
+        version_marker: Option<String>,
+        max_keys: usize,
+    ) -> Result<VersionPage>;
+
+    /// PutObjectAcl: a canned ACL or explicit grants.
+    async fn put_object_acl(&self, obj: &ObjectRef, acl: &Acl) -> Result<()>;
+    /// GetObjectAcl: the owner and the grants.
+    async fn get_object_acl(&self, obj: &ObjectRef) -> Result<AclPolicy>;
+
+    /// PutObjectRetention. Mode and date go together; both `None` removes the retention (governance mode needs
+    /// `bypass_governance` for that, compliance mode refuses it).
+    async fn put_object_retention(
+        &self,
+        obj: &ObjectRef,
+        mode: Option<RetentionMode>,
+        retain_until: Option<Millis>,
+        bypass_governance: bool,
+    ) -> Result<()>;
+    /// GetObjectRetention: both `None` when the object has no retention.
+    async fn get_object_retention(&self, obj: &ObjectRef) -> Result<Retention>;
+    /// PutObjectLegalHold: `ON` or `OFF`.
+    async fn put_object_legal_hold(&self, obj: &ObjectRef, on: bool) -> Result<()>;
+    /// GetObjectLegalHold: whether it is `ON` (an object that never had one is `OFF`).
+    async fn get_object_legal_hold(&self, obj: &ObjectRef) -> Result<bool>;
+
+    /// RestoreObject of an archived object (GLACIER, DEEP_ARCHIVE: `days` required; Intelligent-Tiering archive
+    /// tiers: `days` left out). Its progress shows in [`ObjectInfo::restore`].
+    async fn restore_object(&self, obj: &ObjectRef, days: Option<i32>, tier: Option<RestoreTier>) -> Result<()>;
+
+    /// CreateMultipartUpload with the new object's attributes.
+    async fn create_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        opts: &MultipartOptions,
+    ) -> Result<MultipartUpload>;
+    /// UploadPartCopy: `range` (`start..end`, end exclusive) of the source, or all of it.
+    async fn upload_part_copy(
+        &self,
+        upload: &MultipartUpload,
+        part_number: i32,
+        source: &ObjectRef,
+        range: Option<Range<u64>>,
+    ) -> Result<CompletedPart>;
+    /// UploadPart.
+    async fn upload_part(&self, upload: &MultipartUpload, part_number: i32, data: Bytes) -> Result<CompletedPart>;
+    /// CompleteMultipartUpload with the parts in ascending order.
+    async fn complete_multipart_upload(&self, upload: &MultipartUpload, parts: &[CompletedPart])
+    -> Result<WriteResult>;
+    /// AbortMultipartUpload.
+    async fn abort_multipart_upload(&self, upload: &MultipartUpload) -> Result<()>;
 }
 
 /// Hex MD5 of some bytes: the ETag of a single-part upload.

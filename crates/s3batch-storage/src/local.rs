@@ -11,11 +11,19 @@
 //!   hand has no sidecar: it is an object with no metadata, whose ETag is computed on first sight and cached.
 //!   When `<leaf>.meta.json` would exceed 255 bytes the sidecar is `<md5 of leaf>.meta-long.json` instead.
 //! - `.s3batch-tmp/`: writes go to a temporary file here, then are renamed into place (atomic, never listed).
+//! - `.s3batch-uploads/<upload id>/`: a multipart upload in progress: `upload.json` (bucket, key, the new
+//!   object's attributes) and its parts, `part-<n>` with the part's MD5 in `part-<n>.md5`. Completing it writes
+//!   the object (ETag `<md5 of the parts' md5s>-<count>`, as S3) and removes the directory.
 //!
 //! Bucket names are single path segments that do not start with `.` (else `InvalidBucketName`, 400), so neither
 //! hidden directory can be a bucket. The store is unversioned: a version id of `None` or `"null"` names the object;
 //! any other version id answers `NoSuchVersion` (a DELETE of it is a no-op that succeeds, as S3 answers for a
-//! version that does not exist). ACLs are `NotImplemented`.
+//! version that does not exist); ListObjectVersions lists each object once, as version `null`.
+//!
+//! A directory cannot enforce ACLs, object lock or server-side encryption, nor does this backend compute
+//! additional checksums: those calls, and copies or uploads asking for them, answer `NotImplemented` (501).
+//! Restores work: an object in an archive class (GLACIER, DEEP_ARCHIVE) cannot be read or copied until
+//! restored; a restore completes at once and is recorded in the sidecar with its expiry.
 //!
 //! Filesystem work runs on the blocking pool; GETs stream the file 64 KiB at a time.
 
@@ -36,12 +44,19 @@ use tokio::io::AsyncReadExt;
 
 use crate::common;
 use crate::{
-    CopyRequest, GetResult, ListPage, ListedObject, Metadata, ObjectInfo, ObjectRef, ObjectStore, PutBody, PutOptions,
-    Result, StorageError, Tag, WriteResult,
+    Acl, AclPolicy, CompletedPart, CopyRequest, GetResult, ListPage, ListedObject, Metadata, Millis, MultipartOptions,
+    MultipartUpload, ObjectInfo, ObjectRef, ObjectStore, ObjectVersion, PutBody, PutOptions, RestoreTier, Result,
+    Retention, RetentionMode, StorageError, Tag, VersionPage, WriteResult,
 };
 
 const META_DIR: &str = ".s3batch-meta";
 const TMP_DIR: &str = ".s3batch-tmp";
+const UPLOADS_DIR: &str = ".s3batch-uploads";
+const UPLOAD_FILE: &str = "upload.json";
+
+/// What a directory can keep: none of ACLs, object lock, encryption, additional checksums.
+const CAPABILITIES: common::Capabilities =
+    common::Capabilities { acl: false, encryption: false, object_lock: false, checksums: false };
 const META_SUFFIX: &str = ".meta.json";
 const LONG_META_SUFFIX: &str = ".meta-long.json";
 const NAME_MAX: usize = 255;
@@ -74,6 +89,19 @@ struct Sidecar {
     storage_class: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     etag: Option<CachedEtag>,
+    /// When the restored copy of an archived object expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    restore_expiry: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    website_redirect_location: Option<String>,
+}
+
+/// What `upload.json` of a multipart upload holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct UploadState {
+    bucket: String,
+    key: String,
+    opts: MultipartOptions,
 }
 
 /// The MD5 of the data file as it was when hashed.
@@ -134,6 +162,7 @@ impl LocalStore {
         fs::create_dir_all(&root)?;
         fs::create_dir_all(root.join(META_DIR))?;
         fs::create_dir_all(root.join(TMP_DIR))?;
+        fs::create_dir_all(root.join(UPLOADS_DIR))?;
         remove_stale_tmp(&root.join(TMP_DIR));
         let locks = (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect();
         Ok(LocalStore { inner: Arc::new(Inner { root, locks }) })
@@ -360,6 +389,8 @@ impl Inner {
                 etag
             }
         };
+        let restore =
+            sidecar.restore_expiry.filter(|t| *t > common::now_millis()).map(crate::RestoreStatus::done_header);
         let info = ObjectInfo {
             size: md.len(),
             etag,
@@ -367,6 +398,9 @@ impl Inner {
             version_id: None,
             storage_class: common::normalize_storage_class(sidecar.storage_class.as_deref()),
             metadata: sidecar.metadata.clone(),
+            restore,
+            website_redirect_location: sidecar.website_redirect_location.clone(),
+            ..Default::default()
         };
         Ok(Opened { file, info, sidecar })
     }
@@ -428,7 +462,7 @@ impl Inner {
     }
 
     /// Change the sidecar of an existing object.
-    fn update_sidecar(&self, obj: &ObjectRef, f: impl FnOnce(&mut Sidecar)) -> Result<WriteResult> {
+    fn update_sidecar(&self, obj: &ObjectRef, f: impl FnOnce(&mut Sidecar) -> Result<()>) -> Result<WriteResult> {
         self.check_object(obj)?;
         let path = self.data_path(&obj.bucket, &obj.key);
         let _guard = self.lock(&obj.bucket, &obj.key);
@@ -439,7 +473,7 @@ impl Inner {
             Err(e) => return Err(io_error("stat", &path, &e)),
         }
         let mut sidecar = self.read_sidecar(&obj.bucket, &obj.key)?;
-        f(&mut sidecar);
+        f(&mut sidecar)?;
         self.write_sidecar(&obj.bucket, &obj.key, &sidecar)?;
         Ok(WriteResult::default())
     }
@@ -485,6 +519,7 @@ impl Inner {
                     etag: o.info.etag,
                     last_modified: o.info.last_modified,
                     storage_class: common::listed_storage_class(o.sidecar.storage_class.as_deref()),
+                    checksum_algorithm: None,
                 }),
                 Err(e) if e.code == "NoSuchKey" => {}
                 Err(e) if e.code == "InvalidArgument" || e.code == "KeyTooLongError" => {
@@ -495,6 +530,118 @@ impl Inner {
         }
         let next_token = if more { objects.last().map(|o| o.key.clone()) } else { None };
         Ok(ListPage { objects, next_token })
+    }
+}
+
+impl Inner {
+    /// The directory of a multipart upload; ids are ours (hex), anything else is no upload of ours.
+    fn upload_dir(&self, upload_id: &str) -> Result<PathBuf> {
+        if upload_id.is_empty() || upload_id.len() > 64 || !upload_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(common::no_such_upload());
+        }
+        Ok(self.root.join(UPLOADS_DIR).join(upload_id))
+    }
+
+    /// The state of the upload `u` names, if it is one of this bucket and key.
+    fn upload_state(&self, u: &MultipartUpload) -> Result<(PathBuf, UploadState)> {
+        let dir = self.upload_dir(&u.upload_id)?;
+        let path = dir.join(UPLOAD_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if is_absent(&e) => return Err(common::no_such_upload()),
+            Err(e) => return Err(io_error("read", &path, &e)),
+        };
+        let state: UploadState = serde_json::from_slice(&bytes)
+            .map_err(|e| StorageError::new("InternalError", 500, format!("unreadable {}: {e}", path.display())))?;
+        if state.bucket != u.bucket || state.key != u.key {
+            return Err(common::no_such_upload());
+        }
+        Ok((dir, state))
+    }
+
+    fn create_upload(&self, bucket: &str, key: &str, opts: &MultipartOptions) -> Result<String> {
+        check_bucket_name(bucket)?;
+        check_local_key(key)?;
+        self.check_bucket(bucket)?;
+        let upload_id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = self.upload_dir(&upload_id)?;
+        fs::create_dir_all(&dir).map_err(|e| io_error("create", &dir, &e))?;
+        let state = UploadState { bucket: bucket.into(), key: key.into(), opts: opts.clone() };
+        let json = serde_json::to_vec(&state).map_err(|e| StorageError::new("InternalError", 500, e.to_string()))?;
+        let path = dir.join(UPLOAD_FILE);
+        fs::write(&path, json).map_err(|e| io_error("write", &path, &e))?;
+        Ok(upload_id)
+    }
+
+    /// Write part `n` of an upload from `fill` (which answers the hex MD5 of what it wrote): into a temporary
+    /// file, then renamed into the upload's directory.
+    fn write_part(
+        &self,
+        u: &MultipartUpload,
+        n: i32,
+        fill: impl FnOnce(&mut File) -> io::Result<String>,
+    ) -> Result<CompletedPart> {
+        common::check_part_number(n)?;
+        let (dir, _) = self.upload_state(u)?;
+        let tmp = self.tmp_path();
+        let result = (|| {
+            let mut file = File::create(&tmp).map_err(|e| io_error("create", &tmp, &e))?;
+            let etag = fill(&mut file).map_err(|e| io_error("write", &tmp, &e))?;
+            file.sync_all().map_err(|e| io_error("sync", &tmp, &e))?;
+            let md5_path = dir.join(format!("part-{n}.md5"));
+            fs::write(&md5_path, &etag).map_err(|e| io_error("write", &md5_path, &e))?;
+            let part = dir.join(format!("part-{n}"));
+            fs::rename(&tmp, &part).map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => common::no_such_upload(),
+                _ => io_error("rename to", &part, &e),
+            })?;
+            Ok(CompletedPart { part_number: n, etag, checksum: None })
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// The parts of an upload: `(part number, etag, size)`.
+    fn parts(&self, dir: &Path) -> Result<Vec<(i32, String, u64)>> {
+        let mut out = Vec::new();
+        let entries = fs::read_dir(dir).map_err(|e| io_error("list", dir, &e))?;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(n) = name.strip_prefix("part-").and_then(|n| n.parse::<i32>().ok()) else { continue };
+            let md = e.metadata().map_err(|err| io_error("stat", &e.path(), &err))?;
+            let md5_path = dir.join(format!("part-{n}.md5"));
+            let etag = fs::read_to_string(&md5_path).map_err(|err| io_error("read", &md5_path, &err))?;
+            out.push((n, etag.trim().to_string(), md.len()));
+        }
+        Ok(out)
+    }
+
+    fn complete_upload(&self, u: &MultipartUpload, parts: &[CompletedPart]) -> Result<WriteResult> {
+        let (dir, state) = self.upload_state(u)?;
+        let uploaded = self.parts(&dir)?;
+        let order = common::check_complete(parts, &uploaded)?;
+        let etag = common::multipart_etag(order.iter().map(|&i| uploaded[i].1.as_str()));
+        let o = &state.opts;
+        let sidecar = Sidecar {
+            metadata: common::stored_metadata(&o.metadata),
+            tags: o.tags.clone(),
+            storage_class: common::normalize_storage_class(o.storage_class.as_deref()),
+            website_redirect_location: o.website_redirect_location.clone(),
+            ..Default::default()
+        };
+        let result = self.write_object(&state.bucket, &state.key, sidecar, |f| {
+            for &i in &order {
+                let mut part = File::open(dir.join(format!("part-{}", uploaded[i].0)))?;
+                io::copy(&mut part, f)?;
+            }
+            Ok(etag)
+        })?;
+        if let Err(e) = fs::remove_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not remove a completed upload");
+        }
+        Ok(result)
     }
 }
 
@@ -666,6 +813,7 @@ impl ObjectStore for LocalStore {
         let (file, info, r) = self
             .blocking(move |s| {
                 let mut o = s.open(&obj)?;
+                common::check_readable(o.sidecar.storage_class.as_deref(), o.sidecar.restore_expiry)?;
                 let r = common::resolve_range(range.as_ref(), o.info.size)?;
                 o.file.seek(SeekFrom::Start(r.start)).map_err(|e| StorageError::io(&e))?;
                 Ok((o.file, o.info, r))
@@ -713,20 +861,26 @@ impl ObjectStore for LocalStore {
     }
 
     async fn copy_object(&self, req: &CopyRequest) -> Result<WriteResult> {
-        common::check_copy_request(req, "local")?;
+        common::check_copy_request(req, "local", CAPABILITIES)?;
         check_local_key(&req.source.key)?;
         check_local_key(&req.dest_key)?;
         check_bucket_name(&req.dest_bucket)?;
         let req = req.clone();
         self.blocking(move |s| {
             let mut src = s.open(&req.source)?;
+            common::check_readable(src.sidecar.storage_class.as_deref(), src.sidecar.restore_expiry)?;
             common::check_copy_preconditions(&req, src.info.last_modified)?;
             s.check_bucket(&req.dest_bucket)?;
+            let (metadata, redirect) = match &req.replace_metadata {
+                Some(m) => (common::stored_metadata(m), None),
+                None => (src.sidecar.metadata, src.sidecar.website_redirect_location),
+            };
             let sidecar = Sidecar {
-                metadata: req.replace_metadata.as_ref().map(common::stored_metadata).unwrap_or(src.sidecar.metadata),
+                metadata,
                 tags: req.tags.clone().unwrap_or(src.sidecar.tags),
                 storage_class: common::normalize_storage_class(req.storage_class.as_deref()),
-                etag: None,
+                website_redirect_location: req.website_redirect_location.clone().or(redirect),
+                ..Default::default()
             };
             let etag = src.info.etag;
             s.write_object(&req.dest_bucket, &req.dest_key, sidecar, |f| {
@@ -762,12 +916,24 @@ impl ObjectStore for LocalStore {
     async fn put_object_tagging(&self, obj: &ObjectRef, tags: &[Tag]) -> Result<WriteResult> {
         common::check_tags(tags)?;
         let (obj, tags) = (obj.clone(), tags.to_vec());
-        self.blocking(move |s| s.update_sidecar(&obj, |sc| sc.tags = tags)).await
+        self.blocking(move |s| {
+            s.update_sidecar(&obj, |sc| {
+                sc.tags = tags;
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn delete_object_tagging(&self, obj: &ObjectRef) -> Result<WriteResult> {
         let obj = obj.clone();
-        self.blocking(move |s| s.update_sidecar(&obj, |sc| sc.tags.clear())).await
+        self.blocking(move |s| {
+            s.update_sidecar(&obj, |sc| {
+                sc.tags.clear();
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn list_objects(
@@ -782,6 +948,153 @@ impl ObjectStore for LocalStore {
         let page = common::page_size(max_keys);
         self.blocking(move |s| s.list(&bucket, &prefix, continuation.as_deref(), page)).await
     }
+
+    async fn list_object_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key_marker: Option<String>,
+        _version_marker: Option<String>,
+        max_keys: usize,
+    ) -> Result<VersionPage> {
+        // Unversioned: every object is version `null`, so a page that ended inside a key ended with its only
+        // version and the next page starts after the key marker.
+        let page = self.list_objects(bucket, prefix, key_marker, max_keys).await?;
+        let more = page.next_token.is_some();
+        let versions: Vec<ObjectVersion> = page
+            .objects
+            .into_iter()
+            .map(|o| ObjectVersion {
+                key: o.key,
+                version_id: "null".into(),
+                is_latest: true,
+                delete_marker: false,
+                size: o.size,
+                etag: o.etag,
+                last_modified: o.last_modified,
+                storage_class: o.storage_class,
+            })
+            .collect();
+        let last = versions.last().filter(|_| more);
+        Ok(VersionPage {
+            next_key_marker: last.map(|v| v.key.clone()),
+            next_version_marker: last.map(|_| "null".to_string()),
+            versions,
+        })
+    }
+
+    async fn put_object_acl(&self, _obj: &ObjectRef, _acl: &Acl) -> Result<()> {
+        Err(StorageError::not_implemented("ACLs", "local"))
+    }
+
+    async fn get_object_acl(&self, _obj: &ObjectRef) -> Result<AclPolicy> {
+        Err(StorageError::not_implemented("ACLs", "local"))
+    }
+
+    async fn put_object_retention(
+        &self,
+        _obj: &ObjectRef,
+        _mode: Option<RetentionMode>,
+        _retain_until: Option<Millis>,
+        _bypass_governance: bool,
+    ) -> Result<()> {
+        Err(StorageError::not_implemented("object lock", "local"))
+    }
+
+    async fn get_object_retention(&self, _obj: &ObjectRef) -> Result<Retention> {
+        Err(StorageError::not_implemented("object lock", "local"))
+    }
+
+    async fn put_object_legal_hold(&self, _obj: &ObjectRef, _on: bool) -> Result<()> {
+        Err(StorageError::not_implemented("object lock", "local"))
+    }
+
+    async fn get_object_legal_hold(&self, _obj: &ObjectRef) -> Result<bool> {
+        Err(StorageError::not_implemented("object lock", "local"))
+    }
+
+    async fn restore_object(&self, obj: &ObjectRef, days: Option<i32>, _tier: Option<RestoreTier>) -> Result<()> {
+        let obj = obj.clone();
+        self.blocking(move |s| {
+            s.update_sidecar(&obj, |sc| {
+                sc.restore_expiry = Some(common::restore_expiry(sc.storage_class.as_deref(), days)?);
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        opts: &MultipartOptions,
+    ) -> Result<MultipartUpload> {
+        common::check_supported(opts, "local", CAPABILITIES)?;
+        check_bucket_name(bucket)?;
+        check_local_key(key)?;
+        common::check_new_object(opts)?;
+        let (b, k, o) = (bucket.to_string(), key.to_string(), opts.clone());
+        let upload_id = self.blocking(move |s| s.create_upload(&b, &k, &o)).await?;
+        Ok(MultipartUpload {
+            bucket: bucket.into(),
+            key: key.into(),
+            upload_id,
+            checksum_algorithm: None,
+            requester_pays: opts.requester_pays,
+        })
+    }
+
+    async fn upload_part_copy(
+        &self,
+        upload: &MultipartUpload,
+        part_number: i32,
+        source: &ObjectRef,
+        range: Option<Range<u64>>,
+    ) -> Result<CompletedPart> {
+        let (upload, source) = (upload.clone(), source.clone());
+        self.blocking(move |s| {
+            s.upload_state(&upload)?;
+            let mut src = s.open(&source)?;
+            common::check_readable(src.sidecar.storage_class.as_deref(), src.sidecar.restore_expiry)?;
+            let r = common::part_copy_range(range.as_ref(), src.info.size)?;
+            s.write_part(&upload, part_number, |f| {
+                src.file.seek(SeekFrom::Start(r.start))?;
+                copy_hashing(&mut (&mut src.file).take(r.end - r.start), f)
+            })
+        })
+        .await
+    }
+
+    async fn upload_part(&self, upload: &MultipartUpload, part_number: i32, data: Bytes) -> Result<CompletedPart> {
+        let upload = upload.clone();
+        self.blocking(move |s| {
+            s.write_part(&upload, part_number, |f| {
+                f.write_all(&data)?;
+                Ok(crate::md5_hex(&data))
+            })
+        })
+        .await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        upload: &MultipartUpload,
+        parts: &[CompletedPart],
+    ) -> Result<WriteResult> {
+        let (upload, parts) = (upload.clone(), parts.to_vec());
+        self.blocking(move |s| s.complete_upload(&upload, &parts)).await
+    }
+
+    async fn abort_multipart_upload(&self, upload: &MultipartUpload) -> Result<()> {
+        let upload = upload.clone();
+        self.blocking(move |s| {
+            let (dir, _) = s.upload_state(&upload)?;
+            fs::remove_dir_all(&dir).map_err(|e| io_error("remove", &dir, &e))
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -794,7 +1107,7 @@ mod tests {
         (LocalStore::new(dir.path().join("root")).unwrap(), dir)
     }
 
-    conformance::conformance_tests!(store);
+    conformance::conformance_tests!(store, crate::conformance::Profile::local());
 
     fn bytes(b: &'static [u8]) -> PutBody {
         PutBody::Bytes(Bytes::from_static(b))
@@ -927,6 +1240,65 @@ mod tests {
         assert!(s.head_object(&k).await.is_ok());
         s.delete_object(&k.clone().with_version(Some("null".into()))).await.unwrap();
         assert_eq!(s.head_object(&k).await.unwrap_err().code, "NoSuchKey");
+    }
+
+    #[tokio::test]
+    async fn restores_and_redirects_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = LocalStore::new(dir.path()).unwrap();
+            s.create_bucket("b").await.unwrap();
+            s.put_object("b", "k", bytes(b"cold"), &PutOptions::default()).await.unwrap();
+            let mut c = CopyRequest::new(ObjectRef::new("b", "k"), "b", "k");
+            c.storage_class = Some("DEEP_ARCHIVE".into());
+            c.website_redirect_location = Some("/other".into());
+            s.copy_object(&c).await.unwrap();
+            let e = s.get_object(&ObjectRef::new("b", "k"), None).await.unwrap_err();
+            assert_eq!(e.code, "InvalidObjectState");
+            s.restore_object(&ObjectRef::new("b", "k"), Some(3), Some(RestoreTier::Bulk)).await.unwrap();
+        }
+        let s = LocalStore::new(dir.path()).unwrap();
+        let info = s.head_object(&ObjectRef::new("b", "k")).await.unwrap();
+        assert_eq!(info.website_redirect_location.as_deref(), Some("/other"));
+        let status = info.restore_status().unwrap();
+        assert!(!status.ongoing && status.expiry.unwrap() > common::now_millis() + 2 * 86_400_000);
+        assert_eq!(
+            s.get_object(&ObjectRef::new("b", "k"), None).await.unwrap().bytes().await.unwrap().as_ref(),
+            b"cold"
+        );
+        // A copy is a new object: not archived, not restored, the redirect carried under COPY.
+        s.copy_object(&CopyRequest::new(ObjectRef::new("b", "k"), "b", "copy")).await.unwrap();
+        let info = s.head_object(&ObjectRef::new("b", "copy")).await.unwrap();
+        assert_eq!((info.storage_class, info.restore), (None, None));
+        assert_eq!(info.website_redirect_location.as_deref(), Some("/other"));
+    }
+
+    #[tokio::test]
+    async fn uploads_live_in_their_own_directory() {
+        let (s, _d) = store().await;
+        s.create_bucket("b").await.unwrap();
+        let up = s.create_multipart_upload("b", "k", &MultipartOptions::default()).await.unwrap();
+        let dir = s.root().join(UPLOADS_DIR).join(&up.upload_id);
+        assert!(dir.join(UPLOAD_FILE).is_file());
+        let p = s.upload_part(&up, 1, Bytes::from_static(b"only part")).await.unwrap();
+        assert!(dir.join("part-1").is_file());
+        // Not listed while in progress.
+        assert!(s.list_objects("b", "", None, 10).await.unwrap().objects.is_empty());
+        s.complete_multipart_upload(&up, &[p]).await.unwrap();
+        assert!(!dir.exists(), "a completed upload is removed");
+        assert_eq!(s.head_object(&ObjectRef::new("b", "k")).await.unwrap().size, 9);
+        // Upload ids that are not ours name nothing, and never a path.
+        for id in ["../b", "..", "", "a/b", "x.y"] {
+            let bad = MultipartUpload { upload_id: id.into(), ..up.clone() };
+            assert_eq!(s.abort_multipart_upload(&bad).await.unwrap_err().code, "NoSuchUpload", "{id:?}");
+        }
+        // An upload of another key is not this one.
+        let up = s.create_multipart_upload("b", "k2", &MultipartOptions::default()).await.unwrap();
+        let other = MultipartUpload { key: "k3".into(), ..up.clone() };
+        assert_eq!(s.upload_part(&other, 1, Bytes::new()).await.unwrap_err().code, "NoSuchUpload");
+        s.abort_multipart_upload(&up).await.unwrap();
+        assert_eq!(fs::read_dir(s.root().join(UPLOADS_DIR)).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(s.root().join(TMP_DIR)).unwrap().count(), 0);
     }
 
     #[tokio::test]

@@ -11,8 +11,14 @@
 //!   behave as usual.
 //! - [`Faults`] apply to every request (or only to the operations they name): latency, then an error with a chosen
 //!   code and status at some rate, or a connection reset at some rate.
+//! - What S3 keeps beyond bytes, metadata and tags is kept too, and checked by S3's rules: ACLs (every object is
+//!   owned by [`MEMORY_OWNER_ID`]), object lock (retention and legal hold; any bucket takes them, and a protected
+//!   object cannot be deleted: `AccessDenied`; an overwrite replaces it, as the store holds one version a key),
+//!   restores (instant: an archived object — GLACIER, DEEP_ARCHIVE — cannot be read or copied until restored),
+//!   the encryption asked for (recorded, not applied), the checksum algorithm asked for (recorded, not computed)
+//!   and multipart uploads (5 MiB minimum part size, as S3).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::{Bound, Range};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,11 +28,21 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use crate::common::{self, EMPTY_ETAG};
+use crate::common::{self, Capabilities, EMPTY_ETAG};
 use crate::{
-    CopyRequest, GetResult, ListPage, ListedObject, Metadata, Millis, ObjectInfo, ObjectRef, ObjectStore, PutBody,
-    PutOptions, Result, StorageError, Tag, WriteResult,
+    Acl, AclPolicy, CompletedPart, CopyRequest, GetResult, Grant, ListPage, ListedObject, Metadata, Millis,
+    MultipartOptions, MultipartUpload, ObjectInfo, ObjectRef, ObjectStore, ObjectVersion, Owner, PutBody, PutOptions,
+    RestoreTier, Result, Retention, RetentionMode, StorageError, Tag, VersionPage, WriteResult,
 };
+
+/// The canonical user id that owns every object of a [`MemoryStore`].
+pub const MEMORY_OWNER_ID: &str = "5e3b47c1d2a8f0960b7e4c3a1f2d8e9b0c6a5d4e3f2a1b0c9d8e7f6a5b4c3d2e";
+
+const CAPABILITIES: Capabilities = Capabilities { acl: true, encryption: true, object_lock: true, checksums: true };
+
+fn memory_owner() -> Owner {
+    Owner { id: MEMORY_OWNER_ID.into(), display_name: Some("s3batch-memory".into()) }
+}
 
 /// Faults injected into every request of a [`MemoryStore`] (or only into the operations `only_ops` names).
 #[derive(Debug, Clone, Default)]
@@ -54,6 +70,7 @@ pub struct MemoryStore {
 
 struct Inner {
     buckets: Mutex<BTreeMap<String, BTreeMap<String, Obj>>>,
+    uploads: Mutex<HashMap<String, Upload>>,
     faults: Mutex<Arc<Faults>>,
     virtual_objects: AtomicBool,
     requests: AtomicU64,
@@ -70,10 +87,58 @@ struct Obj {
     storage_class: Option<String>,
     metadata: Metadata,
     tags: Vec<Tag>,
+    grants: Vec<Grant>,
+    retention: Retention,
+    /// `None` until a legal hold is set.
+    legal_hold: Option<bool>,
+    restore_expiry: Option<Millis>,
+    sse: Option<String>,
+    sse_kms_key_id: Option<String>,
+    bucket_key_enabled: Option<bool>,
+    checksum_algorithm: Option<String>,
+    website_redirect_location: Option<String>,
 }
 
 impl Obj {
+    /// A new object with S3's defaults: private, no lock, no encryption.
+    fn new(data: Bytes, etag: String, metadata: Metadata, tags: Vec<Tag>) -> Obj {
+        Obj {
+            data,
+            etag,
+            last_modified: common::now_millis(),
+            version_id: new_version_id(),
+            storage_class: None,
+            metadata,
+            tags,
+            grants: common::canned_grants("private", &memory_owner()).unwrap_or_default(),
+            retention: Retention::default(),
+            legal_hold: None,
+            restore_expiry: None,
+            sse: None,
+            sse_kms_key_id: None,
+            bucket_key_enabled: None,
+            checksum_algorithm: None,
+            website_redirect_location: None,
+        }
+    }
+
+    /// Apply the attributes a copy or multipart upload gives the new object (checked before).
+    fn with_options(mut self, o: &MultipartOptions) -> Result<Obj> {
+        self.storage_class = common::normalize_storage_class(o.storage_class.as_deref());
+        self.grants = common::new_object_grants(o, &memory_owner())?;
+        self.retention = Retention { mode: o.object_lock_mode, retain_until: o.object_lock_retain_until };
+        self.legal_hold = o.object_lock_legal_hold;
+        self.sse = o.effective_sse();
+        let kms = matches!(self.sse.as_deref(), Some("aws:kms" | "aws:kms:dsse"));
+        self.sse_kms_key_id = if kms { o.sse_kms_key_id.clone() } else { None };
+        self.bucket_key_enabled = if kms { o.bucket_key_enabled } else { None };
+        self.checksum_algorithm = o.checksum_algorithm.clone();
+        self.website_redirect_location = o.website_redirect_location.clone();
+        Ok(self)
+    }
+
     fn info(&self) -> ObjectInfo {
+        let restore = self.restore_expiry.filter(|t| *t > common::now_millis()).map(crate::RestoreStatus::done_header);
         ObjectInfo {
             size: self.data.len() as u64,
             etag: self.etag.clone(),
@@ -81,8 +146,32 @@ impl Obj {
             version_id: Some(self.version_id.clone()),
             storage_class: self.storage_class.clone(),
             metadata: self.metadata.clone(),
+            restore,
+            server_side_encryption: self.sse.clone(),
+            sse_kms_key_id: self.sse_kms_key_id.clone(),
+            bucket_key_enabled: self.bucket_key_enabled,
+            object_lock_mode: self.retention.mode,
+            object_lock_retain_until: self.retention.retain_until,
+            object_lock_legal_hold: self.legal_hold,
+            website_redirect_location: self.website_redirect_location.clone(),
+            ..Default::default()
         }
     }
+
+    /// Archived and not restored: `InvalidObjectState`.
+    fn check_readable(&self) -> Result<()> {
+        common::check_readable(self.storage_class.as_deref(), self.restore_expiry)
+    }
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone)]
+struct Upload {
+    bucket: String,
+    key: String,
+    opts: MultipartOptions,
+    /// Part number → (bytes, ETag).
+    parts: BTreeMap<i32, (Bytes, String)>,
 }
 
 /// What a lookup found.
@@ -118,6 +207,7 @@ impl MemoryStore {
         MemoryStore {
             inner: Arc::new(Inner {
                 buckets: Mutex::new(BTreeMap::new()),
+                uploads: Mutex::new(HashMap::new()),
                 faults: Mutex::new(Arc::new(Faults::default())),
                 virtual_objects: AtomicBool::new(false),
                 requests: AtomicU64::new(0),
@@ -204,8 +294,49 @@ impl MemoryStore {
             etag: EMPTY_ETAG.into(),
             last_modified: self.inner.created,
             version_id: obj.version_id.clone(),
-            storage_class: None,
-            metadata: Metadata::default(),
+            ..Default::default()
+        }
+    }
+
+    fn uploads(&self) -> MutexGuard<'_, HashMap<String, Upload>> {
+        self.inner.uploads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Change the object `obj` names with `f`; virtual objects accept it and keep nothing.
+    fn update(&self, obj: &ObjectRef, f: impl FnOnce(&mut Obj) -> Result<()>) -> Result<WriteResult> {
+        common::check_key(&obj.key)?;
+        let virtual_on = self.virtual_on();
+        let mut map = self.buckets();
+        match Self::lookup(&map, virtual_on, obj)? {
+            Found::Virtual => Ok(WriteResult { version_id: obj.version_id.clone(), etag: None }),
+            Found::Real(_) => {
+                let o =
+                    map.get_mut(&obj.bucket).and_then(|b| b.get_mut(&obj.key)).ok_or_else(StorageError::no_such_key)?;
+                f(o)?;
+                Ok(WriteResult { version_id: Some(o.version_id.clone()), etag: None })
+            }
+        }
+    }
+
+    /// The upload `u` names, if it is one of this bucket and key.
+    fn upload(&self, u: &MultipartUpload) -> Result<Upload> {
+        match self.uploads().get(&u.upload_id) {
+            Some(up) if up.bucket == u.bucket && up.key == u.key => Ok(up.clone()),
+            _ => Err(common::no_such_upload()),
+        }
+    }
+
+    /// Record a part of an upload.
+    fn add_part(&self, u: &MultipartUpload, part_number: i32, data: Bytes) -> Result<CompletedPart> {
+        common::check_part_number(part_number)?;
+        let etag = crate::md5_hex(&data);
+        let mut uploads = self.uploads();
+        match uploads.get_mut(&u.upload_id) {
+            Some(up) if up.bucket == u.bucket && up.key == u.key => {
+                up.parts.insert(part_number, (data, etag.clone()));
+                Ok(CompletedPart { part_number, etag, checksum: None })
+            }
+            _ => Err(common::no_such_upload()),
         }
     }
 
@@ -230,20 +361,51 @@ impl MemoryStore {
         }
     }
 
+    /// Up to a page of objects under `prefix` after `after`, with their version ids; and whether more follow.
+    fn listing(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<String>,
+        max_keys: usize,
+    ) -> Result<(Vec<(ListedObject, String)>, bool)> {
+        let page = common::page_size(max_keys);
+        let virtual_on = self.virtual_on();
+        let map = self.buckets();
+        let Some(objects) = map.get(bucket) else {
+            return if virtual_on { Ok((Vec::new(), false)) } else { Err(StorageError::no_such_bucket(bucket)) };
+        };
+        let start = match after {
+            Some(c) if c.as_str() >= prefix => Bound::Excluded(c),
+            _ => Bound::Included(prefix.to_string()),
+        };
+        let mut out = Vec::with_capacity(page.min(objects.len()));
+        for (key, o) in objects.range::<String, _>((start, Bound::Unbounded)) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if out.len() == page {
+                return Ok((out, true));
+            }
+            let listed = ListedObject {
+                key: key.clone(),
+                size: o.data.len() as u64,
+                etag: o.etag.clone(),
+                last_modified: o.last_modified,
+                storage_class: common::listed_storage_class(o.storage_class.as_deref()),
+                checksum_algorithm: o.checksum_algorithm.clone(),
+            };
+            out.push((listed, o.version_id.clone()));
+        }
+        Ok((out, false))
+    }
+
     /// Replace the tags of the object `obj` names; virtual objects accept it and keep nothing.
     fn update_tags(&self, obj: &ObjectRef, tags: Vec<Tag>) -> Result<WriteResult> {
-        common::check_key(&obj.key)?;
-        let virtual_on = self.virtual_on();
-        let mut map = self.buckets();
-        match Self::lookup(&map, virtual_on, obj)? {
-            Found::Virtual => Ok(WriteResult { version_id: obj.version_id.clone(), etag: None }),
-            Found::Real(_) => {
-                let o =
-                    map.get_mut(&obj.bucket).and_then(|b| b.get_mut(&obj.key)).ok_or_else(StorageError::no_such_key)?;
-                o.tags = tags;
-                Ok(WriteResult { version_id: Some(o.version_id.clone()), etag: None })
-            }
-        }
+        self.update(obj, |o| {
+            o.tags = tags;
+            Ok(())
+        })
     }
 }
 
@@ -273,7 +435,10 @@ impl ObjectStore for MemoryStore {
     async fn get_object(&self, obj: &ObjectRef, range: Option<Range<u64>>) -> Result<GetResult> {
         self.enter("get_object").await?;
         let (info, data) = match self.find(obj)? {
-            Found::Real(o) => (o.info(), o.data),
+            Found::Real(o) => {
+                o.check_readable()?;
+                (o.info(), o.data)
+            }
             Found::Virtual => (self.virtual_info(obj), Bytes::new()),
         };
         let r = common::resolve_range(range.as_ref(), info.size)?;
@@ -290,15 +455,8 @@ impl ObjectStore for MemoryStore {
             PutBody::Bytes(b) => b,
             PutBody::File(path) => Bytes::from(tokio::fs::read(&path).await.map_err(|e| StorageError::io(&e))?),
         };
-        let o = Obj {
-            etag: crate::md5_hex(&data),
-            data,
-            last_modified: common::now_millis(),
-            version_id: new_version_id(),
-            storage_class: None,
-            metadata: common::stored_metadata(&opts.metadata),
-            tags: opts.tags.clone(),
-        };
+        let o =
+            Obj::new(data.clone(), crate::md5_hex(&data), common::stored_metadata(&opts.metadata), opts.tags.clone());
         let result = WriteResult { version_id: Some(o.version_id.clone()), etag: Some(o.etag.clone()) };
         self.store(bucket, key, o)?;
         Ok(result)
@@ -306,7 +464,7 @@ impl ObjectStore for MemoryStore {
 
     async fn copy_object(&self, req: &CopyRequest) -> Result<WriteResult> {
         self.enter("copy_object").await?;
-        common::check_copy_request(req, "memory")?;
+        common::check_copy_request(req, "memory", CAPABILITIES)?;
         let source = self.find(&req.source)?;
         let src_info = match &source {
             Found::Real(o) => o.info(),
@@ -318,15 +476,15 @@ impl ObjectStore for MemoryStore {
             // A virtual source makes a virtual (empty) copy: nothing to keep.
             return Ok(WriteResult { version_id: Some(new_version_id()), etag: Some(EMPTY_ETAG.into()) });
         };
-        let o = Obj {
-            data: src.data,
-            etag: src.etag,
-            last_modified: common::now_millis(),
-            version_id: new_version_id(),
-            storage_class: common::normalize_storage_class(req.storage_class.as_deref()),
-            metadata: req.replace_metadata.as_ref().map(common::stored_metadata).unwrap_or(src.metadata),
-            tags: req.tags.clone().unwrap_or(src.tags),
+        src.check_readable()?;
+        let src = *src;
+        let (metadata, redirect) = match &req.replace_metadata {
+            Some(m) => (common::stored_metadata(m), None),
+            None => (src.metadata, src.website_redirect_location),
         };
+        let tags = req.tags.clone().unwrap_or(src.tags);
+        let opts = req.new_object_options(Metadata::default(), Vec::new(), redirect);
+        let o = Obj::new(src.data, src.etag, metadata, tags).with_options(&opts)?;
         let result = WriteResult { version_id: Some(o.version_id.clone()), etag: Some(o.etag.clone()) };
         self.store(&req.dest_bucket, &req.dest_key, o)?;
         Ok(result)
@@ -351,6 +509,11 @@ impl ObjectStore for MemoryStore {
             (Some(v), Some(c)) => v == c,
         };
         if matches {
+            if let Some(o) = bucket.get(&obj.key)
+                && common::is_protected(o.retention, o.legal_hold == Some(true))
+            {
+                return Err(common::locked());
+            }
             bucket.remove(&obj.key);
         }
         Ok(WriteResult::default())
@@ -383,36 +546,193 @@ impl ObjectStore for MemoryStore {
         max_keys: usize,
     ) -> Result<ListPage> {
         self.enter("list_objects").await?;
-        let page = common::page_size(max_keys);
-        let virtual_on = self.virtual_on();
-        let map = self.buckets();
-        let Some(objects) = map.get(bucket) else {
-            return if virtual_on { Ok(ListPage::default()) } else { Err(StorageError::no_such_bucket(bucket)) };
-        };
-        let start = match continuation {
-            Some(c) if c.as_str() >= prefix => Bound::Excluded(c),
-            _ => Bound::Included(prefix.to_string()),
-        };
-        let mut out = Vec::with_capacity(page.min(objects.len()));
-        let mut more = false;
-        for (key, o) in objects.range::<String, _>((start, Bound::Unbounded)) {
-            if !key.starts_with(prefix) {
-                break;
-            }
-            if out.len() == page {
-                more = true;
-                break;
-            }
-            out.push(ListedObject {
-                key: key.clone(),
-                size: o.data.len() as u64,
-                etag: o.etag.clone(),
+        let (entries, more) = self.listing(bucket, prefix, continuation, max_keys)?;
+        let objects: Vec<ListedObject> = entries.into_iter().map(|(o, _)| o).collect();
+        let next_token = if more { objects.last().map(|o| o.key.clone()) } else { None };
+        Ok(ListPage { objects, next_token })
+    }
+
+    async fn list_object_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key_marker: Option<String>,
+        _version_marker: Option<String>,
+        max_keys: usize,
+    ) -> Result<VersionPage> {
+        self.enter("list_object_versions").await?;
+        // One version a key: a page that ended inside a key ended with its only version, so the next page
+        // starts after the key marker whatever the version marker says.
+        let (entries, more) = self.listing(bucket, prefix, key_marker, max_keys)?;
+        let versions: Vec<ObjectVersion> = entries
+            .into_iter()
+            .map(|(o, version_id)| ObjectVersion {
+                key: o.key,
+                version_id,
+                is_latest: true,
+                delete_marker: false,
+                size: o.size,
+                etag: o.etag,
                 last_modified: o.last_modified,
-                storage_class: common::listed_storage_class(o.storage_class.as_deref()),
-            });
+                storage_class: o.storage_class,
+            })
+            .collect();
+        let last = versions.last().filter(|_| more);
+        Ok(VersionPage {
+            next_key_marker: last.map(|v| v.key.clone()),
+            next_version_marker: last.map(|v| v.version_id.clone()),
+            versions,
+        })
+    }
+
+    async fn put_object_acl(&self, obj: &ObjectRef, acl: &Acl) -> Result<()> {
+        self.enter("put_object_acl").await?;
+        let grants = match acl {
+            Acl::Canned(c) => common::canned_grants(c, &memory_owner())?,
+            Acl::Policy(p) => p.grants.clone(),
+        };
+        self.update(obj, |o| {
+            o.grants = grants;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    async fn get_object_acl(&self, obj: &ObjectRef) -> Result<AclPolicy> {
+        self.enter("get_object_acl").await?;
+        let grants = match self.find(obj)? {
+            Found::Real(o) => o.grants,
+            Found::Virtual => common::canned_grants("private", &memory_owner())?,
+        };
+        Ok(AclPolicy { owner: memory_owner(), grants })
+    }
+
+    async fn put_object_retention(
+        &self,
+        obj: &ObjectRef,
+        mode: Option<RetentionMode>,
+        retain_until: Option<Millis>,
+        bypass_governance: bool,
+    ) -> Result<()> {
+        self.enter("put_object_retention").await?;
+        let new = Retention { mode, retain_until };
+        common::check_retention_change(Retention::default(), new, false)?;
+        self.update(obj, |o| {
+            common::check_retention_change(o.retention, new, bypass_governance)?;
+            o.retention = new;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    async fn get_object_retention(&self, obj: &ObjectRef) -> Result<Retention> {
+        self.enter("get_object_retention").await?;
+        match self.find(obj)? {
+            Found::Real(o) => Ok(o.retention),
+            Found::Virtual => Ok(Retention::default()),
         }
-        let next_token = if more { out.last().map(|o| o.key.clone()) } else { None };
-        Ok(ListPage { objects: out, next_token })
+    }
+
+    async fn put_object_legal_hold(&self, obj: &ObjectRef, on: bool) -> Result<()> {
+        self.enter("put_object_legal_hold").await?;
+        self.update(obj, |o| {
+            o.legal_hold = Some(on);
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    async fn get_object_legal_hold(&self, obj: &ObjectRef) -> Result<bool> {
+        self.enter("get_object_legal_hold").await?;
+        match self.find(obj)? {
+            Found::Real(o) => Ok(o.legal_hold == Some(true)),
+            Found::Virtual => Ok(false),
+        }
+    }
+
+    async fn restore_object(&self, obj: &ObjectRef, days: Option<i32>, _tier: Option<RestoreTier>) -> Result<()> {
+        self.enter("restore_object").await?;
+        self.update(obj, |o| {
+            o.restore_expiry = Some(common::restore_expiry(o.storage_class.as_deref(), days)?);
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        opts: &MultipartOptions,
+    ) -> Result<MultipartUpload> {
+        self.enter("create_multipart_upload").await?;
+        common::check_supported(opts, "memory", CAPABILITIES)?;
+        common::check_key(key)?;
+        common::check_new_object(opts)?;
+        self.check_bucket(bucket)?;
+        let upload_id = new_version_id();
+        let up = Upload { bucket: bucket.into(), key: key.into(), opts: opts.clone(), parts: BTreeMap::new() };
+        self.uploads().insert(upload_id.clone(), up);
+        Ok(MultipartUpload {
+            bucket: bucket.into(),
+            key: key.into(),
+            upload_id,
+            checksum_algorithm: opts.checksum_algorithm.clone(),
+            requester_pays: opts.requester_pays,
+        })
+    }
+
+    async fn upload_part_copy(
+        &self,
+        upload: &MultipartUpload,
+        part_number: i32,
+        source: &ObjectRef,
+        range: Option<Range<u64>>,
+    ) -> Result<CompletedPart> {
+        self.enter("upload_part_copy").await?;
+        self.upload(upload)?;
+        let data = match self.find(source)? {
+            Found::Real(o) => {
+                o.check_readable()?;
+                o.data
+            }
+            Found::Virtual => Bytes::new(),
+        };
+        let r = common::part_copy_range(range.as_ref(), data.len() as u64)?;
+        self.add_part(upload, part_number, data.slice(r.start as usize..r.end as usize))
+    }
+
+    async fn upload_part(&self, upload: &MultipartUpload, part_number: i32, data: Bytes) -> Result<CompletedPart> {
+        self.enter("upload_part").await?;
+        self.add_part(upload, part_number, data)
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        upload: &MultipartUpload,
+        parts: &[CompletedPart],
+    ) -> Result<WriteResult> {
+        self.enter("complete_multipart_upload").await?;
+        let up = self.upload(upload)?;
+        let uploaded: Vec<(i32, String, u64)> =
+            up.parts.iter().map(|(n, (d, e))| (*n, e.clone(), d.len() as u64)).collect();
+        let order = common::check_complete(parts, &uploaded)?;
+        let datas: Vec<&(Bytes, String)> = up.parts.values().collect();
+        let data: Vec<u8> = order.iter().flat_map(|&i| datas[i].0.iter().copied()).collect();
+        let etag = common::multipart_etag(order.iter().map(|&i| datas[i].1.as_str()));
+        let o = Obj::new(Bytes::from(data), etag, common::stored_metadata(&up.opts.metadata), up.opts.tags.clone())
+            .with_options(&up.opts)?;
+        let result = WriteResult { version_id: Some(o.version_id.clone()), etag: Some(o.etag.clone()) };
+        self.store(&up.bucket, &up.key, o)?;
+        self.uploads().remove(&upload.upload_id);
+        Ok(result)
+    }
+
+    async fn abort_multipart_upload(&self, upload: &MultipartUpload) -> Result<()> {
+        self.enter("abort_multipart_upload").await?;
+        self.upload(upload)?;
+        self.uploads().remove(&upload.upload_id);
+        Ok(())
     }
 }
 
@@ -425,7 +745,7 @@ mod tests {
         (MemoryStore::new(), ())
     }
 
-    conformance::conformance_tests!(store);
+    conformance::conformance_tests!(store, crate::conformance::Profile::memory());
 
     #[tokio::test]
     async fn error_faults_are_transient_and_counted() {
@@ -509,6 +829,109 @@ mod tests {
         m.head_object(&k).await.unwrap();
         m.get_object_tagging(&k).await.unwrap();
         assert_eq!(m.put_object_tagging(&k, &[Tag::new("a", "b")]).await.unwrap_err().code, "SlowDown");
+    }
+
+    #[tokio::test]
+    async fn only_ops_names_the_new_operations() {
+        let m = MemoryStore::new();
+        m.create_bucket("b").await.unwrap();
+        m.put_object("b", "k", PutBody::Bytes(Bytes::from_static(b"x")), &PutOptions::default()).await.unwrap();
+        let k = ObjectRef::new("b", "k");
+        let ops = [
+            "put_object_acl",
+            "get_object_acl",
+            "put_object_retention",
+            "get_object_retention",
+            "put_object_legal_hold",
+            "get_object_legal_hold",
+            "restore_object",
+            "list_object_versions",
+            "create_multipart_upload",
+            "upload_part",
+            "upload_part_copy",
+            "complete_multipart_upload",
+            "abort_multipart_upload",
+        ];
+        for op in ops {
+            m.set_faults(Faults {
+                error_rate: 1.0,
+                error_code: "SlowDown".into(),
+                error_status: 503,
+                only_ops: vec![op.into()],
+                ..Default::default()
+            });
+            let upload = MultipartUpload {
+                bucket: "b".into(),
+                key: "u".into(),
+                upload_id: "none".into(),
+                checksum_algorithm: None,
+                requester_pays: false,
+            };
+            let e = match op {
+                "put_object_acl" => m.put_object_acl(&k, &Acl::Canned("private".into())).await.unwrap_err(),
+                "get_object_acl" => m.get_object_acl(&k).await.unwrap_err(),
+                "put_object_retention" => m.put_object_retention(&k, None, None, false).await.unwrap_err(),
+                "get_object_retention" => m.get_object_retention(&k).await.unwrap_err(),
+                "put_object_legal_hold" => m.put_object_legal_hold(&k, true).await.unwrap_err(),
+                "get_object_legal_hold" => m.get_object_legal_hold(&k).await.unwrap_err(),
+                "restore_object" => m.restore_object(&k, Some(1), None).await.unwrap_err(),
+                "list_object_versions" => m.list_object_versions("b", "", None, None, 10).await.unwrap_err(),
+                "create_multipart_upload" => {
+                    m.create_multipart_upload("b", "u", &MultipartOptions::default()).await.unwrap_err()
+                }
+                "upload_part" => m.upload_part(&upload, 1, Bytes::new()).await.unwrap_err(),
+                "upload_part_copy" => m.upload_part_copy(&upload, 1, &k, None).await.unwrap_err(),
+                "complete_multipart_upload" => m.complete_multipart_upload(&upload, &[]).await.unwrap_err(),
+                _ => m.abort_multipart_upload(&upload).await.unwrap_err(),
+            };
+            assert_eq!(e.code, "SlowDown", "{op}");
+            // The other operations are untouched.
+            m.head_object(&k).await.unwrap();
+        }
+        // Listing versions does not count as a listing of objects.
+        m.set_faults(Faults { error_rate: 1.0, only_ops: vec!["list_objects".into()], ..Default::default() });
+        assert_eq!(m.list_object_versions("b", "", None, None, 10).await.unwrap().versions.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn virtual_objects_take_the_new_writes() {
+        let m = MemoryStore::new();
+        m.set_virtual_objects(true);
+        let k = ObjectRef::new("any", "never/written");
+        m.put_object_acl(&k, &Acl::Canned("public-read".into())).await.unwrap();
+        assert_eq!(m.get_object_acl(&k).await.unwrap().grants.len(), 1, "nothing kept");
+        m.put_object_legal_hold(&k, true).await.unwrap();
+        assert!(!m.get_object_legal_hold(&k).await.unwrap());
+        let until = common::now_millis() + 60_000;
+        m.put_object_retention(&k, Some(RetentionMode::Compliance), Some(until), false).await.unwrap();
+        assert_eq!(m.get_object_retention(&k).await.unwrap(), Retention::default());
+        m.restore_object(&k, Some(1), Some(RestoreTier::Bulk)).await.unwrap();
+        m.delete_object(&k).await.unwrap();
+        assert_eq!(m.object_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn object_lock_rules() {
+        let m = MemoryStore::new();
+        m.create_bucket("b").await.unwrap();
+        m.put_object("b", "k", PutBody::Bytes(Bytes::from_static(b"x")), &PutOptions::default()).await.unwrap();
+        let k = ObjectRef::new("b", "k");
+        let soon = common::now_millis() + 60_000;
+        let later = soon + 60_000;
+        let comp = Some(RetentionMode::Compliance);
+        m.put_object_retention(&k, comp, Some(soon), false).await.unwrap();
+        assert_eq!(m.put_object_retention(&k, None, None, true).await.unwrap_err().code, "AccessDenied");
+        assert_eq!(m.put_object_retention(&k, comp, Some(soon - 1000), true).await.unwrap_err().code, "AccessDenied");
+        let gov = Some(RetentionMode::Governance);
+        assert_eq!(m.put_object_retention(&k, gov, Some(later), true).await.unwrap_err().code, "AccessDenied");
+        m.put_object_retention(&k, comp, Some(later), false).await.unwrap();
+        assert_eq!(m.delete_object(&k).await.unwrap_err().http_status, 403);
+        assert_eq!(m.put_object_retention(&k, comp, None, false).await.unwrap_err().code, "MalformedXML");
+        // An overwrite replaces the one version a key holds (documented), with no lock.
+        m.put_object("b", "k", PutBody::Bytes(Bytes::from_static(b"y")), &PutOptions::default()).await.unwrap();
+        assert_eq!(m.get_object_retention(&k).await.unwrap(), Retention::default());
+        m.delete_object(&k).await.unwrap();
+        assert_eq!(m.get_object_legal_hold(&k).await.unwrap_err().code, "NoSuchKey");
     }
 
     #[tokio::test(start_paused = true)]

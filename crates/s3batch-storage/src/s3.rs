@@ -6,6 +6,19 @@
 //! timeouts, dispatch failures and unreadable responses are [`StorageError::connection`] (transient).
 //!
 //! Listing tokens are S3's own `NextContinuationToken`s: opaque, pass them back unchanged.
+//!
+//! A copy whose source is larger than `multipart_threshold` (default 5 GiB, the most one CopyObject may copy) is
+//! a multipart upload: CreateMultipartUpload with the attributes the single copy would have given the new object
+//! (metadata and tags of the source under `COPY`, storage class, ACL, encryption, object lock, checksum
+//! algorithm), UploadPartCopy of `multipart_part_size` ranges (a few at a time, each pinned to the source's ETag
+//! with `x-amz-copy-source-if-match`, so that a source overwritten meanwhile fails the copy instead of mixing
+//! two objects), then CompleteMultipartUpload; any failure aborts the upload. With the default threshold no HEAD
+//! is spent on a copy: the single CopyObject is tried and only a source the store refuses as too large goes
+//! multipart. With a lower threshold every copy starts with a HEAD of the source.
+//!
+//! Explicit ACL grants (PutObjectAcl with a policy) are sent as `x-amz-grant-*` headers, which express the same
+//! grants as an `AccessControlPolicy` body (moto ignores such a body); only a policy without grants is sent as a
+//! body.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -19,18 +32,28 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, CreateBucketConfiguration, MetadataDirective, ObjectCannedAcl, StorageClass, Tagging,
-    TaggingDirective,
+    AccessControlPolicy, BucketLocationConstraint, ChecksumAlgorithm, CompletedMultipartUpload,
+    CreateBucketConfiguration, GlacierJobParameters, MetadataDirective, ObjectCannedAcl, ObjectLockLegalHold,
+    ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode, RequestPayer,
+    RestoreRequest, ServerSideEncryption, StorageClass, Tagging, TaggingDirective, Tier, Type,
 };
-use futures::StreamExt;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::common;
 use crate::config::StorageConfig;
 use crate::{
-    CopyRequest, GetResult, ListPage, ListedObject, Metadata, Millis, ObjectInfo, ObjectRef, ObjectStore, PutBody,
-    PutOptions, Result, StorageError, Tag, WriteResult,
+    Acl, AclPolicy, CompletedPart, CopyRequest, GetResult, Grant, Grantee, ListPage, ListedObject, Metadata, Millis,
+    MultipartOptions, MultipartUpload, ObjectInfo, ObjectRef, ObjectStore, ObjectVersion, Owner, Permission, PutBody,
+    PutOptions, RestoreTier, Result, Retention, RetentionMode, StorageError, Tag, VersionPage, WriteResult,
 };
+
+/// `Content-MD5` of an empty body.
+const EMPTY_BODY_MD5: &str = "1B2M2Y8AsgTpgAmY7PhCfg==";
+
+/// Part copies of one multipart copy in flight at once.
+const PART_COPIES_IN_FLIGHT: usize = 4;
 
 /// What stays unencoded in a URL component: RFC 3986 unreserved characters.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
@@ -43,6 +66,8 @@ pub struct S3Store {
     client: Client,
     region: String,
     endpoint: Option<String>,
+    multipart_threshold: u64,
+    multipart_part_size: u64,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -51,6 +76,8 @@ impl std::fmt::Debug for S3Store {
         f.debug_struct("S3Store")
             .field("region", &self.region)
             .field("endpoint", &self.endpoint)
+            .field("multipart_threshold", &self.multipart_threshold)
+            .field("multipart_part_size", &self.multipart_part_size)
             .finish_non_exhaustive()
     }
 }
@@ -80,6 +107,14 @@ impl S3Store {
         if secret.is_empty() {
             return Err("the secret access key is empty".into());
         }
+        if !(crate::MIN_PART_SIZE..=crate::MAX_PART_SIZE).contains(&c.multipart_part_size) {
+            return Err(format!(
+                "`multipart_part_size` must be between 5 MiB ({}) and 5 GiB ({}) bytes, got {}",
+                crate::MIN_PART_SIZE,
+                crate::MAX_PART_SIZE,
+                c.multipart_part_size
+            ));
+        }
         let region = c.region.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "us-east-1".into());
         let mut b = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -97,13 +132,33 @@ impl S3Store {
                 .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
                 .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
         }
-        Ok(S3Store { client: Client::from_conf(b.build()), region, endpoint: c.endpoint.clone() })
+        Ok(S3Store {
+            client: Client::from_conf(b.build()),
+            region,
+            endpoint: c.endpoint.clone(),
+            multipart_threshold: c.multipart_threshold,
+            multipart_part_size: c.multipart_part_size,
+        })
     }
 
-    /// Wrap a client built elsewhere.
+    /// Wrap a client built elsewhere (default multipart sizes).
     pub fn from_client(client: Client) -> S3Store {
         let region = client.config().region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
-        S3Store { client, region, endpoint: None }
+        S3Store {
+            client,
+            region,
+            endpoint: None,
+            multipart_threshold: crate::config::DEFAULT_MULTIPART_THRESHOLD,
+            multipart_part_size: crate::config::DEFAULT_MULTIPART_PART_SIZE,
+        }
+    }
+
+    /// Other multipart sizes, without the 5 MiB minimum part size the config enforces: for tests against a
+    /// store that takes smaller parts (moto with `S3_UPLOAD_PART_MIN_SIZE`).
+    pub fn with_multipart_sizes(mut self, threshold: u64, part_size: u64) -> S3Store {
+        self.multipart_threshold = threshold;
+        self.multipart_part_size = part_size.max(1);
+        self
     }
 
     /// The SDK client.
@@ -242,6 +297,45 @@ struct Head<'a> {
     content_encoding: Option<&'a str>,
     content_language: Option<&'a str>,
     user: Option<&'a HashMap<String, String>>,
+    restore: Option<&'a str>,
+    archive_status: Option<&'a str>,
+    sse: Option<&'a ServerSideEncryption>,
+    sse_kms_key_id: Option<&'a str>,
+    bucket_key_enabled: Option<bool>,
+    lock_mode: Option<&'a ObjectLockMode>,
+    lock_until: Option<&'a DateTime>,
+    legal_hold: Option<&'a ObjectLockLegalHoldStatus>,
+    replication_status: Option<&'a str>,
+    redirect: Option<&'a str>,
+}
+
+/// A [`Head`] from a HeadObject or GetObject output (the same accessors), with the size given.
+macro_rules! head_of {
+    ($out:expr, $size:expr, $archive_status:expr) => {
+        Head {
+            size: $size,
+            etag: $out.e_tag(),
+            last_modified: $out.last_modified(),
+            version_id: $out.version_id(),
+            storage_class: $out.storage_class(),
+            content_type: $out.content_type(),
+            cache_control: $out.cache_control(),
+            content_disposition: $out.content_disposition(),
+            content_encoding: $out.content_encoding(),
+            content_language: $out.content_language(),
+            user: $out.metadata(),
+            restore: $out.restore(),
+            archive_status: $archive_status,
+            sse: $out.server_side_encryption(),
+            sse_kms_key_id: $out.ssekms_key_id(),
+            bucket_key_enabled: $out.bucket_key_enabled(),
+            lock_mode: $out.object_lock_mode(),
+            lock_until: $out.object_lock_retain_until_date(),
+            legal_hold: $out.object_lock_legal_hold_status(),
+            replication_status: $out.replication_status().map(|r| r.as_str()),
+            redirect: $out.website_redirect_location(),
+        }
+    };
 }
 
 impl Head<'_> {
@@ -261,8 +355,107 @@ impl Head<'_> {
                 content_language: s(self.content_language),
                 user: self.user.map(|u| u.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default(),
             },
+            restore: s(self.restore),
+            archive_status: s(self.archive_status),
+            server_side_encryption: self.sse.map(|e| e.as_str().to_string()),
+            sse_kms_key_id: s(self.sse_kms_key_id),
+            bucket_key_enabled: self.bucket_key_enabled,
+            object_lock_mode: self.lock_mode.and_then(|m| RetentionMode::parse(m.as_str()).ok()),
+            object_lock_retain_until: self.lock_until.and_then(|t| t.to_millis().ok()),
+            object_lock_legal_hold: self.legal_hold.map(|h| *h == ObjectLockLegalHoldStatus::On),
+            replication_status: s(self.replication_status),
+            website_redirect_location: s(self.redirect),
         }
     }
+}
+
+/// `x-amz-grant-*`: the grantees, comma separated.
+fn grant_header(grantees: &[String]) -> Option<String> {
+    (!grantees.is_empty()).then(|| grantees.join(", "))
+}
+
+fn request_payer(requester_pays: bool) -> Option<RequestPayer> {
+    requester_pays.then_some(RequestPayer::Requester)
+}
+
+fn sse_of(sse: Option<String>) -> Option<ServerSideEncryption> {
+    sse.as_deref().map(ServerSideEncryption::from)
+}
+
+fn legal_hold_status(on: bool) -> ObjectLockLegalHoldStatus {
+    if on { ObjectLockLegalHoldStatus::On } else { ObjectLockLegalHoldStatus::Off }
+}
+
+/// The checksum named `algorithm` among an output's `checksum_*` fields.
+macro_rules! checksum_of {
+    ($out:expr, $algorithm:expr) => {
+        match $algorithm {
+            Some("CRC32") => $out.checksum_crc32(),
+            Some("CRC32C") => $out.checksum_crc32_c(),
+            Some("CRC64NVME") => $out.checksum_crc64_nvme(),
+            Some("SHA1") => $out.checksum_sha1(),
+            Some("SHA256") => $out.checksum_sha256(),
+            Some("SHA512") => $out.checksum_sha512(),
+            Some("MD5") => $out.checksum_md5(),
+            Some("XXHASH64") => $out.checksum_xxhash64(),
+            Some("XXHASH3") => $out.checksum_xxhash3(),
+            Some("XXHASH128") => $out.checksum_xxhash128(),
+            _ => None,
+        }
+        .map(str::to_string)
+    };
+}
+
+/// A part as CompleteMultipartUpload lists it (ETag in quotes, the checksum in the upload's algorithm).
+fn sdk_completed_part(p: &CompletedPart, algorithm: Option<&str>) -> aws_sdk_s3::types::CompletedPart {
+    let b = aws_sdk_s3::types::CompletedPart::builder()
+        .part_number(p.part_number)
+        .e_tag(format!("\"{}\"", p.etag.trim_matches('"')));
+    let c = p.checksum.clone();
+    match algorithm {
+        Some("CRC32") => b.set_checksum_crc32(c),
+        Some("CRC32C") => b.set_checksum_crc32_c(c),
+        Some("CRC64NVME") => b.set_checksum_crc64_nvme(c),
+        Some("SHA1") => b.set_checksum_sha1(c),
+        Some("SHA256") => b.set_checksum_sha256(c),
+        Some("SHA512") => b.set_checksum_sha512(c),
+        Some("MD5") => b.set_checksum_md5(c),
+        Some("XXHASH64") => b.set_checksum_xxhash64(c),
+        Some("XXHASH3") => b.set_checksum_xxhash3(c),
+        Some("XXHASH128") => b.set_checksum_xxhash128(c),
+        _ => b,
+    }
+    .build()
+}
+
+/// An SDK grantee as ours.
+fn grantee_of(g: &aws_sdk_s3::types::Grantee) -> Option<Grantee> {
+    let s = |v: Option<&str>| v.map(str::to_string);
+    match (g.r#type(), g.id(), g.email_address(), g.uri()) {
+        (Type::CanonicalUser, Some(id), _, _) => {
+            Some(Grantee::CanonicalUser { id: id.to_string(), display_name: s(g.display_name()) })
+        }
+        (Type::AmazonCustomerByEmail, _, Some(e), _) => Some(Grantee::Email(e.to_string())),
+        (Type::Group, _, _, Some(u)) => Some(Grantee::Group(u.to_string())),
+        (_, Some(id), _, _) => Some(Grantee::CanonicalUser { id: id.to_string(), display_name: s(g.display_name()) }),
+        (_, _, Some(e), _) => Some(Grantee::Email(e.to_string())),
+        (_, _, _, Some(u)) => Some(Grantee::Group(u.to_string())),
+        _ => None,
+    }
+}
+
+/// The byte ranges of a multipart copy of `size` bytes in parts of `part_size`, raised so that at most 10,000
+/// parts are needed.
+pub fn plan_parts(size: u64, part_size: u64) -> Vec<std::ops::Range<u64>> {
+    let part = part_size.max(size.div_ceil(crate::MAX_PARTS)).max(1);
+    (0..size.div_ceil(part)).map(|i| i * part..((i + 1) * part).min(size)).collect()
+}
+
+/// Whether a CopyObject error says the source is too large for one copy (S3: `InvalidRequest`, "The specified
+/// copy source is larger than the maximum allowable size for a copy source: 5368709120").
+fn source_too_large(e: &StorageError) -> bool {
+    e.code == "EntityTooLarge"
+        || (e.code == "InvalidRequest" && e.message.contains("larger than the maximum allowable size"))
 }
 
 fn sdk_tags(tags: &[Tag]) -> Result<Vec<aws_sdk_s3::types::Tag>> {
@@ -282,6 +475,147 @@ fn non_empty(prefix: &str) -> Option<String> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+
+impl S3Store {
+    /// One CopyObject.
+    async fn single_copy(&self, req: &CopyRequest) -> Result<WriteResult> {
+        let mut r = self
+            .client
+            .copy_object()
+            .copy_source(copy_source(&req.source))
+            .bucket(&req.dest_bucket)
+            .key(&req.dest_key)
+            .set_storage_class(req.storage_class.as_deref().map(StorageClass::from))
+            .set_acl(req.canned_acl.as_deref().map(ObjectCannedAcl::from))
+            .set_grant_read(grant_header(&req.grant_read))
+            .set_grant_read_acp(grant_header(&req.grant_read_acp))
+            .set_grant_write_acp(grant_header(&req.grant_write_acp))
+            .set_grant_full_control(grant_header(&req.grant_full_control))
+            .set_server_side_encryption(sse_of(crate::effective_sse(
+                req.server_side_encryption.as_deref(),
+                req.sse_kms_key_id.as_deref(),
+            )))
+            .set_ssekms_key_id(req.sse_kms_key_id.clone())
+            .set_bucket_key_enabled(req.bucket_key_enabled)
+            .set_object_lock_mode(req.object_lock_mode.map(|m| ObjectLockMode::from(m.as_str())))
+            .set_object_lock_retain_until_date(req.object_lock_retain_until.map(DateTime::from_millis))
+            .set_object_lock_legal_hold_status(req.object_lock_legal_hold.map(legal_hold_status))
+            .set_checksum_algorithm(req.checksum_algorithm.as_deref().map(ChecksumAlgorithm::from))
+            .set_request_payer(request_payer(req.requester_pays))
+            .set_website_redirect_location(req.website_redirect_location.clone())
+            .set_copy_source_if_modified_since(req.if_modified_since.map(DateTime::from_millis))
+            .set_copy_source_if_unmodified_since(req.if_unmodified_since.map(DateTime::from_millis));
+        r = match &req.replace_metadata {
+            Some(m) => r
+                .metadata_directive(MetadataDirective::Replace)
+                .set_content_type(m.content_type.clone())
+                .set_cache_control(m.cache_control.clone())
+                .set_content_disposition(m.content_disposition.clone())
+                .set_content_encoding(m.content_encoding.clone())
+                .set_content_language(m.content_language.clone())
+                .set_metadata(user_metadata(m)),
+            None => r.metadata_directive(MetadataDirective::Copy),
+        };
+        r = match &req.tags {
+            Some(tags) => r.tagging_directive(TaggingDirective::Replace).tagging(encode_tagging(tags)),
+            None => r.tagging_directive(TaggingDirective::Copy),
+        };
+        let locked = req.object_lock_mode.is_some()
+            || req.object_lock_retain_until.is_some()
+            || req.object_lock_legal_hold.is_some();
+        let sent = if locked {
+            // Some stores (moto) want an integrity header on any write with object lock headers, as S3 does on
+            // PutObject: the MD5 of the (empty) body is always right.
+            r.customize()
+                .mutate_request(|http| {
+                    http.headers_mut().insert("Content-MD5", EMPTY_BODY_MD5);
+                })
+                .send()
+                .await
+        } else {
+            r.send().await
+        };
+        let out = sent.map_err(|e| storage_error(e, not_found_code(&req.source)))?;
+        Ok(WriteResult {
+            version_id: out.version_id().map(str::to_string),
+            etag: out.copy_object_result().and_then(|c| c.e_tag()).map(|e| unquote(Some(e))),
+        })
+    }
+
+    /// A copy as a multipart upload of UploadPartCopy parts (see the module documentation); `src` is the
+    /// source's HEAD.
+    async fn multipart_copy(&self, req: &CopyRequest, src: ObjectInfo) -> Result<WriteResult> {
+        common::check_copy_preconditions(req, src.last_modified)?;
+        // Pin the version the HEAD saw, where the store has versions.
+        let source = ObjectRef {
+            version_id: req.source.version_id.clone().or(src.version_id.clone().filter(|v| v != "null")),
+            ..req.source.clone()
+        };
+        let tags = match &req.tags {
+            Some(t) => t.clone(),
+            None => self.get_object_tagging(&source).await?,
+        };
+        let (metadata, redirect) = match &req.replace_metadata {
+            Some(m) => (m.clone(), None),
+            None => (src.metadata.clone(), src.website_redirect_location.clone()),
+        };
+        let opts = req.new_object_options(metadata, tags, redirect);
+        let upload = self.create_multipart_upload(&req.dest_bucket, &req.dest_key, &opts).await?;
+        let etag = src.etag.clone();
+        let result = async {
+            let ranges = plan_parts(src.size, self.multipart_part_size);
+            let mut parts: Vec<CompletedPart> = futures::stream::iter(ranges.into_iter().enumerate())
+                .map(|(i, r)| self.copy_part(&upload, i as i32 + 1, &source, Some(r), Some(&etag)))
+                .buffer_unordered(PART_COPIES_IN_FLIGHT)
+                .try_collect()
+                .await?;
+            parts.sort_by_key(|p| p.part_number);
+            self.complete_multipart_upload(&upload, &parts).await
+        }
+        .await;
+        if result.is_err()
+            && let Err(e) = self.abort_multipart_upload(&upload).await
+        {
+            tracing::warn!(bucket = %upload.bucket, key = %upload.key, upload_id = %upload.upload_id, error = %e,
+                "could not abort the multipart upload of a failed copy");
+        }
+        result
+    }
+
+    /// UploadPartCopy, optionally only while the source has the ETag `if_match`.
+    async fn copy_part(
+        &self,
+        upload: &MultipartUpload,
+        part_number: i32,
+        source: &ObjectRef,
+        range: Option<Range<u64>>,
+        if_match: Option<&str>,
+    ) -> Result<CompletedPart> {
+        if let Some(r) = &range {
+            common::check_range(r)?;
+        }
+        let out = self
+            .client
+            .upload_part_copy()
+            .bucket(&upload.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.upload_id)
+            .part_number(part_number)
+            .copy_source(copy_source(source))
+            .set_copy_source_range(range.map(|r| format!("bytes={}-{}", r.start, r.end - 1)))
+            .set_copy_source_if_match(if_match.map(|e| format!("\"{e}\"")))
+            .set_request_payer(request_payer(upload.requester_pays))
+            .send()
+            .await
+            .map_err(|e| storage_error(e, not_found_code(source)))?;
+        let result = out.copy_part_result();
+        Ok(CompletedPart {
+            part_number,
+            etag: unquote(result.and_then(|r| r.e_tag())),
+            checksum: result.and_then(|r| checksum_of!(r, upload.checksum_algorithm.as_deref())),
+        })
+    }
+}
 
 #[async_trait]
 impl ObjectStore for S3Store {
@@ -322,20 +656,8 @@ impl ObjectStore for S3Store {
                 return Err(self.refine_not_found(&obj.bucket, storage_error(e, not_found_code(obj))).await);
             }
         };
-        Ok(Head {
-            size: out.content_length().unwrap_or(0).max(0) as u64,
-            etag: out.e_tag(),
-            last_modified: out.last_modified(),
-            version_id: out.version_id(),
-            storage_class: out.storage_class(),
-            content_type: out.content_type(),
-            cache_control: out.cache_control(),
-            content_disposition: out.content_disposition(),
-            content_encoding: out.content_encoding(),
-            content_language: out.content_language(),
-            user: out.metadata(),
-        }
-        .info())
+        let size = out.content_length().unwrap_or(0).max(0) as u64;
+        Ok(head_of!(out, size, out.archive_status().map(|a| a.as_str())).info())
     }
 
     async fn get_object(&self, obj: &ObjectRef, range: Option<Range<u64>>) -> Result<GetResult> {
@@ -362,20 +684,8 @@ impl ObjectStore for S3Store {
             }
         };
         let length = out.content_length().unwrap_or(0).max(0) as u64;
-        let info = Head {
-            size: total_from_content_range(out.content_range()).unwrap_or(length),
-            etag: out.e_tag(),
-            last_modified: out.last_modified(),
-            version_id: out.version_id(),
-            storage_class: out.storage_class(),
-            content_type: out.content_type(),
-            cache_control: out.cache_control(),
-            content_disposition: out.content_disposition(),
-            content_encoding: out.content_encoding(),
-            content_language: out.content_language(),
-            user: out.metadata(),
-        }
-        .info();
+        let size = total_from_content_range(out.content_range()).unwrap_or(length);
+        let info = head_of!(out, size, None).info();
         let stream = std::mem::take(&mut out.body);
         let body = futures::stream::unfold(Some(stream), |state| async move {
             let mut stream = state?;
@@ -427,36 +737,20 @@ impl ObjectStore for S3Store {
     }
 
     async fn copy_object(&self, req: &CopyRequest) -> Result<WriteResult> {
-        let mut r = self
-            .client
-            .copy_object()
-            .copy_source(copy_source(&req.source))
-            .bucket(&req.dest_bucket)
-            .key(&req.dest_key)
-            .set_storage_class(req.storage_class.as_deref().map(StorageClass::from))
-            .set_acl(req.canned_acl.as_deref().map(ObjectCannedAcl::from))
-            .set_copy_source_if_modified_since(req.if_modified_since.map(DateTime::from_millis))
-            .set_copy_source_if_unmodified_since(req.if_unmodified_since.map(DateTime::from_millis));
-        r = match &req.replace_metadata {
-            Some(m) => r
-                .metadata_directive(MetadataDirective::Replace)
-                .set_content_type(m.content_type.clone())
-                .set_cache_control(m.cache_control.clone())
-                .set_content_disposition(m.content_disposition.clone())
-                .set_content_encoding(m.content_encoding.clone())
-                .set_content_language(m.content_language.clone())
-                .set_metadata(user_metadata(m)),
-            None => r.metadata_directive(MetadataDirective::Copy),
-        };
-        r = match &req.tags {
-            Some(tags) => r.tagging_directive(TaggingDirective::Replace).tagging(encode_tagging(tags)),
-            None => r.tagging_directive(TaggingDirective::Copy),
-        };
-        let out = r.send().await.map_err(|e| storage_error(e, not_found_code(&req.source)))?;
-        Ok(WriteResult {
-            version_id: out.version_id().map(str::to_string),
-            etag: out.copy_object_result().and_then(|c| c.e_tag()).map(|e| unquote(Some(e))),
-        })
+        if self.multipart_threshold < crate::MAX_SINGLE_COPY {
+            let src = self.head_object(&req.source).await?;
+            if src.size > self.multipart_threshold {
+                return self.multipart_copy(req, src).await;
+            }
+            return self.single_copy(req).await;
+        }
+        match self.single_copy(req).await {
+            Err(e) if source_too_large(&e) => {
+                let src = self.head_object(&req.source).await?;
+                self.multipart_copy(req, src).await
+            }
+            r => r,
+        }
     }
 
     async fn delete_object(&self, obj: &ObjectRef) -> Result<WriteResult> {
@@ -542,11 +836,339 @@ impl ObjectStore for S3Store {
                 etag: unquote(o.e_tag()),
                 last_modified: millis(o.last_modified()),
                 storage_class: o.storage_class().map(|c| c.as_str().to_string()),
+                checksum_algorithm: o.checksum_algorithm().first().map(|a| a.as_str().to_string()),
             })
             .collect();
         let next_token =
             if out.is_truncated() == Some(true) { out.next_continuation_token().map(str::to_string) } else { None };
         Ok(ListPage { objects, next_token })
+    }
+
+    async fn list_object_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key_marker: Option<String>,
+        version_marker: Option<String>,
+        max_keys: usize,
+    ) -> Result<VersionPage> {
+        let out = self
+            .client
+            .list_object_versions()
+            .bucket(bucket)
+            .set_prefix(non_empty(prefix))
+            .max_keys(common::page_size(max_keys) as i32)
+            .set_key_marker(key_marker)
+            .set_version_id_marker(version_marker)
+            .send()
+            .await
+            .map_err(|e| storage_error(e, "NoSuchBucket"))?;
+        let versions = out.versions().iter().map(|v| ObjectVersion {
+            key: v.key().unwrap_or_default().to_string(),
+            version_id: v.version_id().unwrap_or("null").to_string(),
+            is_latest: v.is_latest() == Some(true),
+            delete_marker: false,
+            size: v.size().unwrap_or(0).max(0) as u64,
+            etag: unquote(v.e_tag()),
+            last_modified: millis(v.last_modified()),
+            storage_class: v.storage_class().map(|c| c.as_str().to_string()),
+        });
+        let markers = out.delete_markers().iter().map(|m| ObjectVersion {
+            key: m.key().unwrap_or_default().to_string(),
+            version_id: m.version_id().unwrap_or("null").to_string(),
+            is_latest: m.is_latest() == Some(true),
+            delete_marker: true,
+            last_modified: millis(m.last_modified()),
+            ..Default::default()
+        });
+        // The SDK splits what S3 sends in one order; merge back: key order, the latest first, then newest first.
+        let mut all: Vec<(usize, ObjectVersion)> = versions.chain(markers).enumerate().collect();
+        all.sort_by(|(i, a), (j, b)| {
+            a.key
+                .cmp(&b.key)
+                .then(b.is_latest.cmp(&a.is_latest))
+                .then(b.last_modified.cmp(&a.last_modified))
+                .then(i.cmp(j))
+        });
+        let truncated = out.is_truncated() == Some(true);
+        Ok(VersionPage {
+            versions: all.into_iter().map(|(_, v)| v).collect(),
+            next_key_marker: out.next_key_marker().filter(|_| truncated).map(str::to_string),
+            next_version_marker: out.next_version_id_marker().filter(|_| truncated).map(str::to_string),
+        })
+    }
+
+    async fn put_object_acl(&self, obj: &ObjectRef, acl: &Acl) -> Result<()> {
+        let mut r =
+            self.client.put_object_acl().bucket(&obj.bucket).key(&obj.key).set_version_id(obj.version_id.clone());
+        match acl {
+            Acl::Canned(c) => r = r.acl(ObjectCannedAcl::from(c.as_str())),
+            Acl::Policy(p) if !p.grants.is_empty() => {
+                let header = |perm: Permission| {
+                    let g: Vec<String> =
+                        p.grants.iter().filter(|g| g.permission == perm).map(|g| g.grantee.header_value()).collect();
+                    grant_header(&g)
+                };
+                r = r
+                    .set_grant_read(header(Permission::Read))
+                    .set_grant_write(header(Permission::Write))
+                    .set_grant_read_acp(header(Permission::ReadAcp))
+                    .set_grant_write_acp(header(Permission::WriteAcp))
+                    .set_grant_full_control(header(Permission::FullControl));
+            }
+            Acl::Policy(p) => {
+                let owner = aws_sdk_s3::types::Owner::builder()
+                    .id(&p.owner.id)
+                    .set_display_name(p.owner.display_name.clone())
+                    .build();
+                r = r.access_control_policy(
+                    AccessControlPolicy::builder().owner(owner).set_grants(Some(vec![])).build(),
+                );
+            }
+        }
+        r.send().await.map_err(|e| storage_error(e, not_found_code(obj)))?;
+        Ok(())
+    }
+
+    async fn get_object_acl(&self, obj: &ObjectRef) -> Result<AclPolicy> {
+        let out = self
+            .client
+            .get_object_acl()
+            .bucket(&obj.bucket)
+            .key(&obj.key)
+            .set_version_id(obj.version_id.clone())
+            .send()
+            .await
+            .map_err(|e| storage_error(e, not_found_code(obj)))?;
+        let owner = out
+            .owner()
+            .map(|o| Owner {
+                id: o.id().unwrap_or_default().to_string(),
+                display_name: o.display_name().map(str::to_string),
+            })
+            .unwrap_or_default();
+        let mut grants = Vec::new();
+        for g in out.grants() {
+            let (Some(grantee), Some(p)) = (g.grantee().and_then(grantee_of), g.permission()) else { continue };
+            grants.push(Grant::new(grantee, Permission::parse(p.as_str())?));
+        }
+        Ok(AclPolicy { owner, grants })
+    }
+
+    async fn put_object_retention(
+        &self,
+        obj: &ObjectRef,
+        mode: Option<RetentionMode>,
+        retain_until: Option<Millis>,
+        bypass_governance: bool,
+    ) -> Result<()> {
+        let retention = ObjectLockRetention::builder()
+            .set_mode(mode.map(|m| ObjectLockRetentionMode::from(m.as_str())))
+            .set_retain_until_date(retain_until.map(DateTime::from_millis))
+            .build();
+        self.client
+            .put_object_retention()
+            .bucket(&obj.bucket)
+            .key(&obj.key)
+            .set_version_id(obj.version_id.clone())
+            .retention(retention)
+            .set_bypass_governance_retention(bypass_governance.then_some(true))
+            .send()
+            .await
+            .map_err(|e| storage_error(e, not_found_code(obj)))?;
+        Ok(())
+    }
+
+    async fn get_object_retention(&self, obj: &ObjectRef) -> Result<Retention> {
+        let r = self
+            .client
+            .get_object_retention()
+            .bucket(&obj.bucket)
+            .key(&obj.key)
+            .set_version_id(obj.version_id.clone())
+            .send()
+            .await
+            .map_err(|e| storage_error(e, not_found_code(obj)));
+        let out = match r {
+            Ok(out) => out,
+            Err(e) if e.code == "NoSuchObjectLockConfiguration" => return Ok(Retention::default()),
+            Err(e) => return Err(e),
+        };
+        let Some(r) = out.retention() else { return Ok(Retention::default()) };
+        Ok(Retention {
+            mode: r.mode().map(|m| RetentionMode::parse(m.as_str())).transpose()?,
+            retain_until: r.retain_until_date().and_then(|t| t.to_millis().ok()),
+        })
+    }
+
+    async fn put_object_legal_hold(&self, obj: &ObjectRef, on: bool) -> Result<()> {
+        self.client
+            .put_object_legal_hold()
+            .bucket(&obj.bucket)
+            .key(&obj.key)
+            .set_version_id(obj.version_id.clone())
+            .legal_hold(ObjectLockLegalHold::builder().status(legal_hold_status(on)).build())
+            .send()
+            .await
+            .map_err(|e| storage_error(e, not_found_code(obj)))?;
+        Ok(())
+    }
+
+    async fn get_object_legal_hold(&self, obj: &ObjectRef) -> Result<bool> {
+        let r = self
+            .client
+            .get_object_legal_hold()
+            .bucket(&obj.bucket)
+            .key(&obj.key)
+            .set_version_id(obj.version_id.clone())
+            .send()
+            .await
+            .map_err(|e| storage_error(e, not_found_code(obj)));
+        match r {
+            Ok(out) => Ok(out.legal_hold().and_then(|h| h.status()) == Some(&ObjectLockLegalHoldStatus::On)),
+            Err(e) if e.code == "NoSuchObjectLockConfiguration" => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn restore_object(&self, obj: &ObjectRef, days: Option<i32>, tier: Option<RestoreTier>) -> Result<()> {
+        let params = match tier {
+            Some(t) => Some(
+                GlacierJobParameters::builder()
+                    .tier(Tier::from(t.as_str()))
+                    .build()
+                    .map_err(|e| StorageError::new("InvalidArgument", 400, e.to_string()))?,
+            ),
+            None => None,
+        };
+        self.client
+            .restore_object()
+            .bucket(&obj.bucket)
+            .key(&obj.key)
+            .set_version_id(obj.version_id.clone())
+            .restore_request(RestoreRequest::builder().set_days(days).set_glacier_job_parameters(params).build())
+            .send()
+            .await
+            .map_err(|e| storage_error(e, not_found_code(obj)))?;
+        Ok(())
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        opts: &MultipartOptions,
+    ) -> Result<MultipartUpload> {
+        let m = &opts.metadata;
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .set_content_type(m.content_type.clone())
+            .set_cache_control(m.cache_control.clone())
+            .set_content_disposition(m.content_disposition.clone())
+            .set_content_encoding(m.content_encoding.clone())
+            .set_content_language(m.content_language.clone())
+            .set_metadata(user_metadata(m))
+            .set_tagging((!opts.tags.is_empty()).then(|| encode_tagging(&opts.tags)))
+            .set_storage_class(opts.storage_class.as_deref().map(StorageClass::from))
+            .set_acl(opts.canned_acl.as_deref().map(ObjectCannedAcl::from))
+            .set_grant_read(grant_header(&opts.grant_read))
+            .set_grant_read_acp(grant_header(&opts.grant_read_acp))
+            .set_grant_write_acp(grant_header(&opts.grant_write_acp))
+            .set_grant_full_control(grant_header(&opts.grant_full_control))
+            .set_server_side_encryption(sse_of(opts.effective_sse()))
+            .set_ssekms_key_id(opts.sse_kms_key_id.clone())
+            .set_bucket_key_enabled(opts.bucket_key_enabled)
+            .set_object_lock_mode(opts.object_lock_mode.map(|m| ObjectLockMode::from(m.as_str())))
+            .set_object_lock_retain_until_date(opts.object_lock_retain_until.map(DateTime::from_millis))
+            .set_object_lock_legal_hold_status(opts.object_lock_legal_hold.map(legal_hold_status))
+            .set_checksum_algorithm(opts.checksum_algorithm.as_deref().map(ChecksumAlgorithm::from))
+            .set_request_payer(request_payer(opts.requester_pays))
+            .set_website_redirect_location(opts.website_redirect_location.clone())
+            .send()
+            .await
+            .map_err(|e| storage_error(e, "NoSuchBucket"))?;
+        let upload_id = out
+            .upload_id()
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| StorageError::connection("CreateMultipartUpload answered no UploadId"))?;
+        Ok(MultipartUpload {
+            bucket: bucket.into(),
+            key: key.into(),
+            upload_id: upload_id.to_string(),
+            checksum_algorithm: opts.checksum_algorithm.clone(),
+            requester_pays: opts.requester_pays,
+        })
+    }
+
+    async fn upload_part_copy(
+        &self,
+        upload: &MultipartUpload,
+        part_number: i32,
+        source: &ObjectRef,
+        range: Option<Range<u64>>,
+    ) -> Result<CompletedPart> {
+        self.copy_part(upload, part_number, source, range, None).await
+    }
+
+    async fn upload_part(&self, upload: &MultipartUpload, part_number: i32, data: Bytes) -> Result<CompletedPart> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&upload.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.upload_id)
+            .part_number(part_number)
+            .body(ByteStream::from(data))
+            .set_checksum_algorithm(upload.checksum_algorithm.as_deref().map(ChecksumAlgorithm::from))
+            .set_request_payer(request_payer(upload.requester_pays))
+            .send()
+            .await
+            .map_err(|e| storage_error(e, "NoSuchUpload"))?;
+        Ok(CompletedPart {
+            part_number,
+            etag: unquote(out.e_tag()),
+            checksum: checksum_of!(out, upload.checksum_algorithm.as_deref()),
+        })
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        upload: &MultipartUpload,
+        parts: &[CompletedPart],
+    ) -> Result<WriteResult> {
+        let algorithm = upload.checksum_algorithm.as_deref();
+        let parts: Vec<_> = parts.iter().map(|p| sdk_completed_part(p, algorithm)).collect();
+        let out = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&upload.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .set_request_payer(request_payer(upload.requester_pays))
+            .send()
+            .await
+            .map_err(|e| storage_error(e, "NoSuchUpload"))?;
+        Ok(WriteResult {
+            version_id: out.version_id().map(str::to_string),
+            etag: out.e_tag().map(|e| unquote(Some(e))),
+        })
+    }
+
+    async fn abort_multipart_upload(&self, upload: &MultipartUpload) -> Result<()> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&upload.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.upload_id)
+            .set_request_payer(request_payer(upload.requester_pays))
+            .send()
+            .await
+            .map_err(|e| storage_error(e, "NoSuchUpload"))?;
+        Ok(())
     }
 }
 
@@ -567,6 +1189,59 @@ mod tests {
         let t = vec![Tag::new("a b", "c&d=e"), Tag::new("ü", "+/%")];
         assert_eq!(encode_tagging(&t), "a%20b=c%26d%3De&%C3%BC=%2B%2F%25");
         assert_eq!(encode_tagging(&[]), "");
+    }
+
+    #[test]
+    fn parts_are_planned_within_s3_limits() {
+        let mib = 1024 * 1024;
+        assert_eq!(plan_parts(11 * mib, 5 * mib), vec![0..5 * mib, 5 * mib..10 * mib, 10 * mib..11 * mib]);
+        assert_eq!(plan_parts(10 * mib, 5 * mib), vec![0..5 * mib, 5 * mib..10 * mib]);
+        assert_eq!(plan_parts(1, 5 * mib), vec![0..1]);
+        assert!(plan_parts(0, 5 * mib).is_empty());
+        // 5 TiB in 512 MiB parts: 10,240 parts are too many, so the parts grow.
+        let tib5 = 5 * 1024 * 1024 * mib;
+        let parts = plan_parts(tib5, 512 * mib);
+        assert!(parts.len() as u64 <= crate::MAX_PARTS, "{} parts", parts.len());
+        assert_eq!(parts.last().unwrap().end, tib5);
+        assert!(parts.windows(2).all(|w| w[0].end == w[1].start));
+    }
+
+    #[test]
+    fn too_large_sources_are_recognised() {
+        let s3 = StorageError::new(
+            "InvalidRequest",
+            400,
+            "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120",
+        );
+        assert!(source_too_large(&s3));
+        assert!(source_too_large(&StorageError::new("EntityTooLarge", 400, "too large")));
+        assert!(!source_too_large(&StorageError::new("InvalidRequest", 400, "something else")));
+        assert!(!source_too_large(&StorageError::no_such_key()));
+    }
+
+    #[test]
+    fn grantees_and_parts_convert() {
+        let g = aws_sdk_s3::types::Grantee::builder().r#type(Type::Group).uri(crate::ALL_USERS).build().unwrap();
+        assert_eq!(grantee_of(&g), Some(Grantee::Group(crate::ALL_USERS.into())));
+        let g = aws_sdk_s3::types::Grantee::builder()
+            .r#type(Type::CanonicalUser)
+            .id("abc")
+            .display_name("me")
+            .build()
+            .unwrap();
+        assert_eq!(grantee_of(&g), Some(Grantee::CanonicalUser { id: "abc".into(), display_name: Some("me".into()) }));
+        let g = aws_sdk_s3::types::Grantee::builder()
+            .r#type(Type::AmazonCustomerByEmail)
+            .email_address("a@b.c")
+            .build()
+            .unwrap();
+        assert_eq!(grantee_of(&g), Some(Grantee::Email("a@b.c".into())));
+        let p = CompletedPart { part_number: 3, etag: "abc".into(), checksum: Some("AAAA".into()) };
+        let sdk = sdk_completed_part(&p, Some("CRC32C"));
+        assert_eq!((sdk.part_number(), sdk.e_tag(), sdk.checksum_crc32_c()), (Some(3), Some("\"abc\""), Some("AAAA")));
+        assert_eq!(sdk_completed_part(&p, None).checksum_crc32_c(), None);
+        assert_eq!(grant_header(&[]), None);
+        assert_eq!(grant_header(&["id=\"a\"".into(), "uri=\"b\"".into()]).as_deref(), Some("id=\"a\", uri=\"b\""));
     }
 
     #[test]
@@ -600,6 +1275,17 @@ mod tests {
         let mut c = s3_config();
         c.endpoint = Some("127.0.0.1:9000".into());
         assert!(S3Store::from_config(&c).unwrap_err().contains("http://"));
+        let mut c = s3_config();
+        c.multipart_part_size = 1024 * 1024;
+        assert!(S3Store::from_config(&c).unwrap_err().contains("multipart_part_size"));
+        c.multipart_part_size = 6 * 1024 * 1024 * 1024;
+        assert!(S3Store::from_config(&c).unwrap_err().contains("multipart_part_size"));
+        c.multipart_part_size = 5 * 1024 * 1024;
+        c.multipart_threshold = 1;
+        let s = S3Store::from_config(&c).unwrap();
+        assert!(format!("{s:?}").contains("multipart_threshold: 1"));
+        let s = s.with_multipart_sizes(10, 0);
+        assert_eq!((s.multipart_threshold, s.multipart_part_size), (10, 1));
 
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("secret");
