@@ -1,5 +1,7 @@
 //! The tests every [`JobStore`] implementation must pass. Each is a plain async function over `&dyn JobStore`
-//! on an empty store; an implementation's own test module calls them all (see `sqlite.rs`).
+//! on an empty store; an implementation's own test module calls them all (see `sqlite.rs` and `postgres.rs`).
+//! The `concurrent_*` ones take two handles on the same database, as two processes of a fleet would hold (an
+//! embedded store, which has one process, passes the same store twice).
 
 use s3batch_core::{JobSpec, JobStatus, Tag};
 
@@ -275,4 +277,158 @@ pub async fn priority_tags_and_delete(s: &dyn JobStore) {
     s.delete_job(&j.id).await.unwrap();
     assert!(s.get_job(None, &j.id).await.unwrap().is_none());
     assert_eq!(s.chunk_counts(&j.id, 3).await.unwrap(), ChunkCounts::default());
+}
+
+/// Claimers on two handles, claiming and committing at once, each until nothing is left: no chunk goes to two of
+/// them, every chunk is claimed once, and the job's counters equal the chunks committed.
+pub async fn concurrent_claims_are_exclusive(a: &dyn JobStore, b: &dyn JobStore) {
+    const CHUNKS: i64 = 90;
+    let j = active_job(a, "111111111111", "t", CHUNKS, 0).await;
+
+    async fn claim_until_empty(s: &dyn JobStore, owner: &str) -> Vec<ChunkId> {
+        let mut got = Vec::new();
+        while let Some(c) = s.claim_chunk(owner, 10, 60_000).await.unwrap() {
+            assert_eq!(c.attempts, 1, "{owner} claimed {:?}, which was claimed before", c.id);
+            let r = ChunkResult { succeeded: 1, ..Default::default() };
+            assert!(s.complete_chunk(owner, &c.id, &r, 11).await.unwrap(), "{owner} lost the lease on {:?}", c.id);
+            got.push(c.id);
+        }
+        got
+    }
+    let (a1, a2, a3, b1, b2, b3) = tokio::join!(
+        claim_until_empty(a, "a1"),
+        claim_until_empty(a, "a2"),
+        claim_until_empty(a, "a3"),
+        claim_until_empty(b, "b1"),
+        claim_until_empty(b, "b2"),
+        claim_until_empty(b, "b3"),
+    );
+    let mut all: Vec<i64> = [a1, a2, a3, b1, b2, b3].into_iter().flatten().map(|c| c.seq).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..CHUNKS).collect::<Vec<_>>(), "every chunk claimed exactly once");
+    let job = b.get_job(None, &j.id).await.unwrap().unwrap();
+    assert_eq!((job.succeeded, job.failed), (CHUNKS, 0));
+    assert_eq!(b.chunk_counts(&j.id, 12).await.unwrap(), ChunkCounts { done: CHUNKS, ..Default::default() });
+}
+
+/// Processes racing for a job's duty lease, free and then expired: exactly one wins each time.
+pub async fn concurrent_duty_claims_have_one_winner(a: &dyn JobStore, b: &dyn JobStore) {
+    let j = created(a, "111111111111", "t", 0).await;
+    // The second round starts after the first winner's lease (100 ms) ran out.
+    for (round, now) in [(0, 0), (1, 1_000)] {
+        let o: Vec<String> = (0..6).map(|i| format!("p{round}-{i}")).collect();
+        let won = tokio::join!(
+            a.claim_duty(&j.id, &o[0], now, 100),
+            b.claim_duty(&j.id, &o[1], now, 100),
+            a.claim_duty(&j.id, &o[2], now, 100),
+            b.claim_duty(&j.id, &o[3], now, 100),
+            a.claim_duty(&j.id, &o[4], now, 100),
+            b.claim_duty(&j.id, &o[5], now, 100),
+        );
+        let won = [won.0, won.1, won.2, won.3, won.4, won.5].map(Result::unwrap);
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "round {round}: {won:?}");
+        for (owner, won) in o.iter().zip(won) {
+            assert_eq!(a.insert_chunks(&j.id, owner, &[]).await.unwrap(), won, "round {round}: {owner} holds it?");
+        }
+    }
+}
+
+/// The same CreateJob request arriving at several processes at once: one job.
+pub async fn concurrent_creates_are_idempotent(a: &dyn JobStore, b: &dyn JobStore) {
+    let req = new_job("111111111111", "token-1");
+    let (r1, r2, r3, r4) =
+        tokio::join!(a.create_job(&req, 1), b.create_job(&req, 1), a.create_job(&req, 1), b.create_job(&req, 1),);
+    let outcomes = [r1, r2, r3, r4].map(Result::unwrap);
+    let created = outcomes.iter().filter(|o| matches!(o, CreateOutcome::Created(_))).count();
+    assert_eq!(created, 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| o.job().id == req.id));
+    let listed = a.list_jobs("111111111111", &ListFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(listed.len(), 1);
+}
+
+pub async fn singleton_lease(s: &dyn JobStore) {
+    assert_eq!(s.singleton_owner("scheduler", 0).await.unwrap(), None);
+    assert!(s.claim_singleton("scheduler", "a", 0, 100).await.unwrap(), "free: taken");
+    assert!(!s.claim_singleton("scheduler", "b", 50, 100).await.unwrap(), "held: refused");
+    assert!(s.claim_singleton("other", "b", 50, 100).await.unwrap(), "another name is another lease");
+    assert!(s.claim_singleton("scheduler", "a", 90, 100).await.unwrap(), "the holder renews");
+    assert_eq!(s.singleton_owner("scheduler", 150).await.unwrap().as_deref(), Some("a"));
+    assert!(!s.claim_singleton("scheduler", "b", 190, 100).await.unwrap(), "renewed until 190");
+    assert_eq!(s.singleton_owner("scheduler", 191).await.unwrap(), None, "expired: nobody holds it");
+    assert!(s.claim_singleton("scheduler", "b", 191, 100).await.unwrap(), "expired: taken over");
+    assert!(!s.claim_singleton("scheduler", "a", 192, 100).await.unwrap(), "the old holder lost it");
+    s.release_singleton("scheduler", "a").await.unwrap();
+    assert_eq!(s.singleton_owner("scheduler", 193).await.unwrap().as_deref(), Some("b"), "only the holder releases");
+    s.release_singleton("scheduler", "b").await.unwrap();
+    assert_eq!(s.singleton_owner("scheduler", 194).await.unwrap(), None);
+    assert!(s.claim_singleton("scheduler", "c", 195, 100).await.unwrap(), "released: taken at once");
+    assert_eq!(s.singleton_owner("other", 100).await.unwrap().as_deref(), Some("b"));
+}
+
+pub async fn workers_register_beat_and_prune(s: &dyn JobStore) {
+    let worker = |id: &str, started: i64| Worker {
+        id: id.into(),
+        host: "host-1".into(),
+        pid: 4242,
+        role: "worker".into(),
+        started_at: started,
+        heartbeat_at: started,
+        chunks_in_flight: 0,
+        lease_ms: 1000,
+        draining: false,
+    };
+    assert!(s.list_workers().await.unwrap().is_empty());
+    s.register_worker(&worker("w2", 20)).await.unwrap();
+    s.register_worker(&worker("w1", 10)).await.unwrap();
+    let listed = s.list_workers().await.unwrap();
+    assert_eq!(listed, vec![worker("w1", 10), worker("w2", 20)], "oldest first");
+
+    assert!(s.worker_heartbeat("w1", 3, false, 500).await.unwrap());
+    assert!(!s.worker_heartbeat("nobody", 3, false, 500).await.unwrap(), "unknown workers must register again");
+    let w1 = s.list_workers().await.unwrap().remove(0);
+    assert_eq!((w1.heartbeat_at, w1.chunks_in_flight, w1.started_at), (500, 3, 10));
+    assert_eq!(w1.state(500 + LOST_AFTER_LEASES * 1000), WorkerState::Running);
+    assert_eq!(w1.state(501 + LOST_AFTER_LEASES * 1000), WorkerState::Lost);
+
+    assert!(s.worker_heartbeat("w1", 1, true, 600).await.unwrap());
+    let w1 = s.list_workers().await.unwrap().remove(0);
+    assert!(w1.draining);
+    assert_eq!(w1.state(700), WorkerState::Draining);
+    assert_eq!(w1.state(10_000), WorkerState::Lost, "a draining worker that stops beating is lost too");
+
+    // Registering again under a known id replaces the row (a worker pruned while cut off comes back).
+    let mut again = worker("w2", 700);
+    again.pid = 7;
+    s.register_worker(&again).await.unwrap();
+    let listed = s.list_workers().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1], again);
+
+    // w1 beat last at 600, w2 at 700.
+    assert_eq!(s.prune_workers(600).await.unwrap(), 0, "strictly older only");
+    assert_eq!(s.prune_workers(650).await.unwrap(), 1);
+    assert_eq!(s.list_workers().await.unwrap().iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), vec!["w2"]);
+    s.deregister_worker("w2").await.unwrap();
+    s.deregister_worker("w2").await.unwrap();
+    assert!(s.list_workers().await.unwrap().is_empty());
+}
+
+/// Processes racing for the scheduler's singleton lease, free and then expired: exactly one wins each time, and
+/// the winner is the one the store names.
+pub async fn concurrent_singleton_claims_have_one_winner(a: &dyn JobStore, b: &dyn JobStore) {
+    for (round, now) in [(0, 0), (1, 1_000)] {
+        let o: Vec<String> = (0..6).map(|i| format!("p{round}-{i}")).collect();
+        let won = tokio::join!(
+            a.claim_singleton("scheduler", &o[0], now, 100),
+            b.claim_singleton("scheduler", &o[1], now, 100),
+            a.claim_singleton("scheduler", &o[2], now, 100),
+            b.claim_singleton("scheduler", &o[3], now, 100),
+            a.claim_singleton("scheduler", &o[4], now, 100),
+            b.claim_singleton("scheduler", &o[5], now, 100),
+        );
+        let won = [won.0, won.1, won.2, won.3, won.4, won.5].map(Result::unwrap);
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "round {round}: {won:?}");
+        let winner = o.iter().zip(won).find(|(_, w)| *w).map(|(o, _)| o.clone());
+        assert_eq!(b.singleton_owner("scheduler", now).await.unwrap(), winner, "round {round}");
+    }
 }

@@ -1,17 +1,22 @@
 //! # s3batch-store
 //!
 //! Where jobs and their chunks live. [`JobStore`] is the one interface the engine and the API use;
-//! [`sqlite::SqliteStore`] is the embedded default. [`conformance`] holds the tests every implementation must pass
-//! (the PostgreSQL one runs the same functions).
+//! [`sqlite::SqliteStore`] is the embedded default; [`postgres::PgStore`] is for a fleet of processes sharing one
+//! database. [`conformance`] holds the tests every implementation must pass; both run the same functions.
 //!
 //! Rules every implementation keeps:
 //! - every status write is a compare-and-set on the expected status;
 //! - a chunk is claimed under a lease; its results and the job's counters are committed in one transaction, and
 //!   only while the lease is still held, so the report holds every manifest line exactly once;
-//! - `(account, ClientRequestToken)` is unique: the same request returns the same job.
+//! - `(account, ClientRequestToken)` is unique: the same request returns the same job;
+//! - a singleton lease (`claim_singleton`) has at most one live holder, however many processes race for it.
+//!
+//! The store also keeps the list of processes running an engine ([`Worker`]): each registers, beats, and leaves on
+//! a graceful exit; one that stops beating is shown as lost, then pruned.
 
 pub mod conformance;
 mod model;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -94,4 +99,23 @@ pub trait JobStore: std::fmt::Debug + Send + Sync + 'static {
     async fn set_report_key(&self, job_id: &str, key: &str) -> Result<()>;
     /// Remove a job and its chunks (retention).
     async fn delete_job(&self, job_id: &str) -> Result<()>;
+
+    /// Take (or renew) the process-wide lease named `name`: free, expired, or already ours. For duties that span
+    /// jobs and must be done by one process of a fleet at a time (the scheduler's ranking and sweeps).
+    async fn claim_singleton(&self, name: &str, owner: &str, now: Millis, lease_ms: i64) -> Result<bool>;
+    /// Give the lease back (if `owner` holds it), so that another process takes over at once.
+    async fn release_singleton(&self, name: &str, owner: &str) -> Result<()>;
+    /// Who holds the lease `name` as of `now` (None: free or expired).
+    async fn singleton_owner(&self, name: &str, now: Millis) -> Result<Option<String>>;
+
+    /// Record a process running an engine (again, if its id is known: the row is replaced).
+    async fn register_worker(&self, worker: &Worker) -> Result<()>;
+    /// A registered worker's periodic sign of life. False if it is not registered (pruned as lost): register again.
+    async fn worker_heartbeat(&self, id: &str, chunks_in_flight: i64, draining: bool, now: Millis) -> Result<bool>;
+    /// A worker that stopped gracefully leaves the list.
+    async fn deregister_worker(&self, id: &str) -> Result<()>;
+    /// Every registered worker, oldest first.
+    async fn list_workers(&self) -> Result<Vec<Worker>>;
+    /// Forget the workers whose last heartbeat is older than `heartbeat_before`. Returns how many.
+    async fn prune_workers(&self, heartbeat_before: Millis) -> Result<u64>;
 }

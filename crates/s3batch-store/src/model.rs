@@ -65,6 +65,8 @@ pub struct Job {
     pub active_since: Option<Millis>,
     pub manifest_etag: Option<String>,
     pub report_key: Option<String>,
+    /// Paused by a user (extension): the scheduler leaves it Paused until the user resumes it.
+    pub user_paused: bool,
 }
 
 impl Job {
@@ -85,6 +87,8 @@ pub struct StatusChange {
     pub failure: Option<FailureReason>,
     /// SuspendedCause, when going to Suspended or Paused.
     pub suspended_cause: Option<String>,
+    /// Set or clear the user's pause.
+    pub user_paused: Option<bool>,
 }
 
 impl StatusChange {
@@ -105,6 +109,10 @@ impl StatusChange {
     }
     pub fn cause(mut self, c: impl Into<String>) -> Self {
         self.suspended_cause = Some(c.into());
+        self
+    }
+    pub fn user_paused(mut self, paused: bool) -> Self {
+        self.user_paused = Some(paused);
         self
     }
 }
@@ -175,4 +183,59 @@ pub struct ChunkCounts {
     /// Leased, but the lease ran out (its worker died).
     pub expired: i64,
     pub done: i64,
+}
+
+/// A process running an engine (`s3batch worker`, or `s3batch serve` with its engine), as it registered itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Worker {
+    /// The identity it holds leases under.
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    /// `worker` or `serve`.
+    pub role: String,
+    pub started_at: Millis,
+    pub heartbeat_at: Millis,
+    /// Chunks it held at its last heartbeat.
+    pub chunks_in_flight: i64,
+    /// Its chunk lease period: it counts as lost once its heartbeat is [`LOST_AFTER_LEASES`] periods old.
+    pub lease_ms: i64,
+    /// Shutting down: claims nothing new, finishes (or gives back) what it holds.
+    pub draining: bool,
+}
+
+/// A worker whose last heartbeat is this many lease periods old is lost: every lease it held has expired.
+pub const LOST_AFTER_LEASES: i64 = 2;
+
+/// How a worker stands, as of a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerState {
+    Running,
+    Draining,
+    /// No heartbeat for [`LOST_AFTER_LEASES`] lease periods: killed, hung or cut off. Its chunks are claimed again.
+    Lost,
+}
+
+impl WorkerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Running => "running",
+            WorkerState::Draining => "draining",
+            WorkerState::Lost => "lost",
+        }
+    }
+}
+
+impl Worker {
+    /// Its state as of `now`.
+    pub fn state(&self, now: Millis) -> WorkerState {
+        if now - self.heartbeat_at > LOST_AFTER_LEASES * self.lease_ms {
+            WorkerState::Lost
+        } else if self.draining {
+            WorkerState::Draining
+        } else {
+            WorkerState::Running
+        }
+    }
 }

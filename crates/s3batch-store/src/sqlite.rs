@@ -21,7 +21,7 @@ pub struct SqliteStore {
 
 const JOB_COLUMNS: &str = "id, account_id, status, priority, spec, client_request_token, tags, created_at, \
     updated_at, suspended_at, suspended_cause, terminated_at, status_update_reason, failure_reasons, total_tasks, \
-    succeeded, failed, active_ms, active_since, manifest_etag, report_key";
+    succeeded, failed, active_ms, active_since, manifest_etag, report_key, user_paused";
 
 impl SqliteStore {
     /// Open (creating if missing) the database file and run the migrations.
@@ -84,6 +84,7 @@ fn job_from_row(r: &SqliteRow) -> Result<Job> {
         active_since: r.try_get("active_since")?,
         manifest_etag: r.try_get("manifest_etag")?,
         report_key: r.try_get("report_key")?,
+        user_paused: r.try_get::<i64, _>("user_paused")? != 0,
     })
 }
 
@@ -210,7 +211,8 @@ impl JobStore for SqliteStore {
                                       ELSE NULL END,
                terminated_at = CASE WHEN ?1 IN ('Complete', 'Failed', 'Cancelled') THEN ?2 ELSE terminated_at END,
                status_update_reason = COALESCE(?4, status_update_reason),
-               failure_reasons = ?5
+               failure_reasons = ?5,
+               user_paused = COALESCE(?8, user_paused)
              WHERE id = ?6 AND status = ?7",
         )
         .bind(to.as_str())
@@ -220,6 +222,7 @@ impl JobStore for SqliteStore {
         .bind(json(&reasons))
         .bind(id)
         .bind(expected.as_str())
+        .bind(ch.user_paused)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -485,6 +488,108 @@ impl JobStore for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn claim_singleton(&self, name: &str, owner: &str, now: Millis, lease_ms: i64) -> Result<bool> {
+        // The upsert's WHERE decides: a row held by someone else whose lease is live is left alone (no change).
+        let res = sqlx::query(
+            "INSERT INTO singletons (name, owner, expires) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires
+             WHERE singletons.owner = excluded.owner OR singletons.expires < ?4",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn release_singleton(&self, name: &str, owner: &str) -> Result<()> {
+        sqlx::query("DELETE FROM singletons WHERE name = ? AND owner = ?")
+            .bind(name)
+            .bind(owner)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn singleton_owner(&self, name: &str, now: Millis) -> Result<Option<String>> {
+        let owner = sqlx::query_scalar("SELECT owner FROM singletons WHERE name = ? AND expires >= ?")
+            .bind(name)
+            .bind(now)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(owner)
+    }
+
+    async fn register_worker(&self, w: &Worker) -> Result<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO workers
+               (id, host, pid, role, started_at, heartbeat_at, chunks_in_flight, lease_ms, draining)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&w.id)
+        .bind(&w.host)
+        .bind(w.pid)
+        .bind(&w.role)
+        .bind(w.started_at)
+        .bind(w.heartbeat_at)
+        .bind(w.chunks_in_flight)
+        .bind(w.lease_ms)
+        .bind(w.draining)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn worker_heartbeat(&self, id: &str, chunks_in_flight: i64, draining: bool, now: Millis) -> Result<bool> {
+        let res = sqlx::query("UPDATE workers SET heartbeat_at = ?, chunks_in_flight = ?, draining = ? WHERE id = ?")
+            .bind(now)
+            .bind(chunks_in_flight)
+            .bind(draining)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn deregister_worker(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM workers WHERE id = ?").bind(id).execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn list_workers(&self) -> Result<Vec<Worker>> {
+        let rows = sqlx::query(
+            "SELECT id, host, pid, role, started_at, heartbeat_at, chunks_in_flight, lease_ms, draining
+             FROM workers ORDER BY started_at, id",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Worker {
+                    id: r.try_get("id")?,
+                    host: r.try_get("host")?,
+                    pid: r.try_get("pid")?,
+                    role: r.try_get("role")?,
+                    started_at: r.try_get("started_at")?,
+                    heartbeat_at: r.try_get("heartbeat_at")?,
+                    chunks_in_flight: r.try_get("chunks_in_flight")?,
+                    lease_ms: r.try_get("lease_ms")?,
+                    draining: r.try_get("draining")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_workers(&self, heartbeat_before: Millis) -> Result<u64> {
+        let res = sqlx::query("DELETE FROM workers WHERE heartbeat_at < ?")
+            .bind(heartbeat_before)
+            .execute(&self.writer)
+            .await?;
+        Ok(res.rows_affected())
+    }
 }
 
 #[cfg(test)]
@@ -518,6 +623,26 @@ mod tests {
         claim_order_follows_priority,
         duty_lease,
         priority_tags_and_delete,
+        singleton_lease,
+        workers_register_beat_and_prune,
+    );
+
+    /// One process, one store: the "two handles" of the shared-database tests are the same store.
+    macro_rules! conformance_shared {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $name() {
+                let (_dir, s) = store().await;
+                crate::conformance::$name(&s, &s).await;
+            }
+        )*};
+    }
+
+    conformance_shared!(
+        concurrent_claims_are_exclusive,
+        concurrent_duty_claims_have_one_winner,
+        concurrent_creates_are_idempotent,
+        concurrent_singleton_claims_have_one_winner,
     );
 
     #[tokio::test]

@@ -1,0 +1,803 @@
+//! The PostgreSQL job store: for a fleet. Many processes (API servers and workers) share one database, which is the
+//! only coordination between them, so nothing here relies on state kept in the process:
+//!
+//! - every status write is a compare-and-set, `UPDATE … WHERE status = $expected`; a concurrent writer waits for
+//!   the row lock and then re-checks the condition on the row as committed (READ COMMITTED), so exactly one of two
+//!   writers from the same status wins;
+//! - `(account, ClientRequestToken)` is a unique index and `create_job` inserts with `ON CONFLICT DO NOTHING`, so
+//!   two processes creating the same job at once get the same job;
+//! - chunks are claimed with `FOR UPDATE SKIP LOCKED`: claimers never wait for each other and never get the same
+//!   chunk; a lease-expired chunk is claimable again;
+//! - a chunk's results and the job's counters are written by one statement, only while the lease is held;
+//! - the job-level duty lease is a conditional `UPDATE` on the job row: free, expired, or already ours;
+//! - a process-wide singleton lease (the scheduler's) is an upsert whose `ON CONFLICT DO UPDATE … WHERE` checks
+//!   the same three cases on the row's latest version, so two processes racing for it get one winner.
+//!
+//! Migrations run on connect under sqlx's advisory lock, so processes starting together do not race.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use s3batch_core::{JobStatus, Millis, Tag};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+
+use crate::*;
+
+/// PostgreSQL-backed [`JobStore`].
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Connections per process. Store calls are short; the engine's task concurrency does not need one each.
+const MAX_CONNECTIONS: u32 = 10;
+
+const JOB_COLUMNS: &str = "id, account_id, status, priority, spec, client_request_token, tags, created_at, \
+    updated_at, suspended_at, suspended_cause, terminated_at, status_update_reason, failure_reasons, total_tasks, \
+    succeeded, failed, active_ms, active_since, manifest_etag, report_key, user_paused";
+
+impl PgStore {
+    /// Connect to a `postgres://…` URL and run the migrations.
+    pub async fn connect(url: &str) -> Result<PgStore> {
+        Self::connect_with(PgConnectOptions::from_str(url)?).await
+    }
+
+    /// Connect with options built in code and run the migrations.
+    pub async fn connect_with(opts: PgConnectOptions) -> Result<PgStore> {
+        // One plain connection first: a wrong host, password or database fails at once with the server's own
+        // answer, where the pool would retry until its acquire timeout and then say only "timed out".
+        sqlx::Connection::close(<sqlx::PgConnection as sqlx::Connection>::connect_with(&opts).await?).await?;
+        let pool = PgPoolOptions::new().max_connections(MAX_CONNECTIONS).connect_with(opts).await?;
+        Self::from_pool(pool).await
+    }
+
+    /// Use a pool the caller built, after running the migrations on it.
+    pub async fn from_pool(pool: PgPool) -> Result<PgStore> {
+        // sqlx holds a PostgreSQL advisory lock while migrating: concurrent starts apply each migration once.
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PgStore { pool })
+    }
+
+    /// Close every connection (waits for the ones in use to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("plain data always serialises")
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn job_from_row(r: &PgRow) -> Result<Job> {
+    let status: String = r.try_get("status")?;
+    Ok(Job {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        status: JobStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        priority: r.try_get("priority")?,
+        spec: parse_json("spec", &r.try_get::<String, _>("spec")?)?,
+        client_request_token: r.try_get("client_request_token")?,
+        tags: parse_json("tags", &r.try_get::<String, _>("tags")?)?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        suspended_at: r.try_get("suspended_at")?,
+        suspended_cause: r.try_get("suspended_cause")?,
+        terminated_at: r.try_get("terminated_at")?,
+        status_update_reason: r.try_get("status_update_reason")?,
+        failure_reasons: parse_json("failure_reasons", &r.try_get::<String, _>("failure_reasons")?)?,
+        total_tasks: r.try_get("total_tasks")?,
+        succeeded: r.try_get("succeeded")?,
+        failed: r.try_get("failed")?,
+        active_ms: r.try_get("active_ms")?,
+        active_since: r.try_get("active_since")?,
+        manifest_etag: r.try_get("manifest_etag")?,
+        report_key: r.try_get("report_key")?,
+        user_paused: r.try_get("user_paused")?,
+    })
+}
+
+fn chunk_from_row(r: &PgRow) -> Result<Chunk> {
+    Ok(Chunk {
+        id: ChunkId { job_id: r.try_get("job_id")?, seq: r.try_get("seq")? },
+        start_offset: r.try_get("start_offset")?,
+        end_offset: r.try_get("end_offset")?,
+        first_line: r.try_get("first_line")?,
+        line_count: r.try_get("line_count")?,
+        attempts: r.try_get("attempts")?,
+        lease_expires: r.try_get("lease_expires")?,
+    })
+}
+
+fn status_names(statuses: &[JobStatus]) -> Vec<&'static str> {
+    statuses.iter().map(|s| s.as_str()).collect()
+}
+
+/// SQLite reads a negative LIMIT as "no limit"; PostgreSQL refuses it, and reads NULL that way.
+fn pg_limit(n: i64) -> Option<i64> {
+    (n >= 0).then_some(n)
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn create_job(&self, new: &NewJob, now: Millis) -> Result<CreateOutcome> {
+        loop {
+            // The unique index decides between two processes creating the same job at once: the loser's insert
+            // waits for the winner's commit, does nothing, and reads the winner's job below.
+            let inserted = sqlx::query(&format!(
+                "INSERT INTO jobs (id, account_id, status, priority, operation, description, spec, \
+                 client_request_token, request_hash, tags, created_at, updated_at)
+                 VALUES ($1, $2, 'New', $3, $4, $5, $6, $7, $8, $9, $10, $10)
+                 ON CONFLICT (account_id, client_request_token) DO NOTHING
+                 RETURNING {JOB_COLUMNS}"
+            ))
+            .bind(&new.id)
+            .bind(&new.account_id)
+            .bind(new.spec.priority)
+            .bind(new.spec.operation.name())
+            .bind(&new.spec.description)
+            .bind(json(&new.spec))
+            .bind(&new.client_request_token)
+            .bind(&new.request_hash)
+            .bind(json(&new.spec.tags))
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = inserted {
+                return Ok(CreateOutcome::Created(job_from_row(&row)?));
+            }
+            let existing = sqlx::query(&format!(
+                "SELECT {JOB_COLUMNS}, request_hash FROM jobs WHERE account_id = $1 AND client_request_token = $2"
+            ))
+            .bind(&new.account_id)
+            .bind(&new.client_request_token)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = existing {
+                let hash: String = row.try_get("request_hash")?;
+                let job = job_from_row(&row)?;
+                return if hash == new.request_hash {
+                    Ok(CreateOutcome::Existing(job))
+                } else {
+                    Err(StoreError::IdempotencyMismatch(job.id))
+                };
+            }
+            // The job holding the token was deleted (retention) between the two statements: insert again.
+        }
+    }
+
+    async fn get_job(&self, account: Option<&str>, id: &str) -> Result<Option<Job>> {
+        let row = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND ($2::text IS NULL OR account_id = $2)"
+        ))
+        .bind(id)
+        .bind(account)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn list_jobs(&self, account: &str, f: &ListFilter) -> Result<Vec<Job>> {
+        let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE account_id = "));
+        q.push_bind(account);
+        if !f.statuses.is_empty() {
+            q.push(" AND status = ANY(").push_bind(status_names(&f.statuses)).push(")");
+        }
+        if let Some((t, id)) = &f.after {
+            q.push(" AND (created_at, id) < (").push_bind(*t).push(", ").push_bind(id.as_str()).push(")");
+        }
+        if let Some(t) = f.terminated_after {
+            q.push(" AND (terminated_at IS NULL OR terminated_at >= ").push_bind(t).push(")");
+        }
+        q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(pg_limit(f.limit));
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn jobs_in(&self, statuses: &[JobStatus]) -> Result<Vec<Job>> {
+        if statuses.is_empty() {
+            return Ok(vec![]);
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = ANY($1) ORDER BY priority DESC, created_at, id"
+        ))
+        .bind(status_names(statuses))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn update_status(&self, id: &str, expected: JobStatus, ch: &StatusChange, now: Millis) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        // FOR UPDATE: the failure reasons are read, appended to and written back under the row lock, so a
+        // concurrent change cannot slip in between and lose a reason.
+        let Some(row) = sqlx::query("SELECT failure_reasons FROM jobs WHERE id = $1 AND status = $2 FOR UPDATE")
+            .bind(id)
+            .bind(expected.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let mut reasons: Vec<FailureReason> = parse_json("failure_reasons", &row.try_get::<String, _>(0)?)?;
+        if let Some(f) = &ch.failure {
+            reasons.push(f.clone());
+        }
+        let to = ch.to.unwrap_or(expected);
+        let res = sqlx::query(
+            "UPDATE jobs SET status = $1, updated_at = $2,
+               active_ms = active_ms + CASE WHEN active_since IS NOT NULL AND $1 <> 'Active'
+                                            THEN GREATEST($2 - active_since, 0) ELSE 0 END,
+               active_since = CASE WHEN $1 = 'Active' THEN COALESCE(active_since, $2) ELSE NULL END,
+               suspended_at = CASE WHEN $1 IN ('Suspended', 'Paused') AND status <> $1 THEN $2
+                                   WHEN $1 IN ('Suspended', 'Paused') THEN suspended_at ELSE NULL END,
+               suspended_cause = CASE WHEN $1 IN ('Suspended', 'Paused') THEN COALESCE($3, suspended_cause)
+                                      ELSE NULL END,
+               terminated_at = CASE WHEN $1 IN ('Complete', 'Failed', 'Cancelled') THEN $2 ELSE terminated_at END,
+               status_update_reason = COALESCE($4, status_update_reason),
+               failure_reasons = $5,
+               user_paused = COALESCE($8, user_paused)
+             WHERE id = $6 AND status = $7",
+        )
+        .bind(to.as_str())
+        .bind(now)
+        .bind(&ch.suspended_cause)
+        .bind(&ch.reason)
+        .bind(json(&reasons))
+        .bind(id)
+        .bind(expected.as_str())
+        .bind(ch.user_paused)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn set_priority(&self, account: &str, id: &str, priority: i64, now: Millis) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE jobs SET priority = $1, updated_at = $2 WHERE id = $3 AND account_id = $4
+             AND status NOT IN ('Complete', 'Failed', 'Cancelled')",
+        )
+        .bind(priority)
+        .bind(now)
+        .bind(id)
+        .bind(account)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn set_tags(&self, account: &str, id: &str, tags: &[Tag], now: Millis) -> Result<bool> {
+        let res = sqlx::query("UPDATE jobs SET tags = $1, updated_at = $2 WHERE id = $3 AND account_id = $4")
+            .bind(json(&tags))
+            .bind(now)
+            .bind(id)
+            .bind(account)
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn claim_duty(&self, id: &str, owner: &str, now: Millis, ttl_ms: i64) -> Result<bool> {
+        // Two processes racing for a free or expired lease: the second waits for the first's row lock, then
+        // re-checks the condition against the new owner and expiry, and updates nothing.
+        let res = sqlx::query(
+            "UPDATE jobs SET duty_owner = $1, duty_expires = $2 WHERE id = $3
+             AND (duty_owner IS NULL OR duty_owner = $1 OR duty_expires < $4)",
+        )
+        .bind(owner)
+        .bind(now + ttl_ms)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn release_duty(&self, id: &str, owner: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET duty_owner = NULL, duty_expires = NULL WHERE id = $1 AND duty_owner = $2")
+            .bind(id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn clear_chunks(&self, job_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM chunks WHERE job_id = $1").bind(job_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_chunks(&self, job_id: &str, owner: &str, chunks: &[NewChunk]) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        // FOR SHARE keeps the duty lease from changing hands until these chunks are committed.
+        let held = sqlx::query("SELECT 1 FROM jobs WHERE id = $1 AND duty_owner = $2 FOR SHARE")
+            .bind(job_id)
+            .bind(owner)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !held {
+            return Ok(false);
+        }
+        if !chunks.is_empty() {
+            let column = |f: fn(&NewChunk) -> i64| chunks.iter().map(f).collect::<Vec<i64>>();
+            sqlx::query(
+                "INSERT INTO chunks (job_id, seq, start_offset, end_offset, first_line, line_count)
+                 SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])",
+            )
+            .bind(job_id)
+            .bind(column(|c| c.seq))
+            .bind(column(|c| c.start_offset))
+            .bind(column(|c| c.end_offset))
+            .bind(column(|c| c.first_line))
+            .bind(column(|c| c.line_count))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn finish_preparing(
+        &self,
+        job_id: &str,
+        owner: &str,
+        total_tasks: i64,
+        manifest_etag: &str,
+        to: JobStatus,
+        now: Millis,
+    ) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE jobs SET status = $1, total_tasks = $2, manifest_etag = $3, updated_at = $4,
+               suspended_at = CASE WHEN $1 = 'Suspended' THEN $4 ELSE NULL END,
+               suspended_cause = CASE WHEN $1 = 'Suspended' THEN 'AwaitingConfirmation' ELSE NULL END,
+               duty_owner = NULL, duty_expires = NULL
+             WHERE id = $5 AND status = 'Preparing' AND duty_owner = $6",
+        )
+        .bind(to.as_str())
+        .bind(total_tasks)
+        .bind(manifest_etag)
+        .bind(now)
+        .bind(job_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn claim_chunk(&self, owner: &str, now: Millis, lease_ms: i64) -> Result<Option<Chunk>> {
+        // Active jobs in claim order (priority, then age), and for each its first claimable chunk, until one is
+        // found: the jobs are sorted first so that only the winning job's chunk index is walked and locked
+        // (the outer ORDER BY keeps the order whatever plan is chosen). SKIP LOCKED: a chunk another claimer is
+        // taking right now is passed over, not waited for. A chunk claimed and committed since this statement
+        // began is re-checked under its lock (READ COMMITTED) and, now leased, passed over too: no two claimers
+        // ever get the same chunk.
+        let row = sqlx::query(
+            "WITH next AS (
+               SELECT c.job_id, c.seq
+               FROM (SELECT id, priority, created_at FROM jobs WHERE status = 'Active'
+                     ORDER BY priority DESC, created_at, id) j
+               CROSS JOIN LATERAL (
+                 SELECT c.job_id, c.seq FROM chunks c
+                 WHERE c.job_id = j.id
+                   AND (c.state = 'pending' OR (c.state = 'leased' AND c.lease_expires < $3))
+                 ORDER BY c.seq
+                 LIMIT 1
+                 FOR UPDATE SKIP LOCKED) c
+               ORDER BY j.priority DESC, j.created_at, j.id
+               LIMIT 1)
+             UPDATE chunks c SET state = 'leased', lease_owner = $1, lease_expires = $2, attempts = c.attempts + 1
+             FROM next WHERE c.job_id = next.job_id AND c.seq = next.seq
+             RETURNING c.job_id, c.seq, c.start_offset, c.end_offset, c.first_line, c.line_count, c.attempts,
+               c.lease_expires",
+        )
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(chunk_from_row).transpose()
+    }
+
+    async fn heartbeat(&self, owner: &str, chunks: &[ChunkId], now: Millis, lease_ms: i64) -> Result<Vec<ChunkId>> {
+        if chunks.is_empty() {
+            return Ok(vec![]);
+        }
+        let job_ids: Vec<&str> = chunks.iter().map(|c| c.job_id.as_str()).collect();
+        let seqs: Vec<i64> = chunks.iter().map(|c| c.seq).collect();
+        let rows = sqlx::query(
+            "UPDATE chunks c SET lease_expires = $1
+             FROM UNNEST($2::text[], $3::bigint[]) AS u (job_id, seq)
+             WHERE c.job_id = u.job_id AND c.seq = u.seq AND c.state = 'leased' AND c.lease_owner = $4
+             RETURNING c.job_id, c.seq",
+        )
+        .bind(now + lease_ms)
+        .bind(job_ids)
+        .bind(seqs)
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
+        let renewed = rows
+            .iter()
+            .map(|r| Ok(ChunkId { job_id: r.try_get(0)?, seq: r.try_get(1)? }))
+            .collect::<Result<std::collections::HashSet<ChunkId>>>()?;
+        // In the caller's order, as the SQLite store answers.
+        Ok(chunks.iter().filter(|c| renewed.contains(c)).cloned().collect())
+    }
+
+    async fn complete_chunk(&self, owner: &str, chunk: &ChunkId, r: &ChunkResult, now: Millis) -> Result<bool> {
+        // One statement, so one transaction: the chunk's rows and the job's counters commit together, and only if
+        // the chunk is still leased to `owner` (the chunk row's lock orders this against a reclaim or a fence).
+        let res = sqlx::query(
+            "WITH done AS (
+               UPDATE chunks SET state = 'done', lease_owner = NULL, lease_expires = NULL,
+                 succeeded = $1, failed = $2, succeeded_rows = $3, failed_rows = $4
+               WHERE job_id = $5 AND seq = $6 AND state = 'leased' AND lease_owner = $7
+               RETURNING job_id)
+             UPDATE jobs SET succeeded = jobs.succeeded + $1, failed = jobs.failed + $2, updated_at = $8
+             FROM done WHERE jobs.id = done.job_id",
+        )
+        .bind(r.succeeded)
+        .bind(r.failed)
+        .bind(&r.succeeded_rows)
+        .bind(&r.failed_rows)
+        .bind(&chunk.job_id)
+        .bind(chunk.seq)
+        .bind(owner)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn release_chunk(&self, owner: &str, chunk: &ChunkId) -> Result<()> {
+        sqlx::query(
+            "UPDATE chunks SET state = 'pending', lease_owner = NULL, lease_expires = NULL
+             WHERE job_id = $1 AND seq = $2 AND state = 'leased' AND lease_owner = $3",
+        )
+        .bind(&chunk.job_id)
+        .bind(chunk.seq)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn fence_chunks(&self, job_id: &str) -> Result<u64> {
+        let res = sqlx::query(
+            "UPDATE chunks SET state = 'pending', lease_owner = NULL, lease_expires = NULL
+             WHERE job_id = $1 AND state = 'leased'",
+        )
+        .bind(job_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected())
+    }
+
+    async fn chunk_counts(&self, job_id: &str, now: Millis) -> Result<ChunkCounts> {
+        let r = sqlx::query(
+            "SELECT
+               COUNT(*) FILTER (WHERE state = 'pending'),
+               COUNT(*) FILTER (WHERE state = 'leased' AND lease_expires >= $1),
+               COUNT(*) FILTER (WHERE state = 'leased' AND lease_expires < $1),
+               COUNT(*) FILTER (WHERE state = 'done')
+             FROM chunks WHERE job_id = $2",
+        )
+        .bind(now)
+        .bind(job_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ChunkCounts { pending: r.try_get(0)?, leased: r.try_get(1)?, expired: r.try_get(2)?, done: r.try_get(3)? })
+    }
+
+    async fn chunk_results(&self, job_id: &str, after_seq: i64, limit: i64) -> Result<Vec<ChunkRows>> {
+        let rows = sqlx::query(
+            "SELECT seq, COALESCE(succeeded_rows, ''::bytea), COALESCE(failed_rows, ''::bytea) FROM chunks
+             WHERE job_id = $1 AND seq > $2 AND state = 'done' ORDER BY seq LIMIT $3",
+        )
+        .bind(job_id)
+        .bind(after_seq)
+        .bind(pg_limit(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(ChunkRows { seq: r.try_get(0)?, succeeded_rows: r.try_get(1)?, failed_rows: r.try_get(2)? }))
+            .collect()
+    }
+
+    async fn set_report_key(&self, job_id: &str, key: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET report_key = $1 WHERE id = $2").bind(key).bind(job_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn delete_job(&self, job_id: &str) -> Result<()> {
+        // Chunks first, then the job: the same lock order as complete_chunk (chunk row, then job row).
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM chunks WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_singleton(&self, name: &str, owner: &str, now: Millis, lease_ms: i64) -> Result<bool> {
+        // Two processes racing: for a missing row, the second insert waits on the unique index and then takes the
+        // conflict path; ON CONFLICT DO UPDATE locks the row and checks the WHERE against its latest version, so
+        // a lease just taken by another (not ours, not expired) is left alone and nothing is updated.
+        let res = sqlx::query(
+            "INSERT INTO singletons (name, owner, expires) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires = EXCLUDED.expires
+             WHERE singletons.owner = EXCLUDED.owner OR singletons.expires < $4",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn release_singleton(&self, name: &str, owner: &str) -> Result<()> {
+        sqlx::query("DELETE FROM singletons WHERE name = $1 AND owner = $2")
+            .bind(name)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn singleton_owner(&self, name: &str, now: Millis) -> Result<Option<String>> {
+        let owner = sqlx::query_scalar("SELECT owner FROM singletons WHERE name = $1 AND expires >= $2")
+            .bind(name)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(owner)
+    }
+
+    async fn register_worker(&self, w: &Worker) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO workers (id, host, pid, role, started_at, heartbeat_at, chunks_in_flight, lease_ms, draining)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, role = EXCLUDED.role,
+               started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at,
+               chunks_in_flight = EXCLUDED.chunks_in_flight, lease_ms = EXCLUDED.lease_ms,
+               draining = EXCLUDED.draining",
+        )
+        .bind(&w.id)
+        .bind(&w.host)
+        .bind(w.pid)
+        .bind(&w.role)
+        .bind(w.started_at)
+        .bind(w.heartbeat_at)
+        .bind(w.chunks_in_flight)
+        .bind(w.lease_ms)
+        .bind(w.draining)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn worker_heartbeat(&self, id: &str, chunks_in_flight: i64, draining: bool, now: Millis) -> Result<bool> {
+        let res =
+            sqlx::query("UPDATE workers SET heartbeat_at = $1, chunks_in_flight = $2, draining = $3 WHERE id = $4")
+                .bind(now)
+                .bind(chunks_in_flight)
+                .bind(draining)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn deregister_worker(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM workers WHERE id = $1").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn list_workers(&self) -> Result<Vec<Worker>> {
+        let rows = sqlx::query(
+            "SELECT id, host, pid, role, started_at, heartbeat_at, chunks_in_flight, lease_ms, draining
+             FROM workers ORDER BY started_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Worker {
+                    id: r.try_get("id")?,
+                    host: r.try_get("host")?,
+                    pid: r.try_get("pid")?,
+                    role: r.try_get("role")?,
+                    started_at: r.try_get("started_at")?,
+                    heartbeat_at: r.try_get("heartbeat_at")?,
+                    chunks_in_flight: r.try_get("chunks_in_flight")?,
+                    lease_ms: r.try_get("lease_ms")?,
+                    draining: r.try_get("draining")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_workers(&self, heartbeat_before: Millis) -> Result<u64> {
+        let res = sqlx::query("DELETE FROM workers WHERE heartbeat_at < $1")
+            .bind(heartbeat_before)
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The conformance suite against a real PostgreSQL. Each test gets a database of its own (created here,
+    //! dropped afterwards, even when the test fails), so the tests run in parallel. The server is
+    //! `postgres://postgres@127.0.0.1:5432/postgres` unless `S3BATCH_TEST_DATABASE_URL` names another; if it
+    //! cannot be reached the tests fail: they never skip.
+
+    use std::future::Future;
+
+    use sqlx::{Connection, Executor, PgConnection};
+
+    use super::*;
+
+    const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+    /// A database that exists for one test.
+    struct TestDb {
+        admin: PgConnectOptions,
+        name: String,
+    }
+
+    impl TestDb {
+        async fn create() -> TestDb {
+            let url = std::env::var("S3BATCH_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
+            let admin = PgConnectOptions::from_str(&url)
+                .unwrap_or_else(|e| panic!("S3BATCH_TEST_DATABASE_URL is not a PostgreSQL URL: {e}"));
+            let name = format!("s3batch_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = Self::admin_connection(&admin).await;
+            conn.execute(format!("CREATE DATABASE {name}").as_str())
+                .await
+                .unwrap_or_else(|e| panic!("creating the test database {name}: {e}"));
+            let _ = conn.close().await;
+            TestDb { admin, name }
+        }
+
+        async fn admin_connection(admin: &PgConnectOptions) -> PgConnection {
+            PgConnection::connect_with(admin).await.unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL is not reachable at {}:{} as user {:?} (database {:?}): {e}\n\
+                     The PostgreSQL store tests need a server: start the local one with \
+                     `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` (scripts/test.sh \
+                     does), or point S3BATCH_TEST_DATABASE_URL at one (a user that may CREATE DATABASE).",
+                    admin.get_host(),
+                    admin.get_port(),
+                    admin.get_username(),
+                    admin.get_database().unwrap_or("postgres"),
+                )
+            })
+        }
+
+        fn options(&self) -> PgConnectOptions {
+            self.admin.clone().database(&self.name)
+        }
+
+        async fn drop_db(self) {
+            let mut conn = Self::admin_connection(&self.admin).await;
+            // FORCE: a failed test may have left connections open.
+            conn.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+                .await
+                .unwrap_or_else(|e| panic!("dropping the test database {}: {e}", self.name));
+            let _ = conn.close().await;
+        }
+    }
+
+    /// Run `test` on a fresh database; drop the database whatever happens, then pass on the test's panic.
+    async fn on_fresh_database<F, Fut>(test: F)
+    where
+        F: FnOnce(PgConnectOptions) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let db = TestDb::create().await;
+        let outcome = tokio::spawn(test(db.options())).await;
+        db.drop_db().await;
+        if let Err(e) = outcome {
+            match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => panic!("the test did not finish: {e}"),
+            }
+        }
+    }
+
+    async fn store(opts: &PgConnectOptions) -> PgStore {
+        PgStore::connect_with(opts.clone()).await.expect("connecting to the test database")
+    }
+
+    macro_rules! conformance {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $name() {
+                on_fresh_database(|opts| async move {
+                    let s = store(&opts).await;
+                    crate::conformance::$name(&s).await;
+                    s.close().await;
+                })
+                .await;
+            }
+        )*};
+    }
+
+    conformance!(
+        create_and_idempotency,
+        status_compare_and_set,
+        timers_and_dates,
+        list_filter_and_paging,
+        chunks_leases_and_commit,
+        expired_leases_are_reclaimed,
+        fenced_chunks_refuse_late_commits,
+        claim_order_follows_priority,
+        duty_lease,
+        priority_tags_and_delete,
+        singleton_lease,
+        workers_register_beat_and_prune,
+    );
+
+    /// Tests of several processes sharing one database: each handle has its own pool, as a process would.
+    macro_rules! conformance_shared {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                on_fresh_database(|opts| async move {
+                    let a = store(&opts).await;
+                    let b = store(&opts).await;
+                    crate::conformance::$name(&a, &b).await;
+                    a.close().await;
+                    b.close().await;
+                })
+                .await;
+            }
+        )*};
+    }
+
+    conformance_shared!(
+        concurrent_claims_are_exclusive,
+        concurrent_duty_claims_have_one_winner,
+        concurrent_creates_are_idempotent,
+        concurrent_singleton_claims_have_one_winner,
+    );
+
+    #[tokio::test]
+    async fn survives_reconnect() {
+        on_fresh_database(|opts| async move {
+            let s = store(&opts).await;
+            let job = crate::conformance::new_job("123456789012", "tok");
+            s.create_job(&job, 1).await.unwrap();
+            s.close().await;
+            // Connecting again runs the migrations again: nothing to do, nothing lost.
+            let s = store(&opts).await;
+            assert!(s.get_job(None, &job.id).await.unwrap().is_some());
+            s.close().await;
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn processes_starting_together_migrate_once() {
+        on_fresh_database(|opts| async move {
+            let (a, b, c) = tokio::join!(store(&opts), store(&opts), store(&opts));
+            let job = crate::conformance::new_job("123456789012", "tok");
+            a.create_job(&job, 1).await.unwrap();
+            assert!(b.get_job(None, &job.id).await.unwrap().is_some());
+            assert!(c.get_job(None, &job.id).await.unwrap().is_some());
+            for s in [a, b, c] {
+                s.close().await;
+            }
+        })
+        .await;
+    }
+}
