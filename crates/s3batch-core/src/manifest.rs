@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 pub enum ManifestFormat {
     #[serde(rename = "S3BatchOperations_CSV_20180820")]
     S3BatchOperationsCsv20180820,
+    /// An S3 Inventory report's `manifest.json` (read in the manifests issue; until then such a job fails in
+    /// Preparing with a clear reason).
+    #[serde(rename = "S3InventoryReport_CSV_20161130")]
+    S3InventoryReportCsv20161130,
 }
 
 /// `JobManifestFieldName`.

@@ -18,7 +18,7 @@ pub const MAX_JOB_TAGS: usize = 50;
 
 /// An object or job tag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Tag {
     pub key: String,
     pub value: String,
@@ -32,10 +32,14 @@ impl Tag {
 
 /// A job as its creator described it. Stored as JSON; echoed back by DescribeJob.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct JobSpec {
     pub operation: Operation,
-    pub manifest: JobManifest,
+    /// Exactly one of `Manifest` and `ManifestGenerator`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<JobManifest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_generator: Option<ManifestGenerator>,
     pub report: JobReport,
     pub priority: i64,
     /// Absent means required, as in AWS: a job created without `--no-confirmation-required` waits in Suspended.
@@ -47,31 +51,68 @@ pub struct JobSpec {
     pub role_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
+    /// Extension: the job as a caller of the Tencent COS dialect wrote it (its `Manifest`, `Operation`, `Report`
+    /// and `RoleArn` in COS element names, formats and `qcs::` ARNs), so that dialect can echo it back exactly.
+    /// Opaque to everything else: the members above hold the same job in AWS shapes, and they are what runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cos_request: Option<serde_json::Value>,
 }
 
 fn default_true() -> bool {
     true
 }
 
-/// The one operation a job runs on every object. The variant name is the S3 Control `OperationName`.
+/// The one operation a job runs on every object. The variant name is the S3 Control `OperationName`; the
+/// variants marked *extension* are s3batch's own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Operation {
+    LambdaInvoke(LambdaInvoke),
+    S3PutObjectCopy(Box<PutObjectCopy>),
+    S3PutObjectAcl(PutObjectAcl),
     S3PutObjectTagging(PutObjectTagging),
     S3DeleteObjectTagging(Empty),
-    S3PutObjectCopy(Box<PutObjectCopy>),
+    S3InitiateRestoreObject(InitiateRestoreObject),
+    S3PutObjectLegalHold(PutObjectLegalHold),
+    S3PutObjectRetention(PutObjectRetention),
+    S3ReplicateObject(Empty),
+    S3ComputeObjectChecksum(ComputeObjectChecksum),
+    S3UpdateObjectEncryption(UpdateObjectEncryption),
     /// Extension: delete each object (the version named in the manifest, or the current object).
-    S3DeleteObject(Empty),
+    S3DeleteObject(DeleteObject),
+    /// Extension: merge the tags into each object's tag set (same key: the new value wins).
+    S3AddObjectTagging(PutObjectTagging),
+    /// Extension: remove the named tag keys from each object's tag set, keeping the others.
+    S3RemoveObjectTagging(RemoveObjectTagging),
 }
 
 impl Operation {
     /// The `OperationName` string (ListJobs shows it).
     pub fn name(&self) -> &'static str {
         match self {
+            Operation::LambdaInvoke(_) => "LambdaInvoke",
+            Operation::S3PutObjectCopy(_) => "S3PutObjectCopy",
+            Operation::S3PutObjectAcl(_) => "S3PutObjectAcl",
             Operation::S3PutObjectTagging(_) => "S3PutObjectTagging",
             Operation::S3DeleteObjectTagging(_) => "S3DeleteObjectTagging",
-            Operation::S3PutObjectCopy(_) => "S3PutObjectCopy",
+            Operation::S3InitiateRestoreObject(_) => "S3InitiateRestoreObject",
+            Operation::S3PutObjectLegalHold(_) => "S3PutObjectLegalHold",
+            Operation::S3PutObjectRetention(_) => "S3PutObjectRetention",
+            Operation::S3ReplicateObject(_) => "S3ReplicateObject",
+            Operation::S3ComputeObjectChecksum(_) => "S3ComputeObjectChecksum",
+            Operation::S3UpdateObjectEncryption(_) => "S3UpdateObjectEncryption",
             Operation::S3DeleteObject(_) => "S3DeleteObject",
+            Operation::S3AddObjectTagging(_) => "S3AddObjectTagging",
+            Operation::S3RemoveObjectTagging(_) => "S3RemoveObjectTagging",
         }
+    }
+
+    /// Whether this is one of the `OperationName` values of the S3 Control model (ListJobs may show it to an
+    /// AWS SDK, which knows only those).
+    pub fn is_aws(&self) -> bool {
+        !matches!(
+            self,
+            Operation::S3DeleteObject(_) | Operation::S3AddObjectTagging(_) | Operation::S3RemoveObjectTagging(_)
+        )
     }
 }
 
@@ -81,36 +122,102 @@ impl Operation {
 pub struct Empty {}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct PutObjectTagging {
     #[serde(default)]
     pub tag_set: Vec<Tag>,
 }
 
-/// `S3PutObjectCopy`: copy each object into `TargetResource`, server-side.
+/// Extension `S3RemoveObjectTagging`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct RemoveObjectTagging {
+    pub tag_keys: Vec<String>,
+}
+
+/// Extension `S3DeleteObject`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DeleteObject {
+    /// Also delete every non-current version of each key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_noncurrent_versions: Option<bool>,
+}
+
+/// `LambdaInvoke`: call a function once per object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct LambdaInvoke {
+    pub function_arn: String,
+    /// `1.0` (the default) or `2.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invocation_schema_version: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_arguments: BTreeMap<String, String>,
+}
+
+/// `S3PutObjectCopy`: copy each object into `TargetResource`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct PutObjectCopy {
     /// The destination bucket's ARN.
     pub target_resource: String,
-    /// Put in front of each key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_key_prefix: Option<String>,
+    pub canned_access_control_list: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_grants: Option<Vec<Grant>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_directive: Option<MetadataDirective>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_since_constraint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_object_metadata: Option<ObjectMetadata>,
     /// Absent: the source's tags are copied. Present and empty: the copy has no tags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_object_tagging: Option<Vec<Tag>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_pays: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub canned_access_control_list: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub modified_since_constraint: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub un_modified_since_constraint: Option<String>,
+    #[serde(default, rename = "SSEAwsKmsKeyId", skip_serializing_if = "Option::is_none")]
+    pub sse_aws_kms_key_id: Option<String>,
+    /// Put in front of each key (in place of `SourceKeyPrefix`, when that is given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_key_prefix: Option<String>,
+    /// Extension (COS `PrefixReplace` + `ResourcesPrefix`): a source key that starts with this prefix is copied
+    /// to `TargetKeyPrefix` + the rest of the key, i.e. the prefix is *replaced*; other keys keep their name. See
+    /// [`PutObjectCopy::destination_key`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_key_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock_legal_hold_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock_retain_until_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_key_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<String>,
+}
+
+impl PutObjectCopy {
+    /// The key a copy of `source_key` gets: `TargetKeyPrefix` + the key, or, with `SourceKeyPrefix`, the key with
+    /// that prefix replaced by `TargetKeyPrefix` (a key without that prefix keeps its name).
+    pub fn destination_key(&self, source_key: &str) -> String {
+        let target = self.target_key_prefix.as_deref().unwrap_or("");
+        match self.source_key_prefix.as_deref() {
+            None => format!("{target}{source_key}"),
+            Some(from) => match source_key.strip_prefix(from) {
+                Some(rest) => format!("{target}{rest}"),
+                None => source_key.to_string(),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,7 +229,7 @@ pub enum MetadataDirective {
 
 /// `S3ObjectMetadata`: what a copy with `MetadataDirective=REPLACE` gives the new object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ObjectMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<String>,
@@ -132,22 +239,289 @@ pub struct ObjectMetadata {
     pub content_encoding: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_language: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub user_metadata: BTreeMap<String, String>,
+    /// Deprecated in the model; accepted and echoed, not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_length: Option<i64>,
+    /// Deprecated in the model; accepted and echoed, not used.
+    #[serde(default, rename = "ContentMD5", skip_serializing_if = "Option::is_none")]
+    pub content_md5: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_expires_date: Option<String>,
+    /// Deprecated in the model; accepted and echoed, not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_charged: Option<bool>,
+    /// `AES256` or `KMS`.
+    #[serde(default, rename = "SSEAlgorithm", skip_serializing_if = "Option::is_none")]
+    pub sse_algorithm: Option<String>,
+}
+
+/// `S3Grant`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Grant {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grantee: Option<Grantee>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission: Option<String>,
+}
+
+/// `S3Grantee`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Grantee {
+    /// `id`, `emailAddress` or `uri`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub type_identifier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// `S3SetObjectAclOperation`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct PutObjectAcl {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_policy: Option<AccessControlPolicy>,
+}
+
+/// `S3AccessControlPolicy`: an explicit list, or a canned ACL.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct AccessControlPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_list: Option<AccessControlList>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canned_access_control_list: Option<String>,
+}
+
+/// `S3AccessControlList`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct AccessControlList {
+    pub owner: ObjectOwner,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grants: Option<Vec<Grant>>,
+}
+
+/// `S3ObjectOwner`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ObjectOwner {
+    #[serde(default, rename = "ID", skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// `S3InitiateRestoreObjectOperation`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct InitiateRestoreObject {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_in_days: Option<i64>,
+    /// `BULK` or `STANDARD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glacier_job_tier: Option<String>,
+}
+
+/// `S3SetObjectLegalHoldOperation`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct PutObjectLegalHold {
+    pub legal_hold: LegalHold,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct LegalHold {
+    /// `ON` or `OFF`.
+    pub status: String,
+}
+
+/// `S3SetObjectRetentionOperation`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct PutObjectRetention {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bypass_governance_retention: Option<bool>,
+    pub retention: Retention,
+}
+
+/// `S3Retention`: both members absent removes the retention.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Retention {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_until_date: Option<String>,
+    /// `COMPLIANCE` or `GOVERNANCE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
+/// `S3ComputeObjectChecksumOperation`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ComputeObjectChecksum {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<String>,
+    /// `FULL_OBJECT` (the default) or `COMPOSITE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<String>,
+}
+
+/// `S3UpdateObjectEncryptionOperation`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct UpdateObjectEncryption {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_encryption: Option<ObjectEncryption>,
+}
+
+/// `ObjectEncryption` of `S3UpdateObjectEncryption` (a union with one member).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectEncryption {
+    #[serde(default, rename = "SSE-KMS", skip_serializing_if = "Option::is_none")]
+    pub sse_kms: Option<SseKmsEncryption>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SseKmsEncryption {
+    #[serde(rename = "KMSKeyArn")]
+    pub kms_key_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_key_enabled: Option<bool>,
+}
+
+/// `JobManifestGenerator` (a union with one member).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ManifestGenerator {
+    S3JobManifestGenerator(S3JobManifestGenerator),
+}
+
+/// `S3JobManifestGenerator`: list a bucket and filter it instead of reading a manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct S3JobManifestGenerator {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_bucket_owner: Option<String>,
+    /// The source bucket's ARN.
+    pub source_bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_output_location: Option<ManifestOutputLocation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<ManifestGeneratorFilter>,
+    pub enable_manifest_output: bool,
+}
+
+/// `S3ManifestOutputLocation`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ManifestOutputLocation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_manifest_bucket_owner: Option<String>,
+    pub bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_encryption: Option<GeneratedManifestEncryption>,
+    /// `S3InventoryReport_CSV_20211130`.
+    pub manifest_format: String,
+}
+
+/// `GeneratedManifestEncryption`: `<SSE-S3/>` or `<SSE-KMS><KeyId/></SSE-KMS>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratedManifestEncryption {
+    #[serde(default, rename = "SSE-S3", skip_serializing_if = "Option::is_none")]
+    pub sse_s3: Option<Empty>,
+    #[serde(default, rename = "SSE-KMS", skip_serializing_if = "Option::is_none")]
+    pub sse_kms: Option<SseKmsKeyId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SseKmsKeyId {
+    pub key_id: String,
+}
+
+/// `JobManifestGeneratorFilter`: every member optional, all ANDed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ManifestGeneratorFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligible_for_replication: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_replication_statuses: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name_constraint: Option<KeyNameConstraint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_size_greater_than_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_size_less_than_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_storage_class: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_object_encryption: Option<Vec<ObjectEncryptionFilter>>,
+}
+
+/// `KeyNameConstraint`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct KeyNameConstraint {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_prefix: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_suffix: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_substring: Option<Vec<String>>,
+}
+
+/// `ObjectEncryptionFilter` (a union).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectEncryptionFilter {
+    #[serde(rename = "SSE-S3")]
+    SseS3(Empty),
+    #[serde(rename = "SSE-KMS")]
+    SseKms(KmsFilter),
+    #[serde(rename = "DSSE-KMS")]
+    DsseKms(KmsFilter),
+    #[serde(rename = "SSE-C")]
+    SseC(Empty),
+    #[serde(rename = "NOT-SSE")]
+    NotSse(Empty),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct KmsFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_key_enabled: Option<bool>,
 }
 
 /// `JobManifest`: where the list of objects is and how to read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct JobManifest {
     pub spec: ManifestSpec,
     pub location: ManifestLocation,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ManifestSpec {
     pub format: ManifestFormat,
     #[serde(default)]
@@ -155,7 +529,7 @@ pub struct ManifestSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ManifestLocation {
     pub object_arn: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,17 +541,19 @@ pub struct ManifestLocation {
 
 /// `JobReport`: where the completion report goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct JobReport {
-    pub enabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+    pub enabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_scope: Option<ReportScope>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_bucket_owner: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,7 +612,8 @@ pub fn validate_tags(what: &str, tags: &[Tag], max: usize) -> Result<(), Validat
 }
 
 impl JobSpec {
-    /// Every check a server makes that clients do not: ranges, lengths, ARNs, report fields, tag limits.
+    /// Every check a server makes that clients do not: ranges, lengths, patterns, enums, ARNs, exactly one
+    /// manifest source, report fields, tag limits.
     pub fn validate(&self) -> Result<(), ValidationError> {
         check((0..=MAX_PRIORITY).contains(&self.priority), || {
             format!("Priority must be between 0 and {MAX_PRIORITY}, got {}", self.priority)
@@ -251,103 +628,354 @@ impl JobSpec {
             })?;
         }
         validate_tags("job tag", &self.tags, MAX_JOB_TAGS)?;
-        self.validate_manifest()?;
-        self.validate_report()?;
-        self.validate_operation()
-    }
-
-    fn validate_manifest(&self) -> Result<(), ValidationError> {
-        let m = &self.manifest;
-        check_len("Manifest.Location.ObjectArn", &m.location.object_arn, 1, 2000)?;
-        check(arn::parse_object_arn(&m.location.object_arn).is_some(), || {
-            format!(
-                "Manifest.Location.ObjectArn '{}' is not an object ARN (arn:aws:s3:::bucket/key)",
-                m.location.object_arn
-            )
-        })?;
-        if let Some(e) = &m.location.etag {
-            check_len("Manifest.Location.ETag", e, 1, 1024)?;
-        }
-        match m.spec.format {
-            ManifestFormat::S3BatchOperationsCsv20180820 => {
-                crate::manifest::CsvLayout::new(&m.spec.fields)
-                    .map_err(|e| ValidationError::bad_request(e.to_string()))?;
+        match (&self.manifest, &self.manifest_generator) {
+            (Some(m), None) => validate_manifest(m)?,
+            (None, Some(ManifestGenerator::S3JobManifestGenerator(g))) => validate_generator(g)?,
+            (Some(_), Some(_)) => {
+                return Err(ValidationError::bad_request("Give Manifest or ManifestGenerator, not both"));
             }
+            (None, None) => return Err(ValidationError::bad_request("Manifest or ManifestGenerator is required")),
         }
-        Ok(())
+        self.validate_report()?;
+        validate_operation(&self.operation)
     }
 
     fn validate_report(&self) -> Result<(), ValidationError> {
         let r = &self.report;
-        if !r.enabled {
-            return Ok(());
+        if let Some(o) = &r.expected_bucket_owner {
+            check(valid_account_id(o), || format!("Report.ExpectedBucketOwner '{o}' is not a 12-digit account id"))?;
         }
-        let bucket = r
-            .bucket
-            .as_deref()
-            .ok_or_else(|| ValidationError::bad_request("Report.Bucket is required when the report is enabled"))?;
-        check(arn::parse_bucket_arn(bucket).is_some(), || {
-            format!("Report.Bucket '{bucket}' is not a bucket ARN (arn:aws:s3:::bucket)")
-        })?;
-        match r.format.as_deref() {
-            Some(REPORT_FORMAT) => {}
-            Some(f) => return Err(ValidationError::bad_request(format!("Report.Format '{f}' is not {REPORT_FORMAT}"))),
-            None => return Err(ValidationError::bad_request("Report.Format is required when the report is enabled")),
+        if let Some(f) = r.format.as_deref() {
+            check(f == REPORT_FORMAT, || format!("Report.Format '{f}' is not {REPORT_FORMAT}"))?;
         }
-        check(r.report_scope.is_some(), || "Report.ReportScope is required when the report is enabled".into())?;
         if let Some(p) = &r.prefix {
             check_len("Report.Prefix", p, 1, 512)?;
         }
-        Ok(())
+        if let Some(bucket) = r.bucket.as_deref() {
+            check_len("Report.Bucket", bucket, 1, 128)?;
+            check(arn::parse_bucket_arn(bucket).is_some(), || {
+                format!("Report.Bucket '{bucket}' is not a bucket ARN (arn:aws:s3:::bucket)")
+            })?;
+        }
+        if !r.enabled {
+            return Ok(());
+        }
+        check(r.bucket.is_some(), || "Report.Bucket is required when the report is enabled".into())?;
+        check(r.format.is_some(), || "Report.Format is required when the report is enabled".into())?;
+        check(r.report_scope.is_some(), || "Report.ReportScope is required when the report is enabled".into())
     }
+}
 
-    fn validate_operation(&self) -> Result<(), ValidationError> {
-        match &self.operation {
-            Operation::S3PutObjectTagging(t) => validate_tags("object tag", &t.tag_set, 10),
-            Operation::S3DeleteObjectTagging(_) | Operation::S3DeleteObject(_) => Ok(()),
-            Operation::S3PutObjectCopy(c) => {
-                check(arn::parse_bucket_arn(&c.target_resource).is_some(), || {
-                    format!("S3PutObjectCopy.TargetResource '{}' is not a bucket ARN", c.target_resource)
+fn validate_manifest(m: &JobManifest) -> Result<(), ValidationError> {
+    check_len("Manifest.Location.ObjectArn", &m.location.object_arn, 1, 2000)?;
+    check(arn::parse_object_arn(&m.location.object_arn).is_some(), || {
+        format!(
+            "Manifest.Location.ObjectArn '{}' is not an object ARN (arn:aws:s3:::bucket/key)",
+            m.location.object_arn
+        )
+    })?;
+    if let Some(e) = &m.location.etag {
+        check_len("Manifest.Location.ETag", e, 1, 1024)?;
+    }
+    if let Some(v) = &m.location.object_version_id {
+        check_len("Manifest.Location.ObjectVersionId", v, 1, 2000)?;
+    }
+    match m.spec.format {
+        ManifestFormat::S3BatchOperationsCsv20180820 => {
+            crate::manifest::CsvLayout::new(&m.spec.fields).map_err(|e| ValidationError::bad_request(e.to_string()))?;
+        }
+        ManifestFormat::S3InventoryReportCsv20161130 => {}
+    }
+    Ok(())
+}
+
+fn validate_generator(g: &S3JobManifestGenerator) -> Result<(), ValidationError> {
+    let p = "ManifestGenerator.S3JobManifestGenerator";
+    check_len(&format!("{p}.SourceBucket"), &g.source_bucket, 1, 128)?;
+    check(arn::parse_bucket_arn(&g.source_bucket).is_some(), || {
+        format!("{p}.SourceBucket '{}' is not a bucket ARN", g.source_bucket)
+    })?;
+    if let Some(o) = &g.expected_bucket_owner {
+        check(valid_account_id(o), || format!("{p}.ExpectedBucketOwner '{o}' is not a 12-digit account id"))?;
+    }
+    match &g.manifest_output_location {
+        Some(out) => {
+            check(arn::parse_bucket_arn(&out.bucket).is_some(), || {
+                format!("{p}.ManifestOutputLocation.Bucket '{}' is not a bucket ARN", out.bucket)
+            })?;
+            one_of(
+                &format!("{p}.ManifestOutputLocation.ManifestFormat"),
+                &out.manifest_format,
+                &GENERATED_MANIFEST_FORMATS,
+            )?;
+            if let Some(prefix) = &out.manifest_prefix {
+                check_len(&format!("{p}.ManifestOutputLocation.ManifestPrefix"), prefix, 1, 512)?;
+            }
+            if let Some(o) = &out.expected_manifest_bucket_owner {
+                check(valid_account_id(o), || {
+                    format!("{p}.ManifestOutputLocation.ExpectedManifestBucketOwner '{o}' is not a 12-digit account id")
                 })?;
-                if let Some(p) = &c.target_key_prefix {
-                    check_len("S3PutObjectCopy.TargetKeyPrefix", p, 1, 1024)?;
+            }
+            if let Some(enc) = &out.manifest_encryption {
+                check(enc.sse_s3.is_some() != enc.sse_kms.is_some(), || {
+                    format!("{p}.ManifestOutputLocation.ManifestEncryption needs exactly one of SSE-S3 and SSE-KMS")
+                })?;
+            }
+        }
+        None => check(!g.enable_manifest_output, || {
+            format!("{p}.ManifestOutputLocation is required when EnableManifestOutput is true")
+        })?,
+    }
+    let Some(f) = &g.filter else { return Ok(()) };
+    let fp = format!("{p}.Filter");
+    for (name, v) in [("CreatedAfter", &f.created_after), ("CreatedBefore", &f.created_before)] {
+        if let Some(v) = v {
+            timestamp(&format!("{fp}.{name}"), v)?;
+        }
+    }
+    for s in f.object_replication_statuses.iter().flatten() {
+        one_of(&format!("{fp}.ObjectReplicationStatuses"), s, &REPLICATION_STATUSES)?;
+    }
+    for s in f.match_any_storage_class.iter().flatten() {
+        one_of(&format!("{fp}.MatchAnyStorageClass"), s, &STORAGE_CLASSES)?;
+    }
+    for (name, v) in [
+        ("ObjectSizeGreaterThanBytes", f.object_size_greater_than_bytes),
+        ("ObjectSizeLessThanBytes", f.object_size_less_than_bytes),
+    ] {
+        if let Some(v) = v {
+            check(v >= 0, || format!("{fp}.{name} must not be negative, got {v}"))?;
+        }
+    }
+    if let Some(k) = &f.key_name_constraint {
+        for (name, list) in [
+            ("MatchAnyPrefix", &k.match_any_prefix),
+            ("MatchAnySuffix", &k.match_any_suffix),
+            ("MatchAnySubstring", &k.match_any_substring),
+        ] {
+            if let Some(list) = list {
+                check(list.len() == 1, || format!("{fp}.KeyNameConstraint.{name} must hold exactly one string"))?;
+                for v in list {
+                    check_len(&format!("{fp}.KeyNameConstraint.{name}"), v, 1, 1024)?;
                 }
-                if let Some(tags) = &c.new_object_tagging {
-                    validate_tags("S3PutObjectCopy.NewObjectTagging", tags, 10)?;
-                }
-                if c.new_object_metadata.is_some() {
-                    check(c.metadata_directive == Some(MetadataDirective::Replace), || {
-                        "S3PutObjectCopy.NewObjectMetadata needs MetadataDirective REPLACE".into()
-                    })?;
-                }
-                if let Some(sc) = &c.storage_class {
-                    check(STORAGE_CLASSES.contains(&sc.as_str()), || {
-                        format!("S3PutObjectCopy.StorageClass '{sc}' is not one of {}", STORAGE_CLASSES.join(", "))
-                    })?;
-                }
-                if let Some(acl) = &c.canned_access_control_list {
-                    check(CANNED_ACLS.contains(&acl.as_str()), || {
-                        format!(
-                            "S3PutObjectCopy.CannedAccessControlList '{acl}' is not one of {}",
-                            CANNED_ACLS.join(", ")
-                        )
-                    })?;
-                }
-                for (name, v) in [
-                    ("ModifiedSinceConstraint", &c.modified_since_constraint),
-                    ("UnModifiedSinceConstraint", &c.un_modified_since_constraint),
-                ] {
-                    if let Some(v) = v {
-                        check(crate::time::parse_iso(v).is_some(), || {
-                            format!("S3PutObjectCopy.{name} '{v}' is not an ISO-8601 timestamp")
-                        })?;
-                    }
-                }
-                Ok(())
             }
         }
     }
+    if let Some(list) = &f.match_any_object_encryption {
+        check(list.len() == 1, || format!("{fp}.MatchAnyObjectEncryption must hold exactly one ObjectEncryption"))?;
+    }
+    Ok(())
 }
+
+fn validate_operation(op: &Operation) -> Result<(), ValidationError> {
+    match op {
+        Operation::S3PutObjectTagging(t) | Operation::S3AddObjectTagging(t) => {
+            validate_tags("object tag", &t.tag_set, MAX_OBJECT_TAGS)
+        }
+        Operation::S3RemoveObjectTagging(r) => {
+            check(!r.tag_keys.is_empty(), || "S3RemoveObjectTagging.TagKeys must name at least one key".into())?;
+            for k in &r.tag_keys {
+                check_len("S3RemoveObjectTagging.TagKeys", k, 1, 128)?;
+            }
+            Ok(())
+        }
+        Operation::S3DeleteObjectTagging(_) | Operation::S3DeleteObject(_) | Operation::S3ReplicateObject(_) => Ok(()),
+        Operation::S3PutObjectCopy(c) => validate_copy(c),
+        Operation::LambdaInvoke(l) => {
+            check_len("LambdaInvoke.FunctionArn", &l.function_arn, 1, 1024)?;
+            check(valid_function_arn(&l.function_arn), || {
+                format!("LambdaInvoke.FunctionArn '{}' is not a Lambda function ARN or name", l.function_arn)
+            })?;
+            let version = l.invocation_schema_version.as_deref().unwrap_or("1.0");
+            one_of("LambdaInvoke.InvocationSchemaVersion", version, &["1.0", "2.0"])?;
+            if !l.user_arguments.is_empty() {
+                check(version == "2.0", || "LambdaInvoke.UserArguments needs InvocationSchemaVersion 2.0".into())?;
+                check(l.user_arguments.len() <= 10, || "LambdaInvoke.UserArguments holds at most 10 entries".into())?;
+                for (k, v) in &l.user_arguments {
+                    check_len("LambdaInvoke.UserArguments key", k, 1, 64)?;
+                    check_len("LambdaInvoke.UserArguments value", v, 0, 1024)?;
+                }
+            }
+            Ok(())
+        }
+        Operation::S3PutObjectAcl(a) => {
+            let policy = a
+                .access_control_policy
+                .as_ref()
+                .ok_or_else(|| ValidationError::bad_request("S3PutObjectAcl.AccessControlPolicy is required"))?;
+            match (&policy.access_control_list, &policy.canned_access_control_list) {
+                (Some(list), None) => {
+                    if let Some(id) = &list.owner.id {
+                        check_len("S3PutObjectAcl owner ID", id, 1, 1024)?;
+                    }
+                    for g in list.grants.iter().flatten() {
+                        validate_grant("S3PutObjectAcl.AccessControlPolicy.AccessControlList.Grants", g)?;
+                    }
+                    Ok(())
+                }
+                (None, Some(acl)) => one_of("S3PutObjectAcl CannedAccessControlList", acl, &CANNED_ACLS),
+                _ => Err(ValidationError::bad_request(
+                    "S3PutObjectAcl.AccessControlPolicy needs exactly one of AccessControlList and CannedAccessControlList",
+                )),
+            }
+        }
+        Operation::S3InitiateRestoreObject(r) => {
+            if let Some(d) = r.expiration_in_days {
+                check((0..=i32::MAX as i64).contains(&d), || {
+                    format!("S3InitiateRestoreObject.ExpirationInDays must be 0 or more, got {d}")
+                })?;
+            }
+            if let Some(t) = &r.glacier_job_tier {
+                one_of("S3InitiateRestoreObject.GlacierJobTier", t, &["BULK", "STANDARD"])?;
+            }
+            Ok(())
+        }
+        Operation::S3PutObjectLegalHold(h) => {
+            one_of("S3PutObjectLegalHold.LegalHold.Status", &h.legal_hold.status, &["OFF", "ON"])
+        }
+        Operation::S3PutObjectRetention(r) => {
+            let ret = &r.retention;
+            if let Some(m) = &ret.mode {
+                one_of("S3PutObjectRetention.Retention.Mode", m, &OBJECT_LOCK_MODES)?;
+            }
+            if let Some(d) = &ret.retain_until_date {
+                timestamp("S3PutObjectRetention.Retention.RetainUntilDate", d)?;
+            }
+            check(ret.mode.is_some() == ret.retain_until_date.is_some(), || {
+                "S3PutObjectRetention.Retention needs both Mode and RetainUntilDate, or neither (to remove it)".into()
+            })
+        }
+        Operation::S3ComputeObjectChecksum(c) => {
+            let alg = c
+                .checksum_algorithm
+                .as_deref()
+                .ok_or_else(|| ValidationError::bad_request("S3ComputeObjectChecksum.ChecksumAlgorithm is required"))?;
+            one_of("S3ComputeObjectChecksum.ChecksumAlgorithm", alg, &CHECKSUM_ALGORITHMS)?;
+            if let Some(t) = &c.checksum_type {
+                one_of("S3ComputeObjectChecksum.ChecksumType", t, &["FULL_OBJECT", "COMPOSITE"])?;
+            }
+            Ok(())
+        }
+        Operation::S3UpdateObjectEncryption(u) => {
+            let kms = u.object_encryption.as_ref().and_then(|e| e.sse_kms.as_ref()).ok_or_else(|| {
+                ValidationError::bad_request("S3UpdateObjectEncryption.ObjectEncryption.SSE-KMS is required")
+            })?;
+            check_len("S3UpdateObjectEncryption.ObjectEncryption.SSE-KMS.KMSKeyArn", &kms.kms_key_arn, 20, 2048)?;
+            check(kms.kms_key_arn.starts_with("arn:") && kms.kms_key_arn.contains(":kms:"), || {
+                format!("KMSKeyArn '{}' is not a KMS key ARN", kms.kms_key_arn)
+            })
+        }
+    }
+}
+
+fn validate_copy(c: &PutObjectCopy) -> Result<(), ValidationError> {
+    let p = "S3PutObjectCopy";
+    check_len(&format!("{p}.TargetResource"), &c.target_resource, 1, 128)?;
+    check(arn::parse_bucket_arn(&c.target_resource).is_some(), || {
+        format!("{p}.TargetResource '{}' is not a bucket ARN", c.target_resource)
+    })?;
+    if let Some(x) = &c.target_key_prefix {
+        check_len(&format!("{p}.TargetKeyPrefix"), x, 1, 1024)?;
+    }
+    if let Some(x) = &c.source_key_prefix {
+        check_len(&format!("{p}.SourceKeyPrefix"), x, 1, 1024)?;
+    }
+    if let Some(tags) = &c.new_object_tagging {
+        validate_tags(&format!("{p}.NewObjectTagging"), tags, MAX_OBJECT_TAGS)?;
+    }
+    if c.new_object_metadata.is_some() {
+        check(c.metadata_directive == Some(MetadataDirective::Replace), || {
+            format!("{p}.NewObjectMetadata needs MetadataDirective REPLACE")
+        })?;
+    }
+    if let Some(m) = &c.new_object_metadata {
+        if let Some(a) = &m.sse_algorithm {
+            one_of(&format!("{p}.NewObjectMetadata.SSEAlgorithm"), a, &["AES256", "KMS"])?;
+        }
+        if let Some(d) = &m.http_expires_date {
+            timestamp(&format!("{p}.NewObjectMetadata.HttpExpiresDate"), d)?;
+        }
+        let size: usize = m.user_metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+        check(size <= 8192, || format!("{p}.NewObjectMetadata.UserMetadata is {size} bytes; at most 8192"))?;
+    }
+    if let Some(sc) = &c.storage_class {
+        one_of(&format!("{p}.StorageClass"), sc, &STORAGE_CLASSES)?;
+    }
+    if let Some(acl) = &c.canned_access_control_list {
+        one_of(&format!("{p}.CannedAccessControlList"), acl, &CANNED_ACLS)?;
+    }
+    for g in c.access_control_grants.iter().flatten() {
+        validate_grant(&format!("{p}.AccessControlGrants"), g)?;
+    }
+    if let Some(r) = &c.redirect_location {
+        check_len(&format!("{p}.RedirectLocation"), r, 1, 2048)?;
+    }
+    if let Some(k) = &c.sse_aws_kms_key_id {
+        check_len(&format!("{p}.SSEAwsKmsKeyId"), k, 1, 2000)?;
+    }
+    if let Some(s) = &c.object_lock_legal_hold_status {
+        one_of(&format!("{p}.ObjectLockLegalHoldStatus"), s, &["OFF", "ON"])?;
+    }
+    if let Some(m) = &c.object_lock_mode {
+        one_of(&format!("{p}.ObjectLockMode"), m, &OBJECT_LOCK_MODES)?;
+    }
+    if let Some(a) = &c.checksum_algorithm {
+        one_of(&format!("{p}.ChecksumAlgorithm"), a, &CHECKSUM_ALGORITHMS)?;
+    }
+    for (name, v) in [
+        ("ModifiedSinceConstraint", &c.modified_since_constraint),
+        ("UnModifiedSinceConstraint", &c.un_modified_since_constraint),
+        ("ObjectLockRetainUntilDate", &c.object_lock_retain_until_date),
+    ] {
+        if let Some(v) = v {
+            timestamp(&format!("{p}.{name}"), v)?;
+        }
+    }
+    Ok(())
+}
+
+fn validate_grant(what: &str, g: &Grant) -> Result<(), ValidationError> {
+    if let Some(p) = &g.permission {
+        one_of(&format!("{what} Permission"), p, &PERMISSIONS)?;
+    }
+    if let Some(grantee) = &g.grantee {
+        if let Some(t) = &grantee.type_identifier {
+            one_of(&format!("{what} Grantee.TypeIdentifier"), t, &["id", "emailAddress", "uri"])?;
+        }
+        if let Some(i) = &grantee.identifier {
+            check_len(&format!("{what} Grantee.Identifier"), i, 1, 1024)?;
+        }
+    }
+    Ok(())
+}
+
+fn one_of(what: &str, v: &str, allowed: &[&str]) -> Result<(), ValidationError> {
+    check(allowed.contains(&v), || format!("{what} '{v}' is not one of {}", allowed.join(", ")))
+}
+
+fn timestamp(what: &str, v: &str) -> Result<(), ValidationError> {
+    check(crate::time::parse_iso(v).is_some(), || format!("{what} '{v}' is not an ISO-8601 timestamp"))
+}
+
+/// A function name, a partial ARN or a full Lambda ARN, with an optional version or alias.
+fn valid_function_arn(f: &str) -> bool {
+    let ok_chars = f.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '$' | '.'));
+    ok_chars && !f.is_empty() && (!f.starts_with("arn:") || f.split(':').nth(2) == Some("lambda"))
+}
+
+/// Most tags an object may carry.
+pub const MAX_OBJECT_TAGS: usize = 10;
+/// `GeneratedManifestFormat` values.
+pub const GENERATED_MANIFEST_FORMATS: [&str; 1] = ["S3InventoryReport_CSV_20211130"];
+/// `ReplicationStatus` values.
+pub const REPLICATION_STATUSES: [&str; 4] = ["COMPLETED", "FAILED", "REPLICA", "NONE"];
+/// `S3ObjectLockMode` values.
+pub const OBJECT_LOCK_MODES: [&str; 2] = ["COMPLIANCE", "GOVERNANCE"];
+/// `S3Permission` values.
+pub const PERMISSIONS: [&str; 5] = ["FULL_CONTROL", "READ", "WRITE", "READ_ACP", "WRITE_ACP"];
+/// `S3ChecksumAlgorithm` / `ComputeObjectChecksumAlgorithm` values.
+pub const CHECKSUM_ALGORITHMS: [&str; 10] =
+    ["CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME", "SHA512", "MD5", "XXHASH64", "XXHASH3", "XXHASH128"];
 
 /// `S3StorageClass` values.
 pub const STORAGE_CLASSES: [&str; 7] =
@@ -427,11 +1055,11 @@ mod tests {
         assert!(s.validate().is_err());
 
         let mut s = spec();
-        s.manifest.location.object_arn = "arn:aws:s3:::mbk".into();
+        s.manifest.as_mut().unwrap().location.object_arn = "arn:aws:s3:::mbk".into();
         assert!(s.validate().is_err());
 
         let mut s = spec();
-        s.manifest.spec.fields = vec![FieldName::Key];
+        s.manifest.as_mut().unwrap().spec.fields = vec![FieldName::Key];
         assert!(s.validate().is_err());
 
         let mut s = spec();
@@ -446,8 +1074,43 @@ mod tests {
     #[test]
     fn disabled_report_needs_nothing_else() {
         let mut s = spec();
-        s.report = JobReport { enabled: false, bucket: None, format: None, prefix: None, report_scope: None };
+        s.report = JobReport {
+            enabled: false,
+            bucket: None,
+            format: None,
+            prefix: None,
+            report_scope: None,
+            expected_bucket_owner: None,
+        };
         s.validate().unwrap();
+    }
+
+    #[test]
+    fn copy_destination_keys() {
+        let mut c = PutObjectCopy { target_resource: "arn:aws:s3:::dst".into(), ..Default::default() };
+        assert_eq!(c.destination_key("picture.jpg"), "picture.jpg");
+        c.target_key_prefix = Some("abc".into());
+        assert_eq!(c.destination_key("picture.jpg"), "abcpicture.jpg");
+        c.source_key_prefix = Some("pic".into());
+        assert_eq!(c.destination_key("picture.jpg"), "abcture.jpg", "the prefix is replaced, as COS does");
+        assert_eq!(c.destination_key("other.jpg"), "other.jpg", "keys without the prefix keep their name");
+        c.target_key_prefix = None;
+        assert_eq!(c.destination_key("pic/a.jpg"), "/a.jpg", "no TargetKeyPrefix deletes the prefix");
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["SourceKeyPrefix"], "pic");
+        let plain = PutObjectCopy { target_resource: "arn:aws:s3:::dst".into(), ..Default::default() };
+        assert!(serde_json::to_value(&plain).unwrap().get("SourceKeyPrefix").is_none(), "skipped when None");
+    }
+
+    #[test]
+    fn the_cos_echo_is_optional_and_skipped_when_none() {
+        let s = spec();
+        assert!(s.cos_request.is_none());
+        assert!(serde_json::to_value(&s).unwrap().get("CosRequest").is_none());
+        let mut with = spec();
+        with.cos_request = Some(serde_json::json!({"RoleArn": "qcs::cam::uin/1:roleName/r"}));
+        let back: JobSpec = serde_json::from_str(&serde_json::to_string(&with).unwrap()).unwrap();
+        assert_eq!(back, with);
     }
 
     #[test]

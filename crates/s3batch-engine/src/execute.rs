@@ -3,9 +3,13 @@
 //!
 //! A chunk whose lease is lost (this process was too slow, or another took it over after expiry) is dropped
 //! without committing: the new holder's results are the ones that count, so every line is reported once.
+//!
+//! Shutdown: no chunk is claimed and no task started any more; tasks in flight may finish for `shutdown_grace_ms`,
+//! and chunks whose tasks all ran are committed. Then the tasks still running are abandoned, and every chunk not
+//! committed is given back (released, not left to expire), so another worker runs it again at once.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use s3batch_core::manifest::{CsvLayout, ManifestTask, csv_reader};
@@ -18,15 +22,19 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::prepare::unquote_etag;
-use crate::{Engine, now, ops, retry};
+use crate::{Engine, Held, now, ops, retry};
 
-/// Chunks this process holds, with the token that fires when a chunk's lease is lost.
-type Held = Arc<Mutex<HashMap<ChunkId, CancellationToken>>>;
+/// After the grace period, how long chunks get to give themselves back before they are stopped where they are
+/// (a manifest read or a commit still retrying) and released from here.
+const RELEASE_MARGIN: Duration = Duration::from_secs(3);
 
-/// Run until `shutdown`; then stop claiming, let in-flight tasks finish, release unfinished chunks.
+/// Run until `shutdown`; then stop claiming, let in-flight tasks finish within the grace period, abandon the rest,
+/// release unfinished chunks.
 pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     let sem = Arc::new(Semaphore::new(engine.config.concurrency));
-    let held: Held = Arc::default();
+    let held: Held = engine.held.clone();
+    // Fires once the grace period after `shutdown` is over: tasks still running are abandoned.
+    let abandon = CancellationToken::new();
     let heartbeat_stop = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeats(engine.clone(), held.clone(), heartbeat_stop.clone()));
     let mut chunks = JoinSet::new();
@@ -51,6 +59,7 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
                         sem: sem.clone(),
                         lost,
                         shutdown: shutdown.clone(),
+                        abandon: abandon.clone(),
                         held: held.clone(),
                     };
                     chunks.spawn(ctx.run());
@@ -69,9 +78,37 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => break,
         }
     }
-    while chunks.join_next().await.is_some() {}
+    drain(&engine, &held, &mut chunks, &abandon).await;
     heartbeat_stop.cancel();
     let _ = heartbeat.await;
+}
+
+/// Shutting down: wait for the chunks in flight; past the grace period abandon their tasks; past the margin stop
+/// them outright and give back whatever they still hold.
+async fn drain(engine: &Engine, held: &Held, chunks: &mut JoinSet<()>, abandon: &CancellationToken) {
+    if chunks.is_empty() {
+        return;
+    }
+    let grace = Duration::from_millis(engine.config.shutdown_grace_ms);
+    tracing::info!(chunks = chunks.len(), grace_ms = engine.config.shutdown_grace_ms, "finishing the tasks in flight");
+    let abandon_at = tokio::time::Instant::now() + grace;
+    let stop_at = abandon_at + RELEASE_MARGIN;
+    loop {
+        tokio::select! {
+            r = chunks.join_next() => if r.is_none() { return },
+            _ = tokio::time::sleep_until(abandon_at), if !abandon.is_cancelled() => {
+                tracing::warn!(chunks = chunks.len(), "grace period over: abandoning the tasks still running; their chunks run again elsewhere");
+                abandon.cancel();
+            }
+            _ = tokio::time::sleep_until(stop_at) => break,
+        }
+    }
+    chunks.abort_all();
+    while chunks.join_next().await.is_some() {}
+    let left: Vec<ChunkId> = held.lock().expect("held poisoned").keys().cloned().collect();
+    for id in left {
+        release(engine, held, &id).await;
+    }
 }
 
 /// What a chunk needs to know about its job; specs never change, so they are cached.
@@ -100,9 +137,10 @@ impl SpecCache {
                 return None;
             }
         };
-        let loc = &job.spec.manifest.location;
+        let manifest = job.spec.manifest.as_ref()?;
+        let loc = &manifest.location;
         let (bucket, key) = arn::parse_object_arn(&loc.object_arn)?;
-        let layout = CsvLayout::new(&job.spec.manifest.spec.fields).ok()?;
+        let layout = CsvLayout::new(&manifest.spec.fields).ok()?;
         let ctx = Arc::new(JobCtx {
             id: job.id.clone(),
             manifest: ObjectRef::new(bucket, key).with_version(loc.object_version_id.clone()),
@@ -126,7 +164,7 @@ async fn release(engine: &Engine, held: &Held, id: &ChunkId) {
 }
 
 async fn heartbeats(engine: Arc<Engine>, held: Held, stop: CancellationToken) {
-    let every = Duration::from_millis((engine.config.lease_ms / 3).max(1) as u64);
+    let every = engine.config.heartbeat_every();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -171,6 +209,8 @@ struct ChunkRun {
     sem: Arc<Semaphore>,
     lost: CancellationToken,
     shutdown: CancellationToken,
+    /// The grace period is over: stop waiting for tasks.
+    abandon: CancellationToken,
     held: Held,
 }
 
@@ -208,7 +248,11 @@ impl ChunkRun {
             if self.lost.is_cancelled() || self.shutdown.is_cancelled() || self.job_stopping() {
                 break;
             }
-            let permit = self.sem.clone().acquire_owned().await.expect("semaphore never closes");
+            let permit = tokio::select! {
+                p = self.sem.clone().acquire_owned() => p.expect("semaphore never closes"),
+                _ = self.shutdown.cancelled() => break,
+                _ = self.lost.cancelled() => break,
+            };
             let (engine, job, tasks, lost) = (self.engine.clone(), self.job.clone(), tasks.clone(), self.lost.clone());
             set.spawn(async move {
                 let out = run_task(&engine, &job, &tasks[i], &lost).await;
@@ -219,8 +263,21 @@ impl ChunkRun {
                 record(&mut outcomes, r);
             }
         }
-        while let Some(r) = set.join_next().await {
-            record(&mut outcomes, r);
+        loop {
+            tokio::select! {
+                r = set.join_next() => match r {
+                    Some(r) => record(&mut outcomes, r),
+                    None => break,
+                },
+                _ = self.abandon.cancelled() => {
+                    // Their results are lost with them: the chunk is given back below, and runs again elsewhere.
+                    set.abort_all();
+                    while let Some(r) = set.join_next().await {
+                        record(&mut outcomes, r);
+                    }
+                    break;
+                }
+            }
         }
 
         let ran = outcomes.iter().filter(|o| o.is_some()).count();
@@ -318,6 +375,7 @@ enum ReadError {
 fn record(outcomes: &mut [Option<Outcome>], r: Result<(usize, Outcome), tokio::task::JoinError>) {
     match r {
         Ok((i, o)) => outcomes[i] = Some(o),
+        Err(e) if e.is_cancelled() => {} // abandoned at shutdown
         Err(e) => tracing::error!(error = %e, "a task panicked"),
     }
 }
@@ -325,7 +383,13 @@ fn record(outcomes: &mut [Option<Outcome>], r: Result<(usize, Outcome), tokio::t
 /// One task, with retries for transient errors (exponential backoff, full jitter), none once the job stops.
 async fn run_task(engine: &Engine, job: &JobCtx, task: &ManifestTask, lost: &CancellationToken) -> Outcome {
     let stopping = || lost.is_cancelled() || engine.job_status(&job.id).is_some_and(stops_tasks);
-    match retry::storage_call(&engine.config, stopping, || ops::run(&job.spec.operation, &engine.router, task)).await {
+    let ctx = ops::OpCtx {
+        router: &engine.router,
+        functions: &engine.functions,
+        job_id: &job.id,
+        replication: &engine.config.replication,
+    };
+    match retry::storage_call(&engine.config, stopping, || ops::run(&job.spec.operation, &ctx, task)).await {
         Ok(msg) => Outcome::Succeeded(msg),
         Err(e) => Outcome::Failed(e),
     }

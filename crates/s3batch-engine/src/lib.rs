@@ -13,9 +13,18 @@
 //! - [`service`]: what the API front ends call (create, describe, list, confirm, cancel, priority, tags).
 //!
 //! Everything a process does hangs off one [`CancellationToken`]; [`Engine::run`] returns once it has stopped
-//! claiming, finished its in-flight tasks and released its leases.
+//! claiming, finished its in-flight tasks (or, past `shutdown_grace_ms`, abandoned them and given their chunks
+//! back) and released its leases.
+//!
+//! Any number of engines may share one job store (a fleet: `s3batch worker` processes and `s3batch serve` on one
+//! PostgreSQL database). Each registers itself in the store as a [`Worker`](s3batch_store::Worker) and beats
+//! while it runs; chunks are claimed under leases, per-job duties (preparing, finishing) under the job's duty
+//! lease, and the duties that span jobs (ranking and preemption, expiry, retention) under the one `scheduler`
+//! singleton lease, taken over when its holder dies.
 
+pub mod checksum;
 pub mod execute;
+pub mod lambda;
 pub mod ops;
 pub mod prepare;
 pub mod report;
@@ -23,14 +32,14 @@ pub mod retry;
 pub mod schedule;
 pub mod service;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use s3batch_core::JobStatus;
 use s3batch_storage::Router;
-use s3batch_store::JobStore;
+use s3batch_store::{ChunkId, JobStore, Worker};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 pub use tokio_util::sync::CancellationToken;
@@ -63,6 +72,14 @@ pub struct EngineConfig {
     pub retention_days: i64,
     /// Where report files are assembled before upload. Default: the system temp dir.
     pub work_dir: Option<PathBuf>,
+    /// On SIGTERM / Ctrl-C, how long tasks in flight may take to finish, in milliseconds; the ones still running
+    /// then are abandoned and their chunks given back, to run again on another worker. Default: 30000.
+    pub shutdown_grace_ms: u64,
+    /// `LambdaInvoke` targets: function ARNs (or names) mapped to HTTP endpoints (`[[engine.functions]]`).
+    pub functions: Vec<lambda::FunctionConfig>,
+    /// `S3ReplicateObject` destinations: source bucket → destination bucket (`[engine.replication]`). A task on a
+    /// bucket without an entry fails.
+    pub replication: BTreeMap<String, String>,
 }
 
 impl Default for EngineConfig {
@@ -80,6 +97,9 @@ impl Default for EngineConfig {
             suspended_expiry_days: 30,
             retention_days: 90,
             work_dir: None,
+            shutdown_grace_ms: 30_000,
+            functions: Vec::new(),
+            replication: BTreeMap::new(),
         }
     }
 }
@@ -112,41 +132,108 @@ impl EngineConfig {
     pub(crate) fn tick(&self) -> Duration {
         Duration::from_millis(self.tick_ms)
     }
+
+    /// How often chunk leases are renewed: a third of the lease.
+    pub(crate) fn heartbeat_every(&self) -> Duration {
+        Duration::from_millis((self.lease_ms / 3).max(1) as u64)
+    }
+
+    /// How often a worker signs its row: as often as its leases, and at least every 5 s so that `s3batch
+    /// workers` shows fresh chunk counts.
+    pub(crate) fn worker_beat_every(&self) -> Duration {
+        self.heartbeat_every().min(Duration::from_secs(5))
+    }
 }
+
+/// Chunks this process holds, with the token that fires when a chunk's lease is lost.
+pub(crate) type Held = Arc<Mutex<HashMap<ChunkId, CancellationToken>>>;
 
 /// The engine of one process: shared by the scheduler, the preparers and the executor.
 #[derive(Debug)]
 pub struct Engine {
     pub store: Arc<dyn JobStore>,
     pub router: Arc<Router>,
+    /// Where `LambdaInvoke` tasks go.
+    pub functions: lambda::Functions,
     pub config: EngineConfig,
     /// This process's identity in leases.
     pub worker_id: String,
+    /// What kind of process this is, as `s3batch workers` shows it (`worker`, `serve`, …).
+    pub role: String,
+    /// When this engine was made (its registration's start time).
+    pub started_at: s3batch_core::Millis,
     /// Poked when something happened that the loops should look at now rather than at the next tick.
     pub wake: Arc<Notify>,
     /// The last status the scheduler saw for each live job; the executor stops starting tasks of jobs that are
     /// no longer Active or Pausing.
     statuses: RwLock<HashMap<String, JobStatus>>,
+    /// The chunks the executor holds.
+    pub(crate) held: Held,
 }
 
 impl Engine {
     pub fn new(store: Arc<dyn JobStore>, router: Arc<Router>, config: EngineConfig) -> Arc<Engine> {
+        Self::with_role(store, router, config, "engine")
+    }
+
+    /// An engine that `s3batch workers` lists as `role`.
+    pub fn with_role(store: Arc<dyn JobStore>, router: Arc<Router>, config: EngineConfig, role: &str) -> Arc<Engine> {
         let worker_id = format!("{}-{}", hostname(), &uuid::Uuid::new_v4().simple().to_string()[..12]);
         Arc::new(Engine {
             store,
             router,
+            functions: lambda::Functions::new(config.functions.clone()),
             config,
             worker_id,
+            role: role.into(),
+            started_at: now(),
             wake: Arc::new(Notify::new()),
             statuses: RwLock::new(HashMap::new()),
+            held: Held::default(),
         })
     }
 
-    /// Run the scheduler and the executor until `shutdown` is cancelled, then drain.
+    /// Run the scheduler and the executor until `shutdown` is cancelled, then drain: stop claiming, let in-flight
+    /// tasks finish within `shutdown_grace_ms` (abandon the rest and give their chunks back), release every lease
+    /// and leave the list of workers.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        self.register().await;
+        let beats_stop = CancellationToken::new();
+        let beats = tokio::spawn(worker_beats(self.clone(), shutdown.clone(), beats_stop.clone()));
         let sched = tokio::spawn(schedule::run(self.clone(), shutdown.clone()));
         let exec = tokio::spawn(execute::run(self.clone(), shutdown.clone()));
         let _ = tokio::join!(sched, exec);
+        beats_stop.cancel();
+        let _ = beats.await;
+        if let Err(e) = self.store.deregister_worker(&self.worker_id).await {
+            tracing::warn!(error = %e, "leaving the list of workers failed; it will show as lost");
+        }
+        tracing::info!(worker = %self.worker_id, "engine stopped");
+    }
+
+    /// Chunks held right now.
+    pub fn chunks_in_flight(&self) -> usize {
+        self.held.lock().expect("held poisoned").len()
+    }
+
+    /// Enter (or re-enter) this engine in the store's list of workers. [`Engine::run`] does it first thing; a
+    /// process may call it before, to be listed by the time it says it is ready. A failure is logged, not returned:
+    /// the engine runs all the same, and its heartbeats try again.
+    pub async fn register(&self) {
+        let w = Worker {
+            id: self.worker_id.clone(),
+            host: hostname(),
+            pid: i64::from(std::process::id()),
+            role: self.role.clone(),
+            started_at: self.started_at,
+            heartbeat_at: now(),
+            chunks_in_flight: self.chunks_in_flight() as i64,
+            lease_ms: self.config.lease_ms,
+            draining: false,
+        };
+        if let Err(e) = self.store.register_worker(&w).await {
+            tracing::warn!(error = %e, "registering this worker failed; will retry");
+        }
     }
 
     pub(crate) fn job_status(&self, id: &str) -> Option<JobStatus> {
@@ -155,6 +242,28 @@ impl Engine {
 
     pub(crate) fn set_statuses(&self, map: HashMap<String, JobStatus>) {
         *self.statuses.write().expect("status map poisoned") = map;
+    }
+}
+
+/// The worker's sign of life (every third of a lease, at most 5 s apart), with its chunk count; once `shutdown`
+/// fires, at once and then on, as draining. Registers again if the row is gone (pruned while it was cut off).
+async fn worker_beats(engine: Arc<Engine>, shutdown: CancellationToken, stop: CancellationToken) {
+    let mut draining_sent = false;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(engine.config.worker_beat_every()) => {}
+            _ = shutdown.cancelled(), if !draining_sent => {}
+            _ = stop.cancelled() => return,
+        }
+        let draining = shutdown.is_cancelled();
+        draining_sent |= draining;
+        let held = engine.chunks_in_flight() as i64;
+        match engine.store.worker_heartbeat(&engine.worker_id, held, draining, now()).await {
+            Ok(true) => {}
+            Ok(false) if !draining => engine.register().await,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "worker heartbeat failed"),
+        }
     }
 }
 

@@ -69,7 +69,19 @@ pub async fn prepare(engine: &Arc<Engine>, job: &Job) -> Result<Prepared, s3batc
 type ReadOutcome = Result<(i64, String), Option<ManifestProblem>>;
 
 async fn read_manifest(engine: &Arc<Engine>, job: &Job) -> Result<ReadOutcome, s3batch_store::StoreError> {
-    let loc = &job.spec.manifest.location;
+    let Some(manifest) = &job.spec.manifest else {
+        return Ok(Err(Some(problem(
+            "ManifestGeneratorNotSupported",
+            "s3batch does not run S3JobManifestGenerator yet; give the job a Manifest".to_string(),
+        ))));
+    };
+    if manifest.spec.format != ManifestFormat::S3BatchOperationsCsv20180820 {
+        return Ok(Err(Some(problem(
+            "UnsupportedManifestFormat",
+            "s3batch reads only S3BatchOperations_CSV_20180820 manifests yet".to_string(),
+        ))));
+    }
+    let loc = &manifest.location;
     let Some((bucket, key)) = arn::parse_object_arn(&loc.object_arn) else {
         return Ok(Err(Some(problem("InvalidManifest", format!("'{}' is not an object ARN", loc.object_arn)))));
     };
@@ -98,8 +110,7 @@ async fn read_manifest(engine: &Arc<Engine>, job: &Job) -> Result<ReadOutcome, s
             format!("the manifest's ETag is \"{}\", the job names \"{}\"", unquote_etag(&etag), unquote_etag(expected)),
         ))));
     }
-    let ManifestFormat::S3BatchOperationsCsv20180820 = job.spec.manifest.spec.format;
-    let layout = match CsvLayout::new(&job.spec.manifest.spec.fields) {
+    let layout = match CsvLayout::new(&manifest.spec.fields) {
         Ok(l) => l,
         Err(e) => return Ok(Err(Some(problem("InvalidManifestContent", e.to_string())))),
     };

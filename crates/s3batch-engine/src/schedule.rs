@@ -7,10 +7,15 @@
 //! - rank Ready / Active / Pausing / Paused by priority then age: the top `max_active_jobs` run, the others pause;
 //! - Pausing with nothing in flight → Paused;
 //! - Completing / Failing / Cancelling with nothing in flight → write the report → Complete / Failed / Cancelled;
-//! - finished jobs older than `retention_days` are removed.
+//! - finished jobs older than `retention_days` are removed; lost workers are forgotten after an hour.
 //!
 //! Every write is a compare-and-set, so several processes ticking at once (a fleet) cannot double-apply a change;
-//! long duties (preparing, reports) run under the job's duty lease, so exactly one process does each.
+//! long duties (preparing, reports) run under the job's duty lease, so exactly one process does each. What spans
+//! jobs — ranking (activation and preemption), expiring unconfirmed jobs, the sweeps — is done only by the holder
+//! of the [`SCHEDULER_LEASE`] singleton: processes that each ranked their own snapshot of the jobs would together
+//! run more than `max_active_jobs` (each activating a different job), or fight over jobs if their settings
+//! differed. The holder renews it every tick; if it dies, another process takes it over once it expires (one
+//! lease period), and a graceful exit gives it back at once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -22,6 +27,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Engine, now, prepare, report};
+
+/// The singleton lease held by the one process of a fleet that ranks jobs and sweeps.
+pub const SCHEDULER_LEASE: &str = "scheduler";
+/// Lost workers are forgotten once their last heartbeat is this old (or ten of their lease periods, if longer).
+const FORGET_LOST_WORKERS_MS: i64 = 3600 * 1000;
 
 /// Tasks that must have run before the failure threshold applies.
 pub const THRESHOLD_MIN_TASKS: i64 = 1000;
@@ -40,16 +50,30 @@ struct Duties {
 pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     let mut duties = Duties::default();
     let mut last_sweep = 0;
+    let mut leader = false;
     loop {
         while let Some(r) = duties.tasks.try_join_next() {
             if let Ok(id) = r {
                 duties.running.remove(&id);
             }
         }
-        if let Err(e) = tick(&engine, &mut duties).await {
+        let was_leader = leader;
+        leader =
+            match engine.store.claim_singleton(SCHEDULER_LEASE, &engine.worker_id, now(), engine.config.lease_ms).await
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "renewing the scheduler lease failed");
+                    false
+                }
+            };
+        if leader != was_leader {
+            tracing::info!(worker = %engine.worker_id, leader, "scheduler lease {}", if leader { "taken" } else { "lost" });
+        }
+        if let Err(e) = tick(&engine, &mut duties, leader).await {
             tracing::warn!(error = %e, "scheduler tick failed");
         }
-        if now() - last_sweep > 60_000 {
+        if leader && now() - last_sweep > 60_000 {
             last_sweep = now();
             if let Err(e) = sweep(&engine).await {
                 tracing::warn!(error = %e, "retention sweep failed");
@@ -67,6 +91,9 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     for id in duties.running {
         let _ = engine.store.release_duty(&id, &engine.worker_id).await;
     }
+    if leader {
+        let _ = engine.store.release_singleton(SCHEDULER_LEASE, &engine.worker_id).await;
+    }
 }
 
 /// Compare-and-set `job` along `event`. False if the job moved meanwhile (or the event is illegal there).
@@ -80,7 +107,8 @@ async fn apply(engine: &Engine, job: &Job, event: Event, change: StatusChange) -
     Ok(ok)
 }
 
-async fn tick(engine: &Arc<Engine>, duties: &mut Duties) -> Result<(), StoreError> {
+/// One look at every live job. `leader`: this process holds the scheduler lease (ranks, expires confirmations).
+async fn tick(engine: &Arc<Engine>, duties: &mut Duties, leader: bool) -> Result<(), StoreError> {
     let live: Vec<JobStatus> = JobStatus::ALL.into_iter().filter(|s| !s.is_terminal()).collect();
     let jobs = engine.store.jobs_in(&live).await?;
     engine.set_statuses(jobs.iter().map(|j| (j.id.clone(), j.status)).collect::<HashMap<_, _>>());
@@ -90,7 +118,9 @@ async fn tick(engine: &Arc<Engine>, duties: &mut Duties) -> Result<(), StoreErro
     for job in &jobs {
         match job.status {
             JobStatus::New | JobStatus::Preparing => start_preparing(engine, duties, job).await?,
-            JobStatus::Suspended if job.suspended_at.is_some_and(|s| t - s > cfg.suspended_expiry_days * DAY_MS) => {
+            JobStatus::Suspended
+                if leader && job.suspended_at.is_some_and(|s| t - s > cfg.suspended_expiry_days * DAY_MS) =>
+            {
                 let reason = format!("the job was not confirmed within {} days", cfg.suspended_expiry_days);
                 apply(engine, job, Event::Fail, StatusChange::default().failure("ConfirmationExpired", reason)).await?;
             }
@@ -122,13 +152,17 @@ async fn tick(engine: &Arc<Engine>, duties: &mut Duties) -> Result<(), StoreErro
             _ => {}
         }
     }
-    rank(engine, &jobs).await
+    if leader { rank(engine, &jobs).await } else { Ok(()) }
 }
 
 /// A pausing job with no chunk in flight is Paused.
 async fn drain(engine: &Engine, job: &Job, t: i64) -> Result<(), StoreError> {
     if engine.store.chunk_counts(&job.id, t).await?.leased == 0 {
-        let cause = "Preempted by a job with a higher priority";
+        let cause = if job.user_paused {
+            crate::service::USER_PAUSE_CAUSE
+        } else {
+            "Preempted by a job with a higher priority"
+        };
         apply(engine, job, Event::Drained, StatusChange::default().cause(cause)).await?;
     }
     Ok(())
@@ -138,12 +172,14 @@ async fn drain(engine: &Engine, job: &Job, t: i64) -> Result<(), StoreError> {
 async fn rank(engine: &Engine, jobs: &[Job]) -> Result<(), StoreError> {
     let n = engine.config.max_active_jobs;
     // `jobs_in` orders by priority desc, then creation.
+    // Jobs a user paused take no part, but one still draining holds its slot until it is Paused.
     let candidates: Vec<&Job> = jobs
         .iter()
         .filter(|j| matches!(j.status, JobStatus::Ready | JobStatus::Active | JobStatus::Pausing | JobStatus::Paused))
+        .filter(|j| !j.user_paused)
         .collect();
     let top: HashSet<&str> = candidates.iter().take(n).map(|j| j.id.as_str()).collect();
-    let mut slots_used = 0;
+    let mut slots_used = jobs.iter().filter(|j| j.user_paused && j.status == JobStatus::Pausing).count();
     for j in &candidates {
         match j.status {
             JobStatus::Active if !top.contains(j.id.as_str()) => {
@@ -263,8 +299,13 @@ async fn finish(engine: &Arc<Engine>, job: &Job) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Remove finished jobs past retention.
+/// Remove finished jobs past retention, and forget workers lost long ago.
 async fn sweep(engine: &Engine) -> Result<(), StoreError> {
+    let forget = FORGET_LOST_WORKERS_MS.max(10 * engine.config.lease_ms);
+    let pruned = engine.store.prune_workers(now() - forget).await?;
+    if pruned > 0 {
+        tracing::info!(pruned, "lost workers forgotten");
+    }
     let cutoff = now() - engine.config.retention_days * DAY_MS;
     for job in engine.store.jobs_in(&[JobStatus::Complete, JobStatus::Failed, JobStatus::Cancelled]).await? {
         if job.terminated_at.is_some_and(|t| t < cutoff) {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use s3batch_core::spec::{MAX_JOB_TAGS, MAX_PRIORITY, validate_tags};
 use s3batch_core::status::transition;
-use s3batch_core::{Event, JobSpec, JobStatus, Tag, ValidationError};
-use s3batch_store::{CreateOutcome, Job, JobStore, ListFilter, NewJob, StatusChange, StoreError};
+use s3batch_core::{Event, JobSpec, JobStatus, Millis, Tag, ValidationError};
+use s3batch_store::{CreateOutcome, Job, JobStore, ListFilter, NewJob, StatusChange, StoreError, Worker, WorkerState};
 use sha1::{Digest, Sha1};
 use tokio::sync::Notify;
 
@@ -60,8 +60,20 @@ impl From<StoreError> for ServiceError {
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
+/// SuspendedCause of a job a user paused.
+pub const USER_PAUSE_CAUSE: &str = "Paused by user";
+
 /// The largest page ListJobs returns.
 pub const MAX_LIST_RESULTS: i64 = 1000;
+
+/// A registered worker and how it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerStatus {
+    pub worker: Worker,
+    pub state: WorkerState,
+    /// It holds the scheduler lease: it ranks jobs and sweeps for the whole fleet.
+    pub scheduler: bool,
+}
 
 /// Job operations shared by every front end.
 #[derive(Debug, Clone)]
@@ -83,6 +95,12 @@ impl JobService {
 
     /// CreateJob. `token` is the ClientRequestToken (generated when absent, as the SDKs do).
     pub async fn create(&self, account: &str, token: Option<String>, spec: JobSpec) -> Result<Job> {
+        Ok(self.create_outcome(account, token, spec).await?.job().clone())
+    }
+
+    /// CreateJob, telling a new job from the one an earlier request with the same token and body created (the
+    /// COS dialect refuses a reused token instead of answering with the earlier job).
+    pub async fn create_outcome(&self, account: &str, token: Option<String>, spec: JobSpec) -> Result<CreateOutcome> {
         if !s3batch_core::spec::valid_account_id(account) {
             return Err(ServiceError::bad_request(format!("account id '{account}' is not 12 digits")));
         }
@@ -104,7 +122,7 @@ impl JobService {
             tracing::info!(job = %j.id, account, operation = j.spec.operation.name(), "job created");
             self.wake.notify_waiters();
         }
-        Ok(outcome.job().clone())
+        Ok(outcome)
     }
 
     /// DescribeJob: the job, if it belongs to `account` and is within retention.
@@ -137,7 +155,7 @@ impl JobService {
                 format!("maxResults must be between 0 and {MAX_LIST_RESULTS}, got {limit}"),
             ));
         }
-        let after = next_token.map(decode_token).transpose()?;
+        let after = next_token.map(|t| decode_token(account, t)).transpose()?;
         if limit == 0 {
             return Ok((vec![], None));
         }
@@ -145,15 +163,76 @@ impl JobService {
         let mut jobs = self.store.list_jobs(account, &filter).await?;
         let next = if jobs.len() as i64 > limit {
             jobs.truncate(limit as usize);
-            jobs.last().map(|j| encode_token(j.created_at, &j.id))
+            jobs.last().map(|j| encode_token(account, j.created_at, &j.id))
         } else {
             None
         };
         Ok((jobs, next))
     }
 
+    /// ListJobs the COS way: jobs *created* at or after `created_after`, newest first, `limit` (1..=1000) a page,
+    /// continuing after the job `after_job` (the last JobId of the previous page). Returns the page and whether
+    /// more jobs follow. An `after_job` that is not one of the account's jobs is an InvalidNextTokenException.
+    pub async fn list_created_since(
+        &self,
+        account: &str,
+        statuses: Vec<JobStatus>,
+        after_job: Option<&str>,
+        limit: i64,
+        created_after: s3batch_core::Millis,
+    ) -> Result<(Vec<Job>, bool)> {
+        if !(1..=MAX_LIST_RESULTS).contains(&limit) {
+            return Err(ServiceError::new(
+                "InvalidRequestException",
+                400,
+                format!("maxResults must be between 1 and {MAX_LIST_RESULTS}, got {limit}"),
+            ));
+        }
+        let after = match after_job {
+            None => None,
+            Some(id) => {
+                let bad = || {
+                    ServiceError::new(
+                        "InvalidNextTokenException",
+                        400,
+                        format!("nextToken '{id}' is not a job of this account"),
+                    )
+                };
+                check_id(id).map_err(|_| bad())?;
+                let job = self.store.get_job(Some(account), id).await?.ok_or_else(bad)?;
+                Some((job.created_at, job.id))
+            }
+        };
+        let filter = ListFilter { statuses, after, limit: limit + 1, terminated_after: Some(self.retention_cutoff()) };
+        let mut jobs = self.store.list_jobs(account, &filter).await?;
+        // Newest first: the jobs created before the window are a tail.
+        let old = jobs.iter().position(|j| j.created_at < created_after);
+        if let Some(i) = old {
+            jobs.truncate(i);
+        }
+        let more = jobs.len() as i64 > limit;
+        jobs.truncate(limit as usize);
+        Ok((jobs, more))
+    }
+
+    /// Delete a finished job (Complete, Failed or Cancelled) and its chunks. A job that has not finished is a
+    /// JobStatusException: cancel it first. Its report, if written, stays where it is.
+    pub async fn delete(&self, account: &str, id: &str) -> Result<()> {
+        let job = self.describe(account, id).await?;
+        if !job.status.is_terminal() {
+            return Err(ServiceError::job_status(format!(
+                "the job is {}; only a finished job (Complete, Failed or Cancelled) can be deleted: cancel it first",
+                job.status
+            )));
+        }
+        self.store.delete_job(&job.id).await?;
+        tracing::info!(job = id, account, "job deleted");
+        Ok(())
+    }
+
     /// UpdateJobStatus: `Ready` confirms a Suspended job, `Cancelled` cancels any job that has not finished.
-    /// Returns the job after the change (its status may be the transitional Cancelling).
+    /// Extensions: `Paused` pauses a Ready or running job until `Active` resumes it.
+    /// Returns the job after the change (its status may be the transitional Cancelling or Pausing).
     pub async fn update_status(&self, account: &str, id: &str, requested: &str, reason: Option<String>) -> Result<Job> {
         if let Some(r) = &reason
             && !(1..=256).contains(&r.chars().count())
@@ -163,9 +242,10 @@ impl JobService {
         let event = match requested {
             "Ready" => Event::Confirm,
             "Cancelled" => Event::Cancel,
+            "Paused" | "Active" => return self.pause_or_resume(account, id, requested == "Paused", reason).await,
             other => {
                 return Err(ServiceError::bad_request(format!(
-                    "requestedJobStatus must be Ready or Cancelled, got '{other}'"
+                    "requestedJobStatus must be Ready or Cancelled (or the extensions Paused and Active), got '{other}'"
                 )));
             }
         };
@@ -181,6 +261,45 @@ impl JobService {
             let change = StatusChange::to(to).reason(reason.clone());
             if self.store.update_status(id, job.status, &change, now()).await? {
                 tracing::info!(job = id, from = %job.status, to = %to, "status requested");
+                self.wake.notify_waiters();
+                return self.describe(account, id).await;
+            }
+        }
+        Err(ServiceError::new("TooManyRequestsException", 429, "the job is changing status; try again"))
+    }
+
+    /// The user pause (extension): a Ready job goes Paused, an Active one Pausing (tasks in flight finish) and then
+    /// Paused, a job already paused for a higher-priority job stays Paused; the scheduler then leaves it alone.
+    /// Resume clears the pause: the job runs again when it ranks among the top `max_active_jobs`.
+    async fn pause_or_resume(&self, account: &str, id: &str, pause: bool, reason: Option<String>) -> Result<Job> {
+        for _ in 0..10 {
+            let job = self.describe(account, id).await?;
+            let to = if pause {
+                match job.status {
+                    JobStatus::Ready => JobStatus::Paused,
+                    JobStatus::Active => JobStatus::Pausing,
+                    JobStatus::Pausing | JobStatus::Paused => job.status,
+                    other => {
+                        return Err(ServiceError::job_status(format!(
+                            "a job in status {other} cannot be paused; only Ready, Active, Pausing and Paused jobs can"
+                        )));
+                    }
+                }
+            } else {
+                if !job.user_paused || !matches!(job.status, JobStatus::Pausing | JobStatus::Paused) {
+                    return Err(ServiceError::job_status(format!(
+                        "only a job paused by a user can be resumed; this one is {}",
+                        job.status
+                    )));
+                }
+                job.status
+            };
+            let mut change = StatusChange::to(to).reason(reason.clone()).user_paused(pause);
+            if pause {
+                change = change.cause(USER_PAUSE_CAUSE);
+            }
+            if self.store.update_status(id, job.status, &change, now()).await? {
+                tracing::info!(job = id, from = %job.status, to = %to, pause, "pause requested");
                 self.wake.notify_waiters();
                 return self.describe(account, id).await;
             }
@@ -214,6 +333,21 @@ impl JobService {
         Ok(self.describe(account, id).await?.tags)
     }
 
+    /// The processes running an engine on this job store, oldest first, as of `now`. Not scoped to an account:
+    /// the fleet serves every account.
+    pub async fn workers(&self, now: Millis) -> Result<Vec<WorkerStatus>> {
+        let scheduler = self.store.singleton_owner(crate::schedule::SCHEDULER_LEASE, now).await?;
+        let workers = self.store.list_workers().await?;
+        Ok(workers
+            .into_iter()
+            .map(|w| WorkerStatus {
+                state: w.state(now),
+                scheduler: scheduler.as_deref() == Some(w.id.as_str()),
+                worker: w,
+            })
+            .collect())
+    }
+
     /// PutJobTagging (replaces the whole set; empty removes all). DeleteJobTagging is `put_tags(&[])`.
     pub async fn put_tags(&self, account: &str, id: &str, tags: &[Tag]) -> Result<()> {
         validate_tags("job tag", tags, MAX_JOB_TAGS)?;
@@ -231,16 +365,27 @@ fn check_id(id: &str) -> Result<()> {
     if ok { Ok(()) } else { Err(ServiceError::bad_request(format!("'{id}' is not a valid job id"))) }
 }
 
-fn encode_token(created_at: i64, id: &str) -> String {
-    hex::encode(format!("{created_at}.{id}"))
+/// A ListJobs page token: the last job's (creation time, id), bound to the account by a check value, hex-encoded.
+fn encode_token(account: &str, created_at: i64, id: &str) -> String {
+    hex::encode(format!("{created_at}.{id}.{}", token_check(account, created_at, id)))
 }
 
-fn decode_token(t: &str) -> Result<(i64, String)> {
+fn token_check(account: &str, created_at: i64, id: &str) -> String {
+    hex::encode(&Sha1::digest(format!("s3batch-list-token\n{account}\n{created_at}\n{id}"))[..8])
+}
+
+fn decode_token(account: &str, t: &str) -> Result<(i64, String)> {
     let bad = || ServiceError::new("InvalidNextTokenException", 400, "the nextToken is not one this server issued");
     let raw = String::from_utf8(hex::decode(t).map_err(|_| bad())?).map_err(|_| bad())?;
-    let (ts, id) = raw.split_once('.').ok_or_else(bad)?;
+    let mut parts = raw.splitn(3, '.');
+    let (Some(ts), Some(id), Some(check)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
     let ts: i64 = ts.parse().map_err(|_| bad())?;
     check_id(id).map_err(|_| bad())?;
+    if check != token_check(account, ts, id) {
+        return Err(bad());
+    }
     Ok((ts, id.to_string()))
 }
 
@@ -250,10 +395,13 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_forgeries_fail() {
-        let t = encode_token(1_700_000_000_000, "0b2a3c4d-aaaa-bbbb-cccc-123456789012");
-        assert_eq!(decode_token(&t).unwrap(), (1_700_000_000_000, "0b2a3c4d-aaaa-bbbb-cccc-123456789012".into()));
-        for forged in ["zz", "abcd", &hex::encode("x.y"), &hex::encode("12.bad id!")] {
-            assert_eq!(decode_token(forged).unwrap_err().code, "InvalidNextTokenException");
+        let id = "0b2a3c4d-aaaa-bbbb-cccc-123456789012";
+        let t = encode_token("111111111111", 1_700_000_000_000, id);
+        assert_eq!(decode_token("111111111111", &t).unwrap(), (1_700_000_000_000, id.into()));
+        assert!(decode_token("222222222222", &t).is_err(), "a token is only good for its account");
+        let unchecked = hex::encode(format!("1700000000000.{id}.0000000000000000"));
+        for forged in ["zz", "abcd", &hex::encode("x.y"), &hex::encode("12.bad id!"), &unchecked] {
+            assert_eq!(decode_token("111111111111", forged).unwrap_err().code, "InvalidNextTokenException");
         }
     }
 

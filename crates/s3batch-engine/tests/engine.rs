@@ -20,7 +20,7 @@ use s3batch_storage::{Metadata, ObjectRef, ObjectStore, PutBody, PutOptions, Rou
 use s3batch_store::sqlite::SqliteStore;
 use s3batch_store::{
     Chunk, ChunkCounts, ChunkId, ChunkResult, ChunkRows, CreateOutcome, Job, JobStore, ListFilter, NewChunk, NewJob,
-    StatusChange,
+    StatusChange, Worker,
 };
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -1007,6 +1007,38 @@ impl JobStore for Freezable {
         self.gate().await;
         self.inner.delete_job(job_id).await
     }
+    async fn claim_singleton(&self, name: &str, owner: &str, now: Millis, lease_ms: i64) -> StoreResult<bool> {
+        self.gate().await;
+        self.inner.claim_singleton(name, owner, now, lease_ms).await
+    }
+    async fn release_singleton(&self, name: &str, owner: &str) -> StoreResult<()> {
+        self.gate().await;
+        self.inner.release_singleton(name, owner).await
+    }
+    async fn singleton_owner(&self, name: &str, now: Millis) -> StoreResult<Option<String>> {
+        self.gate().await;
+        self.inner.singleton_owner(name, now).await
+    }
+    async fn register_worker(&self, worker: &Worker) -> StoreResult<()> {
+        self.gate().await;
+        self.inner.register_worker(worker).await
+    }
+    async fn worker_heartbeat(&self, id: &str, chunks: i64, draining: bool, now: Millis) -> StoreResult<bool> {
+        self.gate().await;
+        self.inner.worker_heartbeat(id, chunks, draining, now).await
+    }
+    async fn deregister_worker(&self, id: &str) -> StoreResult<()> {
+        self.gate().await;
+        self.inner.deregister_worker(id).await
+    }
+    async fn list_workers(&self) -> StoreResult<Vec<Worker>> {
+        self.gate().await;
+        self.inner.list_workers().await
+    }
+    async fn prune_workers(&self, heartbeat_before: Millis) -> StoreResult<u64> {
+        self.gate().await;
+        self.inner.prune_workers(heartbeat_before).await
+    }
 }
 
 /// Worker A, whose job store can be frozen, holding the lease of a chunk it is in the middle of.
@@ -1166,4 +1198,50 @@ async fn higher_priority_runs_first_and_the_other_waits_in_ready() {
     let (l, hi) = (h.job(&low).await, h.job(&high).await);
     assert_eq!((l.succeeded, hi.succeeded), (200, 200));
     assert!(hi.terminated_at <= l.terminated_at);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 11. Graceful shutdown
+
+/// Shutdown while tasks outlast the grace period: the engine stops soon after it, abandons those tasks, gives their
+/// chunks back (released, not left to expire: the lease here is a minute long), gives back the scheduler lease
+/// and leaves the list of workers. The next engine runs the chunks at once; every line is reported once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_past_the_grace_period_gives_the_chunks_back() {
+    let cfg = EngineConfig { lease_ms: 60_000, shutdown_grace_ms: 200, chunk_size: 50, concurrency: 20, ..config() };
+    let mut h = Harness::with_config(cfg.clone()).await;
+    let keys: Vec<String> = (0..200).map(|i| format!("g-{i}")).collect();
+    h.put_objects(&keys).await;
+    let m = h.manifest(data_lines(keys)).await;
+    h.data.set_faults(Faults {
+        latency: Duration::from_secs(10),
+        only_ops: vec!["put_object_tagging".into()],
+        ..Default::default()
+    });
+    let id = h.create(spec(&m, tagging())).await;
+    h.wait_status(&id, JobStatus::Active).await;
+    let deadline = Instant::now() + TIMEOUT;
+    while h.store.chunk_counts(&id, now()).await.unwrap().leased == 0 {
+        assert!(Instant::now() < deadline, "no chunk was claimed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let me = h.running.as_ref().unwrap().engine.worker_id.clone();
+    let listed = h.store.list_workers().await.unwrap();
+    assert_eq!(listed.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), vec![me.as_str()], "registered");
+    assert_eq!(h.store.singleton_owner("scheduler", now()).await.unwrap().as_deref(), Some(me.as_str()));
+
+    let t0 = Instant::now();
+    h.stop().await;
+    assert!(t0.elapsed() < Duration::from_secs(2), "stopped {:?} after the signal (grace 200 ms)", t0.elapsed());
+    let c = h.store.chunk_counts(&id, now()).await.unwrap();
+    assert_eq!((c.leased, c.expired, c.done), (0, 0, 0), "every chunk given back: {c:?}");
+    assert!(h.store.list_workers().await.unwrap().is_empty(), "a graceful exit leaves the list of workers");
+    assert_eq!(h.store.singleton_owner("scheduler", now()).await.unwrap(), None, "the scheduler lease is free");
+
+    h.data.set_faults(Faults::default());
+    h.start(cfg);
+    let job = h.finished(&id).await;
+    assert_eq!((job.status, job.succeeded, job.failed), (JobStatus::Complete, 200, 0));
+    let report = h.report(&job).await;
+    assert_reported_once(&job, &m, &report, true);
 }
