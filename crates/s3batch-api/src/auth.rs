@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_ACCOUNT: &str = "000000000000";
 
 /// One `[[accounts]]` entry.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
     pub account_id: String,
@@ -22,6 +22,11 @@ pub struct Account {
     /// Read the secret from this file instead.
     #[serde(default)]
     pub secret_access_key_file: Option<std::path::PathBuf>,
+    /// The Tencent COS APPID of this account (e.g. `1250000000`): callers of the COS dialect sign with
+    /// `access_key_id` as SecretId and the secret as SecretKey, and must send this in `x-cos-appid`. Without it,
+    /// the key cannot call the COS dialect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cos_appid: Option<String>,
 }
 
 impl std::fmt::Debug for Account {
@@ -31,6 +36,7 @@ impl std::fmt::Debug for Account {
             .field("account_id", &self.account_id)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
+            .field("cos_appid", &self.cos_appid)
             .finish()
     }
 }
@@ -79,6 +85,19 @@ impl Accounts {
             if entries.iter().any(|(e, _): &(Account, String)| e.access_key_id == a.access_key_id) {
                 return Err(format!("accounts: key {} appears twice", a.access_key_id));
             }
+            if let Some(appid) = &a.cos_appid {
+                if !valid_cos_appid(appid) {
+                    return Err(format!("accounts: cos_appid '{appid}' is not 1 to 64 letters and digits"));
+                }
+                if let Some((other, _)) = entries.iter().find(|(e, _): &&(Account, String)| {
+                    e.cos_appid.as_ref() == Some(appid) && e.account_id != a.account_id
+                }) {
+                    return Err(format!(
+                        "accounts: cos_appid {appid} is given to two accounts, {} and {}",
+                        other.account_id, a.account_id
+                    ));
+                }
+            }
             entries.push((a, secret));
         }
         Ok(Accounts { entries })
@@ -124,6 +143,137 @@ impl Accounts {
     }
 }
 
+impl Accounts {
+    /// The S3 Control check: a valid SigV4 signature by a known key, and an `x-amz-account-id` (and a Host whose
+    /// first label is an account id, as the SDKs build it) naming that key's account. An open server takes the
+    /// account from `x-amz-account-id` without checking signatures.
+    pub fn authenticate_sigv4(
+        &self,
+        method: &axum::http::Method,
+        uri: &axum::http::Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<String, crate::sigv4::AuthError> {
+        let bad = |m: String| crate::sigv4::AuthError { code: "BadRequestException", status: 400, message: m };
+        let claimed = match headers.get("x-amz-account-id") {
+            Some(v) => {
+                let v = v.to_str().unwrap_or("");
+                if !s3batch_core::spec::valid_account_id(v) {
+                    return Err(bad(format!("x-amz-account-id '{v}' is not a 12-digit account id")));
+                }
+                Some(v.to_string())
+            }
+            None => None,
+        };
+        let account = if self.is_open() {
+            claimed.clone().unwrap_or_else(|| DEFAULT_ACCOUNT.into())
+        } else {
+            let now = s3batch_core::time::now_millis() / 1000;
+            let v = crate::sigv4::verify(method, uri, headers, body, now, |k| self.lookup(k).map(|(_, s)| s))?;
+            let (account, _) = self.lookup(&v.access_key_id).expect("verify found the key");
+            if let Some(c) = &claimed
+                && c != account
+            {
+                return Err(crate::sigv4::AuthError {
+                    code: "AccessDenied",
+                    status: 403,
+                    message: format!("the signing key belongs to another account than {c}"),
+                });
+            }
+            account.to_string()
+        };
+        // `<account>.host:port`, as the SDKs' endpoint rules build it: the label must agree.
+        let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).or(uri.host()).unwrap_or("");
+        if let Some((label, _)) = host.split_once('.')
+            && s3batch_core::spec::valid_account_id(label)
+            && label != account
+        {
+            return Err(crate::sigv4::AuthError {
+                code: "AccessDenied",
+                status: 403,
+                message: format!("the Host names account {label}, the request is for {account}"),
+            });
+        }
+        Ok(account)
+    }
+}
+
+impl Accounts {
+    /// The COS dialect's check. `x-cos-appid` is required (1..64 letters and digits). With accounts configured,
+    /// the request must carry a valid q-sign signature ([`crate::qsign`]) by a known key whose account's
+    /// `cos_appid` is the one sent; the job account is that key's `account_id`. An open server checks no
+    /// signature and maps the APPID to an account id by [`open_cos_account`].
+    pub fn authenticate_qsign(
+        &self,
+        method: &axum::http::Method,
+        uri: &axum::http::Uri,
+        headers: &HeaderMap,
+    ) -> Result<CosCaller, crate::sigv4::AuthError> {
+        let invalid = |m: String| crate::sigv4::AuthError { code: "InvalidArgument", status: 400, message: m };
+        let appid = match headers.get("x-cos-appid").map(|v| v.to_str()) {
+            None => return Err(invalid("x-cos-appid cannot be empty".into())),
+            Some(Ok(v)) if !v.trim().is_empty() => v.trim().to_string(),
+            Some(Ok(_)) => return Err(invalid("x-cos-appid cannot be empty".into())),
+            Some(Err(_)) => return Err(invalid("x-cos-appid is not a valid APPID".into())),
+        };
+        if !valid_cos_appid(&appid) {
+            return Err(invalid(format!("x-cos-appid '{appid}' is not 1 to 64 letters and digits")));
+        }
+        if self.is_open() {
+            let account = open_cos_account(&appid).ok_or_else(|| {
+                invalid(format!(
+                    "x-cos-appid '{appid}': a server without [[accounts]] maps an APPID of 1 to 12 digits to an account \
+                     id; configure accounts with a cos_appid for other APPIDs"
+                ))
+            })?;
+            return Ok(CosCaller { account, appid });
+        }
+        let now = s3batch_core::time::now_millis() / 1000;
+        let v = crate::qsign::verify(method, uri, headers, now, |k| self.lookup(k).map(|(_, s)| s))?;
+        let entry = self
+            .entries
+            .iter()
+            .find(|(a, _)| a.access_key_id == v.access_key_id)
+            .map(|(a, _)| a)
+            .expect("verify found the key");
+        match &entry.cos_appid {
+            Some(own) if *own == appid => Ok(CosCaller { account: entry.account_id.clone(), appid }),
+            Some(_) => Err(crate::sigv4::AuthError {
+                code: "AccessDenied",
+                status: 403,
+                message: format!("the SecretId {} does not belong to APPID {appid}", v.access_key_id),
+            }),
+            None => Err(crate::sigv4::AuthError {
+                code: "AccessDenied",
+                status: 403,
+                message: format!(
+                    "the SecretId {} has no COS APPID: set cos_appid in its [[accounts]] entry to use the COS API",
+                    v.access_key_id
+                ),
+            }),
+        }
+    }
+}
+
+/// Who called the COS dialect: the account the jobs belong to, and the APPID the caller sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CosCaller {
+    pub account: String,
+    pub appid: String,
+}
+
+/// An APPID as configured or sent: 1..64 ASCII letters and digits (real ones are 10 digits).
+pub fn valid_cos_appid(a: &str) -> bool {
+    (1..=64).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// An open server's account for an APPID: an APPID of 1 to 12 digits, left-padded with zeros to the 12-digit
+/// account id the job service requires (`1250000000` acts for `001250000000`; the JSON and S3 Control APIs reach
+/// the same jobs with `x-amz-account-id: 001250000000`). Other APPIDs have no account on an open server.
+pub fn open_cos_account(appid: &str) -> Option<String> {
+    ((1..=12).contains(&appid.len()) && appid.bytes().all(|b| b.is_ascii_digit())).then(|| format!("{appid:0>12}"))
+}
+
 /// Compare secrets without leaking where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -151,6 +301,7 @@ mod tests {
             access_key_id: "AKID1".into(),
             secret_access_key: Some("s3cret".into()),
             secret_access_key_file: None,
+            cos_appid: None,
         }])
         .unwrap()
     }
@@ -188,6 +339,42 @@ mod tests {
         let a = Accounts::default();
         assert_eq!(a.authenticate_basic(&headers(&[])).unwrap(), DEFAULT_ACCOUNT);
         assert_eq!(a.authenticate_basic(&headers(&[("x-amz-account-id", "123456789012")])).unwrap(), "123456789012");
+    }
+
+    #[test]
+    fn cos_appids() {
+        assert_eq!(open_cos_account("1250000000").as_deref(), Some("001250000000"));
+        assert_eq!(open_cos_account("123456789012").as_deref(), Some("123456789012"));
+        assert_eq!(open_cos_account("1234567890123"), None);
+        assert_eq!(open_cos_account("app1"), None);
+        let entry = |id: &str, key: &str, appid: Option<&str>| Account {
+            account_id: id.into(),
+            access_key_id: key.into(),
+            secret_access_key: Some("s".into()),
+            cos_appid: appid.map(str::to_string),
+            ..Default::default()
+        };
+        Accounts::new(vec![entry("111111111111", "K1", Some("125")), entry("111111111111", "K2", Some("125"))])
+            .expect("two keys of one account share its APPID");
+        let e = Accounts::new(vec![entry("111111111111", "K1", Some("125")), entry("222222222222", "K2", Some("125"))])
+            .unwrap_err();
+        assert!(e.contains("two accounts"), "{e}");
+        assert!(Accounts::new(vec![entry("111111111111", "K1", Some("12 5"))]).is_err());
+        assert!(Accounts::new(vec![entry("111111111111", "K1", Some(""))]).is_err());
+    }
+
+    #[test]
+    fn cos_open_server_needs_an_appid() {
+        let a = Accounts::default();
+        let m = axum::http::Method::GET;
+        let u: axum::http::Uri = "/jobs".parse().unwrap();
+        assert_eq!(a.authenticate_qsign(&m, &u, &headers(&[])).unwrap_err().code, "InvalidArgument");
+        let c = a.authenticate_qsign(&m, &u, &headers(&[("x-cos-appid", "1250000000")])).unwrap();
+        assert_eq!(c, CosCaller { account: "001250000000".into(), appid: "1250000000".into() });
+        assert_eq!(
+            a.authenticate_qsign(&m, &u, &headers(&[("x-cos-appid", "abc")])).unwrap_err().code,
+            "InvalidArgument"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! | confirm / cancel | `POST /api/v1/jobs/{id}/status` `{"RequestedJobStatus": "Ready"\|"Cancelled", "StatusUpdateReason": …}` |
 //! | priority | `POST /api/v1/jobs/{id}/priority` `{"Priority": N}` |
 //! | tags | `GET` / `PUT` (`{"Tags": […]}`) / `DELETE` `/api/v1/jobs/{id}/tagging` |
+//! | workers | `GET /api/v1/workers`: the processes running an engine on this database ([`WorkersResult`]) |
 //!
 //! Errors are `{"Code": "<S3 Control exception name>", "Message": "…"}` with a 4xx/5xx status.
 
@@ -17,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use s3batch_core::spec::{JobManifest, JobReport};
+use s3batch_core::spec::{JobManifest, JobReport, ManifestGenerator};
 use s3batch_core::{JobSpec, JobStatus, Operation, Tag, time};
 use s3batch_engine::service::ServiceError;
 use s3batch_store::{FailureReason, Job};
@@ -32,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/jobs/{id}/status", post(update_status))
         .route("/api/v1/jobs/{id}/priority", post(update_priority))
         .route("/api/v1/jobs/{id}/tagging", get(get_tags).put(put_tags).delete(delete_tags))
+        .route("/api/v1/workers", get(workers))
 }
 
 /// An error response.
@@ -97,6 +99,7 @@ pub struct CreateJobResult {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ProgressSummary {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_number_of_tasks: Option<i64>,
     pub number_of_tasks_succeeded: i64,
     pub number_of_tasks_failed: i64,
@@ -109,34 +112,38 @@ pub struct Timers {
     pub elapsed_time_in_active_seconds: i64,
 }
 
-/// A job as the JSON API shows it: the JobDescriptor of DescribeJob, plus where the report is.
+/// A job as the JSON API shows it: the JobDescriptor of DescribeJob (members in the model's order), plus where
+/// the report is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct JobView {
     pub job_id: String,
-    pub job_arn: String,
-    pub status: JobStatus,
-    pub priority: i64,
     pub confirmation_required: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    pub job_arn: String,
+    pub status: JobStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<JobManifest>,
     pub operation: Operation,
-    pub manifest: JobManifest,
-    pub report: JobReport,
+    pub priority: i64,
     pub progress_summary: ProgressSummary,
-    #[serde(default)]
-    pub failure_reasons: Vec<FailureReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_update_reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub suspended_date: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub suspended_cause: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failure_reasons: Vec<FailureReason>,
+    pub report: JobReport,
     pub creation_time: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_date: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_cause: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_generator: Option<ManifestGenerator>,
     /// Extension: `s3://<bucket>/<prefix>/job-<id>/manifest.json` once the report is written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_location: Option<String>,
@@ -151,27 +158,28 @@ impl JobView {
         });
         JobView {
             job_id: job.id.clone(),
-            job_arn: format!("arn:aws:s3:{region}:{}:job/{}", job.account_id, job.id),
-            status: job.status,
-            priority: job.priority,
             confirmation_required: job.spec.confirmation_required,
             description: job.spec.description.clone(),
-            operation: job.spec.operation.clone(),
+            job_arn: format!("arn:aws:s3:{region}:{}:job/{}", job.account_id, job.id),
+            status: job.status,
             manifest: job.spec.manifest.clone(),
-            report: job.spec.report.clone(),
+            operation: job.spec.operation.clone(),
+            priority: job.priority,
             progress_summary: ProgressSummary {
                 total_number_of_tasks: job.total_tasks,
                 number_of_tasks_succeeded: job.succeeded,
                 number_of_tasks_failed: job.failed,
                 timers: Timers { elapsed_time_in_active_seconds: job.active_seconds(now) },
             },
-            failure_reasons: job.failure_reasons.clone(),
             status_update_reason: job.status_update_reason.clone(),
-            suspended_date: job.suspended_at.map(time::format_iso),
-            suspended_cause: job.suspended_cause.clone(),
+            failure_reasons: job.failure_reasons.clone(),
+            report: job.spec.report.clone(),
             creation_time: time::format_iso(job.created_at),
             termination_date: job.terminated_at.map(time::format_iso),
             role_arn: job.spec.role_arn.clone(),
+            suspended_date: job.suspended_at.map(time::format_iso),
+            suspended_cause: job.suspended_cause.clone(),
+            manifest_generator: job.spec.manifest_generator.clone(),
             report_location,
         }
     }
@@ -301,4 +309,54 @@ async fn delete_tags(State(st): State<AppState>, headers: HeaderMap, Path(id): P
     let account = account(&st, &headers)?;
     st.service.put_tags(&account, &id, &[]).await?;
     Ok(StatusCode::OK)
+}
+
+/// `GET /api/v1/workers`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WorkersResult {
+    pub workers: Vec<WorkerView>,
+}
+
+/// A process running an engine (`s3batch worker`, or `s3batch serve` with its engine).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WorkerView {
+    pub worker_id: String,
+    pub host: String,
+    pub pid: i64,
+    /// `worker` or `serve`.
+    pub role: String,
+    /// `running`, `draining` (shutting down) or `lost` (no heartbeat for two lease periods).
+    pub state: String,
+    pub chunks_in_flight: i64,
+    pub started_at: String,
+    pub last_heartbeat: String,
+    /// Milliseconds since the last heartbeat, by the server's clock.
+    pub heartbeat_age_ms: i64,
+    /// Holds the scheduler lease: ranks jobs and sweeps for the whole fleet.
+    pub scheduler: bool,
+}
+
+/// Any caller the server accepts may look: workers belong to no account.
+async fn workers(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Json<WorkersResult>> {
+    account(&st, &headers)?;
+    let now = time::now_millis();
+    let workers = st.service.workers(now).await?;
+    let workers = workers
+        .into_iter()
+        .map(|s| WorkerView {
+            worker_id: s.worker.id,
+            host: s.worker.host,
+            pid: s.worker.pid,
+            role: s.worker.role,
+            state: s.state.as_str().into(),
+            chunks_in_flight: s.worker.chunks_in_flight,
+            started_at: time::format_iso(s.worker.started_at),
+            last_heartbeat: time::format_iso(s.worker.heartbeat_at),
+            heartbeat_age_ms: (now - s.worker.heartbeat_at).max(0),
+            scheduler: s.scheduler,
+        })
+        .collect();
+    Ok(Json(WorkersResult { workers }))
 }

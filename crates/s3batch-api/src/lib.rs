@@ -5,12 +5,22 @@
 //! - [`json`]: s3batch's own JSON API under `/api/v1` (the CLI and the console use it). Its bodies mirror the
 //!   S3 Control shapes in JSON (`JobId`, `Status`, `ProgressSummary`, …), so what a user knows from
 //!   `aws s3control` reads the same here;
-//! - [`auth`]: who is calling, and which account their jobs belong to.
+//! - [`s3control`]: the S3 Control job API on the wire (`/v20180820/jobs…`, rest-xml, SigV4), so the `aws` CLI,
+//!   boto3 and the AWS SDKs work unmodified; [`xml`] and [`sigv4`] are its parser/renderer and verifier;
+//! - [`cos`]: the Tencent COS dialect of the same job API (`/jobs…`, `x-cos-appid`, COS names, formats and `qcs::`
+//!   ARNs, `<Error>` bodies), so the COS SDKs' clients work; [`qsign`] is its signature verifier;
+//! - [`auth`]: who is calling, and which account their jobs belong to; [`limit`]: per-account request rates.
 //!
 //! [`router`] puts them together; `/healthz` answers `ok`.
 
 pub mod auth;
+pub mod cos;
 pub mod json;
+pub mod limit;
+pub mod qsign;
+pub mod s3control;
+pub mod sigv4;
+pub mod xml;
 
 use std::sync::Arc;
 
@@ -18,6 +28,7 @@ use axum::Router;
 use s3batch_engine::service::JobService;
 
 pub use auth::{Account, Accounts};
+pub use limit::RateLimiter;
 
 /// What every handler needs.
 #[derive(Debug, Clone)]
@@ -26,6 +37,15 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     /// Region used in job ARNs (`arn:aws:s3:<region>:<account>:job/<id>`).
     pub region: String,
+    /// Requests per second each account may make (TooManyRequestsException beyond it).
+    pub limiter: Arc<RateLimiter>,
+}
+
+impl AppState {
+    /// State with no request rate limit.
+    pub fn new(service: JobService, accounts: Arc<Accounts>, region: impl Into<String>) -> Self {
+        AppState { service, accounts, region: region.into(), limiter: Arc::new(RateLimiter::unlimited()) }
+    }
 }
 
 /// Largest request body accepted, in bytes.
@@ -36,6 +56,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .merge(json::routes())
+        .merge(s3control::routes())
+        .merge(cos::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
