@@ -13,6 +13,37 @@ if ! python3 -c 'import moto.server, flask, werkzeug' 2>/dev/null; then
 fi
 python3 -c 'import moto; print("moto", moto.__version__)'
 
+# The Tencent COS Python SDK (PyPI) drives the COS dialect in crates/s3batch-api/tests/cos_sdk.rs (the Node SDK
+# that test also uses is installed by the test itself, under the cargo target directory).
+say "cos-python-sdk-v5"
+if ! python3 -c 'import qcloud_cos' 2>/dev/null; then
+  python3 -m pip install --quiet cos-python-sdk-v5
+fi
+python3 -c 'import importlib.metadata as m; print("cos-python-sdk-v5", m.version("cos-python-sdk-v5"))'
+
+# The real AWS clients (the `aws` CLI and boto3) drive the S3 Control API in the wire tests.
+say "aws CLI and boto3"
+if ! command -v aws >/dev/null || ! python3 -c 'import boto3' 2>/dev/null; then
+  python3 -m pip install --quiet awscli boto3
+fi
+aws --version
+
+# PostgreSQL (local cluster, user postgres, trust auth) is the peer of the PostgreSQL job store's conformance tests.
+say "PostgreSQL"
+if ! pg_isready -h 127.0.0.1 -p 5432; then
+  if ! pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start; then
+    echo "starting the local PostgreSQL cluster failed" >&2
+  fi
+  for _ in $(seq 1 30); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && break
+    sleep 1
+  done
+  if ! pg_isready -h 127.0.0.1 -p 5432; then
+    echo "PostgreSQL is not ready on 127.0.0.1:5432: the PostgreSQL store tests cannot run" >&2
+    exit 1
+  fi
+fi
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 

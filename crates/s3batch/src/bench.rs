@@ -1,22 +1,32 @@
 //! `s3batch bench`: the whole pipeline (prepare → schedule → execute → report) on a manifest of N lines, tasks on
 //! the in-memory backend, manifest and report on a local directory. Each size runs in its own child process so that
 //! its peak RSS is its own. Prints a table.
+//!
+//! `s3batch bench fleet`: the same job run by 1, 2, 3, … `s3batch worker` processes sharing a PostgreSQL job
+//! store; prints tasks/s for each count and the ratio to one worker.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use s3batch_core::{JobSpec, JobStatus};
 use s3batch_engine::CancellationToken;
+use s3batch_engine::service::JobService;
 use s3batch_storage::StorageConfig;
+use s3batch_store::WorkerState;
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::serve;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    pub mode: Option<BenchMode>,
     /// Manifest sizes, comma separated.
     #[arg(long, value_delimiter = ',', default_values_t = [100_000u64, 1_000_000])]
     pub lines: Vec<u64>,
@@ -26,6 +36,38 @@ pub struct BenchArgs {
     /// Latency of every in-memory request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BenchMode {
+    /// The same job with 1, 2, 3, … `s3batch worker` processes on one PostgreSQL database: tasks/s, and the ratio
+    /// to one worker. Use a scratch database: its jobs table gets the bench's jobs (removed afterwards).
+    Fleet(FleetArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct FleetArgs {
+    /// The job store the workers share: postgres://… (a scratch database).
+    #[arg(long, env = "S3BATCH_SERVER__DATABASE_URL")]
+    pub database_url: String,
+    /// Worker counts to run the job with, comma separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 2, 3])]
+    pub workers: Vec<usize>,
+    /// Tasks in the job (manifest lines).
+    #[arg(long, default_value_t = 200_000)]
+    pub tasks: u64,
+    /// Latency of every in-memory request, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub latency_ms: u64,
+    /// Requests in flight per worker (engine.concurrency).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Manifest lines per chunk (engine.chunk_size).
+    #[arg(long, default_value_t = 1000)]
+    pub chunk_size: usize,
+    /// Chunks each worker works on at once (engine.chunks_in_flight).
+    #[arg(long, default_value_t = 4)]
+    pub chunks_in_flight: usize,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -51,6 +93,9 @@ struct Measured {
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
+    if let Some(BenchMode::Fleet(f)) = args.mode {
+        return fleet(f).await;
+    }
     let exe = std::env::current_exe()?;
     println!(
         "s3batch bench: S3PutObjectTagging on the memory backend, concurrency {}, latency {} ms",
@@ -122,7 +167,7 @@ pub async fn run_child(args: RunArgs) -> Result<()> {
     w.flush()?;
     drop(w);
 
-    let parts = serve::build(&config).await?;
+    let parts = serve::build(&config, "bench").await?;
     let shutdown = CancellationToken::new();
     let engine = tokio::spawn(parts.engine.clone().run(shutdown.clone()));
     let spec: JobSpec = serde_json::from_value(serde_json::json!({
@@ -178,4 +223,239 @@ fn peak_rss_kib() -> Result<u64> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .context("no VmHWM in /proc/self/status")
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fleet
+
+/// One worker count's figures.
+struct FleetRun {
+    workers: usize,
+    /// Active → every task counted.
+    run_s: f64,
+    /// Every task counted → Complete (the report).
+    report_s: f64,
+    tasks_per_s: f64,
+    /// CPU time of the worker processes, over the whole run.
+    worker_cpu_s: f64,
+    /// Share of the machine's CPU in use while the tasks ran (everything: workers, PostgreSQL, others).
+    machine_cpu: f64,
+}
+
+async fn fleet(args: FleetArgs) -> Result<()> {
+    if !serve::is_postgres(&args.database_url) {
+        bail!("bench fleet needs a PostgreSQL database (--database-url postgres://…)");
+    }
+    if args.workers.is_empty() || args.workers.contains(&0) {
+        bail!("--workers: counts of at least 1");
+    }
+    let dir = tempfile::tempdir()?;
+    let objects = dir.path().join("objects");
+    for b in ["bench-manifests", "bench-reports"] {
+        std::fs::create_dir_all(objects.join(b))?;
+    }
+    let mut w = std::io::BufWriter::new(std::fs::File::create(objects.join("bench-manifests/manifest.csv"))?);
+    for i in 0..args.tasks {
+        writeln!(w, "bench-data,objects/{:02}/key%20{i}.dat", i % 97)?;
+    }
+    w.flush()?;
+    drop(w);
+    let config = dir.path().join("worker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[server]
+data_dir = "{data}"
+database_url = "{url}"
+
+[engine]
+concurrency = {concurrency}
+chunk_size = {chunk_size}
+chunks_in_flight = {chunks_in_flight}
+tick_ms = 50
+
+[[storage]]
+name = "disk"
+kind = "local"
+buckets = ["bench-manifests", "bench-reports"]
+root = "{objects}"
+
+[[storage]]
+name = "mem"
+kind = "memory"
+buckets = ["*"]
+virtual_objects = true
+latency_ms = {latency}
+"#,
+            data = dir.path().join("data").display(),
+            url = args.database_url.replace('\\', "\\\\").replace('"', "\\\""),
+            concurrency = args.concurrency,
+            chunk_size = args.chunk_size,
+            chunks_in_flight = args.chunks_in_flight,
+            objects = objects.display(),
+            latency = args.latency_ms,
+        ),
+    )?;
+
+    let store = serve::open_store(&args.database_url).await?;
+    let now = s3batch_engine::now();
+    let alive: Vec<_> = store.list_workers().await?.into_iter().filter(|w| w.state(now) != WorkerState::Lost).collect();
+    if !alive.is_empty() {
+        bail!(
+            "{} worker(s) already run on this database ({}): they would take part; use a scratch database",
+            alive.len(),
+            alive.iter().map(|w| w.id.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let service = JobService::new(store.clone(), Arc::new(Notify::new()), 90);
+
+    let ideal = args.concurrency as f64 * 1000.0 / args.latency_ms.max(1) as f64;
+    println!(
+        "s3batch bench fleet: {} S3PutObjectTagging tasks on the memory backend ({} ms a request), per worker \
+         concurrency {} (at most {:.0} tasks/s each), chunks of {}, {} in flight; PostgreSQL {}",
+        args.tasks,
+        args.latency_ms,
+        args.concurrency,
+        ideal,
+        args.chunk_size,
+        args.chunks_in_flight,
+        serve::redact_url(&args.database_url)
+    );
+    let mut runs: Vec<FleetRun> = Vec::new();
+    for &n in &args.workers {
+        let r = fleet_run(&args, &config, &service, n).await?;
+        if runs.is_empty() {
+            println!(
+                "{:>7}  {:>8}  {:>8}  {:>10}  {:>12}  {:>12}  {:>13}",
+                "workers", "run s", "report s", "tasks/s", "vs 1 worker", "worker CPU s", "machine CPU %"
+            );
+        }
+        let base = runs.iter().find(|b| b.workers == 1).or(runs.first()).map(|b| b.tasks_per_s / b.workers as f64);
+        let ratio = r.tasks_per_s / base.unwrap_or(r.tasks_per_s / r.workers as f64);
+        println!(
+            "{:>7}  {:>8.2}  {:>8.2}  {:>10.0}  {:>11.2}x  {:>12.1}  {:>13.0}",
+            r.workers,
+            r.run_s,
+            r.report_s,
+            r.tasks_per_s,
+            ratio,
+            r.worker_cpu_s,
+            r.machine_cpu * 100.0
+        );
+        runs.push(r);
+    }
+    Ok(())
+}
+
+/// Start `n` workers, run the job, stop them (SIGTERM), remove the job.
+async fn fleet_run(args: &FleetArgs, config: &std::path::Path, service: &JobService, n: usize) -> Result<FleetRun> {
+    let exe = std::env::current_exe()?;
+    let mut workers = Vec::new();
+    for _ in 0..n {
+        let mut child = tokio::process::Command::new(&exe)
+            .args(["worker", "--config"])
+            .arg(config)
+            .env("S3BATCH_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting s3batch worker")?;
+        let stdout = child.stdout.take().context("the worker's stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await;
+        match ready {
+            Ok(Ok(Some(l))) if l.contains("running") => {}
+            other => bail!("a worker did not start: {other:?}"),
+        }
+        // Keep reading (and dropping) what it prints, so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        workers.push(child);
+    }
+    let spec: JobSpec = serde_json::from_value(serde_json::json!({
+        "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "bench", "Value": "1"}]}},
+        "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                     "Location": {"ObjectArn": "arn:aws:s3:::bench-manifests/manifest.csv"}},
+        "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::bench-reports", "Format": "Report_CSV_20180820",
+                   "ReportScope": "AllTasks"},
+        "Priority": 1,
+        "ConfirmationRequired": false,
+    }))?;
+    let job = service.create("123456789012", None, spec).await?;
+    let t0 = Instant::now();
+    let (mut active_at, mut counted_at) = (None, None);
+    let mut cpu_at_active = None;
+    let mut machine = (0.0, 0.0);
+    let done = loop {
+        let j = service.describe("123456789012", &job.id).await?;
+        if active_at.is_none() && j.status == JobStatus::Active {
+            active_at = Some(t0.elapsed());
+            cpu_at_active = machine_cpu().ok();
+        }
+        if counted_at.is_none() && j.total_tasks.is_some_and(|t| j.succeeded + j.failed >= t) {
+            counted_at = Some(t0.elapsed());
+            if let (Some(a), Ok(b)) = (cpu_at_active, machine_cpu()) {
+                machine = (b.0 - a.0, b.1 - a.1);
+            }
+        }
+        if j.status.is_terminal() {
+            break j;
+        }
+        if t0.elapsed() > Duration::from_secs(3600) {
+            bail!("the job did not finish within an hour");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let total = t0.elapsed();
+    let mut cpu = 0.0;
+    for w in &workers {
+        cpu += w.id().and_then(|pid| process_cpu_s(pid).ok()).unwrap_or(0.0);
+    }
+    for w in &workers {
+        if let Some(pid) = w.id() {
+            let _ = tokio::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+        }
+    }
+    for mut w in workers {
+        match tokio::time::timeout(Duration::from_secs(60), w.wait()).await {
+            Ok(Ok(s)) if s.success() => {}
+            other => tracing::warn!("a worker did not stop cleanly: {other:?}"),
+        }
+    }
+    service.store().delete_job(&job.id).await?;
+    if done.status != JobStatus::Complete || done.succeeded as u64 != args.tasks {
+        bail!("the job ended {} with {} succeeded, {} failed", done.status, done.succeeded, done.failed);
+    }
+    let active = active_at.unwrap_or_default();
+    let counted = counted_at.unwrap_or(total);
+    let run_s = (counted - active).as_secs_f64().max(1e-3);
+    Ok(FleetRun {
+        workers: n,
+        run_s,
+        report_s: (total - counted).as_secs_f64(),
+        tasks_per_s: args.tasks as f64 / run_s,
+        worker_cpu_s: cpu,
+        machine_cpu: if machine.1 > 0.0 { machine.0 / machine.1 } else { 0.0 },
+    })
+}
+
+/// (busy, total) jiffies of the whole machine, from /proc/stat.
+fn machine_cpu() -> Result<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().context("empty /proc/stat")?;
+    let v: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let total: f64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0.0) + v.get(4).copied().unwrap_or(0.0);
+    Ok((total - idle, total))
+}
+
+/// User + system CPU seconds of a process so far, from /proc/<pid>/stat (clock ticks of 1/100 s).
+fn process_cpu_s(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').context("no ')' in stat")?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // After the command: state is field 3, utime 14 and stime 15 (1-based over the whole line).
+    let ticks: f64 =
+        f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
+    Ok(ticks / 100.0)
 }

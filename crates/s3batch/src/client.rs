@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use s3batch_api::json::{
-    CreateJobBody, CreateJobResult, ErrorBody, JobView, ListJobsResult, PriorityBody, UpdateStatusBody,
+    CreateJobBody, CreateJobResult, ErrorBody, JobView, ListJobsResult, PriorityBody, UpdateStatusBody, WorkersResult,
 };
 use s3batch_core::JobSpec;
 use serde::Serialize;
@@ -112,6 +112,10 @@ impl Client {
         .await
     }
 
+    pub async fn workers(&self) -> Result<WorkersResult> {
+        self.send(self.req(reqwest::Method::GET, "/workers")).await
+    }
+
     /// Follow a job with a progress bar until it ends.
     pub async fn watch(&self, id: &str) -> Result<JobView> {
         let first = self.describe(id).await?;
@@ -188,13 +192,15 @@ pub fn spec_from_flags(
     };
     Ok(JobSpec {
         operation,
-        manifest,
+        manifest: Some(manifest),
+        manifest_generator: None,
         report,
         priority,
         confirmation_required,
         description,
         role_arn: None,
         tags: vec![],
+        cos_request: None,
     })
 }
 
@@ -270,5 +276,28 @@ pub fn print_list(l: &ListJobsResult) {
     }
     if let Some(t) = &l.next_token {
         println!("(more: --next-token {t})");
+    }
+}
+
+pub fn print_workers(w: &WorkersResult) {
+    println!(
+        "{:<30}  {:<20}  {:>8}  {:<6}  {:>16}  {:>14}  {:<8}",
+        "WORKER", "HOST", "PID", "ROLE", "CHUNKS IN FLIGHT", "LAST HEARTBEAT", "STATE"
+    );
+    for v in &w.workers {
+        let state = if v.scheduler { format!("{} (scheduler)", v.state) } else { v.state.clone() };
+        println!(
+            "{:<30}  {:<20}  {:>8}  {:<6}  {:>16}  {:>14}  {:<8}",
+            v.worker_id,
+            v.host,
+            v.pid,
+            v.role,
+            v.chunks_in_flight,
+            format!("{:.1}s ago", v.heartbeat_age_ms as f64 / 1000.0),
+            state
+        );
+    }
+    if w.workers.is_empty() {
+        println!("(no engine is running on this server's database)");
     }
 }

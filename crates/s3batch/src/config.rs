@@ -33,6 +33,10 @@ pub struct ServerConfig {
     pub database_url: Option<String>,
     /// The region in job ARNs. Default: `us-east-1`.
     pub region: String,
+    /// Requests per second each account may make on the S3 Control API; 0 (the default) means no limit.
+    pub requests_per_second: f64,
+    /// Burst allowed above `requests_per_second`. Default: 50.
+    pub request_burst: u32,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +46,8 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./s3batch-data"),
             database_url: None,
             region: "us-east-1".into(),
+            requests_per_second: 0.0,
+            request_burst: 50,
         }
     }
 }
@@ -149,6 +155,21 @@ mod tests {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
+    /// The README's example configuration is a valid one (so the documentation stays true).
+    #[test]
+    fn the_readme_example_loads() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```toml\n[server]").expect("the README has the example") + "```toml\n".len();
+        let block = &readme[start..start + readme[start..].find("```").expect("the block ends")];
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("readme.toml");
+        std::fs::write(&f, block.replace("\"…\"", "\"x\"")).unwrap();
+        let c = Config::load(Some(&f), Vec::new()).unwrap();
+        assert_eq!(c.engine.functions.len(), 1);
+        assert_eq!(c.engine.replication.get("photos").map(String::as_str), Some("photos-replica"));
+        assert_eq!(c.storage.len(), 2);
+    }
+
     #[test]
     fn file_then_env() {
         let dir = tempfile::tempdir().unwrap();
@@ -197,6 +218,21 @@ secret_access_key = "SECRET"
         assert!(e.contains("concurrency"), "{e}");
         let e = format!("{:#}", Config::load(None, env(&[("S3BATCH_ENGINE__CONCURRENCY", "lots")])).unwrap_err());
         assert!(e.contains("concurrency") || e.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn fleet_settings_from_the_environment() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("S3BATCH_SERVER__DATABASE_URL", "postgres://s3batch:pw@db.internal:5432/s3batch"),
+                ("S3BATCH_ENGINE__SHUTDOWN_GRACE_MS", "5000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.database_url(), "postgres://s3batch:pw@db.internal:5432/s3batch");
+        assert_eq!(c.engine.shutdown_grace_ms, 5000);
+        assert_eq!(Config::load(None, vec![]).unwrap().engine.shutdown_grace_ms, 30_000);
     }
 
     #[test]

@@ -38,7 +38,7 @@ fn sample_key(i: usize) -> String {
 pub async fn run(data_dir: PathBuf, objects: usize, missing: usize) -> Result<()> {
     let mut config = Config::default();
     config.server.data_dir = data_dir.clone();
-    let parts = serve::build(&config).await?;
+    let parts = serve::build(&config, "demo").await?;
     let shutdown = CancellationToken::new();
     let engine = tokio::spawn(parts.engine.clone().run(shutdown.clone()));
     let router = parts.engine.router.clone();

@@ -34,11 +34,31 @@ enum Command {
         /// Where the SQLite database and the default local store live (default ./s3batch-data).
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Job store URL (default sqlite://<data-dir>/s3batch.db).
+        /// Job store URL: sqlite://PATH (default sqlite://<data-dir>/s3batch.db) or postgres://… (a fleet).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Serve the API only: `s3batch worker` processes on the same database run the jobs.
+        #[arg(long)]
+        no_engine: bool,
+    },
+    /// Run the engine only (no API): one of any number of processes sharing one database.
+    ///
+    /// Stops gracefully on SIGTERM or Ctrl-C: claims nothing new, lets tasks in flight finish within
+    /// engine.shutdown_grace_ms, gives back the chunks left unfinished and every lease, exits 0.
+    Worker {
+        /// TOML config file (default: ./s3batch.toml if present). Storage and engine settings as for `serve`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The job store the fleet shares: postgres://user:password@host/db (or server.database_url).
         #[arg(long)]
         database_url: Option<String>,
     },
-    /// Create or upgrade the job store's tables.
+    /// List the processes running an engine on a server's database (id, host, pid, chunks in flight, state).
+    Workers {
+        #[command(flatten)]
+        conn: client::Conn,
+    },
+    /// Create or upgrade the job store's tables (sqlite://PATH or postgres://…).
     Migrate {
         #[arg(long)]
         database_url: String,
@@ -129,6 +149,18 @@ enum JobCmd {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Pause a Ready or running job (extension): tasks in flight finish, then it stays Paused until resumed.
+    Pause {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resume a job paused with `job pause`.
+    Resume {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Change a job's priority.
     Priority { id: String, priority: i64 },
     /// Follow a job with a progress bar until it ends.
@@ -139,7 +171,11 @@ enum JobCmd {
 async fn main() {
     let cli = Cli::parse();
     // A server logs what it does; the demo and the client print their own lines and log only trouble.
-    let default = if matches!(cli.command, Command::Serve { .. }) { "warn,s3batch=info" } else { "warn" };
+    let default = if matches!(cli.command, Command::Serve { .. } | Command::Worker { .. }) {
+        "warn,s3batch=info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("S3BATCH_LOG")
@@ -155,7 +191,7 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve { config, listen, data_dir, database_url } => {
+        Command::Serve { config, listen, data_dir, database_url, no_engine } => {
             let mut cfg = config::Config::load(config.as_deref(), std::env::vars())?;
             if let Some(l) = listen {
                 cfg.server.listen = l;
@@ -168,16 +204,34 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let shutdown = CancellationToken::new();
             serve::cancel_on_signal(shutdown.clone());
-            serve::serve(cfg, shutdown, |addr| {
+            serve::serve(cfg, shutdown, !no_engine, |addr| {
                 println!("s3batch listening on http://{addr}");
                 use std::io::Write;
                 let _ = std::io::stdout().flush();
             })
             .await
         }
+        Command::Worker { config, database_url } => {
+            let mut cfg = config::Config::load(config.as_deref(), std::env::vars())?;
+            if let Some(u) = database_url {
+                cfg.server.database_url = Some(u);
+            }
+            let shutdown = CancellationToken::new();
+            serve::cancel_on_signal(shutdown.clone());
+            serve::worker(cfg, shutdown, |id| {
+                println!("s3batch worker {id} running");
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+            })
+            .await
+        }
+        Command::Workers { conn } => {
+            let c = client::Client::new(conn)?;
+            c.print(&c.workers().await?, client::print_workers)
+        }
         Command::Migrate { database_url } => {
             serve::open_store(&database_url).await?;
-            println!("migrated {database_url}");
+            println!("migrated {}", serve::redact_url(&database_url));
             Ok(())
         }
         Command::Demo { data_dir, objects, missing } => demo::run(data_dir, objects as usize, missing as usize).await,
@@ -227,6 +281,8 @@ async fn job(conn: client::Conn, cmd: JobCmd) -> Result<()> {
         JobCmd::Describe { id } => c.print(&c.describe(&id).await?, client::print_job),
         JobCmd::Confirm { id, reason } => c.print(&c.update_status(&id, "Ready", reason).await?, client::print_job),
         JobCmd::Cancel { id, reason } => c.print(&c.update_status(&id, "Cancelled", reason).await?, client::print_job),
+        JobCmd::Pause { id, reason } => c.print(&c.update_status(&id, "Paused", reason).await?, client::print_job),
+        JobCmd::Resume { id, reason } => c.print(&c.update_status(&id, "Active", reason).await?, client::print_job),
         JobCmd::Priority { id, priority } => c.print(&c.priority(&id, priority).await?, client::print_job),
         JobCmd::Watch { id } => {
             let j = c.watch(&id).await.context("watching the job")?;

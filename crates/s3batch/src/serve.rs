@@ -1,19 +1,21 @@
-//! `s3batch serve`: the API and the engine in one process.
+//! `s3batch serve`: the API and the engine in one process (or the API alone, `--no-engine`); `s3batch worker`: the
+//! engine alone, one of a fleet sharing a PostgreSQL job store.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use s3batch_api::{Accounts, AppState};
 use s3batch_engine::service::JobService;
 use s3batch_engine::{CancellationToken, Engine};
 use s3batch_storage::{BackendKind, Router};
 use s3batch_store::JobStore;
+use s3batch_store::postgres::PgStore;
 use s3batch_store::sqlite::SqliteStore;
 
 use crate::config::Config;
 
-/// Open the job store a URL names.
+/// Open the job store a URL names (`sqlite://PATH` or `postgres://…`), creating or upgrading its tables.
 pub async fn open_store(url: &str) -> Result<Arc<dyn JobStore>> {
     if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
         let path = std::path::Path::new(path.split('?').next().unwrap_or(path));
@@ -22,10 +24,29 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn JobStore>> {
         }
         let store = SqliteStore::open(path).await.with_context(|| format!("opening {}", path.display()))?;
         Ok(Arc::new(store))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("the PostgreSQL job store is not available yet in this version; use a sqlite:// URL")
+    } else if is_postgres(url) {
+        // `{e}` and not a context chain: the store's error already says everything its sources would repeat.
+        let store = PgStore::connect(url).await.map_err(|e| anyhow!("connecting to {}: {e}", redact_url(url)))?;
+        Ok(Arc::new(store))
     } else {
-        bail!("database URL '{url}' is neither sqlite:// nor postgres://")
+        bail!("database URL '{}' is neither sqlite:// nor postgres://", redact_url(url))
+    }
+}
+
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The URL with its password (if any) replaced, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    // The last '@' ends the user info, even when an unescaped password holds a '/' or an '@'.
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
     }
 }
 
@@ -48,21 +69,27 @@ pub struct Parts {
     pub service: JobService,
 }
 
-/// Store, storage, engine and service from the config.
-pub async fn build(config: &Config) -> Result<Parts> {
+/// Store, storage, engine and service from the config; `role` is what `s3batch workers` calls the engine.
+pub async fn build(config: &Config, role: &str) -> Result<Parts> {
     std::fs::create_dir_all(&config.server.data_dir)
         .with_context(|| format!("creating data dir {}", config.server.data_dir.display()))?;
     let store = open_store(&config.database_url()).await?;
     let router = open_router(config)?;
-    let engine = Engine::new(store.clone(), router, config.engine.clone());
+    let engine = Engine::with_role(store.clone(), router, config.engine.clone(), role);
     let service = JobService::new(store, engine.wake.clone(), config.engine.retention_days);
     Ok(Parts { engine, service })
 }
 
-/// Serve until `shutdown`; `ready` gets the bound address once the listener is up.
-pub async fn serve(config: Config, shutdown: CancellationToken, ready: impl FnOnce(SocketAddr)) -> Result<()> {
+/// Serve until `shutdown`; `ready` gets the bound address once the listener is up. `with_engine`: run the engine
+/// in this process too (false: the API only, for a fleet whose workers run the jobs).
+pub async fn serve(
+    config: Config,
+    shutdown: CancellationToken,
+    with_engine: bool,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
     let accounts = Arc::new(Accounts::new(config.accounts.clone()).map_err(anyhow::Error::msg)?);
-    let parts = build(&config).await?;
+    let parts = build(&config, "serve").await?;
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
@@ -70,10 +97,45 @@ pub async fn serve(config: Config, shutdown: CancellationToken, ready: impl FnOn
     if accounts.is_open() {
         tracing::warn!("no [[accounts]] configured: the API is open to anyone who can reach {addr}");
     }
-    let app = s3batch_api::router(AppState { service: parts.service, accounts, region: config.server.region.clone() });
-    let engine = tokio::spawn(parts.engine.clone().run(shutdown.clone()));
+    let mut state = AppState::new(parts.service, accounts, config.server.region.clone());
+    if config.server.requests_per_second > 0.0 {
+        state.limiter =
+            Arc::new(s3batch_api::RateLimiter::new(config.server.requests_per_second, config.server.request_burst));
+    }
+    let app = s3batch_api::router(state);
+    if with_engine {
+        parts.engine.register().await; // listed in `s3batch workers` by the time the address is printed
+    }
+    let engine = with_engine.then(|| tokio::spawn(parts.engine.clone().run(shutdown.clone())));
+    if !with_engine {
+        tracing::info!("--no-engine: serving the API only; `s3batch worker` processes run the jobs");
+    }
     ready(addr);
     axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+    if let Some(engine) = engine {
+        engine.await?;
+    }
+    Ok(())
+}
+
+/// `s3batch worker`: the engine alone until `shutdown`, then drain (see [`Engine::run`]). `ready` gets the worker
+/// id once it runs.
+pub async fn worker(config: Config, shutdown: CancellationToken, ready: impl FnOnce(&str)) -> Result<()> {
+    let Some(url) = config.server.database_url.as_deref() else {
+        bail!(
+            "s3batch worker needs the database the fleet shares: --database-url postgres://… \
+             (or server.database_url in the config, or S3BATCH_SERVER__DATABASE_URL)"
+        );
+    };
+    if !is_postgres(url) {
+        tracing::warn!(
+            "this worker's job store is SQLite: only processes on this machine can share it; a fleet uses PostgreSQL"
+        );
+    }
+    let parts = build(&config, "worker").await?;
+    parts.engine.register().await; // listed in `s3batch workers` by the time it says it runs
+    let engine = tokio::spawn(parts.engine.clone().run(shutdown));
+    ready(&parts.engine.worker_id);
     engine.await?;
     Ok(())
 }
@@ -86,7 +148,29 @@ pub fn cancel_on_signal(token: CancellationToken) {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
-        tracing::info!("shutting down: no new chunks are claimed, tasks in flight finish");
+        tracing::info!("shutting down (a second signal exits at once)");
         token.cancel();
+        // A second signal while draining: stop now (leases expire and other workers take the chunks over).
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        tracing::warn!("second signal: exiting without waiting for the tasks in flight");
+        std::process::exit(130);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(redact_url("postgres://u:secret@db:5432/s3batch"), "postgres://u:***@db:5432/s3batch");
+        assert_eq!(redact_url("postgresql://u:p%40ss@db/x?sslmode=require"), "postgresql://u:***@db/x?sslmode=require");
+        assert_eq!(redact_url("postgres://u:a/b@c@db/x"), "postgres://u:***@db/x");
+        assert_eq!(redact_url("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(redact_url("sqlite:///var/lib/s3batch.db"), "sqlite:///var/lib/s3batch.db");
+        assert!(is_postgres("postgresql://db/x") && is_postgres("postgres://db/x") && !is_postgres("sqlite://x"));
+    }
 }

@@ -18,9 +18,15 @@ pub struct Server {
 impl Server {
     /// Start `serve --config <config>` and wait for its "listening on" line.
     pub fn start(config: &Path) -> Server {
+        Server::start_with(config, &[])
+    }
+
+    /// The same, with more arguments (e.g. `--no-engine`).
+    pub fn start_with(config: &Path, args: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(config)
+            .args(args)
             .env("S3BATCH_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -53,6 +59,76 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A running `s3batch worker`.
+pub struct Worker {
+    pub child: Child,
+    /// The id it holds leases under (and `s3batch workers` lists).
+    pub id: String,
+}
+
+impl Worker {
+    /// Start `worker --config <config>` and wait for its "running" line.
+    pub fn start(config: &Path) -> Worker {
+        let mut child = Command::new(BIN)
+            .args(["worker", "--config"])
+            .arg(config)
+            .env("S3BATCH_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting s3batch worker");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("the worker printed no ready line within 30 s");
+        let id = line
+            .strip_prefix("s3batch worker ")
+            .and_then(|l| l.strip_suffix(" running"))
+            .unwrap_or_else(|| panic!("unexpected ready line: {line}"))
+            .to_string();
+        Worker { child, id }
+    }
+
+    /// SIGKILL: no shutdown, no lease released, no goodbye.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reaping the child");
+    }
+
+    /// SIGTERM, then wait for it to exit (at most `secs`): its exit status and how long it took.
+    pub fn sigterm(mut self, secs: u64) -> (std::process::ExitStatus, Duration) {
+        let t0 = Instant::now();
+        sigterm(self.child.id());
+        let deadline = t0 + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for the worker") {
+                return (status, t0.elapsed());
+            }
+            assert!(Instant::now() < deadline, "the worker did not exit within {secs} s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Send SIGTERM to `pid` (with kill(1): the tests use no unsafe code).
+pub fn sigterm(pid: u32) {
+    let ok = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("running kill").success();
+    assert!(ok, "kill -TERM {pid} failed");
 }
 
 /// Write a config file whose server listens on a free port and keeps its data in `dir`.

@@ -1,0 +1,375 @@
+//! A fleet: `s3batch serve` and several `s3batch worker` processes sharing one PostgreSQL job store, each with its
+//! own memory backend (virtual objects, so every process sees the same 200,000 objects without setting them up)
+//! and one local directory for the manifest and the reports (the buckets every process must share).
+//!
+//! - `kill -9` of a worker, then of `serve`, mid-job (serve restarted): the job completes, every manifest line is
+//!   in the report exactly once, the counters equal the rows; the killed processes show as lost;
+//! - SIGTERM of a worker mid-job: it exits 0 promptly, leaves the list of workers, and nothing is lost or doubled;
+//! - SIGTERM while tasks outlast the grace period: the worker exits soon after it and gives its chunks back, so
+//!   another worker runs them at once instead of waiting for the (long) lease to expire.
+//!
+//! Each test creates a database of its own (`s3batch_fleet_<uuid>`) on the PostgreSQL server at
+//! `postgres://postgres@127.0.0.1:5432/postgres` (or `S3BATCH_TEST_DATABASE_URL`) and drops it afterwards. If the
+//! server cannot be reached the tests fail: they never skip.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::*;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The tests start several processes each and time what they do: one at a time on a 2-core machine.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Harness
+
+/// A database that exists for one test, dropped when the test ends (passed or not).
+struct TestDb {
+    admin: PgConnectOptions,
+    name: String,
+    url: String,
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
+
+impl TestDb {
+    fn create() -> TestDb {
+        let url = std::env::var("S3BATCH_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
+        let admin = PgConnectOptions::from_str(&url)
+            .unwrap_or_else(|e| panic!("S3BATCH_TEST_DATABASE_URL is not a PostgreSQL URL: {e}"));
+        let name = format!("s3batch_fleet_{}", uuid::Uuid::new_v4().simple());
+        block_on(async {
+            let mut conn = admin_connection(&admin).await;
+            conn.execute(format!("CREATE DATABASE {name}").as_str())
+                .await
+                .unwrap_or_else(|e| panic!("creating the test database {name}: {e}"));
+            let _ = conn.close().await;
+        });
+        let url = admin.clone().database(&name).to_url_lossy().to_string();
+        TestDb { admin, name, url }
+    }
+}
+
+async fn admin_connection(admin: &PgConnectOptions) -> PgConnection {
+    PgConnection::connect_with(admin).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is not reachable at {}:{} as user {:?}: {e}\n\
+             The fleet tests need a server: start the local one with \
+             `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` (scripts/test.sh does), \
+             or point S3BATCH_TEST_DATABASE_URL at one (a user that may CREATE DATABASE).",
+            admin.get_host(),
+            admin.get_port(),
+            admin.get_username(),
+        )
+    })
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        block_on(async {
+            let mut conn = admin_connection(&self.admin).await;
+            // FORCE: processes of a failed test may still hold connections.
+            if let Err(e) = conn.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str()).await {
+                eprintln!("dropping the test database {}: {e}", self.name);
+            }
+            let _ = conn.close().await;
+        });
+    }
+}
+
+/// A fleet's shared setting: one database, one directory for manifests and reports, tasks on a memory backend.
+struct Fleet {
+    _dir: tempfile::TempDir,
+    objects: PathBuf,
+    config: PathBuf,
+    db: TestDb,
+}
+
+impl Fleet {
+    /// `engine` and `latency_ms` (of every task's request) vary by test.
+    fn new(engine: &str, latency_ms: u64) -> Fleet {
+        let db = TestDb::create();
+        let dir = tempfile::tempdir().unwrap();
+        let objects = dir.path().join("objects");
+        for b in ["fleet-manifests", "fleet-reports"] {
+            std::fs::create_dir_all(objects.join(b)).unwrap();
+        }
+        let config = write_config(
+            dir.path(),
+            &format!(
+                r#"[engine]
+{engine}
+
+[[storage]]
+name = "disk"
+kind = "local"
+buckets = ["fleet-manifests", "fleet-reports"]
+root = "{objects}"
+
+[[storage]]
+name = "mem"
+kind = "memory"
+buckets = ["*"]
+virtual_objects = true
+latency_ms = {latency_ms}
+"#,
+                objects = objects.display(),
+            ),
+        );
+        // Every process of the fleet names the same database.
+        let text = std::fs::read_to_string(&config).unwrap();
+        let text = text.replacen("[server]\n", &format!("[server]\ndatabase_url = \"{}\"\n", db.url), 1);
+        std::fs::write(&config, text).unwrap();
+        Fleet { _dir: dir, objects, config, db }
+    }
+
+    /// A manifest of `n` lines (keys that need escaping, in 13 prefixes); returns its text.
+    fn manifest(&self, n: usize) -> String {
+        let mut manifest = String::with_capacity(n * 40);
+        for i in 0..n {
+            manifest += &format!("fleet-data,dir%20{}/obj+{i}%E2%9C%93\n", i % 13);
+        }
+        std::fs::write(self.objects.join("fleet-manifests/manifest.csv"), &manifest).unwrap();
+        manifest
+    }
+}
+
+impl Fleet {
+    /// Chunks leased to `owner` right now, straight from the database.
+    fn leased_by(&self, owner: &str) -> i64 {
+        block_on(async {
+            let opts = PgConnectOptions::from_str(&self.db.url).unwrap();
+            let mut conn = PgConnection::connect_with(&opts).await.unwrap();
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chunks WHERE state = 'leased' AND lease_owner = $1")
+                .bind(owner)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            let _ = conn.close().await;
+            n
+        })
+    }
+}
+
+fn create_job(endpoint: &str) -> String {
+    let (status, created) = api(
+        "POST",
+        &format!("{endpoint}/api/v1/jobs"),
+        Some(serde_json::json!({
+            "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "fleet", "Value": "test"}]}},
+            "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                         "Location": {"ObjectArn": "arn:aws:s3:::fleet-manifests/manifest.csv"}},
+            "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::fleet-reports", "Format": "Report_CSV_20180820",
+                       "Prefix": "reports", "ReportScope": "AllTasks"},
+            "Priority": 5,
+            "ConfirmationRequired": false
+        })),
+    );
+    assert_eq!(status, 200, "{created}");
+    created["JobId"].as_str().unwrap().to_string()
+}
+
+fn describe(endpoint: &str, id: &str) -> serde_json::Value {
+    api("GET", &format!("{endpoint}/api/v1/jobs/{id}"), None).1
+}
+
+fn tasks_done(job: &serde_json::Value) -> i64 {
+    let p = &job["ProgressSummary"];
+    p["NumberOfTasksSucceeded"].as_i64().unwrap_or(0) + p["NumberOfTasksFailed"].as_i64().unwrap_or(0)
+}
+
+fn is_terminal(job: &serde_json::Value) -> bool {
+    job["Status"].as_str().is_some_and(|s| matches!(s, "Complete" | "Failed" | "Cancelled"))
+}
+
+/// Wait until `fraction` of the tasks are done; panics if the job finished first (it must be longer).
+fn wait_progress(endpoint: &str, id: &str, total: usize, fraction: f64, what: &str) {
+    let target = (total as f64 * fraction) as i64;
+    let job = wait_until(180, what, || {
+        let j = describe(endpoint, id);
+        (tasks_done(&j) >= target || is_terminal(&j)).then_some(j)
+    });
+    assert!(!is_terminal(&job), "the job finished before {what}: make it longer ({job})");
+}
+
+fn wait_finished(endpoint: &str, id: &str, secs: u64) -> serde_json::Value {
+    wait_until(secs, "the job to finish", || {
+        let j = describe(endpoint, id);
+        is_terminal(&j).then_some(j)
+    })
+}
+
+/// `s3batch workers --output json` against `endpoint`.
+fn workers(endpoint: &str) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(BIN)
+        .args(["workers", "--output", "json", "--endpoint", endpoint])
+        .output()
+        .expect("running s3batch workers");
+    assert!(out.status.success(), "s3batch workers failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("s3batch workers prints JSON");
+    v["Workers"].as_array().expect("a Workers array").clone()
+}
+
+fn worker<'a>(list: &'a [serde_json::Value], id: &str) -> Option<&'a serde_json::Value> {
+    list.iter().find(|w| w["WorkerId"] == id)
+}
+
+/// The job completed with every task succeeded; its report holds every manifest line exactly once; the counters
+/// equal the report's rows.
+fn assert_reported_exactly_once(objects: &Path, job: &serde_json::Value, manifest: &str) {
+    let lines = manifest.lines().count() as i64;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    let p = &job["ProgressSummary"];
+    assert_eq!(p["TotalNumberOfTasks"], lines, "{job}");
+    assert_eq!(p["NumberOfTasksSucceeded"], lines, "{job}");
+    assert_eq!(p["NumberOfTasksFailed"], 0, "{job}");
+
+    let id = job["JobId"].as_str().unwrap();
+    let report_manifest = objects.join("fleet-reports").join(format!("reports/job-{id}/manifest.json"));
+    let rm: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_manifest).unwrap()).unwrap();
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(lines as usize);
+    let mut rows = 0;
+    for r in rm["Results"].as_array().unwrap() {
+        let csv = std::fs::read(objects.join(r["Bucket"].as_str().unwrap()).join(r["Key"].as_str().unwrap())).unwrap();
+        for row in s3batch_core::report::parse_rows(&csv).unwrap() {
+            assert_eq!(row.status, "succeeded", "{row:?}");
+            *seen.entry(format!("{},{}", row.bucket, row.key)).or_default() += 1;
+            rows += 1;
+        }
+    }
+    assert_eq!(rows, lines, "the counters equal the report rows");
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(twice.is_empty(), "lines reported twice: {twice:?}");
+    for line in manifest.lines() {
+        assert_eq!(seen.get(line), Some(&1), "manifest line {line} missing from the report");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tests
+
+const BIG: usize = 200_000;
+
+/// serve (with its engine) and three workers; kill -9 a worker at 25 %, serve at 55 % (and restart it).
+#[test]
+fn kill_9_of_a_worker_and_of_serve_loses_and_doubles_nothing() {
+    let _serial = serial();
+    let fleet = Fleet::new("lease_ms = 1500\ntick_ms = 100\nconcurrency = 16\nchunk_size = 500", 10);
+    let manifest = fleet.manifest(BIG);
+
+    let serve = Server::start(&fleet.config);
+    let mut ws: Vec<Worker> = (0..3).map(|_| Worker::start(&fleet.config)).collect();
+    let listed = workers(&serve.endpoint);
+    assert_eq!(listed.len(), 4, "serve's engine and three workers registered: {listed:?}");
+    for w in &ws {
+        let row = worker(&listed, &w.id).unwrap_or_else(|| panic!("{} is not listed: {listed:?}", w.id));
+        assert_eq!((row["Role"].as_str(), row["State"].as_str()), (Some("worker"), Some("running")), "{row}");
+        assert_eq!(row["Pid"], w.child.id());
+    }
+    let serve_engine = listed.iter().find(|w| w["Role"] == "serve").expect("serve's engine is listed");
+    let serve_engine_id = serve_engine["WorkerId"].as_str().unwrap().to_string();
+
+    let id = create_job(&serve.endpoint);
+    wait_progress(&serve.endpoint, &id, BIG, 0.25, "the worker was killed");
+    let victim = ws.remove(0);
+    let victim_id = victim.id.clone();
+    victim.kill9();
+
+    wait_progress(&serve.endpoint, &id, BIG, 0.55, "serve was killed");
+    serve.kill9();
+    let serve = Server::start(&fleet.config);
+
+    let job = wait_finished(&serve.endpoint, &id, 300);
+    assert_reported_exactly_once(&fleet.objects, &job, &manifest);
+
+    // The killed processes are lost (no heartbeat for two lease periods); the others run; one is the scheduler.
+    let listed = wait_until(30, "the killed processes to show as lost", || {
+        let l = workers(&serve.endpoint);
+        let lost = |id: &str| worker(&l, id).is_some_and(|w| w["State"] == "lost");
+        (lost(&victim_id) && lost(&serve_engine_id)).then_some(l)
+    });
+    for w in &ws {
+        assert_eq!(worker(&listed, &w.id).unwrap()["State"], "running", "{listed:?}");
+    }
+    assert_eq!(listed.len(), 5, "2 lost, 2 workers, the new serve's engine: {listed:?}");
+    let schedulers: Vec<_> = listed.iter().filter(|w| w["Scheduler"] == true).collect();
+    assert_eq!(schedulers.len(), 1, "{listed:?}");
+    assert_eq!(schedulers[0]["State"], "running", "{listed:?}");
+}
+
+/// serve --no-engine and two workers; SIGTERM one at 30 %: it exits 0 at once (its tasks take milliseconds), leaves
+/// the list of workers, and the other finishes the job.
+#[test]
+fn sigterm_stops_a_worker_gracefully_mid_job() {
+    let _serial = serial();
+    const N: usize = 60_000;
+    let fleet = Fleet::new("lease_ms = 30000\ntick_ms = 100\nconcurrency = 16\nchunk_size = 500", 10);
+    let manifest = fleet.manifest(N);
+    let serve = Server::start_with(&fleet.config, &["--no-engine"]);
+    assert!(workers(&serve.endpoint).is_empty(), "serve --no-engine runs no engine");
+    let a = Worker::start(&fleet.config);
+    let b = Worker::start(&fleet.config);
+    let (a_id, b_id) = (a.id.clone(), b.id.clone());
+
+    let id = create_job(&serve.endpoint);
+    wait_progress(&serve.endpoint, &id, N, 0.3, "SIGTERM");
+    let (status, took) = a.sigterm(20);
+    assert!(status.success(), "the worker exited with {status}");
+    assert!(took < Duration::from_secs(10), "the worker took {took:?} to stop");
+    let listed = workers(&serve.endpoint);
+    assert!(worker(&listed, &a_id).is_none(), "a graceful exit leaves the list: {listed:?}");
+    assert_eq!(worker(&listed, &b_id).map(|w| w["State"].clone()), Some("running".into()), "{listed:?}");
+
+    // Nothing waits for a lease to expire (30 s here): the job ends well before that would matter.
+    let job = wait_finished(&serve.endpoint, &id, 120);
+    assert_reported_exactly_once(&fleet.objects, &job, &manifest);
+}
+
+/// Tasks of 3 s, a grace period of 0.5 s, leases of a minute: SIGTERM a worker holding chunks. It exits 0 within
+/// the grace period and the margin; the chunks it gave back run on the other worker at once (had they been left
+/// to expire, the job would need more than a minute); nothing is doubled.
+#[test]
+fn sigterm_past_the_grace_period_gives_the_chunks_back() {
+    let _serial = serial();
+    const N: usize = 240;
+    let fleet = Fleet::new(
+        "lease_ms = 60000\ntick_ms = 100\nconcurrency = 40\nchunk_size = 20\nchunks_in_flight = 2\n\
+         shutdown_grace_ms = 500",
+        3000,
+    );
+    let manifest = fleet.manifest(N);
+    let serve = Server::start_with(&fleet.config, &["--no-engine"]);
+    let a = Worker::start(&fleet.config);
+    let _b = Worker::start(&fleet.config);
+    let a_id = a.id.clone();
+
+    let id = create_job(&serve.endpoint);
+    wait_until(60, "the worker to hold chunks", || (fleet.leased_by(&a_id) > 0).then_some(()));
+    let t0 = Instant::now();
+    let (status, took) = a.sigterm(20);
+    assert!(status.success(), "the worker exited with {status}");
+    assert!(took < Duration::from_secs(5), "the worker took {took:?} to stop (grace 0.5 s)");
+
+    let job = wait_finished(&serve.endpoint, &id, 120);
+    assert!(
+        t0.elapsed() < Duration::from_secs(50),
+        "the job took {:?} after the SIGTERM: the abandoned chunks waited for their lease",
+        t0.elapsed()
+    );
+    assert_reported_exactly_once(&fleet.objects, &job, &manifest);
+}
