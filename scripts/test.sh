@@ -44,6 +44,12 @@ if ! pg_isready -h 127.0.0.1 -p 5432; then
   fi
 fi
 
+# Garage (crates.io) is the production S3 store of crates/s3batch-engine/tests/garage_operations.rs, started there
+# by scripts/garage.sh. Building it takes a while the first time (several minutes); later runs find it installed.
+say "Garage"
+command -v garage >/dev/null || cargo install garage --locked
+garage --version
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -553,7 +553,12 @@ impl S3Store {
         };
         let tags = match &req.tags {
             Some(t) => t.clone(),
-            None => self.get_object_tagging(&source).await?,
+            // A store without object tagging (Garage answers NotImplemented) has no tags to carry over, as its
+            // own single-request CopyObject would copy none.
+            None => match self.get_object_tagging(&source).await {
+                Err(e) if e.code == "NotImplemented" => Vec::new(),
+                other => other?,
+            },
         };
         let (metadata, redirect) = match &req.replace_metadata {
             Some(m) => (m.clone(), None),
