@@ -211,9 +211,6 @@ pub fn copy_request(c: &PutObjectCopy, source: ObjectRef) -> Result<CopyRequest,
         None => c.new_object_metadata.is_some(),
     };
     if let Some(m) = &c.new_object_metadata {
-        if m.http_expires_date.is_some() {
-            return Err(StorageError::not_implemented("NewObjectMetadata.HttpExpiresDate", "s3batch storage"));
-        }
         req.server_side_encryption = match m.sse_algorithm.as_deref() {
             None => None,
             Some("AES256") => Some("AES256".into()),
@@ -449,5 +446,6 @@ fn metadata(m: Option<&ObjectMetadata>) -> Metadata {
         content_encoding: m.content_encoding.clone(),
         content_language: m.content_language.clone(),
         user: m.user_metadata.clone(),
+        expires: m.http_expires_date.as_deref().and_then(s3batch_core::time::parse_iso),
     }
 }

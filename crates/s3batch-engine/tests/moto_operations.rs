@@ -338,7 +338,7 @@ async fn every_operation_against_moto() {
         "TargetResource": "arn:aws:s3:::copies", "TargetKeyPrefix": "out/",
         "MetadataDirective": "REPLACE",
         "NewObjectMetadata": {"ContentType": "application/x-copied", "ContentLanguage": "fr",
-                              "UserMetadata": {"by": "batch"}},
+                              "HttpExpiresDate": "2030-03-17T17:46:40Z", "UserMetadata": {"by": "batch"}},
         "NewObjectTagging": [{"Key": "copied", "Value": "yes"}],
         "AccessControlGrants": [{"Grantee": {"TypeIdentifier": "uri", "Identifier": ALL_USERS}, "Permission": "READ"}],
         "StorageClass": "STANDARD_IA", "RedirectLocation": "/moved", "ChecksumAlgorithm": "CRC32"}});
@@ -349,6 +349,7 @@ async fn every_operation_against_moto() {
     let info = h.s3.head_object(&dst).await.unwrap();
     assert_eq!(info.metadata.content_type.as_deref(), Some("application/x-copied"));
     assert_eq!(info.metadata.content_language.as_deref(), Some("fr"));
+    assert_eq!(info.metadata.expires, Some(1_900_000_000_000), "HttpExpiresDate");
     assert_eq!(info.metadata.user.get("by").map(String::as_str), Some("batch"));
     assert_eq!(info.storage_class.as_deref(), Some("STANDARD_IA"));
     assert_eq!(info.website_redirect_location.as_deref(), Some("/moved"));

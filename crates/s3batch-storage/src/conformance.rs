@@ -261,6 +261,8 @@ pub fn rich_metadata() -> Metadata {
         content_encoding: Some("identity".into()),
         content_language: Some("en-GB".into()),
         user: BTreeMap::from([("color".to_string(), "blue".to_string()), ("two-words".to_string(), "x y".to_string())]),
+        // 2030-03-17T17:46:40Z: whole seconds, as an HTTP date carries them.
+        expires: Some(1_900_000_000_000),
     }
 }
 

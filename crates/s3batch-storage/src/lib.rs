@@ -145,6 +145,9 @@ pub struct Metadata {
     pub content_language: Option<String>,
     /// `x-amz-meta-*`, names without the prefix.
     pub user: BTreeMap<String, String>,
+    /// `Expires`: when the object stops being cacheable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Millis>,
 }
 
 /// What HEAD tells about an object.

@@ -297,6 +297,7 @@ struct Head<'a> {
     content_encoding: Option<&'a str>,
     content_language: Option<&'a str>,
     user: Option<&'a HashMap<String, String>>,
+    expires: Option<&'a str>,
     restore: Option<&'a str>,
     archive_status: Option<&'a str>,
     sse: Option<&'a ServerSideEncryption>,
@@ -307,6 +308,11 @@ struct Head<'a> {
     legal_hold: Option<&'a ObjectLockLegalHoldStatus>,
     replication_status: Option<&'a str>,
     redirect: Option<&'a str>,
+}
+
+/// An HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`, as S3 answers `Expires`) in milliseconds.
+fn parse_http_date(s: &str) -> Option<Millis> {
+    chrono::DateTime::parse_from_rfc2822(s).ok().map(|t| t.timestamp_millis())
 }
 
 /// A [`Head`] from a HeadObject or GetObject output (the same accessors), with the size given.
@@ -324,6 +330,7 @@ macro_rules! head_of {
             content_encoding: $out.content_encoding(),
             content_language: $out.content_language(),
             user: $out.metadata(),
+            expires: $out.expires_string(),
             restore: $out.restore(),
             archive_status: $archive_status,
             sse: $out.server_side_encryption(),
@@ -354,6 +361,7 @@ impl Head<'_> {
                 content_encoding: s(self.content_encoding),
                 content_language: s(self.content_language),
                 user: self.user.map(|u| u.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default(),
+                expires: self.expires.and_then(parse_http_date),
             },
             restore: s(self.restore),
             archive_status: s(self.archive_status),
@@ -513,6 +521,7 @@ impl S3Store {
                 .set_content_disposition(m.content_disposition.clone())
                 .set_content_encoding(m.content_encoding.clone())
                 .set_content_language(m.content_language.clone())
+                .set_expires(m.expires.map(DateTime::from_millis))
                 .set_metadata(user_metadata(m)),
             None => r.metadata_directive(MetadataDirective::Copy),
         };
@@ -730,6 +739,7 @@ impl ObjectStore for S3Store {
             .set_content_disposition(m.content_disposition.clone())
             .set_content_encoding(m.content_encoding.clone())
             .set_content_language(m.content_language.clone())
+            .set_expires(m.expires.map(DateTime::from_millis))
             .set_metadata(user_metadata(m))
             .set_tagging(tagging)
             .send()
@@ -1075,6 +1085,7 @@ impl ObjectStore for S3Store {
             .set_content_disposition(m.content_disposition.clone())
             .set_content_encoding(m.content_encoding.clone())
             .set_content_language(m.content_language.clone())
+            .set_expires(m.expires.map(DateTime::from_millis))
             .set_metadata(user_metadata(m))
             .set_tagging((!opts.tags.is_empty()).then(|| encode_tagging(&opts.tags)))
             .set_storage_class(opts.storage_class.as_deref().map(StorageClass::from))
