@@ -26,7 +26,8 @@
 //! `COSInventoryReport_CSV_V1` become the AWS manifest formats, `Report_CSV_V1` the AWS report format, and
 //! `COSPutObjectCopy`, `COSInitiateRestoreObject`, `COSDeleteObject` and `COSPutObjectTagging` the matching
 //! S3 operations (`PrefixReplace` + `ResourcesPrefix` is the `SourceKeyPrefix` extension of S3PutObjectCopy,
-//! tagging with `TaggingDirective=Add` the `S3AddObjectTagging` extension). The request's Manifest, Operation,
+//! tagging with `TaggingDirective=Add` the `S3AddObjectTagging` extension, a copy's `Add` directives the
+//! `MergeMetadata` / `MergeTagging` / `MergeAccessControlGrants` extensions). The request's Manifest, Operation,
 //! Report and RoleArn as the caller wrote them — COS names, formats, ARN spelling, the quoted ETag — are kept in
 //! [`JobSpec::cos_request`], and DescribeJob/ListJobs echo them; the echo is used only while converting it again
 //! gives exactly the stored AWS job, so this view never shows something other than what runs. A job created
@@ -43,8 +44,7 @@
 //! **Errors** are `<Error><Code/><Message/><Resource/><RequestId/><TraceId/></Error>` with the COS codes:
 //! `InvalidArgument`, `InvalidRequest`, `MalformedXML`, `NoSuchJob` (404), `AccessDenied`,
 //! `SignatureDoesNotMatch`, `InvalidAccessKeyId`, `RequestTimeTooSkewed` (403), `BadDigest`/`InvalidDigest` (a
-//! wrong `Content-MD5`), `MethodNotAllowed` (405), `NotImplemented` (501: COS features s3batch cannot run, such as
-//! the `Add` directives of a copy), `SlowDown` (503: the per-account request rate), `ServiceUnavailable`/
+//! wrong `Content-MD5`), `MethodNotAllowed` (405), `SlowDown` (503: the per-account request rate), `ServiceUnavailable`/
 //! `InternalError` (500). Every answer carries `x-cos-request-id`.
 
 use std::collections::BTreeMap;
@@ -140,9 +140,6 @@ impl CosError {
     }
     fn malformed(m: impl Into<String>) -> Self {
         Self::new("MalformedXML", 400, m)
-    }
-    fn not_implemented(m: impl Into<String>) -> Self {
-        Self::new("NotImplemented", 501, m)
     }
     fn no_such_job(id: &str) -> Self {
         Self::new("NoSuchJob", 404, format!("The specified job does not exist: {id}"))
@@ -736,7 +733,7 @@ pub const COS_REPORT_FORMAT: &str = "Report_CSV_V1";
 
 /// A `<CreateJobRequest>` body: its ClientRequestToken and the job, in AWS shapes with the COS request kept for
 /// echoing. Structure errors are `MalformedXML`, missing or invalid values `InvalidArgument`, a priority out of
-/// range `InvalidRequest`, a COS feature s3batch cannot run `NotImplemented`.
+/// range `InvalidRequest`.
 pub fn parse_create_job(body: &[u8]) -> Result<(String, JobSpec), CosError> {
     let root = xml::parse(body)?;
     if root.name != "CreateJobRequest" {
@@ -1042,9 +1039,12 @@ fn copy_to_aws(c: &CosPutObjectCopy) -> Result<PutObjectCopy, CosError> {
             out.new_object_metadata = Some(metadata_to_aws(c.new_object_metadata.as_ref())?);
         }
         Some(Directive::Add) => {
-            return Err(CosError::not_implemented(format!(
-                "{p}.MetadataDirective Add (merging metadata into the source's) is not supported by s3batch; use Copy or Replaced"
-            )));
+            if c.new_object_metadata.is_none() {
+                return Err(CosError::invalid_argument(format!("{p}.MetadataDirective Add needs NewObjectMetadata")));
+            }
+            out.metadata_directive = Some(MetadataDirective::Replace);
+            out.new_object_metadata = Some(metadata_to_aws(c.new_object_metadata.as_ref())?);
+            out.merge_metadata = Some(true);
         }
     }
 
@@ -1064,9 +1064,12 @@ fn copy_to_aws(c: &CosPutObjectCopy) -> Result<PutObjectCopy, CosError> {
         }
         Some(Directive::Replaced) => {}
         Some(Directive::Add) => {
-            return Err(CosError::not_implemented(format!(
-                "{p}.AccessControlDirective Add is not supported by s3batch; use Copy or Replaced"
-            )));
+            if c.access_control_grants.is_none() || non_empty(&c.canned_access_control_list).is_some() {
+                return Err(CosError::invalid_argument(format!(
+                    "{p}.AccessControlDirective Add takes AccessControlGrants (and no CannedAccessControlList)"
+                )));
+            }
+            out.merge_access_control_grants = Some(true);
         }
     }
     if let Some(acl) = non_empty(&c.canned_access_control_list) {
@@ -1097,9 +1100,10 @@ fn copy_to_aws(c: &CosPutObjectCopy) -> Result<PutObjectCopy, CosError> {
             })?);
         }
         Some(Directive::Add) => {
-            return Err(CosError::not_implemented(format!(
-                "{p}.TaggingDirective Add (merging tags into the source's) is not supported by s3batch; use Copy or Replaced"
-            )));
+            out.new_object_tagging = Some(c.new_object_tagging.clone().ok_or_else(|| {
+                CosError::invalid_argument(format!("{p}.NewObjectTagging is required with TaggingDirective Add"))
+            })?);
+            out.merge_tagging = Some(true);
         }
     }
 
@@ -1254,10 +1258,13 @@ fn operation_to_cos(op: &Operation, region: &str, appid: &str) -> Option<CosOper
     Some(match op {
         Operation::S3PutObjectCopy(c) => {
             let replaced = |yes: bool| Some(if yes { "Replaced" } else { "Copy" }.to_string());
+            let add_or = |merge: Option<bool>, other: &str| {
+                if merge == Some(true) { "Add".to_string() } else { other.to_string() }
+            };
             let acl = c.canned_access_control_list.is_some() || c.access_control_grants.is_some();
             let prefixes = c.source_key_prefix.is_some() || c.target_key_prefix.is_some();
             CosOperation::PutObjectCopy(Box::new(CosPutObjectCopy {
-                access_control_directive: acl.then(|| "Replaced".to_string()),
+                access_control_directive: acl.then(|| add_or(c.merge_access_control_grants, "Replaced")),
                 access_control_grants: c.access_control_grants.as_ref().map(|gs| {
                     gs.iter()
                         .map(|g| CosGrant {
@@ -1277,7 +1284,10 @@ fn operation_to_cos(op: &Operation, region: &str, appid: &str) -> Option<CosOper
                 resources_prefix: c.source_key_prefix.clone(),
                 target_key_prefix: c.target_key_prefix.clone(),
                 canned_access_control_list: c.canned_access_control_list.clone(),
-                metadata_directive: c.metadata_directive.and_then(|d| replaced(d == MetadataDirective::Replace)),
+                metadata_directive: c
+                    .metadata_directive
+                    .and_then(|d| replaced(d == MetadataDirective::Replace))
+                    .map(|d| if d == "Replaced" { add_or(c.merge_metadata, &d) } else { d }),
                 modified_since_constraint: c.modified_since_constraint.clone(),
                 un_modified_since_constraint: c.un_modified_since_constraint.clone(),
                 new_object_metadata: c.new_object_metadata.as_ref().map(|m| CosObjectMetadata {
@@ -1290,7 +1300,7 @@ fn operation_to_cos(op: &Operation, region: &str, appid: &str) -> Option<CosOper
                     user_metadata: (!m.user_metadata.is_empty())
                         .then(|| m.user_metadata.iter().map(|(k, v)| Tag::new(k, v)).collect()),
                 }),
-                tagging_directive: c.new_object_tagging.as_ref().map(|_| "Replaced".to_string()),
+                tagging_directive: c.new_object_tagging.as_ref().map(|_| add_or(c.merge_tagging, "Replaced")),
                 new_object_tagging: c.new_object_tagging.clone(),
                 storage_class: c.storage_class.clone(),
                 target_resource: Some(cos_bucket(&c.target_resource)),
@@ -1667,9 +1677,13 @@ mod tests {
                 "RoleArn",
             ),
             (GO_CREATE.replace("example-job", &"d".repeat(257)), "InvalidArgument", "Description"),
-            (copy("<MetadataDirective>Add</MetadataDirective>"), "NotImplemented", "Add"),
-            (copy("<TaggingDirective>Add</TaggingDirective>"), "NotImplemented", "Add"),
-            (copy("<AccessControlDirective>Add</AccessControlDirective>"), "NotImplemented", "Add"),
+            (copy("<MetadataDirective>Add</MetadataDirective>"), "InvalidArgument", "needs NewObjectMetadata"),
+            (copy("<TaggingDirective>Add</TaggingDirective>"), "InvalidArgument", "required with TaggingDirective Add"),
+            (
+                copy("<AccessControlDirective>Add</AccessControlDirective>"),
+                "InvalidArgument",
+                "takes AccessControlGrants",
+            ),
             (copy("<MetadataDirective>Sometimes</MetadataDirective>"), "InvalidArgument", "MetadataDirective"),
             (
                 copy("<NewObjectMetadata><ContentType>a/b</ContentType></NewObjectMetadata>"),
@@ -1721,6 +1735,22 @@ mod tests {
         );
         let (_, s) = parse_create_job(off.as_bytes()).unwrap();
         assert!(!s.report.enabled && s.report.bucket.is_none());
+
+        // The `Add` directives become the merge extensions of S3PutObjectCopy.
+        let add = copy(
+            "<MetadataDirective>Add</MetadataDirective><NewObjectMetadata><ContentType>a/b</ContentType></NewObjectMetadata>\
+             <TaggingDirective>Add</TaggingDirective><NewObjectTagging><COSTag><Key>k</Key><Value>v</Value></COSTag></NewObjectTagging>\
+             <AccessControlDirective>Add</AccessControlDirective><AccessControlGrants><COSGrant><Grantee><Identifier>1</Identifier><TypeIdentifier>ID</TypeIdentifier></Grantee><Permission>READ</Permission></COSGrant></AccessControlGrants>",
+        );
+        let (_, s) = parse_create_job(add.as_bytes()).unwrap();
+        let Operation::S3PutObjectCopy(c) = &s.operation else { panic!("{:?}", s.operation) };
+        assert_eq!(
+            (c.merge_metadata, c.merge_tagging, c.merge_access_control_grants),
+            (Some(true), Some(true), Some(true))
+        );
+        assert_eq!(c.metadata_directive, Some(MetadataDirective::Replace));
+        assert_eq!(c.new_object_tagging.as_deref(), Some(&[Tag::new("k", "v")][..]));
+        s.validate().unwrap();
     }
 
     #[test]

@@ -207,6 +207,9 @@ pub static S3CONTROL: Shapes = Shapes {
         "EligibleForReplication",
         "RequesterCharged",
         "DeleteNoncurrentVersions",
+        "MergeMetadata",
+        "MergeTagging",
+        "MergeAccessControlGrants",
     ],
     structs: &[
         "Operation",

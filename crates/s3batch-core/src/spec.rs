@@ -203,6 +203,16 @@ pub struct PutObjectCopy {
     pub bucket_key_enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum_algorithm: Option<String>,
+    /// Extension (COS `MetadataDirective=Add`): `NewObjectMetadata` is merged into the source's metadata (its
+    /// values win) instead of replacing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_metadata: Option<bool>,
+    /// Extension (COS `TaggingDirective=Add`): `NewObjectTagging` is merged into the source's tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_tagging: Option<bool>,
+    /// Extension (COS `AccessControlDirective=Add`): `AccessControlGrants` are added to the source's grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_access_control_grants: Option<bool>,
 }
 
 impl PutObjectCopy {
@@ -882,6 +892,15 @@ fn validate_copy(c: &PutObjectCopy) -> Result<(), ValidationError> {
     }
     if let Some(tags) = &c.new_object_tagging {
         validate_tags(&format!("{p}.NewObjectTagging"), tags, MAX_OBJECT_TAGS)?;
+    }
+    if c.merge_metadata == Some(true) {
+        check(c.new_object_metadata.is_some(), || format!("{p}.MergeMetadata needs NewObjectMetadata"))?;
+    }
+    if c.merge_tagging == Some(true) {
+        check(c.new_object_tagging.is_some(), || format!("{p}.MergeTagging needs NewObjectTagging"))?;
+    }
+    if c.merge_access_control_grants == Some(true) {
+        check(c.access_control_grants.is_some(), || format!("{p}.MergeAccessControlGrants needs AccessControlGrants"))?;
     }
     if c.new_object_metadata.is_some() {
         check(c.metadata_directive == Some(MetadataDirective::Replace), || {

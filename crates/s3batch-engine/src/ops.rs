@@ -259,8 +259,63 @@ pub fn copy_request(c: &PutObjectCopy, source: ObjectRef) -> Result<CopyRequest,
 }
 
 async fn copy(c: &PutObjectCopy, router: &Router, source: ObjectRef) -> Result<(), StorageError> {
-    let req = copy_request(c, source)?;
+    let mut req = copy_request(c, source)?;
+    merge_from_source(c, router, &mut req).await?;
     copy_anywhere(router, &req).await?;
+    Ok(())
+}
+
+/// The merge extensions (COS's `Add` directives): the new metadata, tags or grants are merged into the source's.
+async fn merge_from_source(c: &PutObjectCopy, router: &Router, req: &mut CopyRequest) -> Result<(), StorageError> {
+    let on = |f: Option<bool>| f == Some(true);
+    if !on(c.merge_metadata) && !on(c.merge_tagging) && !on(c.merge_access_control_grants) {
+        return Ok(());
+    }
+    let store = router.store_for(&req.source.bucket)?;
+    if on(c.merge_metadata) {
+        let new = req.replace_metadata.take().unwrap_or_default();
+        let mut m = store.head_object(&req.source).await?.metadata;
+        m.content_type = new.content_type.or(m.content_type);
+        m.cache_control = new.cache_control.or(m.cache_control);
+        m.content_disposition = new.content_disposition.or(m.content_disposition);
+        m.content_encoding = new.content_encoding.or(m.content_encoding);
+        m.content_language = new.content_language.or(m.content_language);
+        m.expires = new.expires.or(m.expires);
+        m.user.extend(new.user);
+        req.replace_metadata = Some(m);
+    }
+    if on(c.merge_tagging) {
+        let mut tags = store.get_object_tagging(&req.source).await?;
+        for t in req.tags.take().unwrap_or_default() {
+            match tags.iter_mut().find(|x| x.key == t.key) {
+                Some(x) => x.value = t.value,
+                None => tags.push(t),
+            }
+        }
+        if tags.len() > s3batch_core::spec::MAX_OBJECT_TAGS {
+            return Err(StorageError::new(
+                "BadRequest",
+                400,
+                format!("Object tags cannot be greater than 10: the merged set has {}", tags.len()),
+            ));
+        }
+        req.tags = Some(tags);
+    }
+    if on(c.merge_access_control_grants) {
+        for g in store.get_object_acl(&req.source).await?.grants {
+            let who = g.grantee.header_value();
+            let list = match g.permission {
+                Permission::Read => &mut req.grant_read,
+                Permission::ReadAcp => &mut req.grant_read_acp,
+                Permission::WriteAcp => &mut req.grant_write_acp,
+                Permission::FullControl => &mut req.grant_full_control,
+                Permission::Write => continue,
+            };
+            if !list.contains(&who) {
+                list.push(who);
+            }
+        }
+    }
     Ok(())
 }
 

@@ -287,6 +287,55 @@ async fn copy_maps_every_field() {
     assert_eq!(listed.objects[0].checksum_algorithm.as_deref(), Some("CRC32"));
 }
 
+/// The merge extensions (COS's `Add` directives): new metadata, tags and grants join the source's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_merges_metadata_tags_and_grants_into_the_sources() {
+    let h = Harness::new().await;
+    let meta = Metadata {
+        content_type: Some("text/plain".into()),
+        cache_control: Some("max-age=5".into()),
+        user: BTreeMap::from([("keep".to_string(), "1".to_string()), ("over".to_string(), "old".to_string())]),
+        ..Default::default()
+    };
+    h.put("data", "m", b"merge me", PutOptions { metadata: meta, tags: tags(&[("a", "1"), ("b", "old")]) }).await;
+    let src = ObjectRef::new("data", "m");
+    let owner = h.data.get_object_acl(&src).await.unwrap().owner;
+    let source_grant = Grant::new(Grantee::Group(ALL_USERS.into()), Permission::Read);
+    h.data
+        .put_object_acl(&src, &Acl::Policy(s3batch_storage::AclPolicy { owner, grants: vec![source_grant.clone()] }))
+        .await
+        .unwrap();
+    let op = json!({"S3PutObjectCopy": {
+        "TargetResource": "arn:aws:s3:::copies",
+        "MetadataDirective": "REPLACE", "MergeMetadata": true,
+        "NewObjectMetadata": {"ContentType": "application/x-new", "UserMetadata": {"over": "new", "added": "2"}},
+        "MergeTagging": true, "NewObjectTagging": [{"Key": "b", "Value": "new"}, {"Key": "c", "Value": "3"}],
+        "MergeAccessControlGrants": true,
+        "AccessControlGrants": [{"Grantee": {"TypeIdentifier": "id", "Identifier": "abc123"}, "Permission": "READ_ACP"}]
+    }});
+    let (_, rows) = h.run(op, &[&["data", "m"]]).await;
+    assert_ok(&rows.succeeded[0], "data", "m", "");
+    let dst = ObjectRef::new("copies", "m");
+    let info = h.data.head_object(&dst).await.unwrap();
+    assert_eq!(info.metadata.content_type.as_deref(), Some("application/x-new"), "new values win");
+    assert_eq!(info.metadata.cache_control.as_deref(), Some("max-age=5"), "the source's are kept");
+    let user: Vec<(&str, &str)> = info.metadata.user.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(user, [("added", "2"), ("keep", "1"), ("over", "new")]);
+    let mut got = h.data.get_object_tagging(&dst).await.unwrap();
+    got.sort_by(|x, y| x.key.cmp(&y.key));
+    assert_eq!(got, tags(&[("a", "1"), ("b", "new"), ("c", "3")]));
+    let acl = h.data.get_object_acl(&dst).await.unwrap().normalized_grants();
+    assert!(acl.contains(&source_grant), "{acl:?}");
+    assert!(acl.contains(&Grant::new(Grantee::canonical("abc123"), Permission::ReadAcp)), "{acl:?}");
+
+    // Merged past 10 tags: the task fails with the reason, the job goes on.
+    let many: Vec<_> = (0..10).map(|i| json!({"Key": format!("k{i}"), "Value": "v"})).collect();
+    let op = json!({"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::copies", "TargetKeyPrefix": "too-many/",
+                                        "MergeTagging": true, "NewObjectTagging": many}});
+    let (_, rows) = h.run(op, &[&["data", "m"]]).await;
+    assert_failed(&rows.failed[0], "400", "BadRequest", "greater than 10");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_between_stores_streams_large_objects_in_parts() {
     let h = Harness::new().await;
