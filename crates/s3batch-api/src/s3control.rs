@@ -44,38 +44,19 @@ pub fn routes() -> Router<AppState> {
         .route("/v20180820/{*rest}", any(other_operation))
 }
 
-/// An error on the wire: the exception name, the HTTP status and a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WireError {
-    pub code: &'static str,
-    pub status: u16,
-    pub message: String,
-}
+/// An error on the wire: the job service's error (the exception name, the HTTP status and a message), which the
+/// request parsers and the signature check answer too.
+pub type WireError = ServiceError;
 
-impl WireError {
-    pub fn new(code: &'static str, status: u16, message: impl Into<String>) -> Self {
-        WireError { code, status, message: message.into() }
-    }
-    fn bad_request(message: impl Into<String>) -> Self {
-        Self::new("BadRequestException", 400, message)
-    }
-}
-
-impl From<ServiceError> for WireError {
-    fn from(e: ServiceError) -> Self {
-        WireError { code: e.code, status: e.status, message: e.message }
-    }
-}
-
-impl From<XmlError> for WireError {
+impl From<XmlError> for ServiceError {
     fn from(e: XmlError) -> Self {
-        WireError::bad_request(e.0)
+        ServiceError::bad_request(e.0)
     }
 }
 
-impl From<crate::sigv4::AuthError> for WireError {
+impl From<crate::sigv4::AuthError> for ServiceError {
     fn from(e: crate::sigv4::AuthError) -> Self {
-        WireError { code: e.code, status: e.status, message: e.message }
+        ServiceError::new(e.code, e.status, e.message)
     }
 }
 
