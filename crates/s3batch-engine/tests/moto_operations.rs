@@ -24,8 +24,7 @@ use aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOut
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use aws_smithy_runtime_api::client::interceptors::context::Output;
 use bytes::Bytes;
-use s3batch_core::report::{OwnedReportRow, ReportManifest, TaskStatus, parse_rows};
-use s3batch_core::{JobSpec, JobStatus, Tag};
+use s3batch_core::Tag;
 use s3batch_engine::service::JobService;
 use s3batch_engine::{CancellationToken, Engine, EngineConfig};
 use s3batch_storage::memory::MemoryStore;
@@ -34,11 +33,13 @@ use s3batch_storage::{
     ALL_USERS, BackendKind, CopyRequest, Grant, Grantee, Metadata, ObjectRef, ObjectStore, Permission, PutBody,
     PutOptions, RetentionMode, Router, StorageConfig,
 };
-use s3batch_store::Job;
 use s3batch_store::sqlite::SqliteStore;
 use serde_json::{Value, json};
 
-const ACCOUNT: &str = "123456789012";
+mod common;
+
+use common::Rows;
+
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -175,12 +176,6 @@ impl Drop for Harness {
     }
 }
 
-#[derive(Debug)]
-struct Rows {
-    succeeded: Vec<OwnedReportRow>,
-    failed: Vec<OwnedReportRow>,
-}
-
 impl Harness {
     async fn new(moto: &Moto) -> Harness {
         let s3 = moto_store(&moto.endpoint);
@@ -226,60 +221,13 @@ impl Harness {
     }
 
     async fn get(&self, bucket: &str, key: &str) -> Bytes {
-        let got = self.s3.get_object(&ObjectRef::new(bucket, key), None).await;
-        got.unwrap_or_else(|e| panic!("s3://{bucket}/{key}: {e}")).bytes().await.unwrap()
+        common::get(&self.s3, bucket, key).await
     }
 
+    /// Run `operation` over the manifest `lines` as one job, which must complete; its report rows.
     async fn run(&self, operation: Value, lines: &[&[&str]]) -> Rows {
-        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
-        for l in lines {
-            w.write_record(*l).unwrap();
-        }
         let key = format!("m{}.csv", self.manifests.fetch_add(1, Ordering::Relaxed));
-        let body = PutBody::Bytes(w.into_inner().unwrap().into());
-        let etag = self.s3.put_object("manifests", &key, body, &PutOptions::default()).await.unwrap().etag.unwrap();
-        let fields = if lines[0].len() == 3 { json!(["Bucket", "Key", "VersionId"]) } else { json!(["Bucket", "Key"]) };
-        let spec = json!({
-            "Operation": operation,
-            "Manifest": {
-                "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": fields},
-                "Location": {"ObjectArn": format!("arn:aws:s3:::manifests/{key}"), "ETag": etag}
-            },
-            "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::reports", "Format": "Report_CSV_20180820",
-                       "ReportScope": "AllTasks", "Prefix": "out"},
-            "Priority": 10,
-            "ConfirmationRequired": false,
-            "RoleArn": "arn:aws:iam::123456789012:role/batch"
-        });
-        let spec: JobSpec = serde_json::from_value(spec).expect("a JobSpec");
-        let id = self.service.create(ACCOUNT, None, spec).await.expect("created").id;
-        let deadline = Instant::now() + TIMEOUT;
-        let job = loop {
-            let job = self.service.describe(ACCOUNT, &id).await.unwrap();
-            if job.status.is_terminal() {
-                break job;
-            }
-            assert!(Instant::now() < deadline, "job {id} not finished: {job:?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
-        self.rows(&job).await
-    }
-
-    async fn rows(&self, job: &Job) -> Rows {
-        let files: ReportManifest =
-            serde_json::from_slice(&self.get("reports", job.report_key.as_deref().unwrap()).await).unwrap();
-        let mut rows = Rows { succeeded: vec![], failed: vec![] };
-        for f in files.results {
-            let parsed = parse_rows(&self.get("reports", &f.key).await).unwrap();
-            match f.task_execution_status {
-                TaskStatus::Succeeded => rows.succeeded = parsed,
-                TaskStatus::Failed => rows.failed = parsed,
-            }
-        }
-        assert_eq!(job.succeeded as usize, rows.succeeded.len());
-        assert_eq!(job.failed as usize, rows.failed.len());
-        rows
+        common::run_job(&self.service, &self.s3, &key, operation, lines, TIMEOUT).await.1
     }
 }
 

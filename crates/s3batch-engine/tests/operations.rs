@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use s3batch_core::report::{OwnedReportRow, ReportManifest, TaskStatus, parse_rows};
-use s3batch_core::{JobSpec, JobStatus, Tag};
+use s3batch_core::Tag;
+use s3batch_core::report::OwnedReportRow;
 use s3batch_engine::lambda::FunctionConfig;
 use s3batch_engine::service::JobService;
 use s3batch_engine::{CancellationToken, Engine, EngineConfig};
@@ -23,7 +23,10 @@ use s3batch_store::Job;
 use s3batch_store::sqlite::SqliteStore;
 use serde_json::{Value, json};
 
-const ACCOUNT: &str = "123456789012";
+mod common;
+
+use common::{Rows, get};
+
 const TIMEOUT: Duration = Duration::from_secs(30);
 const KMS_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
@@ -51,13 +54,6 @@ impl Drop for Harness {
     fn drop(&mut self) {
         self.token.cancel();
     }
-}
-
-/// A report: its succeeded and failed rows.
-#[derive(Debug)]
-struct Rows {
-    succeeded: Vec<OwnedReportRow>,
-    failed: Vec<OwnedReportRow>,
 }
 
 impl Harness {
@@ -101,70 +97,9 @@ impl Harness {
     /// Run `operation` on the manifest `lines` (`bucket, key[, version]`: all with a version or none) until the job
     /// is finished; its report's rows.
     async fn run(&self, operation: Value, lines: &[&[&str]]) -> (Job, Rows) {
-        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
-        for l in lines {
-            w.write_record(*l).unwrap();
-        }
-        let text = w.into_inner().unwrap();
         let key = format!("m{}.csv", self.manifests.fetch_add(1, Ordering::Relaxed));
-        let etag = self
-            .meta
-            .put_object("manifests", &key, PutBody::Bytes(text.into()), &PutOptions::default())
-            .await
-            .unwrap()
-            .etag
-            .unwrap();
-        let fields = if lines[0].len() == 3 { json!(["Bucket", "Key", "VersionId"]) } else { json!(["Bucket", "Key"]) };
-        let spec = json!({
-            "Operation": operation,
-            "Manifest": {
-                "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": fields},
-                "Location": {"ObjectArn": format!("arn:aws:s3:::manifests/{key}"), "ETag": etag}
-            },
-            "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::reports", "Format": "Report_CSV_20180820",
-                       "ReportScope": "AllTasks", "Prefix": "out"},
-            "Priority": 10,
-            "ConfirmationRequired": false,
-            "RoleArn": "arn:aws:iam::123456789012:role/batch"
-        });
-        let spec: JobSpec = serde_json::from_value(spec).expect("a JobSpec");
-        let id = self.service.create(ACCOUNT, None, spec).await.expect("created").id;
-        let deadline = Instant::now() + TIMEOUT;
-        let job = loop {
-            let job = self.service.describe(ACCOUNT, &id).await.unwrap();
-            if job.status.is_terminal() {
-                break job;
-            }
-            assert!(Instant::now() < deadline, "job {id} not finished: {job:?}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
-        assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
-        let rows = self.rows(&job).await;
-        assert_eq!(job.succeeded as usize, rows.succeeded.len());
-        assert_eq!(job.failed as usize, rows.failed.len());
-        (job, rows)
+        common::run_job(&self.service, &self.meta, &key, operation, lines, TIMEOUT).await
     }
-
-    async fn rows(&self, job: &Job) -> Rows {
-        let key = job.report_key.clone().expect("a report");
-        let manifest = get(&self.meta, "reports", &key).await;
-        let files: ReportManifest = serde_json::from_slice(&manifest).unwrap();
-        let mut rows = Rows { succeeded: vec![], failed: vec![] };
-        for f in files.results {
-            let csv = get(&self.meta, "reports", &f.key).await;
-            let parsed = parse_rows(&csv).unwrap();
-            match f.task_execution_status {
-                TaskStatus::Succeeded => rows.succeeded = parsed,
-                TaskStatus::Failed => rows.failed = parsed,
-            }
-        }
-        rows
-    }
-}
-
-async fn get(store: &MemoryStore, bucket: &str, key: &str) -> Bytes {
-    let got = store.get_object(&ObjectRef::new(bucket, key), None).await;
-    got.unwrap_or_else(|e| panic!("s3://{bucket}/{key}: {e}")).bytes().await.unwrap()
 }
 
 fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
