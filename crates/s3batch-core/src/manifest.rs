@@ -52,6 +52,8 @@ pub struct CsvLayout {
     key: usize,
     version: Option<usize>,
     columns: usize,
+    /// Lines may leave the version id empty (the null version): chunk payloads, inventories.
+    version_optional: bool,
 }
 
 /// `Spec.Fields` does not describe a usable layout.
@@ -73,7 +75,13 @@ impl CsvLayout {
         let bucket = find(FieldName::Bucket)?.ok_or_else(|| LayoutError("must name a Bucket column".into()))?;
         let key = find(FieldName::Key)?.ok_or_else(|| LayoutError("must name a Key column".into()))?;
         let version = find(FieldName::VersionId)?;
-        Ok(CsvLayout { bucket, key, version, columns: fields.len() })
+        Ok(CsvLayout { bucket, key, version, columns: fields.len(), version_optional: false })
+    }
+
+    /// The layout of lines a chunk carries itself ([`write_payload_line`]): `bucket,key,version id`, the version
+    /// id empty where there is none.
+    pub fn payload() -> CsvLayout {
+        CsvLayout { bucket: 0, key: 1, version: Some(2), columns: 3, version_optional: true }
     }
 
     /// Whether every line carries a version id.
@@ -106,12 +114,15 @@ impl CsvLayout {
             None => None,
             Some(i) => {
                 let v = field(i, "VersionId")?;
-                if v.is_empty() {
+                if v.is_empty() && self.version_optional {
+                    None
+                } else if v.is_empty() {
                     return Err(err(
                         "has no version id, but version ids are all or nothing: every line must have one".into()
                     ));
+                } else {
+                    Some(v.to_string())
                 }
-                Some(v.to_string())
             }
         };
         Ok(ManifestTask { bucket: bucket.to_string(), key, raw_key: raw_key.to_string(), version_id })
@@ -121,6 +132,31 @@ impl CsvLayout {
 /// A CSV reader set up for manifests: no header, fixed columns checked by [`CsvLayout::parse`].
 pub fn csv_reader<R: std::io::Read>(r: R) -> csv::Reader<R> {
     csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(r)
+}
+
+/// Append one line in the [`CsvLayout::payload`] layout: `raw_key` is the URL-encoded key, as a manifest or a
+/// report writes it; fields are quoted only where CSV needs it.
+pub fn write_payload_line(out: &mut Vec<u8>, bucket: &str, raw_key: &str, version_id: Option<&str>) {
+    fn field(out: &mut Vec<u8>, v: &str) {
+        if v.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+            out.push(b'"');
+            for b in v.bytes() {
+                if b == b'"' {
+                    out.push(b'"');
+                }
+                out.push(b);
+            }
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(v.as_bytes());
+        }
+    }
+    field(out, bucket);
+    out.push(b',');
+    field(out, raw_key);
+    out.push(b',');
+    field(out, version_id.unwrap_or(""));
+    out.push(b'\n');
 }
 
 /// Percent-decode a manifest key strictly: `%` must start a two-hex-digit escape, the result must be UTF-8,
@@ -208,6 +244,20 @@ mod tests {
         assert!(l.parse(&rec("bkt,\n"), 1).is_err());
         assert!(l.parse(&rec("bkt,%g1\n"), 1).unwrap_err().message.contains("escape"));
         assert_eq!(l.parse(&rec("bkt,\"quoted,key\"\n"), 1).unwrap().key, "quoted,key");
+    }
+
+    #[test]
+    fn payload_lines_round_trip() {
+        let mut out = Vec::new();
+        write_payload_line(&mut out, "bkt", "a%20b", None);
+        write_payload_line(&mut out, "bkt", "odd,\"raw\"", Some("v\"1"));
+        let l = CsvLayout::payload();
+        let mut r = csv_reader(&out[..]);
+        let recs: Vec<_> = r.byte_records().map(|r| r.unwrap()).collect();
+        let a = l.parse(&recs[0], 1).unwrap();
+        assert_eq!((a.key.as_str(), a.raw_key.as_str(), a.version_id), ("a b", "a%20b", None));
+        let b = l.parse(&recs[1], 2).unwrap();
+        assert_eq!((b.raw_key.as_str(), b.version_id.as_deref()), ("odd,\"raw\"", Some("v\"1")));
     }
 
     #[test]

@@ -56,10 +56,37 @@ pub struct JobSpec {
     /// Opaque to everything else: the members above hold the same job in AWS shapes, and they are what runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cos_request: Option<serde_json::Value>,
+    /// Extension: this job re-runs the failed tasks of that job (same account, finished): its tasks are exactly
+    /// the ones that failed there. The rest of the spec is the original's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<String>,
+    /// Extension: a dry run. Every task checks what the real run would need (the object, with its version; for a
+    /// copy, that the target bucket is reachable) and changes nothing; the report says what each task would do, or
+    /// the error the real run would hit.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dry_run: bool,
+    /// Extension: the job's rate limit at creation, in tasks per second for the whole job. The live value is the
+    /// job's own (changed while it runs); this one is only where it starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<i64>,
 }
 
 fn default_true() -> bool {
     true
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Highest per-job rate limit, in tasks per second.
+pub const MAX_RATE_LIMIT: i64 = 1_000_000;
+
+/// A per-job rate limit must be 1 to [`MAX_RATE_LIMIT`] tasks per second.
+pub fn validate_rate_limit(r: i64) -> Result<(), ValidationError> {
+    check((1..=MAX_RATE_LIMIT).contains(&r), || {
+        format!("RateLimit must be between 1 and {MAX_RATE_LIMIT} tasks per second, got {r}")
+    })
 }
 
 /// The one operation a job runs on every object. The variant name is the S3 Control `OperationName`; the
@@ -638,6 +665,9 @@ impl JobSpec {
             })?;
         }
         validate_tags("job tag", &self.tags, MAX_JOB_TAGS)?;
+        if let Some(r) = self.rate_limit {
+            validate_rate_limit(r)?;
+        }
         match (&self.manifest, &self.manifest_generator) {
             (Some(m), None) => validate_manifest(m)?,
             (None, Some(ManifestGenerator::S3JobManifestGenerator(g))) => validate_generator(g)?,

@@ -39,7 +39,14 @@ async fn active_job(s: &dyn JobStore, account: &str, token: &str, chunks: i64, n
     assert!(s.update_status(&j.id, JobStatus::New, &StatusChange::to(JobStatus::Preparing), now).await.unwrap());
     assert!(s.claim_duty(&j.id, "prep", now, 1000).await.unwrap());
     let cs: Vec<NewChunk> = (0..chunks)
-        .map(|i| NewChunk { seq: i, start_offset: i * 10, end_offset: i * 10 + 10, first_line: i + 1, line_count: 1 })
+        .map(|i| NewChunk {
+            seq: i,
+            start_offset: i * 10,
+            end_offset: i * 10 + 10,
+            first_line: i + 1,
+            line_count: 1,
+            payload: None,
+        })
         .collect();
     assert!(s.insert_chunks(&j.id, "prep", &cs).await.unwrap());
     assert!(s.finish_preparing(&j.id, "prep", chunks, "etag", JobStatus::Ready, now).await.unwrap());
@@ -431,4 +438,282 @@ pub async fn concurrent_singleton_claims_have_one_winner(a: &dyn JobStore, b: &d
         let winner = o.iter().zip(won).find(|(_, w)| *w).map(|(o, _)| o.clone());
         assert_eq!(b.singleton_owner("scheduler", now).await.unwrap(), winner, "round {round}");
     }
+}
+
+/// Chunks that carry their lines, and a preparer that opens the job while it still lists.
+pub async fn payload_chunks_and_open_preparing(s: &dyn JobStore) {
+    let j = created(s, "111111111111", "payload", 1000).await;
+    assert!(s.update_status(&j.id, JobStatus::New, &StatusChange::to(JobStatus::Preparing), 1000).await.unwrap());
+    assert!(s.claim_duty(&j.id, "prep", 1000, 60_000).await.unwrap());
+    assert!(s.last_chunk(&j.id).await.unwrap().is_none());
+    let chunk = |seq: i64, lines: &[u8]| NewChunk {
+        seq,
+        start_offset: 0,
+        end_offset: lines.len() as i64,
+        first_line: seq * 2 + 1,
+        line_count: 2,
+        payload: Some(lines.to_vec()),
+    };
+    assert!(s.insert_chunks(&j.id, "prep", &[chunk(0, b"b,k1,\nb,k2,\n")]).await.unwrap());
+    // Not the preparer: refused.
+    assert!(!s.open_preparing(&j.id, "other", JobStatus::Ready, 1100).await.unwrap());
+    assert!(s.open_preparing(&j.id, "prep", JobStatus::Ready, 1100).await.unwrap());
+    let got = s.get_job(None, &j.id).await.unwrap().unwrap();
+    assert_eq!((got.status, got.total_tasks), (JobStatus::Ready, None));
+    // The duty lease stays with the preparer, which goes on recording chunks.
+    assert!(!s.claim_duty(&j.id, "other", 1200, 60_000).await.unwrap());
+    assert!(s.insert_chunks(&j.id, "prep", &[chunk(1, b"b,k3,v1\nb,k4,\n")]).await.unwrap());
+    assert!(s.update_status(&j.id, JobStatus::Ready, &StatusChange::to(JobStatus::Active), 1300).await.unwrap());
+    let c = s.claim_chunk("w", 1400, 1000).await.unwrap().expect("a chunk");
+    assert_eq!((c.id.seq, c.payload.as_deref()), (0, Some(&b"b,k1,\nb,k2,\n"[..])));
+    let last = s.last_chunk(&j.id).await.unwrap().expect("the last chunk");
+    assert_eq!((last.id.seq, last.first_line, last.line_count), (1, 3, 2));
+    assert_eq!(last.payload.as_deref(), Some(&b"b,k3,v1\nb,k4,\n"[..]));
+    let payloads = s.chunk_payloads(&j.id, 0, 10).await.unwrap();
+    assert_eq!(payloads, vec![(1, b"b,k3,v1\nb,k4,\n".to_vec())]);
+    assert_eq!(s.chunk_payloads(&j.id, -1, 1).await.unwrap().len(), 1);
+    assert!(!s.finish_listing(&j.id, "other", 4, 1500).await.unwrap());
+    assert!(s.finish_listing(&j.id, "prep", 4, 1500).await.unwrap());
+    assert!(!s.finish_listing(&j.id, "prep", 5, 1500).await.unwrap(), "the total is set once");
+    let got = s.get_job(None, &j.id).await.unwrap().unwrap();
+    assert_eq!((got.status, got.total_tasks), (JobStatus::Active, Some(4)));
+    s.set_generated_manifest(&j.id, "{\"Format\":\"S3InventoryReport_CSV_20211130\"}").await.unwrap();
+    let got = s.get_job(None, &j.id).await.unwrap().unwrap();
+    assert_eq!(got.generated_manifest.as_deref(), Some("{\"Format\":\"S3InventoryReport_CSV_20211130\"}"));
+    // A byte-range chunk has no payload.
+    let plain = active_job(s, "111111111111", "plain", 1, 2000).await;
+    let c = loop {
+        let c = s.claim_chunk("w", 2100, 1000).await.unwrap().expect("a chunk");
+        if c.id.job_id == plain.id {
+            break c;
+        }
+    };
+    assert_eq!(c.payload, None);
+}
+
+/// Every job creation and every status change records one event, in the transaction of the change; a replayed
+/// create, a refused compare-and-set and a change that keeps the status record none.
+pub async fn events_record_creation_and_changes(s: &dyn JobStore) {
+    assert!(s.events_after(0, 100).await.unwrap().is_empty());
+    let req = new_job("111111111111", "t");
+    let CreateOutcome::Created(j) = s.create_job(&req, 10).await.unwrap() else { panic!("a new job") };
+    assert!(matches!(s.create_job(&req, 11).await.unwrap(), CreateOutcome::Existing(_)));
+    assert!(!s.update_status(&j.id, JobStatus::Ready, &StatusChange::to(JobStatus::Active), 12).await.unwrap());
+    assert!(s.update_status(&j.id, JobStatus::New, &StatusChange::to(JobStatus::Preparing), 13).await.unwrap());
+    let same = StatusChange { reason: Some("only a reason".into()), ..Default::default() };
+    assert!(s.update_status(&j.id, JobStatus::Preparing, &same, 13).await.unwrap());
+    assert!(s.claim_duty(&j.id, "prep", 13, 1000).await.unwrap());
+    assert!(s.finish_preparing(&j.id, "prep", 3, "etag", JobStatus::Suspended, 14).await.unwrap());
+    assert!(!s.finish_preparing(&j.id, "prep", 3, "etag", JobStatus::Suspended, 14).await.unwrap());
+    let confirm = StatusChange::to(JobStatus::Ready).reason(Some("looks right".into()));
+    assert!(s.update_status(&j.id, JobStatus::Suspended, &confirm, 15).await.unwrap());
+    assert!(s.update_status(&j.id, JobStatus::Ready, &StatusChange::to(JobStatus::Active), 16).await.unwrap());
+    let fail = StatusChange::to(JobStatus::Failing).failure("TaskFailureThresholdExceeded", "too many failed");
+    assert!(s.update_status(&j.id, JobStatus::Active, &fail, 17).await.unwrap());
+    assert!(s.update_status(&j.id, JobStatus::Failing, &StatusChange::to(JobStatus::Failed), 18).await.unwrap());
+    // Another job's creation, in another account.
+    let other = created(s, "222222222222", "t", 19).await;
+
+    let evs = s.events_after(0, 100).await.unwrap();
+    let got: Vec<(&str, &str, Option<JobStatus>, JobStatus, i64)> =
+        evs.iter().map(|e| (e.account_id.as_str(), e.name.as_str(), e.from, e.to, e.time)).collect();
+    use JobStatus::*;
+    let a = "111111111111";
+    assert_eq!(
+        got,
+        vec![
+            (a, JOB_CREATED, None, New, 10),
+            (a, JOB_STATUS_CHANGED, Some(New), Preparing, 13),
+            (a, JOB_STATUS_CHANGED, Some(Preparing), Suspended, 14),
+            (a, JOB_STATUS_CHANGED, Some(Suspended), Ready, 15),
+            (a, JOB_STATUS_CHANGED, Some(Ready), Active, 16),
+            (a, JOB_STATUS_CHANGED, Some(Active), Failing, 17),
+            (a, JOB_STATUS_CHANGED, Some(Failing), Failed, 18),
+            ("222222222222", JOB_CREATED, None, New, 19),
+        ]
+    );
+    assert!(evs[..7].iter().all(|e| e.job_id == j.id));
+    assert_eq!(evs[7].job_id, other.id);
+    let reasons: Vec<Option<&str>> = evs.iter().map(|e| e.reason.as_deref()).collect();
+    assert_eq!(
+        reasons,
+        [None, None, Some("AwaitingConfirmation"), Some("looks right"), None, Some("too many failed"), None, None]
+    );
+    let codes: Vec<usize> = evs.iter().map(|e| e.failure_codes.len()).collect();
+    assert_eq!(codes, [0, 0, 0, 0, 0, 1, 1, 0], "the job's failure codes as of each change");
+    assert_eq!(evs[6].failure_codes, ["TaskFailureThresholdExceeded"]);
+    assert!(evs.windows(2).all(|w| w[0].seq < w[1].seq), "seqs increase");
+    let ids: std::collections::HashSet<&str> = evs.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(ids.len(), evs.len(), "event ids are unique");
+    assert!(evs.iter().all(|e| uuid::Uuid::parse_str(&e.event_id).is_ok()));
+    assert!(evs.iter().all(|e| e.job_event_id.len() == 32 && e.job_event_id.bytes().all(|b| b.is_ascii_hexdigit())));
+
+    // Paging with a cursor gives the same events.
+    let first = s.events_after(0, 3).await.unwrap();
+    assert_eq!(first, evs[..3]);
+    assert_eq!(s.events_after(first[2].seq, 100).await.unwrap(), evs[3..]);
+    assert!(s.events_after(evs[7].seq, 100).await.unwrap().is_empty());
+    // A deleted job's events stay (the audit trail outlives the job).
+    s.delete_job(&other.id).await.unwrap();
+    assert_eq!(s.events_after(0, 100).await.unwrap().len(), 8);
+}
+
+/// Sinks' cursors only move forward, each on its own; pruning removes only events both delivered (seq) and old
+/// (time), and a seq is never handed out again, even once every event was pruned.
+pub async fn event_cursors_and_pruning(s: &dyn JobStore) {
+    assert_eq!(s.event_cursor("audit").await.unwrap(), None);
+    for (i, t) in [100, 200, 300].into_iter().enumerate() {
+        created(s, "111111111111", &format!("t{i}"), t).await;
+    }
+    let evs = s.events_after(0, 10).await.unwrap();
+    let seqs: Vec<i64> = evs.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs.len(), 3);
+
+    s.advance_event_cursor("audit", seqs[1], 1).await.unwrap();
+    assert_eq!(s.event_cursor("audit").await.unwrap(), Some(seqs[1]));
+    s.advance_event_cursor("audit", seqs[0], 2).await.unwrap();
+    assert_eq!(s.event_cursor("audit").await.unwrap(), Some(seqs[1]), "a cursor never moves back");
+    assert_eq!(s.event_cursor("webhook:http://x/").await.unwrap(), None);
+    s.advance_event_cursor("webhook:http://x/", seqs[2], 3).await.unwrap();
+    assert_eq!(s.event_cursor("webhook:http://x/").await.unwrap(), Some(seqs[2]));
+    assert_eq!(s.event_cursor("audit").await.unwrap(), Some(seqs[1]));
+
+    // Delivered everywhere up to seqs[2], but only the first two are older than 250.
+    assert_eq!(s.prune_events(seqs[2], 250).await.unwrap(), 2);
+    assert_eq!(s.events_after(0, 10).await.unwrap(), evs[2..]);
+    // Old enough but not delivered: kept.
+    assert_eq!(s.prune_events(seqs[1], 1_000).await.unwrap(), 0);
+    assert_eq!(s.prune_events(seqs[2], 1_000).await.unwrap(), 1);
+    assert!(s.events_after(0, 10).await.unwrap().is_empty());
+
+    created(s, "111111111111", "t3", 400).await;
+    let next = s.events_after(0, 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert!(next[0].seq > seqs[2], "seq {} handed out again", next[0].seq);
+}
+
+/// Writers on two handles creating and changing jobs at once while a reader follows the events with a cursor, as
+/// the dispatcher does: the reader sees every event exactly once and in seq order. It would miss some if a seq
+/// could commit after a greater one (the reader would have moved its cursor past it).
+pub async fn concurrent_events_are_read_without_gaps(a: &dyn JobStore, b: &dyn JobStore) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const JOBS: usize = 15;
+    const WRITERS: usize = 4;
+    let finished = AtomicUsize::new(0);
+
+    async fn write(s: &dyn JobStore, name: &str, finished: &AtomicUsize) {
+        for i in 0..JOBS {
+            let j = created(s, "111111111111", &format!("{name}-{i}"), 1).await;
+            assert!(s.update_status(&j.id, JobStatus::New, &StatusChange::to(JobStatus::Preparing), 2).await.unwrap());
+            assert!(
+                s.update_status(&j.id, JobStatus::Preparing, &StatusChange::to(JobStatus::Failing), 3).await.unwrap()
+            );
+        }
+        finished.fetch_add(1, Ordering::SeqCst);
+    }
+    async fn follow(s: &dyn JobStore, finished: &AtomicUsize) -> Vec<JobEventRecord> {
+        let mut seen: Vec<JobEventRecord> = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let done = finished.load(Ordering::SeqCst) == WRITERS;
+            let page = s.events_after(cursor, 5).await.unwrap();
+            if page.is_empty() {
+                if done {
+                    return seen;
+                }
+                tokio::task::yield_now().await;
+                continue;
+            }
+            for e in page {
+                assert!(e.seq > cursor, "seq {} after cursor {cursor}", e.seq);
+                cursor = e.seq;
+                seen.push(e);
+            }
+        }
+    }
+    let (_, _, _, _, seen) = tokio::join!(
+        write(a, "a1", &finished),
+        write(b, "b1", &finished),
+        write(a, "a2", &finished),
+        write(b, "b2", &finished),
+        follow(b, &finished),
+    );
+    let all = a.events_after(0, 10_000).await.unwrap();
+    assert_eq!(all.len(), WRITERS * JOBS * 3);
+    assert_eq!(seen.len(), all.len(), "the reader missed events");
+    assert_eq!(seen, all);
+}
+
+pub async fn rate_limit_and_job_controls(s: &dyn JobStore) {
+    // Set at creation from the spec.
+    let mut new = new_job("111111111111", "rl-1");
+    new.spec.rate_limit = Some(50);
+    let CreateOutcome::Created(j) = s.create_job(&new, 1000).await.unwrap() else { panic!("created") };
+    assert_eq!(j.rate_limit, Some(50));
+    assert_eq!(
+        s.job_controls(&j.id, 1000).await.unwrap(),
+        Some(JobControls { rate_limit: Some(50), lease_holders: 0 })
+    );
+    // Changed and removed by its account only.
+    assert!(s.set_rate_limit("111111111111", &j.id, Some(7), 2000).await.unwrap());
+    assert!(!s.set_rate_limit("222222222222", &j.id, Some(9), 2000).await.unwrap());
+    assert_eq!(s.get_job(None, &j.id).await.unwrap().unwrap().rate_limit, Some(7));
+    assert!(s.set_rate_limit("111111111111", &j.id, None, 3000).await.unwrap());
+    let got = s.get_job(None, &j.id).await.unwrap().unwrap();
+    assert_eq!((got.rate_limit, got.updated_at), (None, 3000));
+    assert_eq!(s.job_controls("no-such-job", 1000).await.unwrap(), None);
+    // No limit by default.
+    assert_eq!(created(s, "111111111111", "rl-2", 1000).await.rate_limit, None);
+
+    // Lease holders: distinct workers with live leases.
+    let a = active_job(s, "111111111111", "rl-3", 4, 1000).await;
+    assert!(s.set_rate_limit("111111111111", &a.id, Some(100), 1000).await.unwrap());
+    for owner in ["w1", "w1", "w2"] {
+        assert!(s.claim_chunk(owner, 1000, 500).await.unwrap().is_some());
+    }
+    assert_eq!(
+        s.job_controls(&a.id, 1200).await.unwrap().unwrap(),
+        JobControls { rate_limit: Some(100), lease_holders: 2 }
+    );
+    // Expired leases do not count.
+    assert_eq!(s.job_controls(&a.id, 1600).await.unwrap().unwrap().lease_holders, 0);
+
+    // A finished job's limit cannot change.
+    for (from, to) in [(JobStatus::Active, JobStatus::Cancelling), (JobStatus::Cancelling, JobStatus::Cancelled)] {
+        assert!(s.update_status(&a.id, from, &StatusChange::to(to), 2000).await.unwrap());
+    }
+    assert!(!s.set_rate_limit("111111111111", &a.id, Some(5), 3000).await.unwrap());
+    assert_eq!(s.get_job(None, &a.id).await.unwrap().unwrap().rate_limit, Some(100));
+}
+
+pub async fn claims_of_one_job_and_chunk_samples(s: &dyn JobStore) {
+    let hi = active_job(s, "111111111111", "c-1", 2, 1000).await;
+    assert!(s.set_priority("111111111111", &hi.id, 99, 1000).await.unwrap());
+    let lo = active_job(s, "111111111111", "c-2", 3, 1000).await;
+    // claim_chunk would take the higher priority job's; claim_chunk_of takes the one asked for, in order.
+    let c = s.claim_chunk_of("w1", &lo.id, 1000, 500).await.unwrap().expect("a chunk of lo");
+    assert_eq!((c.id.job_id.as_str(), c.id.seq, c.attempts), (lo.id.as_str(), 0, 1));
+    assert_eq!(s.claim_chunk_of("w1", &lo.id, 1000, 500).await.unwrap().unwrap().id.seq, 1);
+    assert_eq!(s.claim_chunk_of("w1", &lo.id, 1000, 500).await.unwrap().unwrap().id.seq, 2);
+    assert!(s.claim_chunk_of("w1", &lo.id, 1000, 500).await.unwrap().is_none(), "all leased");
+    // An expired lease is claimed again.
+    let again = s.claim_chunk_of("w2", &lo.id, 2000, 500).await.unwrap().expect("expired chunk");
+    assert_eq!((again.id.seq, again.attempts), (0, 2));
+    assert_eq!(s.claim_chunk("w1", 2000, 500).await.unwrap().unwrap().id.job_id, hi.id);
+    // Only Active jobs.
+    assert!(s.update_status(&hi.id, JobStatus::Active, &StatusChange::to(JobStatus::Pausing), 2000).await.unwrap());
+    assert!(s.claim_chunk_of("w1", &hi.id, 2000, 500).await.unwrap().is_none());
+    assert!(s.claim_chunk_of("w1", "no-such-job", 2000, 500).await.unwrap().is_none());
+
+    // Chunk samples: the ones asked for that exist, in order.
+    let got = s.chunks_at(&lo.id, &[2, 0, 7]).await.unwrap();
+    assert_eq!(
+        got,
+        vec![
+            NewChunk { seq: 0, start_offset: 0, end_offset: 10, first_line: 1, line_count: 1, payload: None },
+            NewChunk { seq: 2, start_offset: 20, end_offset: 30, first_line: 3, line_count: 1, payload: None },
+        ]
+    );
+    assert!(s.chunks_at(&lo.id, &[]).await.unwrap().is_empty());
+    assert!(s.chunks_at("no-such-job", &[0]).await.unwrap().is_empty());
 }

@@ -13,6 +13,9 @@
 //!
 //! The store also keeps the list of processes running an engine ([`Worker`]): each registers, beats, and leaves on
 //! a graceful exit; one that stops beating is shown as lost, then pruned.
+//!
+//! Job events ([`JobEventRecord`]) are an outbox: every job creation and every status change records one in the
+//! same transaction, numbered in commit order, and each event sink keeps a cursor of how far it got.
 
 pub mod conformance;
 mod model;
@@ -118,4 +121,37 @@ pub trait JobStore: std::fmt::Debug + Send + Sync + 'static {
     async fn list_workers(&self) -> Result<Vec<Worker>>;
     /// Forget the workers whose last heartbeat is older than `heartbeat_before`. Returns how many.
     async fn prune_workers(&self, heartbeat_before: Millis) -> Result<u64>;
+
+    /// Preparing goes on in the background (a ManifestGenerator still listing): move Preparing → `to` now, with
+    /// the total still unknown, and keep the duty lease. Tasks of the chunks recorded so far may run.
+    async fn open_preparing(&self, job_id: &str, owner: &str, to: JobStatus, now: Millis) -> Result<bool>;
+    /// The background part of preparing is done: set the total, under the duty lease, whatever the status.
+    async fn finish_listing(&self, job_id: &str, owner: &str, total_tasks: i64, now: Millis) -> Result<bool>;
+    /// The job's last recorded chunk (with its payload): where a preparer that stopped resumes.
+    async fn last_chunk(&self, job_id: &str) -> Result<Option<Chunk>>;
+    /// Chunk payloads in order, `seq > after_seq`, at most `limit` chunks: the lines of a generated manifest.
+    async fn chunk_payloads(&self, job_id: &str, after_seq: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>>;
+    /// Remember the manifest a ManifestGenerator job wrote (GeneratedManifestDescriptor, JSON).
+    async fn set_generated_manifest(&self, job_id: &str, descriptor: &str) -> Result<()>;
+    /// Job events (recorded by `create_job`, `update_status` and `finish_preparing` in the transaction of the
+    /// change) with `seq > after_seq`, in `seq` order, at most `limit`. A reader that moves its cursor to the last
+    /// seq it got never skips an event: seqs are committed in order.
+    async fn events_after(&self, after_seq: i64, limit: i64) -> Result<Vec<JobEventRecord>>;
+    /// How far the event sink `sink` got (the last seq delivered or given up); None if it never delivered one.
+    async fn event_cursor(&self, sink: &str) -> Result<Option<i64>>;
+    /// Move the sink's cursor forward to `seq` (never back: a smaller seq leaves it where it is).
+    async fn advance_event_cursor(&self, sink: &str, seq: i64, now: Millis) -> Result<()>;
+    /// Forget the events with `seq <= up_to_seq` recorded before `before` (every sink has them). Returns how many.
+    async fn prune_events(&self, up_to_seq: i64, before: Millis) -> Result<u64>;
+    /// Set (or with `None` remove) the rate limit of `account`'s job, unless it has finished. False if there is no
+    /// such job or it has finished.
+    async fn set_rate_limit(&self, account: &str, id: &str, rate_limit: Option<i64>, now: Millis) -> Result<bool>;
+    /// The job's rate limit and how many workers hold live leases on its chunks; `None` if there is no such job.
+    async fn job_controls(&self, job_id: &str, now: Millis) -> Result<Option<JobControls>>;
+    /// Like [`JobStore::claim_chunk`], but only a chunk of the one job `job_id` (if it is Active): lets a worker
+    /// share itself fairly between the jobs it runs.
+    async fn claim_chunk_of(&self, owner: &str, job_id: &str, now: Millis, lease_ms: i64) -> Result<Option<Chunk>>;
+    /// The chunks of `job_id` with these sequence numbers (those that exist), in sequence order: a spread sample
+    /// of the manifest for the impact preview.
+    async fn chunks_at(&self, job_id: &str, seqs: &[i64]) -> Result<Vec<NewChunk>>;
 }

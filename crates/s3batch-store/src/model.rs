@@ -67,6 +67,11 @@ pub struct Job {
     pub report_key: Option<String>,
     /// Paused by a user (extension): the scheduler leaves it Paused until the user resumes it.
     pub user_paused: bool,
+    /// The manifest a ManifestGenerator job wrote (GeneratedManifestDescriptor, JSON).
+    pub generated_manifest: Option<String>,
+    /// Extension: the job's rate limit in tasks per second (for the whole job, over every process), if any. Set
+    /// from the spec's `RateLimit` at creation; changed with [`JobStore::set_rate_limit`](crate::JobStore).
+    pub rate_limit: Option<i64>,
 }
 
 impl Job {
@@ -137,6 +142,9 @@ pub struct NewChunk {
     /// Line number (from 1) of the chunk's first line.
     pub first_line: i64,
     pub line_count: i64,
+    /// The chunk's lines themselves (`bucket,url-encoded key,version id`), when they are not a byte range of the
+    /// manifest object.
+    pub payload: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -155,6 +163,8 @@ pub struct Chunk {
     pub line_count: i64,
     pub attempts: i64,
     pub lease_expires: Millis,
+    /// See [`NewChunk::payload`].
+    pub payload: Option<Vec<u8>>,
 }
 
 /// What a chunk's tasks did: counts and report CSV lines.
@@ -238,4 +248,96 @@ impl Worker {
             WorkerState::Running
         }
     }
+}
+
+/// The two kinds of job event, named as CloudTrail names them.
+pub const JOB_CREATED: &str = "JobCreated";
+pub const JOB_STATUS_CHANGED: &str = "JobStatusChanged";
+
+/// A job event as the store recorded it, in the same transaction as the change it tells of: the job's creation
+/// (`JobCreated`, to New) or a status change (`JobStatusChanged`). Read back in `seq` order by the event dispatcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobEventRecord {
+    /// Strictly increasing in commit order, never reused.
+    pub seq: i64,
+    /// A UUID, CloudTrail's `eventID`: the same on every delivery of this event (consumers deduplicate on it).
+    pub event_id: String,
+    /// 32 hex digits, the `jobEventId` of the service event details.
+    pub job_event_id: String,
+    pub time: Millis,
+    pub account_id: String,
+    pub job_id: String,
+    /// [`JOB_CREATED`] or [`JOB_STATUS_CHANGED`].
+    pub name: String,
+    /// None for `JobCreated`.
+    pub from: Option<JobStatus>,
+    pub to: JobStatus,
+    /// Why: the user's StatusUpdateReason, else the reason of the failure recorded with the change, else the
+    /// SuspendedCause (`AwaitingConfirmation`, a preemption, a user's pause).
+    pub reason: Option<String>,
+    /// The job's FailureReasons codes as of this change (each once, first seen first).
+    pub failure_codes: Vec<String>,
+}
+
+impl JobEventRecord {
+    /// A new event (its `seq` is assigned when it is inserted).
+    pub fn new(
+        job: (&str, &str),
+        from: Option<JobStatus>,
+        to: JobStatus,
+        reason: Option<String>,
+        failures: &[FailureReason],
+        now: Millis,
+    ) -> Self {
+        let (account_id, job_id) = job;
+        let mut failure_codes: Vec<String> = Vec::new();
+        for f in failures {
+            if !failure_codes.contains(&f.failure_code) {
+                failure_codes.push(f.failure_code.clone());
+            }
+        }
+        JobEventRecord {
+            seq: 0,
+            event_id: uuid::Uuid::new_v4().to_string(),
+            job_event_id: uuid::Uuid::new_v4().simple().to_string(),
+            time: now,
+            account_id: account_id.into(),
+            job_id: job_id.into(),
+            name: if from.is_none() { JOB_CREATED } else { JOB_STATUS_CHANGED }.into(),
+            from,
+            to,
+            reason,
+            failure_codes,
+        }
+    }
+
+    /// The event of a status change `from` → `to` made with `change`, the job's failure reasons being `failures`
+    /// afterwards. None if the status did not change (a reason or a pause flag alone is not a status change).
+    pub fn status_changed(
+        job: (&str, &str),
+        from: JobStatus,
+        to: JobStatus,
+        change: &StatusChange,
+        failures: &[FailureReason],
+        now: Millis,
+    ) -> Option<Self> {
+        if from == to {
+            return None;
+        }
+        let reason = change
+            .reason
+            .clone()
+            .or_else(|| change.failure.as_ref().map(|f| f.failure_reason.clone()))
+            .or_else(|| change.suspended_cause.clone());
+        Some(Self::new(job, Some(from), to, reason, failures, now))
+    }
+}
+
+/// What a running worker re-reads about a job about once a second: its rate limit and how many processes share it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobControls {
+    /// Tasks per second for the whole job; `None`: no limit.
+    pub rate_limit: Option<i64>,
+    /// Distinct workers holding a live (unexpired) lease on one of the job's chunks.
+    pub lease_holders: i64,
 }

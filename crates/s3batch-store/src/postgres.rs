@@ -11,7 +11,10 @@
 //! - a chunk's results and the job's counters are written by one statement, only while the lease is held;
 //! - the job-level duty lease is a conditional `UPDATE` on the job row: free, expired, or already ours;
 //! - a process-wide singleton lease (the scheduler's) is an upsert whose `ON CONFLICT DO UPDATE … WHERE` checks
-//!   the same three cases on the row's latest version, so two processes racing for it get one winner.
+//!   the same three cases on the row's latest version, so two processes racing for it get one winner;
+//! - a job event is recorded by the transaction that makes the change, as its last statement, numbered from the
+//!   one-row `event_seq` table whose lock is held until commit: events commit in seq order, so a reader following
+//!   them with a cursor never skips one.
 //!
 //! Migrations run on connect under sqlx's advisory lock, so processes starting together do not race.
 
@@ -35,7 +38,7 @@ const MAX_CONNECTIONS: u32 = 10;
 
 const JOB_COLUMNS: &str = "id, account_id, status, priority, spec, client_request_token, tags, created_at, \
     updated_at, suspended_at, suspended_cause, terminated_at, status_update_reason, failure_reasons, total_tasks, \
-    succeeded, failed, active_ms, active_since, manifest_etag, report_key, user_paused";
+    succeeded, failed, active_ms, active_since, manifest_etag, report_key, user_paused, generated_manifest, rate_limit";
 
 impl PgStore {
     /// Connect to a `postgres://…` URL and run the migrations.
@@ -98,6 +101,8 @@ fn job_from_row(r: &PgRow) -> Result<Job> {
         manifest_etag: r.try_get("manifest_etag")?,
         report_key: r.try_get("report_key")?,
         user_paused: r.try_get("user_paused")?,
+        generated_manifest: r.try_get("generated_manifest")?,
+        rate_limit: r.try_get("rate_limit")?,
     })
 }
 
@@ -109,7 +114,8 @@ fn chunk_from_row(r: &PgRow) -> Result<Chunk> {
         first_line: r.try_get("first_line")?,
         line_count: r.try_get("line_count")?,
         attempts: r.try_get("attempts")?,
-        lease_expires: r.try_get("lease_expires")?,
+        lease_expires: r.try_get::<Option<Millis>, _>("lease_expires")?.unwrap_or(0),
+        payload: r.try_get("payload")?,
     })
 }
 
@@ -127,11 +133,13 @@ impl JobStore for PgStore {
     async fn create_job(&self, new: &NewJob, now: Millis) -> Result<CreateOutcome> {
         loop {
             // The unique index decides between two processes creating the same job at once: the loser's insert
-            // waits for the winner's commit, does nothing, and reads the winner's job below.
+            // waits for the winner's commit, does nothing, and reads the winner's job below. The winner records
+            // the JobCreated event in the same transaction.
+            let mut tx = self.pool.begin().await?;
             let inserted = sqlx::query(&format!(
                 "INSERT INTO jobs (id, account_id, status, priority, operation, description, spec, \
-                 client_request_token, request_hash, tags, created_at, updated_at)
-                 VALUES ($1, $2, 'New', $3, $4, $5, $6, $7, $8, $9, $10, $10)
+                 client_request_token, request_hash, tags, created_at, updated_at, rate_limit)
+                 VALUES ($1, $2, 'New', $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)
                  ON CONFLICT (account_id, client_request_token) DO NOTHING
                  RETURNING {JOB_COLUMNS}"
             ))
@@ -145,11 +153,17 @@ impl JobStore for PgStore {
             .bind(&new.request_hash)
             .bind(json(&new.spec.tags))
             .bind(now)
-            .fetch_optional(&self.pool)
+            .bind(new.spec.rate_limit)
+            .fetch_optional(&mut *tx)
             .await?;
             if let Some(row) = inserted {
-                return Ok(CreateOutcome::Created(job_from_row(&row)?));
+                let job = job_from_row(&row)?;
+                let event = JobEventRecord::new((&job.account_id, &job.id), None, job.status, None, &[], now);
+                insert_event(&mut tx, &event).await?;
+                tx.commit().await?;
+                return Ok(CreateOutcome::Created(job));
             }
+            tx.rollback().await?;
             let existing = sqlx::query(&format!(
                 "SELECT {JOB_COLUMNS}, request_hash FROM jobs WHERE account_id = $1 AND client_request_token = $2"
             ))
@@ -215,15 +229,17 @@ impl JobStore for PgStore {
         let mut tx = self.pool.begin().await?;
         // FOR UPDATE: the failure reasons are read, appended to and written back under the row lock, so a
         // concurrent change cannot slip in between and lose a reason.
-        let Some(row) = sqlx::query("SELECT failure_reasons FROM jobs WHERE id = $1 AND status = $2 FOR UPDATE")
-            .bind(id)
-            .bind(expected.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
+        let Some(row) =
+            sqlx::query("SELECT failure_reasons, account_id FROM jobs WHERE id = $1 AND status = $2 FOR UPDATE")
+                .bind(id)
+                .bind(expected.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
         else {
             return Ok(false);
         };
         let mut reasons: Vec<FailureReason> = parse_json("failure_reasons", &row.try_get::<String, _>(0)?)?;
+        let account: String = row.try_get(1)?;
         if let Some(f) = &ch.failure {
             reasons.push(f.clone());
         }
@@ -253,8 +269,14 @@ impl JobStore for PgStore {
         .bind(ch.user_paused)
         .execute(&mut *tx)
         .await?;
+        if res.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if let Some(e) = JobEventRecord::status_changed((&account, id), expected, to, ch, &reasons, now) {
+            insert_event(&mut tx, &e).await?;
+        }
         tx.commit().await?;
-        Ok(res.rows_affected() == 1)
+        Ok(true)
     }
 
     async fn set_priority(&self, account: &str, id: &str, priority: i64, now: Millis) -> Result<bool> {
@@ -327,8 +349,9 @@ impl JobStore for PgStore {
         if !chunks.is_empty() {
             let column = |f: fn(&NewChunk) -> i64| chunks.iter().map(f).collect::<Vec<i64>>();
             sqlx::query(
-                "INSERT INTO chunks (job_id, seq, start_offset, end_offset, first_line, line_count)
-                 SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])",
+                "INSERT INTO chunks (job_id, seq, start_offset, end_offset, first_line, line_count, payload)
+                 SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+                   $7::bytea[])",
             )
             .bind(job_id)
             .bind(column(|c| c.seq))
@@ -336,6 +359,7 @@ impl JobStore for PgStore {
             .bind(column(|c| c.end_offset))
             .bind(column(|c| c.first_line))
             .bind(column(|c| c.line_count))
+            .bind(chunks.iter().map(|c| c.payload.as_deref()).collect::<Vec<Option<&[u8]>>>())
             .execute(&mut *tx)
             .await?;
         }
@@ -352,12 +376,14 @@ impl JobStore for PgStore {
         to: JobStatus,
         now: Millis,
     ) -> Result<bool> {
-        let res = sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = sqlx::query(
             "UPDATE jobs SET status = $1, total_tasks = $2, manifest_etag = $3, updated_at = $4,
                suspended_at = CASE WHEN $1 = 'Suspended' THEN $4 ELSE NULL END,
                suspended_cause = CASE WHEN $1 = 'Suspended' THEN 'AwaitingConfirmation' ELSE NULL END,
                duty_owner = NULL, duty_expires = NULL
-             WHERE id = $5 AND status = 'Preparing' AND duty_owner = $6",
+             WHERE id = $5 AND status = 'Preparing' AND duty_owner = $6
+             RETURNING account_id, failure_reasons, suspended_cause",
         )
         .bind(to.as_str())
         .bind(total_tasks)
@@ -365,9 +391,14 @@ impl JobStore for PgStore {
         .bind(now)
         .bind(job_id)
         .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(res.rows_affected() == 1)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(false);
+        };
+        record_left_preparing(&mut tx, &row, job_id, to, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn claim_chunk(&self, owner: &str, now: Millis, lease_ms: i64) -> Result<Option<Chunk>> {
@@ -394,7 +425,7 @@ impl JobStore for PgStore {
              UPDATE chunks c SET state = 'leased', lease_owner = $1, lease_expires = $2, attempts = c.attempts + 1
              FROM next WHERE c.job_id = next.job_id AND c.seq = next.seq
              RETURNING c.job_id, c.seq, c.start_offset, c.end_offset, c.first_line, c.line_count, c.attempts,
-               c.lease_expires",
+               c.lease_expires, c.payload",
         )
         .bind(owner)
         .bind(now + lease_ms)
@@ -631,6 +662,252 @@ impl JobStore for PgStore {
             .await?;
         Ok(res.rows_affected())
     }
+
+    async fn open_preparing(&self, job_id: &str, owner: &str, to: JobStatus, now: Millis) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = sqlx::query(
+            "UPDATE jobs SET status = $1, updated_at = $2,
+               suspended_at = CASE WHEN $1 = 'Suspended' THEN $2 ELSE NULL END,
+               suspended_cause = CASE WHEN $1 = 'Suspended' THEN 'AwaitingConfirmation' ELSE NULL END
+             WHERE id = $3 AND status = 'Preparing' AND duty_owner = $4
+             RETURNING account_id, failure_reasons, suspended_cause",
+        )
+        .bind(to.as_str())
+        .bind(now)
+        .bind(job_id)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(false);
+        };
+        record_left_preparing(&mut tx, &row, job_id, to, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn finish_listing(&self, job_id: &str, owner: &str, total_tasks: i64, now: Millis) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE jobs SET total_tasks = $1, updated_at = $2 WHERE id = $3 AND duty_owner = $4 AND total_tasks IS NULL",
+        )
+        .bind(total_tasks)
+        .bind(now)
+        .bind(job_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn last_chunk(&self, job_id: &str) -> Result<Option<Chunk>> {
+        let row = sqlx::query(
+            "SELECT job_id, seq, start_offset, end_offset, first_line, line_count, attempts, lease_expires, payload
+             FROM chunks WHERE job_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(job_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(chunk_from_row).transpose()
+    }
+
+    async fn chunk_payloads(&self, job_id: &str, after_seq: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT seq, COALESCE(payload, ''::bytea) FROM chunks WHERE job_id = $1 AND seq > $2
+             ORDER BY seq LIMIT $3",
+        )
+        .bind(job_id)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    async fn set_generated_manifest(&self, job_id: &str, descriptor: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET generated_manifest = $1 WHERE id = $2")
+            .bind(descriptor)
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+    async fn events_after(&self, after_seq: i64, limit: i64) -> Result<Vec<JobEventRecord>> {
+        let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"))
+            .bind(after_seq)
+            .bind(pg_limit(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn event_cursor(&self, sink: &str) -> Result<Option<i64>> {
+        let seq = sqlx::query_scalar("SELECT seq FROM event_cursors WHERE sink = $1")
+            .bind(sink)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(seq)
+    }
+
+    async fn advance_event_cursor(&self, sink: &str, seq: i64, now: Millis) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO event_cursors (sink, seq, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (sink) DO UPDATE SET seq = EXCLUDED.seq, updated_at = EXCLUDED.updated_at
+             WHERE event_cursors.seq < EXCLUDED.seq",
+        )
+        .bind(sink)
+        .bind(seq)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn prune_events(&self, up_to_seq: i64, before: Millis) -> Result<u64> {
+        let res = sqlx::query("DELETE FROM events WHERE seq <= $1 AND time < $2")
+            .bind(up_to_seq)
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected())
+    }
+
+    async fn set_rate_limit(&self, account: &str, id: &str, rate_limit: Option<i64>, now: Millis) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE jobs SET rate_limit = $1, updated_at = $2 WHERE id = $3 AND account_id = $4
+             AND status NOT IN ('Complete', 'Failed', 'Cancelled')",
+        )
+        .bind(rate_limit)
+        .bind(now)
+        .bind(id)
+        .bind(account)
+        .execute(&self.pool)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn job_controls(&self, job_id: &str, now: Millis) -> Result<Option<JobControls>> {
+        let row = sqlx::query(
+            "SELECT rate_limit, (SELECT COUNT(DISTINCT lease_owner) FROM chunks
+               WHERE job_id = jobs.id AND state = 'leased' AND lease_expires >= $1) FROM jobs WHERE id = $2",
+        )
+        .bind(now)
+        .bind(job_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok(JobControls { rate_limit: r.try_get(0)?, lease_holders: r.try_get(1)? })).transpose()
+    }
+
+    async fn claim_chunk_of(&self, owner: &str, job_id: &str, now: Millis, lease_ms: i64) -> Result<Option<Chunk>> {
+        // As claim_chunk, for one job: its first claimable chunk, passing over the ones being claimed right now.
+        let row = sqlx::query(
+            "WITH next AS (
+               SELECT c.job_id, c.seq FROM chunks c JOIN jobs j ON j.id = c.job_id
+               WHERE c.job_id = $4 AND j.status = 'Active'
+                 AND (c.state = 'pending' OR (c.state = 'leased' AND c.lease_expires < $3))
+               ORDER BY c.seq
+               LIMIT 1
+               FOR UPDATE OF c SKIP LOCKED)
+             UPDATE chunks c SET state = 'leased', lease_owner = $1, lease_expires = $2, attempts = c.attempts + 1
+             FROM next WHERE c.job_id = next.job_id AND c.seq = next.seq
+             RETURNING c.job_id, c.seq, c.start_offset, c.end_offset, c.first_line, c.line_count, c.attempts,
+               c.lease_expires, c.payload",
+        )
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(job_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(chunk_from_row).transpose()
+    }
+
+    async fn chunks_at(&self, job_id: &str, seqs: &[i64]) -> Result<Vec<NewChunk>> {
+        let rows = sqlx::query(
+            "SELECT seq, start_offset, end_offset, first_line, line_count, payload FROM chunks
+             WHERE job_id = $1 AND seq = ANY($2) ORDER BY seq",
+        )
+        .bind(job_id)
+        .bind(seqs)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NewChunk {
+                    seq: r.try_get(0)?,
+                    start_offset: r.try_get(1)?,
+                    end_offset: r.try_get(2)?,
+                    first_line: r.try_get(3)?,
+                    line_count: r.try_get(4)?,
+                    payload: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+}
+
+const EVENT_COLUMNS: &str =
+    "seq, event_id, job_event_id, time, account_id, job_id, name, from_status, to_status, reason, failure_codes";
+
+/// The JobStatusChanged event of a job leaving Preparing for `to`, in the transaction that moved it: `row` is the
+/// move's `RETURNING account_id, failure_reasons, suspended_cause`.
+async fn record_left_preparing(
+    tx: &mut sqlx::PgConnection,
+    row: &PgRow,
+    job_id: &str,
+    to: JobStatus,
+    now: Millis,
+) -> Result<()> {
+    let account: String = row.try_get(0)?;
+    let reasons: Vec<FailureReason> = parse_json("failure_reasons", &row.try_get::<String, _>(1)?)?;
+    let change = StatusChange { suspended_cause: row.try_get(2)?, ..StatusChange::to(to) };
+    if let Some(e) =
+        JobEventRecord::status_changed((&account, job_id), JobStatus::Preparing, to, &change, &reasons, now)
+    {
+        insert_event(tx, &e).await?;
+    }
+    Ok(())
+}
+
+/// Record `e` in the caller's transaction (the one making the change it tells of), as its last statement: the
+/// number comes from the `event_seq` row, whose lock is then held until commit, so numbers commit in order (see
+/// migrations/postgres/0005_events.sql).
+async fn insert_event(tx: &mut sqlx::PgConnection, e: &JobEventRecord) -> Result<()> {
+    sqlx::query(
+        "WITH n AS (UPDATE event_seq SET last = last + 1 RETURNING last)
+         INSERT INTO events (seq, event_id, job_event_id, time, account_id, job_id, name, from_status, to_status,
+           reason, failure_codes)
+         SELECT n.last, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM n",
+    )
+    .bind(&e.event_id)
+    .bind(&e.job_event_id)
+    .bind(e.time)
+    .bind(&e.account_id)
+    .bind(&e.job_id)
+    .bind(&e.name)
+    .bind(e.from.map(JobStatus::as_str))
+    .bind(e.to.as_str())
+    .bind(&e.reason)
+    .bind(json(&e.failure_codes))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+fn event_from_row(r: &PgRow) -> Result<JobEventRecord> {
+    let status = |s: &str| JobStatus::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()));
+    Ok(JobEventRecord {
+        seq: r.try_get("seq")?,
+        event_id: r.try_get("event_id")?,
+        job_event_id: r.try_get("job_event_id")?,
+        time: r.try_get("time")?,
+        account_id: r.try_get("account_id")?,
+        job_id: r.try_get("job_id")?,
+        name: r.try_get("name")?,
+        from: r.try_get::<Option<String>, _>("from_status")?.as_deref().map(status).transpose()?,
+        to: status(&r.try_get::<String, _>("to_status")?)?,
+        reason: r.try_get("reason")?,
+        failure_codes: parse_json("failure_codes", &r.try_get::<String, _>("failure_codes")?)?,
+    })
 }
 
 #[cfg(test)]
@@ -744,7 +1021,12 @@ mod tests {
         duty_lease,
         priority_tags_and_delete,
         singleton_lease,
+        payload_chunks_and_open_preparing,
+        rate_limit_and_job_controls,
+        claims_of_one_job_and_chunk_samples,
         workers_register_beat_and_prune,
+        events_record_creation_and_changes,
+        event_cursors_and_pruning,
     );
 
     /// Tests of several processes sharing one database: each handle has its own pool, as a process would.
@@ -769,6 +1051,7 @@ mod tests {
         concurrent_duty_claims_have_one_winner,
         concurrent_creates_are_idempotent,
         concurrent_singleton_claims_have_one_winner,
+        concurrent_events_are_read_without_gaps,
     );
 
     #[tokio::test]

@@ -21,7 +21,7 @@ pub struct SqliteStore {
 
 const JOB_COLUMNS: &str = "id, account_id, status, priority, spec, client_request_token, tags, created_at, \
     updated_at, suspended_at, suspended_cause, terminated_at, status_update_reason, failure_reasons, total_tasks, \
-    succeeded, failed, active_ms, active_since, manifest_etag, report_key, user_paused";
+    succeeded, failed, active_ms, active_since, manifest_etag, report_key, user_paused, generated_manifest, rate_limit";
 
 impl SqliteStore {
     /// Open (creating if missing) the database file and run the migrations.
@@ -85,6 +85,28 @@ fn job_from_row(r: &SqliteRow) -> Result<Job> {
         manifest_etag: r.try_get("manifest_etag")?,
         report_key: r.try_get("report_key")?,
         user_paused: r.try_get::<i64, _>("user_paused")? != 0,
+        generated_manifest: r.try_get("generated_manifest")?,
+        rate_limit: r.try_get("rate_limit")?,
+    })
+}
+
+/// The first pending chunk of the job `j`, by the `chunks_claim` index (a seek, however many chunks are done).
+const PENDING: &str =
+    "(SELECT c.seq FROM chunks c WHERE c.job_id = j.id AND c.state = 'pending' ORDER BY c.seq LIMIT 1)";
+/// The first chunk of the job `j` whose lease expired (`?3` is now); only the few leased chunks are looked at.
+const EXPIRED: &str = "(SELECT c.seq FROM chunks c WHERE c.job_id = j.id AND c.state = 'leased' \
+    AND c.lease_expires < ?3 ORDER BY c.seq LIMIT 1)";
+
+fn chunk_from_row(r: &SqliteRow) -> Result<Chunk> {
+    Ok(Chunk {
+        id: ChunkId { job_id: r.try_get("job_id")?, seq: r.try_get("seq")? },
+        start_offset: r.try_get("start_offset")?,
+        end_offset: r.try_get("end_offset")?,
+        first_line: r.try_get("first_line")?,
+        line_count: r.try_get("line_count")?,
+        attempts: r.try_get("attempts")?,
+        lease_expires: r.try_get::<Option<Millis>, _>("lease_expires")?.unwrap_or(0),
+        payload: r.try_get("payload")?,
     })
 }
 
@@ -114,7 +136,7 @@ impl JobStore for SqliteStore {
         }
         sqlx::query(
             "INSERT INTO jobs (id, account_id, status, priority, operation, description, spec, client_request_token, \
-             request_hash, tags, created_at, updated_at) VALUES (?, ?, 'New', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             request_hash, tags, created_at, updated_at, rate_limit) VALUES (?, ?, 'New', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&new.id)
         .bind(&new.account_id)
@@ -127,6 +149,7 @@ impl JobStore for SqliteStore {
         .bind(json(&new.spec.tags))
         .bind(now)
         .bind(now)
+        .bind(new.spec.rate_limit)
         .execute(&mut *tx)
         .await?;
         let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
@@ -134,6 +157,8 @@ impl JobStore for SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
         let job = job_from_row(&row)?;
+        insert_event(&mut tx, &JobEventRecord::new((&job.account_id, &job.id), None, job.status, None, &[], now))
+            .await?;
         tx.commit().await?;
         Ok(CreateOutcome::Created(job))
     }
@@ -187,7 +212,7 @@ impl JobStore for SqliteStore {
 
     async fn update_status(&self, id: &str, expected: JobStatus, ch: &StatusChange, now: Millis) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
-        let Some(row) = sqlx::query("SELECT failure_reasons FROM jobs WHERE id = ? AND status = ?")
+        let Some(row) = sqlx::query("SELECT failure_reasons, account_id FROM jobs WHERE id = ? AND status = ?")
             .bind(id)
             .bind(expected.as_str())
             .fetch_optional(&mut *tx)
@@ -196,6 +221,7 @@ impl JobStore for SqliteStore {
             return Ok(false);
         };
         let mut reasons: Vec<FailureReason> = parse_json("failure_reasons", &row.try_get::<String, _>(0)?)?;
+        let account: String = row.try_get(1)?;
         if let Some(f) = &ch.failure {
             reasons.push(f.clone());
         }
@@ -225,8 +251,14 @@ impl JobStore for SqliteStore {
         .bind(ch.user_paused)
         .execute(&mut *tx)
         .await?;
+        if res.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if let Some(e) = JobEventRecord::status_changed((&account, id), expected, to, ch, &reasons, now) {
+            insert_event(&mut tx, &e).await?;
+        }
         tx.commit().await?;
-        Ok(res.rows_affected() == 1)
+        Ok(true)
     }
 
     async fn set_priority(&self, account: &str, id: &str, priority: i64, now: Millis) -> Result<bool> {
@@ -296,8 +328,8 @@ impl JobStore for SqliteStore {
         }
         for c in chunks {
             sqlx::query(
-                "INSERT INTO chunks (job_id, seq, start_offset, end_offset, first_line, line_count)
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO chunks (job_id, seq, start_offset, end_offset, first_line, line_count, payload)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(job_id)
             .bind(c.seq)
@@ -305,6 +337,7 @@ impl JobStore for SqliteStore {
             .bind(c.end_offset)
             .bind(c.first_line)
             .bind(c.line_count)
+            .bind(c.payload.as_deref())
             .execute(&mut *tx)
             .await?;
         }
@@ -321,12 +354,14 @@ impl JobStore for SqliteStore {
         to: JobStatus,
         now: Millis,
     ) -> Result<bool> {
-        let res = sqlx::query(
+        let mut tx = self.writer.begin().await?;
+        let Some(row) = sqlx::query(
             "UPDATE jobs SET status = ?1, total_tasks = ?2, manifest_etag = ?3, updated_at = ?4,
                suspended_at = CASE WHEN ?1 = 'Suspended' THEN ?4 ELSE NULL END,
                suspended_cause = CASE WHEN ?1 = 'Suspended' THEN 'AwaitingConfirmation' ELSE NULL END,
                duty_owner = NULL, duty_expires = NULL
-             WHERE id = ?5 AND status = 'Preparing' AND duty_owner = ?6",
+             WHERE id = ?5 AND status = 'Preparing' AND duty_owner = ?6
+             RETURNING account_id, failure_reasons, suspended_cause",
         )
         .bind(to.as_str())
         .bind(total_tasks)
@@ -334,38 +369,34 @@ impl JobStore for SqliteStore {
         .bind(now)
         .bind(job_id)
         .bind(owner)
-        .execute(&self.writer)
-        .await?;
-        Ok(res.rows_affected() == 1)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(false);
+        };
+        record_left_preparing(&mut tx, &row, job_id, to, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn claim_chunk(&self, owner: &str, now: Millis, lease_ms: i64) -> Result<Option<Chunk>> {
-        let row = sqlx::query(
+        let row = sqlx::query(&format!(
             "UPDATE chunks SET state = 'leased', lease_owner = ?1, lease_expires = ?2, attempts = attempts + 1
-             WHERE (job_id, seq) = (
-               SELECT c.job_id, c.seq FROM chunks c JOIN jobs j ON j.id = c.job_id
-               WHERE j.status = 'Active'
-                 AND (c.state = 'pending' OR (c.state = 'leased' AND c.lease_expires < ?3))
-               ORDER BY j.priority DESC, j.created_at, j.id, c.seq LIMIT 1)
-             RETURNING job_id, seq, start_offset, end_offset, first_line, line_count, attempts, lease_expires",
-        )
+                 WHERE (job_id, seq) = (
+                   SELECT job_id, seq FROM (
+                     SELECT id AS job_id, priority, created_at, MIN(COALESCE(p, e), COALESCE(e, p)) AS seq FROM (
+                       SELECT j.id, j.priority, j.created_at, {PENDING} AS p, {EXPIRED} AS e
+                       FROM jobs j WHERE j.status = 'Active'))
+                   WHERE seq IS NOT NULL ORDER BY priority DESC, created_at, job_id LIMIT 1)
+                 RETURNING job_id, seq, start_offset, end_offset, first_line, line_count, attempts, lease_expires,
+                   payload"
+        ))
         .bind(owner)
         .bind(now + lease_ms)
         .bind(now)
         .fetch_optional(&self.writer)
         .await?;
-        row.map(|r| {
-            Ok(Chunk {
-                id: ChunkId { job_id: r.try_get(0)?, seq: r.try_get(1)? },
-                start_offset: r.try_get(2)?,
-                end_offset: r.try_get(3)?,
-                first_line: r.try_get(4)?,
-                line_count: r.try_get(5)?,
-                attempts: r.try_get(6)?,
-                lease_expires: r.try_get(7)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(chunk_from_row).transpose()
     }
 
     async fn heartbeat(&self, owner: &str, chunks: &[ChunkId], now: Millis, lease_ms: i64) -> Result<Vec<ChunkId>> {
@@ -590,6 +621,242 @@ impl JobStore for SqliteStore {
             .await?;
         Ok(res.rows_affected())
     }
+
+    async fn open_preparing(&self, job_id: &str, owner: &str, to: JobStatus, now: Millis) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let Some(row) = sqlx::query(
+            "UPDATE jobs SET status = ?1, updated_at = ?2,
+               suspended_at = CASE WHEN ?1 = 'Suspended' THEN ?2 ELSE NULL END,
+               suspended_cause = CASE WHEN ?1 = 'Suspended' THEN 'AwaitingConfirmation' ELSE NULL END
+             WHERE id = ?3 AND status = 'Preparing' AND duty_owner = ?4
+             RETURNING account_id, failure_reasons, suspended_cause",
+        )
+        .bind(to.as_str())
+        .bind(now)
+        .bind(job_id)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(false);
+        };
+        record_left_preparing(&mut tx, &row, job_id, to, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn finish_listing(&self, job_id: &str, owner: &str, total_tasks: i64, now: Millis) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE jobs SET total_tasks = ?1, updated_at = ?2 WHERE id = ?3 AND duty_owner = ?4 AND total_tasks IS NULL",
+        )
+        .bind(total_tasks)
+        .bind(now)
+        .bind(job_id)
+        .bind(owner)
+        .execute(&self.writer)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn last_chunk(&self, job_id: &str) -> Result<Option<Chunk>> {
+        let row = sqlx::query(
+            "SELECT job_id, seq, start_offset, end_offset, first_line, line_count, attempts, lease_expires, payload
+             FROM chunks WHERE job_id = ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(job_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(chunk_from_row).transpose()
+    }
+
+    async fn chunk_payloads(&self, job_id: &str, after_seq: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT seq, COALESCE(payload, x'') FROM chunks WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(job_id)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    async fn set_generated_manifest(&self, job_id: &str, descriptor: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET generated_manifest = ? WHERE id = ?")
+            .bind(descriptor)
+            .bind(job_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+    async fn events_after(&self, after_seq: i64, limit: i64) -> Result<Vec<JobEventRecord>> {
+        let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"))
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn event_cursor(&self, sink: &str) -> Result<Option<i64>> {
+        let seq = sqlx::query_scalar("SELECT seq FROM event_cursors WHERE sink = ?")
+            .bind(sink)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(seq)
+    }
+
+    async fn advance_event_cursor(&self, sink: &str, seq: i64, now: Millis) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO event_cursors (sink, seq, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at
+             WHERE event_cursors.seq < excluded.seq",
+        )
+        .bind(sink)
+        .bind(seq)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn prune_events(&self, up_to_seq: i64, before: Millis) -> Result<u64> {
+        let res = sqlx::query("DELETE FROM events WHERE seq <= ? AND time < ?")
+            .bind(up_to_seq)
+            .bind(before)
+            .execute(&self.writer)
+            .await?;
+        Ok(res.rows_affected())
+    }
+
+    async fn set_rate_limit(&self, account: &str, id: &str, rate_limit: Option<i64>, now: Millis) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE jobs SET rate_limit = ?, updated_at = ? WHERE id = ? AND account_id = ?
+             AND status NOT IN ('Complete', 'Failed', 'Cancelled')",
+        )
+        .bind(rate_limit)
+        .bind(now)
+        .bind(id)
+        .bind(account)
+        .execute(&self.writer)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn job_controls(&self, job_id: &str, now: Millis) -> Result<Option<JobControls>> {
+        let row = sqlx::query(
+            "SELECT rate_limit, (SELECT COUNT(DISTINCT lease_owner) FROM chunks
+               WHERE job_id = jobs.id AND state = 'leased' AND lease_expires >= ?) FROM jobs WHERE id = ?",
+        )
+        .bind(now)
+        .bind(job_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| Ok(JobControls { rate_limit: r.try_get(0)?, lease_holders: r.try_get(1)? })).transpose()
+    }
+
+    async fn claim_chunk_of(&self, owner: &str, job_id: &str, now: Millis, lease_ms: i64) -> Result<Option<Chunk>> {
+        let row = sqlx::query(&format!(
+            "UPDATE chunks SET state = 'leased', lease_owner = ?1, lease_expires = ?2, attempts = attempts + 1
+                 WHERE (job_id, seq) = (
+                   SELECT id, MIN(COALESCE(p, e), COALESCE(e, p)) AS seq FROM (
+                     SELECT j.id, {PENDING} AS p, {EXPIRED} AS e FROM jobs j WHERE j.id = ?4 AND j.status = 'Active')
+                   WHERE seq IS NOT NULL)
+                 RETURNING job_id, seq, start_offset, end_offset, first_line, line_count, attempts, lease_expires,
+                   payload"
+        ))
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(job_id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.as_ref().map(chunk_from_row).transpose()
+    }
+
+    async fn chunks_at(&self, job_id: &str, seqs: &[i64]) -> Result<Vec<NewChunk>> {
+        let rows = sqlx::query(
+            "SELECT seq, start_offset, end_offset, first_line, line_count, payload FROM chunks
+             WHERE job_id = ? AND seq IN (SELECT value FROM json_each(?)) ORDER BY seq",
+        )
+        .bind(job_id)
+        .bind(json(&seqs))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NewChunk {
+                    seq: r.try_get(0)?,
+                    start_offset: r.try_get(1)?,
+                    end_offset: r.try_get(2)?,
+                    first_line: r.try_get(3)?,
+                    line_count: r.try_get(4)?,
+                    payload: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+}
+
+const EVENT_COLUMNS: &str =
+    "seq, event_id, job_event_id, time, account_id, job_id, name, from_status, to_status, reason, failure_codes";
+
+/// The JobStatusChanged event of a job leaving Preparing for `to`, in the transaction that moved it: `row` is the
+/// move's `RETURNING account_id, failure_reasons, suspended_cause`.
+async fn record_left_preparing(
+    tx: &mut sqlx::SqliteConnection,
+    row: &SqliteRow,
+    job_id: &str,
+    to: JobStatus,
+    now: Millis,
+) -> Result<()> {
+    let account: String = row.try_get(0)?;
+    let reasons: Vec<FailureReason> = parse_json("failure_reasons", &row.try_get::<String, _>(1)?)?;
+    let change = StatusChange { suspended_cause: row.try_get(2)?, ..StatusChange::to(to) };
+    if let Some(e) =
+        JobEventRecord::status_changed((&account, job_id), JobStatus::Preparing, to, &change, &reasons, now)
+    {
+        insert_event(tx, &e).await?;
+    }
+    Ok(())
+}
+
+/// Record `e` in the caller's transaction (the one making the change it tells of); its seq is the row id.
+async fn insert_event(tx: &mut sqlx::SqliteConnection, e: &JobEventRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO events (event_id, job_event_id, time, account_id, job_id, name, from_status, to_status, reason,
+           failure_codes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&e.event_id)
+    .bind(&e.job_event_id)
+    .bind(e.time)
+    .bind(&e.account_id)
+    .bind(&e.job_id)
+    .bind(&e.name)
+    .bind(e.from.map(JobStatus::as_str))
+    .bind(e.to.as_str())
+    .bind(&e.reason)
+    .bind(json(&e.failure_codes))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+fn event_from_row(r: &SqliteRow) -> Result<JobEventRecord> {
+    let status = |s: &str| JobStatus::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()));
+    Ok(JobEventRecord {
+        seq: r.try_get("seq")?,
+        event_id: r.try_get("event_id")?,
+        job_event_id: r.try_get("job_event_id")?,
+        time: r.try_get("time")?,
+        account_id: r.try_get("account_id")?,
+        job_id: r.try_get("job_id")?,
+        name: r.try_get("name")?,
+        from: r.try_get::<Option<String>, _>("from_status")?.as_deref().map(status).transpose()?,
+        to: status(&r.try_get::<String, _>("to_status")?)?,
+        reason: r.try_get("reason")?,
+        failure_codes: parse_json("failure_codes", &r.try_get::<String, _>("failure_codes")?)?,
+    })
 }
 
 #[cfg(test)]
@@ -624,7 +891,12 @@ mod tests {
         duty_lease,
         priority_tags_and_delete,
         singleton_lease,
+        payload_chunks_and_open_preparing,
+        rate_limit_and_job_controls,
+        claims_of_one_job_and_chunk_samples,
         workers_register_beat_and_prune,
+        events_record_creation_and_changes,
+        event_cursors_and_pruning,
     );
 
     /// One process, one store: the "two handles" of the shared-database tests are the same store.
@@ -643,6 +915,7 @@ mod tests {
         concurrent_duty_claims_have_one_winner,
         concurrent_creates_are_idempotent,
         concurrent_singleton_claims_have_one_winner,
+        concurrent_events_are_read_without_gaps,
     );
 
     #[tokio::test]
