@@ -1,0 +1,51 @@
+//! The two error types: [`InventoryError`] for a manifest or a whole data file, [`RowError`] for one line or row.
+
+/// A manifest (or a data file as a whole) that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InventoryError {
+    /// `manifest.json` is not JSON, is not an object, or misses or mistypes a field.
+    #[error("manifest.json {0}")]
+    Manifest(String),
+    /// `fileFormat` is none of CSV, ORC, Parquet.
+    #[error("manifest.json fileFormat '{0}' is not one of CSV, ORC, Parquet")]
+    UnknownFormat(String),
+    /// `fileSchema` does not name the columns a reader needs.
+    #[error("manifest.json fileSchema '{schema}' {message}")]
+    Schema { schema: String, message: String },
+    /// `manifest.checksum` does not hold the MD5 of `manifest.json`.
+    #[error("manifest.checksum holds {expected}, but the MD5 of manifest.json is {got}")]
+    ChecksumMismatch { expected: String, got: String },
+    /// A data file whose bytes do not match the manifest's MD5 (`expected`), or that cannot be opened as its format.
+    #[error("{file}: {message}")]
+    DataFile { file: String, message: String },
+    /// Writing a generated manifest failed.
+    #[error("generated manifest: {0}")]
+    Write(String),
+}
+
+/// One line (CSV) or row (Parquet, ORC) of a data file that cannot be a task, or a data file that turned out bad
+/// while it was read (corrupt gzip, MD5 mismatch at its end).
+///
+/// `line` counts from 1: the line a CSV record starts on, or the row number in a Parquet or ORC file. `0` means
+/// the file as a whole (for example an MD5 mismatch found at its end).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct RowError {
+    pub file: String,
+    pub line: u64,
+    pub message: String,
+}
+
+impl RowError {
+    pub(crate) fn new(file: &str, line: u64, message: impl Into<String>) -> RowError {
+        RowError { file: file.to_string(), line, message: message.into() }
+    }
+
+    fn render(&self) -> String {
+        if self.line == 0 {
+            format!("{}: {}", self.file, self.message)
+        } else {
+            format!("{} line {}: {}", self.file, self.line, self.message)
+        }
+    }
+}
