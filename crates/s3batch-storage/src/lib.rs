@@ -772,6 +772,19 @@ pub trait ObjectStore: Debug + Send + Sync + 'static {
         max_keys: usize,
     ) -> Result<ListPage>;
 
+    /// ListObjectsV2 under a prefix starting after the key `start_after` (`StartAfter`): where a listing that
+    /// stopped resumes. Backends whose continuation token is the last key listed (memory, local) need not
+    /// override it.
+    async fn list_objects_after(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<String>,
+        max_keys: usize,
+    ) -> Result<ListPage> {
+        self.list_objects(bucket, prefix, start_after, max_keys).await
+    }
+
     /// ListObjectVersions under a prefix: versions and delete markers, at most `max_keys` a page. Pass the
     /// page's `next_key_marker` and `next_version_marker` back for the next one.
     async fn list_object_versions(

@@ -83,6 +83,43 @@ impl std::fmt::Debug for S3Store {
 }
 
 impl S3Store {
+    /// ListObjectsV2, one page, from a continuation token or a StartAfter key.
+    async fn list_v2(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<String>,
+        start_after: Option<String>,
+        max_keys: usize,
+    ) -> Result<ListPage> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_prefix(non_empty(prefix))
+            .max_keys(common::page_size(max_keys) as i32)
+            .set_continuation_token(continuation)
+            .set_start_after(start_after)
+            .send()
+            .await
+            .map_err(|e| storage_error(e, "NoSuchBucket"))?;
+        let objects = out
+            .contents()
+            .iter()
+            .map(|o| ListedObject {
+                key: o.key().unwrap_or_default().to_string(),
+                size: o.size().unwrap_or(0).max(0) as u64,
+                etag: unquote(o.e_tag()),
+                last_modified: millis(o.last_modified()),
+                storage_class: o.storage_class().map(|c| c.as_str().to_string()),
+                checksum_algorithm: o.checksum_algorithm().first().map(|a| a.as_str().to_string()),
+            })
+            .collect();
+        let next_token =
+            if out.is_truncated() == Some(true) { out.next_continuation_token().map(str::to_string) } else { None };
+        Ok(ListPage { objects, next_token })
+    }
+
     /// A client for a `kind = "s3"` entry: static credentials, the region (default `us-east-1`), the endpoint and
     /// path style if given, and checksums only when required unless `checksum_when_required = false`.
     pub fn from_config(c: &StorageConfig) -> Result<S3Store, String> {
@@ -832,31 +869,22 @@ impl ObjectStore for S3Store {
         continuation: Option<String>,
         max_keys: usize,
     ) -> Result<ListPage> {
-        let out = self
-            .client
-            .list_objects_v2()
-            .bucket(bucket)
-            .set_prefix(non_empty(prefix))
-            .max_keys(common::page_size(max_keys) as i32)
-            .set_continuation_token(continuation)
-            .send()
-            .await
-            .map_err(|e| storage_error(e, "NoSuchBucket"))?;
-        let objects = out
-            .contents()
-            .iter()
-            .map(|o| ListedObject {
-                key: o.key().unwrap_or_default().to_string(),
-                size: o.size().unwrap_or(0).max(0) as u64,
-                etag: unquote(o.e_tag()),
-                last_modified: millis(o.last_modified()),
-                storage_class: o.storage_class().map(|c| c.as_str().to_string()),
-                checksum_algorithm: o.checksum_algorithm().first().map(|a| a.as_str().to_string()),
-            })
-            .collect();
-        let next_token =
-            if out.is_truncated() == Some(true) { out.next_continuation_token().map(str::to_string) } else { None };
-        Ok(ListPage { objects, next_token })
+        self.list_v2(bucket, prefix, continuation, None, max_keys).await
+    }
+
+    async fn list_objects_after(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<String>,
+        max_keys: usize,
+    ) -> Result<ListPage> {
+        let mut page = self.list_v2(bucket, prefix, None, start_after, max_keys).await?;
+        // The next call passes the last key back as StartAfter.
+        if page.next_token.is_some() {
+            page.next_token = page.objects.last().map(|o| o.key.clone());
+        }
+        Ok(page)
     }
 
     async fn list_object_versions(
