@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use s3batch_core::manifest::{CsvLayout, ManifestTask, csv_reader};
+use s3batch_core::manifest::{CsvLayout, ManifestFormat, ManifestTask, csv_reader};
 use s3batch_core::report::{ReportRow, TaskStatus};
 use s3batch_core::{JobSpec, JobStatus, arn};
 use s3batch_storage::{ObjectRef, StorageError};
@@ -20,7 +20,9 @@ use s3batch_store::{Chunk, ChunkId, ChunkResult, StatusChange};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
+use crate::control::{Controls, JobControl, REFRESH};
 use crate::prepare::unquote_etag;
 use crate::{Engine, Held, now, ops, retry};
 
@@ -36,12 +38,21 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     // Fires once the grace period after `shutdown` is over: tasks still running are abandoned.
     let abandon = CancellationToken::new();
     let heartbeat_stop = CancellationToken::new();
-    let heartbeat = tokio::spawn(heartbeats(engine.clone(), held.clone(), heartbeat_stop.clone()));
+    // Stop with this future, should it be dropped (see [`Engine::run`]).
+    let heartbeat =
+        AbortOnDropHandle::new(tokio::spawn(heartbeats(engine.clone(), held.clone(), heartbeat_stop.clone())));
+    let controls = engine.controls.clone();
+    let refresher = AbortOnDropHandle::new(tokio::spawn(refresh_controls(
+        engine.clone(),
+        controls.clone(),
+        heartbeat_stop.clone(),
+    )));
     let mut chunks = JoinSet::new();
     let mut specs = SpecCache::default();
+    let mut turn = 0usize;
     loop {
         while chunks.len() < engine.config.chunks_in_flight && !shutdown.is_cancelled() {
-            match engine.store.claim_chunk(&engine.worker_id, now(), engine.config.lease_ms).await {
+            match claim_fair(&engine, &held, &mut turn).await {
                 Ok(Some(chunk)) => {
                     let lost = CancellationToken::new();
                     held.lock().expect("held poisoned").insert(chunk.id.clone(), lost.clone());
@@ -52,9 +63,11 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
                             break;
                         }
                     };
+                    let control = control_of(&engine, &controls, &job.id).await;
                     let ctx = ChunkRun {
                         engine: engine.clone(),
                         job,
+                        control,
                         chunk,
                         sem: sem.clone(),
                         lost,
@@ -81,6 +94,76 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     drain(&engine, &held, &mut chunks, &abandon).await;
     heartbeat_stop.cancel();
     let _ = heartbeat.await;
+    let _ = refresher.await;
+}
+
+/// Claim the next chunk, sharing this worker fairly between the Active jobs: the job with the fewest chunks held
+/// here first, ties taken in turn. With one Active job (or when the ones the scheduler last saw have nothing left)
+/// it is the store's own order: priority, then age.
+async fn claim_fair(engine: &Engine, held: &Held, turn: &mut usize) -> s3batch_store::Result<Option<Chunk>> {
+    let (t, lease) = (now(), engine.config.lease_ms);
+    let mut jobs = engine.active_jobs();
+    if jobs.len() > 1 {
+        jobs.sort();
+        let n = jobs.len();
+        *turn = turn.wrapping_add(1);
+        jobs.rotate_left(*turn % n);
+        let counts: HashMap<String, usize> = {
+            let map = held.lock().expect("held poisoned");
+            let mut c = HashMap::new();
+            for id in map.keys() {
+                *c.entry(id.job_id.clone()).or_insert(0) += 1;
+            }
+            c
+        };
+        // Stable: among equal counts the rotated order stands.
+        jobs.sort_by_key(|j| counts.get(j).copied().unwrap_or(0));
+        for job in &jobs {
+            if let Some(c) = engine.store.claim_chunk_of(&engine.worker_id, job, t, lease).await? {
+                return Ok(Some(c));
+            }
+        }
+    }
+    engine.store.claim_chunk(&engine.worker_id, t, lease).await
+}
+
+/// The job's controls in this process; made (with the job's limit read at once) for its first chunk here.
+async fn control_of(engine: &Engine, controls: &Controls, job_id: &str) -> Arc<JobControl> {
+    if let Some(c) = controls.lock().expect("controls poisoned").get(job_id) {
+        return c.clone();
+    }
+    let c = Arc::new(JobControl::new(engine.config.concurrency));
+    match engine.store.job_controls(job_id, now()).await {
+        Ok(Some(jc)) => c.set_limit(jc.rate_limit, jc.lease_holders),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(job = job_id, error = %e, "reading the job's rate limit failed; will retry"),
+    }
+    controls.lock().expect("controls poisoned").entry(job_id.to_string()).or_insert(c).clone()
+}
+
+/// About once a second: re-read the rate limit of every job running here and how many workers share it; forget
+/// the controls of jobs no longer running here.
+async fn refresh_controls(engine: Arc<Engine>, controls: Controls, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(REFRESH) => {}
+            _ = stop.cancelled() => return,
+        }
+        let running: std::collections::HashSet<String> =
+            engine.held.lock().expect("held poisoned").keys().map(|c| c.job_id.clone()).collect();
+        let jobs: Vec<(String, Arc<JobControl>)> = {
+            let mut map = controls.lock().expect("controls poisoned");
+            map.retain(|id, _| running.contains(id));
+            map.iter().map(|(id, c)| (id.clone(), c.clone())).collect()
+        };
+        for (id, control) in jobs {
+            match engine.store.job_controls(&id, now()).await {
+                Ok(Some(jc)) => control.set_limit(jc.rate_limit, jc.lease_holders),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(job = %id, error = %e, "reading the job's rate limit failed"),
+            }
+        }
+    }
 }
 
 /// Shutting down: wait for the chunks in flight; past the grace period abandon their tasks; past the margin stop
@@ -116,7 +199,9 @@ async fn drain(engine: &Engine, held: &Held, chunks: &mut JoinSet<()>, abandon: 
 struct JobCtx {
     id: String,
     spec: JobSpec,
-    manifest: ObjectRef,
+    /// The manifest object that byte-range chunks are read from; `None` for a job whose chunks all carry their
+    /// lines (a ManifestGenerator job, a re-run).
+    manifest: Option<ObjectRef>,
     manifest_etag: String,
     layout: CsvLayout,
 }
@@ -137,13 +222,19 @@ impl SpecCache {
                 return None;
             }
         };
-        let manifest = job.spec.manifest.as_ref()?;
-        let loc = &manifest.location;
-        let (bucket, key) = arn::parse_object_arn(&loc.object_arn)?;
-        let layout = CsvLayout::new(&manifest.spec.fields).ok()?;
+        // Inventory manifests name no fields: their chunks carry their lines.
+        let (manifest, layout) = match &job.spec.manifest {
+            Some(m) if m.spec.format == ManifestFormat::S3BatchOperationsCsv20180820 => {
+                let loc = &m.location;
+                let (bucket, key) = arn::parse_object_arn(&loc.object_arn)?;
+                let object = ObjectRef::new(bucket, key).with_version(loc.object_version_id.clone());
+                (Some(object), CsvLayout::new(&m.spec.fields).ok()?)
+            }
+            _ => (None, CsvLayout::payload()),
+        };
         let ctx = Arc::new(JobCtx {
             id: job.id.clone(),
-            manifest: ObjectRef::new(bucket, key).with_version(loc.object_version_id.clone()),
+            manifest,
             manifest_etag: job.manifest_etag.clone().unwrap_or_default(),
             spec: job.spec,
             layout,
@@ -205,6 +296,8 @@ enum Outcome {
 struct ChunkRun {
     engine: Arc<Engine>,
     job: Arc<JobCtx>,
+    /// The job's rate limit and adaptive window in this process.
+    control: Arc<JobControl>,
     chunk: Chunk,
     sem: Arc<Semaphore>,
     lost: CancellationToken,
@@ -248,15 +341,27 @@ impl ChunkRun {
             if self.lost.is_cancelled() || self.shutdown.is_cancelled() || self.job_stopping() {
                 break;
             }
+            // The job's share first (rate limit, adaptive window), then a storage slot of the worker: a job held back
+            // by its own limit keeps no slot from the others.
+            let slot = tokio::select! {
+                s = self.control.admit() => s,
+                _ = self.shutdown.cancelled() => break,
+                _ = self.lost.cancelled() => break,
+            };
+            if self.job_stopping() {
+                break;
+            }
             let permit = tokio::select! {
                 p = self.sem.clone().acquire_owned() => p.expect("semaphore never closes"),
                 _ = self.shutdown.cancelled() => break,
                 _ = self.lost.cancelled() => break,
             };
             let (engine, job, tasks, lost) = (self.engine.clone(), self.job.clone(), tasks.clone(), self.lost.clone());
+            let control = self.control.clone();
             set.spawn(async move {
-                let out = run_task(&engine, &job, &tasks[i], &lost).await;
+                let out = run_task(&engine, &job, &control, &tasks[i], &lost).await;
                 drop(permit);
+                drop(slot);
                 (i, out)
             });
             while let Some(r) = set.try_join_next() {
@@ -314,12 +419,21 @@ impl ChunkRun {
         self.engine.wake.notify_waiters();
     }
 
-    /// Range-read the chunk's bytes of the manifest and parse its lines.
+    /// The chunk's lines: the ones it carries, or its byte range of the manifest, range-read.
     async fn read_tasks(&self) -> Result<Vec<ManifestTask>, ReadError> {
+        if let Some(payload) = &self.chunk.payload {
+            return self.parse_lines(payload, &CsvLayout::payload());
+        }
+        let Some(manifest) = &self.job.manifest else {
+            return Err(ReadError::Fatal(
+                "InternalError",
+                format!("chunk {} carries no lines and the job has no CSV manifest", self.chunk.id.seq),
+            ));
+        };
         let range = self.chunk.start_offset as u64..self.chunk.end_offset as u64;
         let read = || async {
-            let store = self.engine.router.store_for(&self.job.manifest.bucket)?;
-            let got = store.get_object(&self.job.manifest, Some(range.clone())).await?;
+            let store = self.engine.router.store_for(&manifest.bucket)?;
+            let got = store.get_object(manifest, Some(range.clone())).await?;
             let etag = got.info.etag.clone();
             Ok::<_, StorageError>((etag, got.bytes().await?))
         };
@@ -340,16 +454,17 @@ impl ChunkRun {
                 format!("the manifest changed while the job ran (ETag {} is now {})", self.job.manifest_etag, etag),
             ));
         }
-        let mut rdr = csv_reader(&bytes[..]);
+        self.parse_lines(&bytes, &self.job.layout)
+    }
+
+    fn parse_lines(&self, bytes: &[u8], layout: &CsvLayout) -> Result<Vec<ManifestTask>, ReadError> {
+        let mut rdr = csv_reader(bytes);
         let mut rec = csv::ByteRecord::new();
         let mut tasks = Vec::with_capacity(self.chunk.line_count as usize);
         while rdr.read_byte_record(&mut rec).map_err(|e| ReadError::Fatal("InvalidManifestContent", e.to_string()))? {
             let line = self.chunk.first_line as u64 + tasks.len() as u64;
-            let task = self
-                .job
-                .layout
-                .parse(&rec, line)
-                .map_err(|e| ReadError::Fatal("InvalidManifestContent", e.to_string()))?;
+            let task =
+                layout.parse(&rec, line).map_err(|e| ReadError::Fatal("InvalidManifestContent", e.to_string()))?;
             tasks.push(task);
         }
         if tasks.len() as i64 != self.chunk.line_count {
@@ -380,8 +495,15 @@ fn record(outcomes: &mut [Option<Outcome>], r: Result<(usize, Outcome), tokio::t
     }
 }
 
-/// One task, with retries for transient errors (exponential backoff, full jitter), none once the job stops.
-async fn run_task(engine: &Engine, job: &JobCtx, task: &ManifestTask, lost: &CancellationToken) -> Outcome {
+/// One task, with retries for transient errors (exponential backoff, full jitter), none once the job stops. Every
+/// attempt's answer feeds the job's adaptive window. A dry run only checks what the task would need.
+async fn run_task(
+    engine: &Engine,
+    job: &JobCtx,
+    control: &JobControl,
+    task: &ManifestTask,
+    lost: &CancellationToken,
+) -> Outcome {
     let stopping = || lost.is_cancelled() || engine.job_status(&job.id).is_some_and(stops_tasks);
     let ctx = ops::OpCtx {
         router: &engine.router,
@@ -389,7 +511,16 @@ async fn run_task(engine: &Engine, job: &JobCtx, task: &ManifestTask, lost: &Can
         job_id: &job.id,
         replication: &engine.config.replication,
     };
-    match retry::storage_call(&engine.config, stopping, || ops::run(&job.spec.operation, &ctx, task)).await {
+    let attempt = || async {
+        let r = if job.spec.dry_run {
+            ops::dry_run(&job.spec.operation, &ctx, task).await
+        } else {
+            ops::run(&job.spec.operation, &ctx, task).await
+        };
+        control.observe(&r);
+        r
+    };
+    match retry::storage_call(&engine.config, stopping, attempt).await {
         Ok(msg) => Outcome::Succeeded(msg),
         Err(e) => Outcome::Failed(e),
     }

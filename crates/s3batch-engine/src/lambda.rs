@@ -100,6 +100,11 @@ impl Functions {
         }
         answer(&body, &task_id)
     }
+
+    /// Whether a FunctionArn has an `[[engine.functions]]` entry (a dry run checks it without invoking).
+    pub fn is_configured(&self, function_arn: &str) -> bool {
+        self.find(function_arn).is_some()
+    }
 }
 
 /// `arn:aws:lambda:region:account:function:name[:qualifier]` → `name`; a bare name stays as it is.

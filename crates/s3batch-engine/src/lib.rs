@@ -10,7 +10,11 @@
 //!   each chunk's results and counters in one transaction;
 //! - [`ops`]: one function per operation;
 //! - [`report`]: the completion report in the AWS layout;
-//! - [`service`]: what the API front ends call (create, describe, list, confirm, cancel, priority, tags).
+//! - [`service`]: what the API front ends call (create, describe, list, confirm, cancel, priority, tags);
+//! - [`events`]: delivers the job events the store records (creation, every status change) to the audit log and
+//!   to signed webhooks, under the `events` singleton lease.
+//! - [`control`]: per-job rate limit (token bucket, shared by a fleet), adaptive back-off on throttling, fairness;
+//! - [`preview`]: the impact preview (tasks, bytes, requests, duration) of a prepared job.
 //!
 //! Everything a process does hangs off one [`CancellationToken`]; [`Engine::run`] returns once it has stopped
 //! claiming, finished its in-flight tasks (or, past `shutdown_grace_ms`, abandoned them and given their chunks
@@ -23,10 +27,16 @@
 //! singleton lease, taken over when its holder dies.
 
 pub mod checksum;
+pub mod control;
+pub mod events;
 pub mod execute;
+pub mod generate;
+pub mod inventory;
 pub mod lambda;
+pub mod manifest_output;
 pub mod ops;
 pub mod prepare;
+pub mod preview;
 pub mod report;
 pub mod retry;
 pub mod schedule;
@@ -43,6 +53,7 @@ use s3batch_store::{ChunkId, JobStore, Worker};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 pub use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 /// `[engine]` settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +91,8 @@ pub struct EngineConfig {
     /// `S3ReplicateObject` destinations: source bucket → destination bucket (`[engine.replication]`). A task on a
     /// bucket without an entry fails.
     pub replication: BTreeMap<String, String>,
+    /// Job events: the audit log and the webhooks (`[engine.events]`, `[[engine.events.webhooks]]`).
+    pub events: events::EventsConfig,
 }
 
 impl Default for EngineConfig {
@@ -100,6 +113,7 @@ impl Default for EngineConfig {
             shutdown_grace_ms: 30_000,
             functions: Vec::new(),
             replication: BTreeMap::new(),
+            events: events::EventsConfig::default(),
         }
     }
 }
@@ -126,6 +140,7 @@ impl EngineConfig {
         if self.lease_ms < 3 * self.tick_ms as i64 {
             return Err(format!("engine.lease_ms ({}) must be at least 3 × tick_ms ({})", self.lease_ms, self.tick_ms));
         }
+        self.events.validate()?;
         Ok(())
     }
 
@@ -167,8 +182,14 @@ pub struct Engine {
     /// The last status the scheduler saw for each live job; the executor stops starting tasks of jobs that are
     /// no longer Active or Pausing.
     statuses: RwLock<HashMap<String, JobStatus>>,
+    /// The priority the scheduler last saw for each live job.
+    priorities: RwLock<HashMap<String, i64>>,
     /// The chunks the executor holds.
     pub(crate) held: Held,
+    /// What this process's event sinks delivered.
+    pub event_stats: events::EventStats,
+    /// The rate limit and adaptive window of each job running here.
+    pub(crate) controls: control::Controls,
 }
 
 impl Engine {
@@ -189,7 +210,10 @@ impl Engine {
             started_at: now(),
             wake: Arc::new(Notify::new()),
             statuses: RwLock::new(HashMap::new()),
+            priorities: RwLock::new(HashMap::new()),
             held: Held::default(),
+            event_stats: events::EventStats::default(),
+            controls: control::Controls::default(),
         })
     }
 
@@ -199,10 +223,14 @@ impl Engine {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         self.register().await;
         let beats_stop = CancellationToken::new();
-        let beats = tokio::spawn(worker_beats(self.clone(), shutdown.clone(), beats_stop.clone()));
-        let sched = tokio::spawn(schedule::run(self.clone(), shutdown.clone()));
-        let exec = tokio::spawn(execute::run(self.clone(), shutdown.clone()));
-        let _ = tokio::join!(sched, exec);
+        // Dropping this future (aborting the task that runs it) stops them all where they are, as if the process
+        // died: nothing is released, leases expire.
+        let beats =
+            AbortOnDropHandle::new(tokio::spawn(worker_beats(self.clone(), shutdown.clone(), beats_stop.clone())));
+        let sched = AbortOnDropHandle::new(tokio::spawn(schedule::run(self.clone(), shutdown.clone())));
+        let exec = AbortOnDropHandle::new(tokio::spawn(execute::run(self.clone(), shutdown.clone())));
+        let events = AbortOnDropHandle::new(tokio::spawn(events::run(self.clone(), shutdown.clone())));
+        let _ = tokio::join!(sched, exec, events);
         beats_stop.cancel();
         let _ = beats.await;
         if let Err(e) = self.store.deregister_worker(&self.worker_id).await {
@@ -243,6 +271,32 @@ impl Engine {
     pub(crate) fn set_statuses(&self, map: HashMap<String, JobStatus>) {
         *self.statuses.write().expect("status map poisoned") = map;
     }
+
+    /// This process's share of a job's rate limit (tasks per second) and its adaptive window (tasks in flight), if
+    /// the job runs here: what `[engine]` throttling and `job rate-limit` come to in this process.
+    pub fn job_control(&self, job_id: &str) -> Option<(Option<f64>, usize)> {
+        let map = self.controls.lock().expect("controls poisoned");
+        map.get(job_id).map(|c| (c.rate(), c.window()))
+    }
+
+    /// The jobs the scheduler last saw Active with the highest priority among them: the ones a worker shares
+    /// itself fairly between. (Between priorities, the higher goes first: the store's claim order, which also
+    /// sees a priority change at once.)
+    pub(crate) fn active_jobs(&self) -> Vec<String> {
+        let map = self.statuses.read().expect("status map poisoned");
+        let prio = self.priorities.read().expect("priority map poisoned");
+        let active: Vec<(&String, i64)> = map
+            .iter()
+            .filter(|(_, s)| **s == JobStatus::Active)
+            .map(|(id, _)| (id, prio.get(id).copied().unwrap_or(0)))
+            .collect();
+        let top = active.iter().map(|(_, p)| *p).max().unwrap_or(0);
+        active.into_iter().filter(|(_, p)| *p == top).map(|(id, _)| id.clone()).collect()
+    }
+
+    pub(crate) fn set_priorities(&self, map: HashMap<String, i64>) {
+        *self.priorities.write().expect("priority map poisoned") = map;
+    }
 }
 
 /// The worker's sign of life (every third of a lease, at most 5 s apart), with its chunk count; once `shutdown`
@@ -275,7 +329,37 @@ fn hostname() -> String {
         .unwrap_or_else(|| "s3batch".into())
 }
 
-/// Wall-clock now, in milliseconds.
+/// Now, in milliseconds since the epoch: the wall clock, or, once a test called [`clock::follow_tokio_time`],
+/// tokio's clock (which a paused-time test advances at will).
 pub fn now() -> s3batch_core::Millis {
-    s3batch_core::time::now_millis()
+    clock::now()
+}
+
+/// Where [`now`] reads the time. Production stays on the wall clock; a test may switch the whole process to
+/// tokio's clock, so that `tokio::time::advance` and paused time move leases, timers and expiries too.
+pub mod clock {
+    use std::sync::OnceLock;
+
+    use s3batch_core::Millis;
+
+    /// Wall-clock milliseconds at the moment the switch was made, and tokio's instant then.
+    static TOKIO_ANCHOR: OnceLock<(Millis, tokio::time::Instant)> = OnceLock::new();
+
+    /// From now on (for the rest of the process) [`now`](crate::now) is the wall-clock time of this call plus the
+    /// time tokio's clock has moved since: in a runtime with paused time, the simulated time. For tests only;
+    /// nothing turns it off again. Calling it again changes nothing.
+    pub fn follow_tokio_time() {
+        TOKIO_ANCHOR.get_or_init(|| (s3batch_core::time::now_millis(), tokio::time::Instant::now()));
+    }
+
+    pub(crate) fn now() -> Millis {
+        let Some((wall, at)) = TOKIO_ANCHOR.get() else { return s3batch_core::time::now_millis() };
+        // Each runtime with paused time has its own clock, started at the (real) instant it was built, which may be
+        // just before the anchor: count both ways.
+        let t = tokio::time::Instant::now();
+        match t.checked_duration_since(*at) {
+            Some(ahead) => wall + ahead.as_millis() as Millis,
+            None => wall - at.duration_since(t).as_millis() as Millis,
+        }
+    }
 }

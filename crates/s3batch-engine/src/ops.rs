@@ -504,3 +504,76 @@ fn metadata(m: Option<&ObjectMetadata>) -> Metadata {
         expires: m.http_expires_date.as_deref().and_then(s3batch_core::time::parse_iso),
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Dry run
+
+/// A dry run of `op` on one object: check what the real run would need and change nothing. The object must exist
+/// (HEAD, with the manifest's version); a copy's target bucket must be reachable (a one-key listing); the spec's
+/// settings are checked as the real run checks them. The ResultMessage says what the task would do; an error is
+/// the one the real run would hit first.
+pub async fn dry_run(op: &Operation, ctx: &OpCtx<'_>, task: &ManifestTask) -> Result<String, StorageError> {
+    let router = ctx.router;
+    let obj = ObjectRef::new(&task.bucket, &task.key).with_version(task.version_id.clone());
+    if let Operation::LambdaInvoke(l) = op {
+        if !ctx.functions.is_configured(&l.function_arn) {
+            return Err(StorageError::new(
+                "ResourceNotFoundException",
+                404,
+                format!("no [[engine.functions]] entry for {}", l.function_arn),
+            ));
+        }
+        return Ok(format!("DryRun: would invoke {}", l.function_arn));
+    }
+    // The settings first: a spec the real run would refuse fails every task the same way.
+    match op {
+        Operation::S3PutObjectAcl(a) => drop(acl(a)?),
+        Operation::S3InitiateRestoreObject(r) => {
+            r.glacier_job_tier.as_deref().map(RestoreTier::parse).transpose()?;
+        }
+        Operation::S3PutObjectRetention(r) => {
+            if let Some(m) = &r.retention.mode {
+                RetentionMode::parse(m)?;
+            }
+            if let Some(d) = &r.retention.retain_until_date {
+                date("RetainUntilDate", d)?;
+            }
+        }
+        Operation::S3ReplicateObject(_) if !ctx.replication.contains_key(&obj.bucket) => {
+            return Err(StorageError::new(
+                "InvalidRequest",
+                400,
+                format!("no replication destination is configured for bucket {} ([engine.replication])", obj.bucket),
+            ));
+        }
+        _ => {}
+    }
+    let info = router.store_for(&obj.bucket)?.head_object(&obj).await?;
+    let what = match op {
+        Operation::S3PutObjectCopy(c) => {
+            let req = copy_request(c, obj.clone())?;
+            reachable(router, &req.dest_bucket, &req.dest_key).await?;
+            format!("would copy {} bytes to s3://{}/{}", info.size, req.dest_bucket, req.dest_key)
+        }
+        Operation::S3ReplicateObject(_) => {
+            let dest = &ctx.replication[&obj.bucket];
+            reachable(router, dest, &obj.key).await?;
+            format!("would replicate {} bytes to s3://{dest}/{}", info.size, obj.key)
+        }
+        Operation::S3DeleteObject(d) if d.delete_noncurrent_versions == Some(true) => {
+            format!("would delete the object ({} bytes) and its non-current versions", info.size)
+        }
+        Operation::S3DeleteObject(_) => format!("would delete the object ({} bytes)", info.size),
+        Operation::S3ComputeObjectChecksum(_) => format!("would read {} bytes to compute a checksum", info.size),
+        other => format!("would run {} on the object ({} bytes)", other.name(), info.size),
+    };
+    match &task.version_id {
+        Some(v) => Ok(format!("DryRun: {what} (version {v})")),
+        None => Ok(format!("DryRun: {what}")),
+    }
+}
+
+/// A bucket answers a one-key listing (it exists and we may use it).
+async fn reachable(router: &Router, bucket: &str, key: &str) -> Result<(), StorageError> {
+    router.store_for(bucket)?.list_objects(bucket, key, None, 1).await.map(drop)
+}

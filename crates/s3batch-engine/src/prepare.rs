@@ -12,7 +12,14 @@ use s3batch_store::{Job, NewChunk, StatusChange};
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use crate::{Engine, now, retry};
+use s3batch_core::Event;
+use s3batch_core::spec::{ManifestGenerator, S3JobManifestGenerator};
+use s3batch_core::status::transition;
+
+use crate::{Engine, generate, inventory, now, retry};
+
+/// Largest inventory `manifest.json` read (it lists data files, not objects).
+const MAX_INVENTORY_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Why a manifest cannot be used: becomes a FailureReason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +28,7 @@ pub struct ManifestProblem {
     pub reason: String,
 }
 
-fn problem(code: &'static str, reason: impl Into<String>) -> ManifestProblem {
+pub(crate) fn problem(code: &'static str, reason: impl Into<String>) -> ManifestProblem {
     ManifestProblem { code, reason: reason.into() }
 }
 
@@ -41,8 +48,15 @@ pub fn unquote_etag(e: &str) -> &str {
     e.trim().trim_matches('"')
 }
 
-/// Prepare `job`, which is in Preparing and whose duty lease this process holds.
+/// Prepare `job`, which is in Preparing (or, for a ManifestGenerator job still listing, any live status) and whose
+/// duty lease this process holds.
 pub async fn prepare(engine: &Arc<Engine>, job: &Job) -> Result<Prepared, s3batch_store::StoreError> {
+    if let Some(original) = &job.spec.rerun_of {
+        return prepare_rerun(engine, job, original).await;
+    }
+    if let Some(ManifestGenerator::S3JobManifestGenerator(g)) = &job.spec.manifest_generator {
+        return prepare_generated(engine, job, g).await;
+    }
     let store = &engine.store;
     store.clear_chunks(&job.id).await?;
     match read_manifest(engine, job).await? {
@@ -66,6 +80,122 @@ pub async fn prepare(engine: &Arc<Engine>, job: &Job) -> Result<Prepared, s3batc
     }
 }
 
+/// A ManifestGenerator job: list (or go on listing), then set the total.
+async fn prepare_generated(
+    engine: &Arc<Engine>,
+    job: &Job,
+    g: &S3JobManifestGenerator,
+) -> Result<Prepared, s3batch_store::StoreError> {
+    let store = &engine.store;
+    let (total, opened) = match generate::list(engine, job, g).await? {
+        Ok(generate::Listed::Done { total, opened }) => (total, opened),
+        Ok(generate::Listed::Abandoned) => return Ok(Prepared::Abandoned),
+        Err(p) => return fail(engine, job, p).await,
+    };
+    if total == 0 {
+        let p =
+            problem("EmptyGeneratedManifest", "no object in the source bucket matches the ManifestGenerator filter");
+        return fail(engine, job, p).await;
+    }
+    if g.enable_manifest_output {
+        match crate::manifest_output::write(engine, job, g).await? {
+            Ok(()) => {}
+            Err(Some(p)) => return fail(engine, job, p).await,
+            Err(None) => return Ok(Prepared::Abandoned),
+        }
+    }
+    let done = if opened {
+        store.finish_listing(&job.id, &engine.worker_id, total, now()).await?
+    } else {
+        let to = if job.spec.confirmation_required { JobStatus::Suspended } else { JobStatus::Ready };
+        store.finish_preparing(&job.id, &engine.worker_id, total, "", to, now()).await?
+    };
+    if done {
+        tracing::info!(job = %job.id, total, "manifest generated");
+        engine.wake.notify_waiters();
+        Ok(Prepared::Done { total })
+    } else {
+        Ok(Prepared::Abandoned)
+    }
+}
+
+/// A re-run: its tasks are the failed tasks of `original` (same account, finished), read from that job's chunk
+/// results in manifest order.
+async fn prepare_rerun(engine: &Arc<Engine>, job: &Job, original: &str) -> Result<Prepared, s3batch_store::StoreError> {
+    let store = &engine.store;
+    store.clear_chunks(&job.id).await?;
+    let orig = match store.get_job(Some(&job.account_id), original).await? {
+        Some(o) if o.status.is_terminal() => o,
+        Some(o) => {
+            let p = problem("RerunSourceNotFinished", format!("job {original} is {}, not finished", o.status));
+            return fail(engine, job, p).await;
+        }
+        None => {
+            return fail(engine, job, problem("RerunSourceNotFound", format!("job {original} does not exist"))).await;
+        }
+    };
+    let mut chunker = inventory::PayloadChunker::new(engine.config.chunk_size as i64, 0, 1);
+    let (mut after, mut batch) = (-1, Vec::new());
+    loop {
+        let rows = store.chunk_results(&orig.id, after, 100).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.seq;
+        for r in &rows {
+            let mut rdr = csv_reader(&r.failed_rows[..]);
+            for rec in rdr.byte_records() {
+                let rec = match rec {
+                    Ok(rec) if rec.len() >= 3 => rec,
+                    _ => {
+                        let p = problem(
+                            "InternalError",
+                            format!("job {original}'s results of chunk {} are unreadable", r.seq),
+                        );
+                        return fail(engine, job, p).await;
+                    }
+                };
+                let text = |i: usize| String::from_utf8_lossy(&rec[i]).into_owned();
+                let version = text(2);
+                batch.extend(chunker.push(&text(0), &text(1), Some(version.as_str()).filter(|v| !v.is_empty())));
+            }
+        }
+        if batch.len() >= 100 && !store.insert_chunks(&job.id, &engine.worker_id, &std::mem::take(&mut batch)).await? {
+            return Ok(Prepared::Abandoned);
+        }
+    }
+    batch.extend(chunker.finish());
+    if !store.insert_chunks(&job.id, &engine.worker_id, &batch).await? {
+        return Ok(Prepared::Abandoned);
+    }
+    let total = chunker.total();
+    if total == 0 {
+        let p = problem("InvalidManifestContent", format!("job {original} has no failed task to run again"));
+        return fail(engine, job, p).await;
+    }
+    let to = if job.spec.confirmation_required { JobStatus::Suspended } else { JobStatus::Ready };
+    if store.finish_preparing(&job.id, &engine.worker_id, total, "", to, now()).await? {
+        tracing::info!(job = %job.id, original, total, "re-run prepared");
+        Ok(Prepared::Done { total })
+    } else {
+        Ok(Prepared::Abandoned)
+    }
+}
+
+/// Fail the job for `p` from whatever live status it is in (a generator job may have left Preparing already).
+async fn fail(engine: &Arc<Engine>, job: &Job, p: ManifestProblem) -> Result<Prepared, s3batch_store::StoreError> {
+    tracing::warn!(job = %job.id, code = p.code, reason = %p.reason, "manifest refused");
+    let Some(current) = engine.store.get_job(None, &job.id).await? else { return Ok(Prepared::Abandoned) };
+    let Ok(to) = transition(current.status, Event::Fail) else { return Ok(Prepared::Abandoned) };
+    let change = StatusChange::to(to).failure(p.code, p.reason.clone());
+    if !engine.store.update_status(&job.id, current.status, &change, now()).await? {
+        return Ok(Prepared::Abandoned);
+    }
+    if current.status == JobStatus::Preparing {
+        engine.store.clear_chunks(&job.id).await?;
+    }
+    engine.wake.notify_waiters();
+    Ok(Prepared::Failed(p))
+}
+
 type ReadOutcome = Result<(i64, String), Option<ManifestProblem>>;
 
 async fn read_manifest(engine: &Arc<Engine>, job: &Job) -> Result<ReadOutcome, s3batch_store::StoreError> {
@@ -75,12 +205,6 @@ async fn read_manifest(engine: &Arc<Engine>, job: &Job) -> Result<ReadOutcome, s
             "s3batch does not run S3JobManifestGenerator yet; give the job a Manifest".to_string(),
         ))));
     };
-    if manifest.spec.format != ManifestFormat::S3BatchOperationsCsv20180820 {
-        return Ok(Err(Some(problem(
-            "UnsupportedManifestFormat",
-            "s3batch reads only S3BatchOperations_CSV_20180820 manifests yet".to_string(),
-        ))));
-    }
     let loc = &manifest.location;
     let Some((bucket, key)) = arn::parse_object_arn(&loc.object_arn) else {
         return Ok(Err(Some(problem("InvalidManifest", format!("'{}' is not an object ARN", loc.object_arn)))));
@@ -110,16 +234,36 @@ async fn read_manifest(engine: &Arc<Engine>, job: &Job) -> Result<ReadOutcome, s
             format!("the manifest's ETag is \"{}\", the job names \"{}\"", unquote_etag(&etag), unquote_etag(expected)),
         ))));
     }
-    let layout = match CsvLayout::new(&manifest.spec.fields) {
-        Ok(l) => l,
-        Err(e) => return Ok(Err(Some(problem("InvalidManifestContent", e.to_string())))),
-    };
-
-    let body = got.body.map_err(|e| io::Error::other(e.to_string()));
-    let reader = SyncIoBridge::new(StreamReader::new(body));
     let chunk_size = engine.config.chunk_size as i64;
     let (tx, mut rx) = mpsc::channel::<Vec<NewChunk>>(4);
-    let parser = tokio::task::spawn_blocking(move || parse_into_chunks(reader, layout, chunk_size, &tx));
+    let parser = match manifest.spec.format {
+        ManifestFormat::S3BatchOperationsCsv20180820 => {
+            let layout = match CsvLayout::new(&manifest.spec.fields) {
+                Ok(l) => l,
+                Err(e) => return Ok(Err(Some(problem("InvalidManifestContent", e.to_string())))),
+            };
+            let body = got.body.map_err(|e| io::Error::other(e.to_string()));
+            let reader = SyncIoBridge::new(StreamReader::new(body));
+            tokio::task::spawn_blocking(move || parse_into_chunks(reader, layout, chunk_size, &tx))
+        }
+        ManifestFormat::S3InventoryReportCsv20161130 => {
+            if got.info.size > MAX_INVENTORY_MANIFEST_BYTES {
+                return Ok(Err(Some(problem(
+                    "InvalidManifestContent",
+                    format!(
+                        "the inventory manifest.json is {} bytes; at most {MAX_INVENTORY_MANIFEST_BYTES} are read",
+                        got.info.size
+                    ),
+                ))));
+            }
+            let json = match got.bytes().await {
+                Ok(b) => b.to_vec(),
+                Err(e) => return Ok(unreadable(e)),
+            };
+            let (engine, rt) = (engine.clone(), tokio::runtime::Handle::current());
+            tokio::task::spawn_blocking(move || inventory::read(engine, rt, json, (bucket, key), tx))
+        }
+    };
 
     // Record chunks as the parser finds them, renewing the duty lease and watching for a cancel.
     let mut last_renew = now();
@@ -188,6 +332,7 @@ fn parse_into_chunks<R: io::Read>(
                 end_offset: rdr.position().byte() as i64,
                 first_line: chunk_first,
                 line_count: in_chunk,
+                payload: None,
             });
             seq += 1;
             in_chunk = 0;
@@ -203,6 +348,7 @@ fn parse_into_chunks<R: io::Read>(
             end_offset: rdr.position().byte() as i64,
             first_line: chunk_first,
             line_count: in_chunk,
+            payload: None,
         });
     }
     if !batch.is_empty() {

@@ -1,6 +1,7 @@
 //! The scheduler tick: everything that moves a job between statuses without a user asking.
 //!
-//! - New / Preparing (lease free or expired) → prepare it;
+//! - New / Preparing (lease free or expired) → prepare it; a ManifestGenerator job whose listing stopped before it
+//!   ended (it runs while it lists) → resume the listing;
 //! - Suspended longer than `suspended_expiry_days` → Failing;
 //! - Active with ≥ 1,000 tasks run and > 50 % failed → Failing;
 //! - Active with every chunk done → Completing;
@@ -112,10 +113,15 @@ async fn tick(engine: &Arc<Engine>, duties: &mut Duties, leader: bool) -> Result
     let live: Vec<JobStatus> = JobStatus::ALL.into_iter().filter(|s| !s.is_terminal()).collect();
     let jobs = engine.store.jobs_in(&live).await?;
     engine.set_statuses(jobs.iter().map(|j| (j.id.clone(), j.status)).collect::<HashMap<_, _>>());
+    engine.set_priorities(jobs.iter().map(|j| (j.id.clone(), j.priority)).collect::<HashMap<_, _>>());
     let t = now();
     let cfg = &engine.config;
 
     for job in &jobs {
+        if still_listing(job) {
+            // A ManifestGenerator job runs while its listing goes on; if the lister stopped, take it over.
+            start_preparing(engine, duties, job).await?;
+        }
         match job.status {
             JobStatus::New | JobStatus::Preparing => start_preparing(engine, duties, job).await?,
             JobStatus::Suspended
@@ -153,6 +159,16 @@ async fn tick(engine: &Arc<Engine>, duties: &mut Duties, leader: bool) -> Result
         }
     }
     if leader { rank(engine, &jobs).await } else { Ok(()) }
+}
+
+/// A ManifestGenerator job that left Preparing before its listing ended (its total is still unknown).
+fn still_listing(job: &Job) -> bool {
+    job.total_tasks.is_none()
+        && job.spec.manifest_generator.is_some()
+        && matches!(
+            job.status,
+            JobStatus::Suspended | JobStatus::Ready | JobStatus::Active | JobStatus::Pausing | JobStatus::Paused
+        )
 }
 
 /// A pausing job with no chunk in flight is Paused.

@@ -81,12 +81,14 @@ pub struct JobService {
     store: Arc<dyn JobStore>,
     wake: Arc<Notify>,
     retention_days: i64,
+    /// Where the impact preview HEADs its sample, and the engine's concurrency its estimate assumes.
+    storage: Option<(Arc<s3batch_storage::Router>, usize)>,
 }
 
 impl JobService {
     /// `wake` is the engine's: a new job or a confirmation is looked at at once, not at the next tick.
     pub fn new(store: Arc<dyn JobStore>, wake: Arc<Notify>, retention_days: i64) -> Self {
-        JobService { store, wake, retention_days }
+        JobService { store, wake, retention_days, storage: None }
     }
 
     pub fn store(&self) -> &Arc<dyn JobStore> {
@@ -123,6 +125,27 @@ impl JobService {
             self.wake.notify_waiters();
         }
         Ok(outcome)
+    }
+
+    /// Re-run the failed tasks of a finished job (extension): a new job with the original's spec whose tasks are
+    /// exactly the original's failed tasks, linked by `RerunOf`. Asking again returns the same re-run job.
+    pub async fn rerun_failed(&self, account: &str, id: &str) -> Result<Job> {
+        let original = self.describe(account, id).await?;
+        if !original.status.is_terminal() {
+            return Err(ServiceError::job_status(format!(
+                "job {id} is {}; only a finished job's failed tasks can run again",
+                original.status
+            )));
+        }
+        if original.failed == 0 {
+            return Err(ServiceError::bad_request(format!("job {id} has no failed task")));
+        }
+        let mut spec = original.spec.clone();
+        spec.rerun_of = Some(original.id.clone());
+        spec.description = Some(format!("Re-run of the failed tasks of job {}", original.id));
+        // COS echoes its own request; the re-run is an s3batch job.
+        spec.cos_request = None;
+        self.create(account, Some(format!("rerun-{}", original.id)), spec).await
     }
 
     /// DescribeJob: the job, if it belongs to `account` and is within retention.
@@ -356,6 +379,43 @@ impl JobService {
             return Err(ServiceError::not_found(id));
         }
         Ok(())
+    }
+
+    /// The service with the storage the impact preview samples, and the engine's `concurrency` (requests in flight
+    /// per process) its duration estimate assumes.
+    pub fn with_storage(mut self, router: Arc<s3batch_storage::Router>, concurrency: usize) -> Self {
+        self.storage = Some((router, concurrency));
+        self
+    }
+
+    /// Set (or with `None` lift) the job's rate limit, in tasks per second for the whole job: the workers running
+    /// it take the new limit within about a second.
+    pub async fn update_rate_limit(&self, account: &str, id: &str, rate_limit: Option<i64>) -> Result<Job> {
+        if let Some(r) = rate_limit {
+            s3batch_core::spec::validate_rate_limit(r)?;
+        }
+        let job = self.describe(account, id).await?;
+        if job.status.is_terminal() {
+            return Err(ServiceError::job_status(format!(
+                "the job has finished ({}); its rate limit cannot change",
+                job.status
+            )));
+        }
+        if !self.store.set_rate_limit(account, id, rate_limit, now()).await? {
+            return Err(ServiceError::not_found(id));
+        }
+        tracing::info!(job = id, ?rate_limit, "rate limit changed");
+        self.describe(account, id).await
+    }
+
+    /// The impact preview of a prepared job: tasks, bytes (from a HEAD of a sample), storage requests and the
+    /// estimated duration (see [`crate::preview`]).
+    pub async fn preview(&self, account: &str, id: &str) -> Result<crate::preview::Preview> {
+        let job = self.describe(account, id).await?;
+        let Some((router, concurrency)) = &self.storage else {
+            return Err(ServiceError::new("InternalServiceException", 500, "this server has no storage to sample"));
+        };
+        crate::preview::preview(self.store.as_ref(), router, *concurrency, &job, now()).await
     }
 }
 

@@ -19,8 +19,8 @@ use s3batch_storage::memory::{Faults, MemoryStore};
 use s3batch_storage::{Metadata, ObjectRef, ObjectStore, PutBody, PutOptions, Router, md5_hex};
 use s3batch_store::sqlite::SqliteStore;
 use s3batch_store::{
-    Chunk, ChunkCounts, ChunkId, ChunkResult, ChunkRows, CreateOutcome, Job, JobStore, ListFilter, NewChunk, NewJob,
-    StatusChange, Worker,
+    Chunk, ChunkCounts, ChunkId, ChunkResult, ChunkRows, CreateOutcome, Job, JobEventRecord, JobStore, ListFilter,
+    NewChunk, NewJob, StatusChange, Worker,
 };
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -1038,6 +1038,64 @@ impl JobStore for Freezable {
     async fn prune_workers(&self, heartbeat_before: Millis) -> StoreResult<u64> {
         self.gate().await;
         self.inner.prune_workers(heartbeat_before).await
+    }
+    async fn open_preparing(&self, job_id: &str, owner: &str, to: JobStatus, now: Millis) -> StoreResult<bool> {
+        self.gate().await;
+        self.inner.open_preparing(job_id, owner, to, now).await
+    }
+    async fn finish_listing(&self, job_id: &str, owner: &str, total: i64, now: Millis) -> StoreResult<bool> {
+        self.gate().await;
+        self.inner.finish_listing(job_id, owner, total, now).await
+    }
+    async fn last_chunk(&self, job_id: &str) -> StoreResult<Option<Chunk>> {
+        self.gate().await;
+        self.inner.last_chunk(job_id).await
+    }
+    async fn chunk_payloads(&self, job_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<(i64, Vec<u8>)>> {
+        self.gate().await;
+        self.inner.chunk_payloads(job_id, after_seq, limit).await
+    }
+    async fn set_generated_manifest(&self, job_id: &str, descriptor: &str) -> StoreResult<()> {
+        self.gate().await;
+        self.inner.set_generated_manifest(job_id, descriptor).await
+    }
+    async fn events_after(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<JobEventRecord>> {
+        self.gate().await;
+        self.inner.events_after(after_seq, limit).await
+    }
+    async fn event_cursor(&self, sink: &str) -> StoreResult<Option<i64>> {
+        self.gate().await;
+        self.inner.event_cursor(sink).await
+    }
+    async fn advance_event_cursor(&self, sink: &str, seq: i64, now: Millis) -> StoreResult<()> {
+        self.gate().await;
+        self.inner.advance_event_cursor(sink, seq, now).await
+    }
+    async fn prune_events(&self, up_to_seq: i64, before: Millis) -> StoreResult<u64> {
+        self.gate().await;
+        self.inner.prune_events(up_to_seq, before).await
+    }
+    async fn set_rate_limit(&self, account: &str, id: &str, rate_limit: Option<i64>, now: Millis) -> StoreResult<bool> {
+        self.gate().await;
+        self.inner.set_rate_limit(account, id, rate_limit, now).await
+    }
+    async fn job_controls(&self, job_id: &str, now: Millis) -> StoreResult<Option<s3batch_store::JobControls>> {
+        self.gate().await;
+        self.inner.job_controls(job_id, now).await
+    }
+    async fn claim_chunk_of(
+        &self,
+        owner: &str,
+        job_id: &str,
+        now: Millis,
+        lease_ms: i64,
+    ) -> StoreResult<Option<Chunk>> {
+        self.gate().await;
+        self.inner.claim_chunk_of(owner, job_id, now, lease_ms).await
+    }
+    async fn chunks_at(&self, job_id: &str, seqs: &[i64]) -> StoreResult<Vec<NewChunk>> {
+        self.gate().await;
+        self.inner.chunks_at(job_id, seqs).await
     }
 }
 
