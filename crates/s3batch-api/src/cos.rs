@@ -814,6 +814,9 @@ pub fn to_spec(req: CosCreateJobRequest) -> Result<JobSpec, CosError> {
         role_arn: None,
         tags: vec![],
         cos_request: Some(serde_json::to_value(&echo).expect("plain data always serialises")),
+        rerun_of: None,
+        dry_run: false,
+        rate_limit: None,
     };
     spec.validate()?;
     Ok(spec)
@@ -1471,6 +1474,8 @@ mod tests {
             manifest_etag: None,
             report_key: None,
             user_paused: false,
+            generated_manifest: None,
+            rate_limit: None,
         }
     }
 

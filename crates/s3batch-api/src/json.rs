@@ -9,6 +9,10 @@
 //! | priority | `POST /api/v1/jobs/{id}/priority` `{"Priority": N}` |
 //! | tags | `GET` / `PUT` (`{"Tags": […]}`) / `DELETE` `/api/v1/jobs/{id}/tagging` |
 //! | workers | `GET /api/v1/workers`: the processes running an engine on this database ([`WorkersResult`]) |
+//! | rate limit | `POST /api/v1/jobs/{id}/rate-limit` `{"RateLimit": N}` (tasks/s for the whole job) or `{"RateLimit": null}` |
+//! | preview | `GET /api/v1/jobs/{id}/preview`: tasks, bytes, requests, estimated duration ([`Preview`]) |
+//!
+//! A create body may also carry `"DryRun": true` and `"RateLimit": N` (extensions of the job spec).
 //!
 //! Errors are `{"Code": "<S3 Control exception name>", "Message": "…"}` with a 4xx/5xx status.
 
@@ -20,6 +24,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use s3batch_core::spec::{JobManifest, JobReport, ManifestGenerator};
 use s3batch_core::{JobSpec, JobStatus, Operation, Tag, time};
+use s3batch_engine::preview::Preview;
 use s3batch_engine::service::ServiceError;
 use s3batch_store::{FailureReason, Job};
 use serde::{Deserialize, Serialize};
@@ -32,8 +37,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/jobs/{id}", get(describe))
         .route("/api/v1/jobs/{id}/status", post(update_status))
         .route("/api/v1/jobs/{id}/priority", post(update_priority))
+        .route("/api/v1/jobs/{id}/rerun", post(rerun))
         .route("/api/v1/jobs/{id}/tagging", get(get_tags).put(put_tags).delete(delete_tags))
         .route("/api/v1/workers", get(workers))
+        .route("/api/v1/jobs/{id}/rate-limit", post(update_rate_limit))
+        .route("/api/v1/jobs/{id}/preview", get(preview))
 }
 
 /// An error response.
@@ -147,6 +155,18 @@ pub struct JobView {
     /// Extension: `s3://<bucket>/<prefix>/job-<id>/manifest.json` once the report is written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_location: Option<String>,
+    /// The manifest a ManifestGenerator job wrote (EnableManifestOutput): `{Format, Location {ObjectArn, ETag}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_manifest_descriptor: Option<serde_json::Value>,
+    /// Extension: the job whose failed tasks this one runs again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<String>,
+    /// Extension: the job's rate limit, in tasks per second for the whole job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<i64>,
+    /// Extension: a dry run (checks every task, changes nothing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 impl JobView {
@@ -181,6 +201,10 @@ impl JobView {
             suspended_cause: job.suspended_cause.clone(),
             manifest_generator: job.spec.manifest_generator.clone(),
             report_location,
+            generated_manifest_descriptor: job.generated_manifest.as_deref().and_then(|d| serde_json::from_str(d).ok()),
+            rerun_of: job.spec.rerun_of.clone(),
+            rate_limit: job.rate_limit,
+            dry_run: job.spec.dry_run,
         }
     }
 }
@@ -288,6 +312,12 @@ async fn update_priority(
     Ok(Json(JobView::new(&st.service.update_priority(&account, &id, b.priority).await?, &st.region)))
 }
 
+/// Re-run a finished job's failed tasks as a new job (extension).
+async fn rerun(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+    let account = account(&st, &headers)?;
+    Ok(Json(JobView::new(&st.service.rerun_failed(&account, &id).await?, &st.region)))
+}
+
 async fn get_tags(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<TagsBody>> {
     let account = account(&st, &headers)?;
     Ok(Json(TagsBody { tags: st.service.tags(&account, &id).await? }))
@@ -359,4 +389,28 @@ async fn workers(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Js
         })
         .collect();
     Ok(Json(WorkersResult { workers }))
+}
+
+/// `POST /api/v1/jobs/{id}/rate-limit`: tasks per second for the whole job, or `null` for none.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct RateLimitBody {
+    pub rate_limit: Option<i64>,
+}
+
+async fn update_rate_limit(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<RateLimitBody>, JsonRejection>,
+) -> ApiResult<Json<JobView>> {
+    let account = account(&st, &headers)?;
+    let Json(b) = body?;
+    Ok(Json(JobView::new(&st.service.update_rate_limit(&account, &id, b.rate_limit).await?, &st.region)))
+}
+
+/// `GET /api/v1/jobs/{id}/preview`.
+async fn preview(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Preview>> {
+    let account = account(&st, &headers)?;
+    Ok(Json(st.service.preview(&account, &id).await?))
 }

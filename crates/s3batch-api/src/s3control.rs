@@ -259,6 +259,7 @@ fn descriptor(view: &JobView) -> Value {
     let mut v = serde_json::to_value(view).expect("plain data always serialises");
     if let Value::Object(m) = &mut v {
         m.remove("ReportLocation");
+        m.remove("RerunOf");
     }
     v
 }
@@ -457,6 +458,20 @@ mod tests {
         assert_eq!(spec.priority, 10);
         assert!(!spec.confirmation_required);
         spec.validate().unwrap();
+    }
+
+    #[test]
+    fn dry_run_and_rate_limit_extensions_on_the_wire() {
+        let body = CREATE.replace("<Priority>", "<DryRun>true</DryRun><RateLimit>25</RateLimit><Priority>");
+        let (_, spec) = parse_create_job(body.as_bytes()).unwrap();
+        assert!(spec.dry_run);
+        assert_eq!(spec.rate_limit, Some(25));
+        spec.validate().unwrap();
+        let (_, plain) = parse_create_job(CREATE.as_bytes()).unwrap();
+        assert_eq!((plain.dry_run, plain.rate_limit), (false, None));
+        let bad = CREATE.replace("<Priority>", "<RateLimit>0</RateLimit><Priority>");
+        let (_, spec) = parse_create_job(bad.as_bytes()).unwrap();
+        assert!(spec.validate().unwrap_err().message.contains("RateLimit"));
     }
 
     #[test]

@@ -196,6 +196,7 @@ pub static S3CONTROL: Shapes = Shapes {
         "NumberOfTasksSucceeded",
         "NumberOfTasksFailed",
         "ElapsedTimeInActiveSeconds",
+        "RateLimit",
     ],
     booleans: &[
         "ConfirmationRequired",
@@ -210,6 +211,7 @@ pub static S3CONTROL: Shapes = Shapes {
         "MergeMetadata",
         "MergeTagging",
         "MergeAccessControlGrants",
+        "DryRun",
     ],
     structs: &[
         "Operation",
@@ -218,6 +220,7 @@ pub static S3CONTROL: Shapes = Shapes {
         "Location",
         "Report",
         "ManifestGenerator",
+        "GeneratedManifestDescriptor",
         "S3JobManifestGenerator",
         "ManifestOutputLocation",
         "ManifestEncryption",
