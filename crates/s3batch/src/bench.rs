@@ -36,6 +36,22 @@ pub struct BenchArgs {
     /// Latency of every in-memory request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// Manifest formats, comma separated: csv, inventory (an S3 Inventory report: gzip CSV).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BenchFormat::Csv])]
+    pub format: Vec<BenchFormat>,
+    /// Where the tasks' objects live, comma separated: memory (virtual objects), local (a directory).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BenchBackend::Memory])]
+    pub backend: Vec<BenchBackend>,
+    /// What each task does: tagging, noop (the cheapest full-pipeline task).
+    #[arg(long, value_enum, default_value = "tagging")]
+    pub operation: BenchOperation,
+    /// Distinct objects the `local` backend holds (a manifest longer than that names them in turn).
+    #[arg(long, default_value_t = 100_000)]
+    pub local_objects: u64,
+    /// The job store: postgres://… (a scratch database; the bench's jobs stay in it). Default: a fresh SQLite
+    /// file per row.
+    #[arg(long)]
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -47,6 +63,9 @@ pub enum BenchMode {
     /// run, or `--endpoint`), each next to a raw aws-sdk-s3 loop doing the same requests at the same
     /// concurrency: objects/s of both and their ratio.
     Garage(GarageArgs),
+    /// A ManifestGenerator job over a `local` bucket of N objects: listing time, first committed chunk, whether
+    /// listing and execution overlap, tasks/s, peak RSS.
+    Generator(GeneratorArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -100,6 +119,71 @@ pub struct FleetArgs {
     pub chunks_in_flight: usize,
 }
 
+/// Manifest shape of a bench row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+pub enum BenchFormat {
+    /// `S3BatchOperations_CSV_20180820`.
+    Csv,
+    /// `S3InventoryReport_CSV_20161130`: gzip CSV data files, `manifest.json`, `manifest.checksum`.
+    Inventory,
+}
+
+/// Where the objects the tasks act on live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+pub enum BenchBackend {
+    /// The in-memory backend with virtual objects (every key exists).
+    Memory,
+    /// A `local` directory: the bench creates the objects first (empty files).
+    Local,
+}
+
+/// What every task does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+pub enum BenchOperation {
+    /// S3PutObjectTagging (one tag).
+    Tagging,
+    /// The cheapest full-pipeline task: an S3PutObjectTagging job with `DryRun` (every task HEADs its object and
+    /// changes nothing; the report says what it would do).
+    Noop,
+}
+
+impl BenchFormat {
+    fn name(self) -> &'static str {
+        match self {
+            BenchFormat::Csv => "csv",
+            BenchFormat::Inventory => "inventory",
+        }
+    }
+}
+
+impl BenchOperation {
+    fn name(self) -> &'static str {
+        match self {
+            BenchOperation::Tagging => "tagging",
+            BenchOperation::Noop => "noop",
+        }
+    }
+}
+
+impl BenchBackend {
+    fn name(self) -> &'static str {
+        match self {
+            BenchBackend::Memory => "memory",
+            BenchBackend::Local => "local",
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct GeneratorArgs {
+    /// Objects in the `local` source bucket (empty files); the job lists them all.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub objects: u64,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     #[arg(long)]
@@ -108,6 +192,20 @@ pub struct RunArgs {
     pub concurrency: usize,
     #[arg(long)]
     pub latency_ms: u64,
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: BenchFormat,
+    #[arg(long, value_enum, default_value = "memory")]
+    pub backend: BenchBackend,
+    /// Distinct objects on the `local` backend; the manifest names them in turn.
+    #[arg(long, default_value_t = 100_000)]
+    pub local_objects: u64,
+    /// Run a ManifestGenerator job over a `local` bucket of `--lines` objects instead of a manifest.
+    #[arg(long)]
+    pub generator: bool,
+    #[arg(long, value_enum, default_value = "tagging")]
+    pub operation: BenchOperation,
+    #[arg(long)]
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -120,130 +218,444 @@ struct Measured {
     status: String,
     succeeded: i64,
     failed: i64,
+    /// Writing the manifest (not timed in the job figures).
+    #[serde(default)]
+    manifest_s: f64,
+    /// Creating the `local` objects (not timed in the job figures).
+    #[serde(default)]
+    create_objects_s: f64,
+    /// Distinct objects the tasks act on (`local` backend), 0 for virtual objects.
+    #[serde(default)]
+    distinct_objects: u64,
+    /// Ready (the job left Preparing) → the first chunk committed (succeeded + failed > 0).
+    #[serde(default)]
+    first_chunk_s: Option<f64>,
+    /// Creation → Complete.
+    #[serde(default)]
+    total_s: f64,
+    /// Tasks / (creation → Complete).
+    #[serde(default)]
+    e2e_tasks_per_s: f64,
+    /// Creation → TotalNumberOfTasks known (the listing ended, or the manifest was read).
+    #[serde(default)]
+    listing_s: Option<f64>,
+    /// Creation → first committed chunk.
+    #[serde(default)]
+    first_chunk_since_create_s: Option<f64>,
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
     match args.mode {
         Some(BenchMode::Fleet(f)) => return fleet(f).await,
         Some(BenchMode::Garage(g)) => return garage(g).await,
+        Some(BenchMode::Generator(g)) => return generator(g).await,
         None => {}
     }
+    if args.lines.is_empty() || args.lines.contains(&0) {
+        bail!("--lines: sizes of at least 1");
+    }
     let exe = std::env::current_exe()?;
+    let operation = match args.operation {
+        BenchOperation::Tagging => "S3PutObjectTagging",
+        BenchOperation::Noop => "noop = S3PutObjectTagging with DryRun (a HEAD per task, nothing changed)",
+    };
+    let store = match &args.database_url {
+        Some(url) if serve::is_postgres(url) => format!("PostgreSQL {}", serve::redact_url(url)),
+        Some(url) => bail!("--database-url: a postgres:// URL, got {}", serve::redact_url(url)),
+        None => "SQLite (a fresh file per row)".to_string(),
+    };
     println!(
-        "s3batch bench: S3PutObjectTagging on the memory backend, concurrency {}, latency {} ms",
+        "s3batch bench: {operation}, concurrency {}, memory latency {} ms; job store {store}; manifest and report \
+         on a local directory; one child process per row",
         args.concurrency, args.latency_ms
     );
-    println!(
-        "{:>10}  {:>10}  {:>10}  {:>12}  {:>13}  {:>9}",
-        "lines", "prepare s", "run s", "tasks/s", "peak RSS MiB", "status"
-    );
-    let mut results = Vec::new();
-    for n in &args.lines {
-        let out = tokio::process::Command::new(&exe)
-            .args(["bench-run", "--lines", &n.to_string(), "--concurrency", &args.concurrency.to_string()])
-            .args(["--latency-ms", &args.latency_ms.to_string()])
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .await?;
-        if !out.status.success() {
-            bail!("the {n}-line run failed");
-        }
-        let m: Measured = serde_json::from_slice(&out.stdout).context("reading the child's figures")?;
+    if args.backend.contains(&BenchBackend::Local) {
         println!(
-            "{:>10}  {:>10.2}  {:>10.2}  {:>12.0}  {:>13.1}  {:>9}",
-            m.lines, m.prepare_s, m.run_s, m.tasks_per_s, m.peak_rss_mib, m.status
+            "  local backend: {} distinct objects (empty files, created before the job, not timed), named in turn \
+             by the manifest",
+            args.local_objects
         );
-        if m.status != "Complete" || m.succeeded as u64 != m.lines {
-            bail!("the {n}-line job ended {} with {} succeeded, {} failed", m.status, m.succeeded, m.failed);
-        }
-        results.push(m);
     }
-    if let (Some(a), Some(b)) = (results.first(), results.last())
-        && results.len() > 1
-    {
-        println!(
-            "peak RSS {:.1} MiB at {} lines, {:.1} MiB at {} lines ({:+.1}%)",
-            a.peak_rss_mib,
-            a.lines,
-            b.peak_rss_mib,
-            b.lines,
-            (b.peak_rss_mib / a.peak_rss_mib - 1.0) * 100.0
-        );
+    println!(
+        "  first chunk = Ready → the job's succeeded+failed counter first moves (a chunk of 1000 committed), \
+         polled every 5 ms; e2e tasks/s = tasks / (creation → Complete)"
+    );
+    println!(
+        "{:>9}  {:>7}  {:>10}  {:>11}  {:>13}  {:>8}  {:>10}  {:>13}  {:>12}  {:>9}",
+        "format",
+        "backend",
+        "lines",
+        "preparing s",
+        "first chunk s",
+        "run s",
+        "run task/s",
+        "e2e tasks/s",
+        "peak RSS MiB",
+        "status"
+    );
+    let mut results: Vec<(BenchFormat, BenchBackend, Measured)> = Vec::new();
+    for &backend in &args.backend {
+        for &format in &args.format {
+            for n in &args.lines {
+                let out = tokio::process::Command::new(&exe)
+                    .args(["bench-run", "--lines", &n.to_string(), "--concurrency", &args.concurrency.to_string()])
+                    .args(["--latency-ms", &args.latency_ms.to_string()])
+                    .args(["--format", format.name(), "--backend", backend.name()])
+                    .args(["--local-objects", &args.local_objects.to_string()])
+                    .args(["--operation", args.operation.name()])
+                    .args(args.database_url.iter().flat_map(|u| ["--database-url", u.as_str()]))
+                    .stderr(std::process::Stdio::inherit())
+                    .output()
+                    .await?;
+                if !out.status.success() {
+                    bail!("the {n}-line {} {} run failed", format.name(), backend.name());
+                }
+                let m: Measured = serde_json::from_slice(&out.stdout).context("reading the child's figures")?;
+                println!(
+                    "{:>9}  {:>7}  {:>10}  {:>11.2}  {:>13}  {:>8.2}  {:>10.0}  {:>13.0}  {:>12.1}  {:>9}",
+                    format.name(),
+                    backend.name(),
+                    m.lines,
+                    m.prepare_s,
+                    m.first_chunk_s.map_or("-".to_string(), |s| format!("{s:.3}")),
+                    m.run_s,
+                    m.tasks_per_s,
+                    m.e2e_tasks_per_s,
+                    m.peak_rss_mib,
+                    m.status
+                );
+                if m.status != "Complete" || m.succeeded as u64 != m.lines {
+                    bail!("the {n}-line job ended {} with {} succeeded, {} failed", m.status, m.succeeded, m.failed);
+                }
+                results.push((format, backend, m));
+            }
+        }
+    }
+    for &backend in &args.backend {
+        for &format in &args.format {
+            let rows: Vec<&Measured> =
+                results.iter().filter(|(f, b, _)| *f == format && *b == backend).map(|(_, _, m)| m).collect();
+            let small = rows.iter().min_by_key(|m| m.lines);
+            let large = rows.iter().max_by_key(|m| m.lines);
+            if let (Some(a), Some(b)) = (small, large)
+                && rows.len() > 1
+            {
+                println!(
+                    "{} / {}: peak RSS {:.1} MiB at {} lines, {:.1} MiB at {} lines ({:+.1}%)",
+                    format.name(),
+                    backend.name(),
+                    a.peak_rss_mib,
+                    a.lines,
+                    b.peak_rss_mib,
+                    b.lines,
+                    (b.peak_rss_mib / a.peak_rss_mib - 1.0) * 100.0
+                );
+            }
+        }
     }
     Ok(())
 }
 
-/// One size, in this (child) process; prints its figures as JSON on stdout.
+/// The key of object `j`: spread over 97 directories, with a space (URL-encoded in the CSV manifest).
+fn object_key(j: u64) -> String {
+    format!("objects/{:02}/key {j}.dat", j % 97)
+}
+
+/// Create `n` empty objects in `bucket_dir` (keys of [`object_key`]), on two threads.
+fn create_objects(bucket_dir: &std::path::Path, n: u64) -> Result<()> {
+    for d in 0..97u64.min(n) {
+        std::fs::create_dir_all(bucket_dir.join(format!("objects/{d:02}")))?;
+    }
+    let threads = 2u64;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || -> Result<()> {
+                    let mut j = t;
+                    while j < n {
+                        std::fs::File::create(bucket_dir.join(object_key(j)))?;
+                        j += threads;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow::anyhow!("an object-creating thread panicked"))??;
+        }
+        Ok(())
+    })
+}
+
+/// A writer that counts and hashes (MD5) what passes through it.
+struct HashingWriter<W: Write> {
+    inner: W,
+    md5: md5::Md5,
+    bytes: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use md5::Digest;
+        let n = self.inner.write(buf)?;
+        self.md5.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Rows per inventory data file.
+const INVENTORY_ROWS_PER_FILE: u64 = 1_000_000;
+
+/// Write an S3 Inventory report (gzip CSV data files, `manifest.json`, `manifest.checksum`) naming `lines`
+/// objects of `bench-data` (object `i % distinct`) under `bucket_dir` (the `bench-manifests` bucket), streaming.
+/// Returns the key of `manifest.json`.
+fn write_inventory(bucket_dir: &std::path::Path, lines: u64, distinct: u64) -> Result<String> {
+    use md5::Digest;
+    let prefix = "inventory/bench-data/bench";
+    std::fs::create_dir_all(bucket_dir.join(format!("{prefix}/data")))?;
+    let mut files = Vec::new();
+    let mut row = String::with_capacity(128);
+    let mut first = 0u64;
+    let mut n = 0u32;
+    while first < lines {
+        let last = (first + INVENTORY_ROWS_PER_FILE).min(lines);
+        let key = format!("{prefix}/data/part-{n:05}.csv.gz");
+        let file = std::fs::File::create(bucket_dir.join(&key))?;
+        let hashing = HashingWriter { inner: std::io::BufWriter::new(file), md5: md5::Md5::new(), bytes: 0 };
+        let mut gz = flate2::write::GzEncoder::new(hashing, flate2::Compression::fast());
+        for i in first..last {
+            row.clear();
+            row.push_str("\"bench-data\",\"");
+            s3batch_inventory::form_encode_into(&object_key(i % distinct), &mut row);
+            row.push_str("\",\"0\",\"2026-11-24T00:00:00.000Z\",\"STANDARD\"\n");
+            gz.write_all(row.as_bytes())?;
+        }
+        let mut hashing = gz.finish()?;
+        hashing.flush()?;
+        files.push(serde_json::json!({
+            "key": key, "size": hashing.bytes, "MD5checksum": hex::encode(hashing.md5.finalize()),
+        }));
+        first = last;
+        n += 1;
+    }
+    let manifest = serde_json::json!({
+        "sourceBucket": "bench-data",
+        "destinationBucket": "arn:aws:s3:::bench-manifests",
+        "version": "2016-11-30",
+        "creationTimestamp": "1795478400000",
+        "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, Size, LastModifiedDate, StorageClass",
+        "files": files,
+    });
+    let json = serde_json::to_vec_pretty(&manifest)?;
+    let dir = format!("{prefix}/2026-11-24T00-00Z");
+    std::fs::create_dir_all(bucket_dir.join(&dir))?;
+    std::fs::write(bucket_dir.join(format!("{dir}/manifest.json")), &json)?;
+    std::fs::write(bucket_dir.join(format!("{dir}/manifest.checksum")), s3batch_inventory::md5_hex(&json))?;
+    Ok(format!("{dir}/manifest.json"))
+}
+
+/// One row, in this (child) process; prints its figures as JSON on stdout.
 pub async fn run_child(args: RunArgs) -> Result<()> {
+    if args.lines == 0 || args.local_objects == 0 {
+        bail!("--lines and --local-objects: at least 1");
+    }
     let dir = tempfile::tempdir()?;
     let mut config = Config::default();
     config.server.data_dir = dir.path().to_path_buf();
     config.engine.concurrency = args.concurrency;
     config.engine.tick_ms = 50;
+    config.server.database_url = args.database_url.clone();
+    let local_backend = args.generator || args.backend == BenchBackend::Local;
     let mut local = StorageConfig::local("disk", dir.path().join("objects"));
     local.buckets = vec!["bench-manifests".into(), "bench-reports".into()];
+    if local_backend {
+        local.buckets.push("bench-data".into());
+    }
     let mut mem = StorageConfig::memory("mem");
     mem.virtual_objects = true;
     mem.latency_ms = args.latency_ms;
     config.storage = vec![local, mem];
 
-    // The manifest is streamed to disk, never held in memory.
-    let mdir = dir.path().join("objects/bench-manifests");
+    let objects = dir.path().join("objects");
+    let mdir = objects.join("bench-manifests");
     std::fs::create_dir_all(&mdir)?;
-    std::fs::create_dir_all(dir.path().join("objects/bench-reports"))?;
-    let path: PathBuf = mdir.join("manifest.csv");
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
-    for i in 0..args.lines {
-        writeln!(w, "bench-data,objects/{:02}/key%20{i}.dat", i % 97)?;
+    std::fs::create_dir_all(objects.join("bench-reports"))?;
+    std::fs::create_dir_all(objects.join("bench-data"))?;
+
+    // The objects of the local backend (the generator lists all of them; a manifest names them in turn).
+    let distinct = match (args.generator, local_backend) {
+        (true, _) => args.lines,
+        (false, true) => args.local_objects.min(args.lines),
+        (false, false) => args.lines,
+    };
+    let t = Instant::now();
+    if local_backend {
+        create_objects(&objects.join("bench-data"), distinct)?;
     }
-    w.flush()?;
-    drop(w);
+    let create_objects_s = t.elapsed().as_secs_f64();
+
+    // The manifest is streamed to disk, never held in memory.
+    let t = Instant::now();
+    let manifest = if args.generator {
+        serde_json::json!({"ManifestGenerator": {"S3JobManifestGenerator": {
+            "SourceBucket": "arn:aws:s3:::bench-data", "EnableManifestOutput": false}}})
+    } else {
+        match args.format {
+            BenchFormat::Csv => {
+                let mut w = std::io::BufWriter::new(std::fs::File::create(mdir.join("manifest.csv"))?);
+                for i in 0..args.lines {
+                    let j = i % distinct;
+                    writeln!(w, "bench-data,objects/{:02}/key%20{j}.dat", j % 97)?;
+                }
+                w.flush()?;
+                serde_json::json!({"Manifest": {
+                    "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                    "Location": {"ObjectArn": "arn:aws:s3:::bench-manifests/manifest.csv"}}})
+            }
+            BenchFormat::Inventory => {
+                let key = write_inventory(&mdir, args.lines, distinct)?;
+                serde_json::json!({"Manifest": {
+                    "Spec": {"Format": "S3InventoryReport_CSV_20161130"},
+                    "Location": {"ObjectArn": format!("arn:aws:s3:::bench-manifests/{key}")}}})
+            }
+        }
+    };
+    let manifest_s = t.elapsed().as_secs_f64();
 
     let parts = serve::build(&config, "bench").await?;
     let shutdown = CancellationToken::new();
     let engine = tokio::spawn(parts.engine.clone().run(shutdown.clone()));
-    let spec: JobSpec = serde_json::from_value(serde_json::json!({
+    let mut spec = serde_json::json!({
         "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "bench", "Value": "1"}]}},
-        "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                     "Location": {"ObjectArn": "arn:aws:s3:::bench-manifests/manifest.csv"}},
         "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::bench-reports", "Format": "Report_CSV_20180820",
                    "ReportScope": "AllTasks"},
         "Priority": 1,
         "ConfirmationRequired": false,
-    }))?;
+        "DryRun": args.operation == BenchOperation::Noop,
+    });
+    if let (Some(spec), Some(m)) = (spec.as_object_mut(), manifest.as_object()) {
+        spec.extend(m.clone());
+    }
+    let spec: JobSpec = serde_json::from_value(spec)?;
     let t0 = Instant::now();
     let job = parts.service.create("123456789012", None, spec).await?;
     let mut prepared_at = None;
     let mut active_at = None;
+    let mut first_chunk_at = None;
+    let mut listed_at = None;
     let done = loop {
         let j = parts.service.describe("123456789012", &job.id).await?;
+        let now = t0.elapsed();
         if prepared_at.is_none() && !matches!(j.status, JobStatus::New | JobStatus::Preparing) {
-            prepared_at = Some(t0.elapsed());
+            prepared_at = Some(now);
         }
         if active_at.is_none() && j.status == JobStatus::Active {
-            active_at = Some(t0.elapsed());
+            active_at = Some(now);
+        }
+        if listed_at.is_none() && j.total_tasks.is_some() {
+            listed_at = Some(now);
+        }
+        if first_chunk_at.is_none() && j.succeeded + j.failed > 0 {
+            first_chunk_at = Some(now);
         }
         if j.status.is_terminal() {
             break j;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let total = t0.elapsed();
     shutdown.cancel();
     engine.await?;
     let prepare = prepared_at.unwrap_or(total);
     let run = total - active_at.unwrap_or(prepare);
+    let tasks = (done.succeeded + done.failed) as f64;
     let m = Measured {
         lines: args.lines,
         prepare_s: prepare.as_secs_f64(),
         run_s: run.as_secs_f64(),
-        tasks_per_s: (done.succeeded + done.failed) as f64 / run.as_secs_f64().max(1e-3),
+        tasks_per_s: tasks / run.as_secs_f64().max(1e-3),
         peak_rss_mib: peak_rss_kib()? as f64 / 1024.0,
         status: done.status.to_string(),
         succeeded: done.succeeded,
         failed: done.failed,
+        manifest_s,
+        create_objects_s,
+        distinct_objects: if local_backend { distinct } else { 0 },
+        first_chunk_s: first_chunk_at.map(|f| f.saturating_sub(prepare).as_secs_f64()),
+        total_s: total.as_secs_f64(),
+        e2e_tasks_per_s: tasks / total.as_secs_f64().max(1e-3),
+        listing_s: listed_at.map(|l| l.as_secs_f64()),
+        first_chunk_since_create_s: first_chunk_at.map(|f| f.as_secs_f64()),
     };
     println!("{}", serde_json::to_string(&m)?);
+    Ok(())
+}
+
+/// `bench generator`: a ManifestGenerator job over a `local` bucket of N empty objects, S3PutObjectTagging on
+/// each (on the local backend: a sidecar write), in a child process.
+async fn generator(args: GeneratorArgs) -> Result<()> {
+    if args.objects == 0 {
+        bail!("--objects: at least 1");
+    }
+    let exe = std::env::current_exe()?;
+    println!(
+        "s3batch bench generator: ManifestGenerator over a local bucket of {} empty objects, S3PutObjectTagging \
+         on the local backend, concurrency {}",
+        args.objects, args.concurrency
+    );
+    let out = tokio::process::Command::new(&exe)
+        .args(["bench-run", "--generator", "--lines", &args.objects.to_string()])
+        .args(["--concurrency", &args.concurrency.to_string(), "--latency-ms", "0", "--backend", "local"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await?;
+    if !out.status.success() {
+        bail!("the generator run failed");
+    }
+    let m: Measured = serde_json::from_slice(&out.stdout).context("reading the child's figures")?;
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |s| format!("{s:.2}"));
+    let overlap = match (m.first_chunk_since_create_s, m.listing_s) {
+        (Some(f), Some(l)) => if f < l { "yes" } else { "no" }.to_string(),
+        _ => "-".to_string(),
+    };
+    println!("creating the {} objects: {:.1} s (not in the figures below)", m.distinct_objects, m.create_objects_s);
+    println!(
+        "{:>10}  {:>9}  {:>13}  {:>8}  {:>8}  {:>10}  {:>12}  {:>12}  {:>9}",
+        "objects",
+        "listing s",
+        "first chunk s",
+        "overlap",
+        "total s",
+        "run task/s",
+        "e2e tasks/s",
+        "peak RSS MiB",
+        "status"
+    );
+    println!(
+        "{:>10}  {:>9}  {:>13}  {:>8}  {:>8.2}  {:>10.0}  {:>12.0}  {:>12.1}  {:>9}",
+        m.lines,
+        opt(m.listing_s),
+        opt(m.first_chunk_since_create_s),
+        overlap,
+        m.total_s,
+        m.tasks_per_s,
+        m.e2e_tasks_per_s,
+        m.peak_rss_mib,
+        m.status
+    );
+    println!(
+        "  listing s = creation → TotalNumberOfTasks known; first chunk s = creation → first committed chunk; \
+         overlap = the first chunk committed before the listing ended"
+    );
+    if m.status != "Complete" || m.succeeded as u64 != m.lines {
+        bail!("the generator job ended {} with {} succeeded, {} failed", m.status, m.succeeded, m.failed);
+    }
     Ok(())
 }
 

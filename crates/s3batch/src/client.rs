@@ -4,9 +4,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use s3batch_api::json::{
-    CreateJobBody, CreateJobResult, ErrorBody, JobView, ListJobsResult, PriorityBody, UpdateStatusBody, WorkersResult,
+    CreateJobBody, CreateJobResult, ErrorBody, JobView, ListJobsResult, PriorityBody, RateLimitBody, UpdateStatusBody,
+    WorkersResult,
 };
 use s3batch_core::JobSpec;
+use s3batch_engine::preview::Preview;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -112,6 +114,25 @@ impl Client {
         .await
     }
 
+    /// Re-run a finished job's failed tasks as a new job.
+    pub async fn rerun(&self, id: &str) -> Result<JobView> {
+        self.send(self.req(reqwest::Method::POST, &format!("/jobs/{}/rerun", path_seg(id)))).await
+    }
+
+    /// Set (`Some`) or lift (`None`) a job's rate limit.
+    pub async fn rate_limit(&self, id: &str, rate_limit: Option<i64>) -> Result<JobView> {
+        self.send(
+            self.req(reqwest::Method::POST, &format!("/jobs/{}/rate-limit", path_seg(id)))
+                .json(&RateLimitBody { rate_limit }),
+        )
+        .await
+    }
+
+    /// The impact preview of a prepared job.
+    pub async fn preview(&self, id: &str) -> Result<Preview> {
+        self.send(self.req(reqwest::Method::GET, &format!("/jobs/{}/preview", path_seg(id)))).await
+    }
+
     pub async fn workers(&self) -> Result<WorkersResult> {
         self.send(self.req(reqwest::Method::GET, "/workers")).await
     }
@@ -201,6 +222,9 @@ pub fn spec_from_flags(
         role_arn: None,
         tags: vec![],
         cos_request: None,
+        rerun_of: None,
+        dry_run: false,
+        rate_limit: None,
     })
 }
 
@@ -249,6 +273,54 @@ pub fn print_job(j: &JobView) {
     }
     if let Some(r) = &j.report_location {
         println!("Report:         {r}");
+    }
+    if let Some(r) = j.rate_limit {
+        println!("Rate limit:     {r} tasks/s");
+    }
+    if j.dry_run {
+        println!("Dry run:        yes (checks every task, changes nothing)");
+    }
+}
+
+/// `<N|none>`: a rate limit in tasks per second, or none.
+pub fn parse_rate_limit(s: &str) -> Result<Option<i64>> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    match s.parse::<i64>() {
+        Ok(n) if n >= 1 => Ok(Some(n)),
+        _ => bail!("the rate limit must be a whole number of tasks per second (at least 1) or 'none', got '{s}'"),
+    }
+}
+
+pub fn print_preview(p: &Preview) {
+    println!("Job:            {} ({}, {})", p.job_id, p.status, p.operation);
+    if p.dry_run {
+        println!("Dry run:        yes");
+    }
+    println!("Tasks:          {} ({} done)", p.total_number_of_tasks, p.tasks_done);
+    let how = if p.total_bytes_exact { "exact" } else { "estimated" };
+    println!("Total bytes:    {} ({how}, from a HEAD of {} objects)", p.total_bytes, p.sample_size);
+    for (code, n) in &p.sample_failures {
+        println!("Sample failed:  {n} × {code}");
+    }
+    println!("Requests:       {} ({} per task)", p.expected_requests, p.requests_per_task);
+    if let Some(r) = p.rate_limit {
+        println!("Rate limit:     {r} tasks/s");
+    }
+    println!(
+        "Throughput:     {} tasks/s ({}; sample HEAD latency {} ms)",
+        p.throughput_tasks_per_second, p.throughput_basis, p.sample_latency_ms
+    );
+    println!("Estimated time: {}", human_duration(p.estimated_seconds));
+}
+
+fn human_duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..60 => format!("{secs:.1} s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
     }
 }
 

@@ -168,6 +168,33 @@ mod tests {
         assert_eq!(c.engine.functions.len(), 1);
         assert_eq!(c.engine.replication.get("photos").map(String::as_str), Some("photos-replica"));
         assert_eq!(c.storage.len(), 2);
+        assert_eq!(c.engine.events.webhooks.len(), 1);
+        assert!(c.engine.events.audit_log.is_some());
+    }
+
+    #[test]
+    fn a_bad_webhook_is_a_clear_error() {
+        let e = Config::load(None, env(&[("S3BATCH_ENGINE__EVENTS__WEBHOOKS__0__URL", "http://127.0.0.1:9/x")]));
+        let e = format!("{:#}", e.unwrap_err());
+        assert!(e.contains("secret"), "{e}");
+        let e = Config::load(
+            None,
+            env(&[
+                ("S3BATCH_ENGINE__EVENTS__WEBHOOKS__0__URL", "localhost:9/x"),
+                ("S3BATCH_ENGINE__EVENTS__WEBHOOKS__0__SECRET", "k"),
+            ]),
+        );
+        let e = format!("{:#}", e.unwrap_err());
+        assert!(e.contains("engine.events.webhooks[0].url"), "{e}");
+        let ok = Config::load(
+            None,
+            env(&[
+                ("S3BATCH_ENGINE__EVENTS__WEBHOOKS__0__URL", "http://127.0.0.1:9/x"),
+                ("S3BATCH_ENGINE__EVENTS__WEBHOOKS__0__SECRET", "WEBHOOK-SECRET"),
+            ]),
+        )
+        .unwrap();
+        assert!(!format!("{ok:?}").contains("WEBHOOK-SECRET"), "webhook secrets stay out of Debug output");
     }
 
     #[test]

@@ -88,6 +88,8 @@ enum Command {
     },
 }
 
+// Parsed once per process; boxing the big variant would only complicate the clap derive.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum JobCmd {
     /// Create a job.
@@ -124,6 +126,12 @@ enum JobCmd {
         description: Option<String>,
         #[arg(long)]
         client_request_token: Option<String>,
+        /// Extension: tasks per second for the whole job (change it later with `job rate-limit`).
+        #[arg(long)]
+        rate_limit: Option<i64>,
+        /// Extension: check every task (object exists, permission, target reachable) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// List jobs, newest first.
     List {
@@ -163,8 +171,19 @@ enum JobCmd {
     },
     /// Change a job's priority.
     Priority { id: String, priority: i64 },
+    /// Run the failed tasks of a finished job again, as a new job (linked to the original by RerunOf).
+    Rerun { id: String },
     /// Follow a job with a progress bar until it ends.
     Watch { id: String },
+    /// Set a job's rate limit (tasks per second for the whole job), or `none` to lift it; running workers take it
+    /// within about a second.
+    RateLimit {
+        id: String,
+        /// `N` tasks per second, or `none`.
+        limit: String,
+    },
+    /// Impact preview of a prepared job: tasks, bytes (from a HEAD of a sample), requests, estimated duration.
+    Preview { id: String },
 }
 
 #[tokio::main]
@@ -257,8 +276,10 @@ async fn job(conn: client::Conn, cmd: JobCmd) -> Result<()> {
             no_confirmation_required,
             description,
             client_request_token,
+            rate_limit,
+            dry_run,
         } => {
-            let spec = client::spec_from_flags(
+            let mut spec = client::spec_from_flags(
                 &operation,
                 manifest.as_deref(),
                 manifest_csv.as_deref(),
@@ -271,6 +292,7 @@ async fn job(conn: client::Conn, cmd: JobCmd) -> Result<()> {
                 !no_confirmation_required,
                 description,
             )?;
+            (spec.rate_limit, spec.dry_run) = (rate_limit, dry_run);
             let id = c.create(&CreateJobBody { client_request_token, spec }).await?;
             c.print(&serde_json::json!({"JobId": id}), |_| println!("{id}"))
         }
@@ -284,9 +306,15 @@ async fn job(conn: client::Conn, cmd: JobCmd) -> Result<()> {
         JobCmd::Pause { id, reason } => c.print(&c.update_status(&id, "Paused", reason).await?, client::print_job),
         JobCmd::Resume { id, reason } => c.print(&c.update_status(&id, "Active", reason).await?, client::print_job),
         JobCmd::Priority { id, priority } => c.print(&c.priority(&id, priority).await?, client::print_job),
+        JobCmd::Rerun { id } => c.print(&c.rerun(&id).await?, client::print_job),
         JobCmd::Watch { id } => {
             let j = c.watch(&id).await.context("watching the job")?;
             c.print(&j, client::print_job)
         }
+        JobCmd::RateLimit { id, limit } => {
+            let limit = client::parse_rate_limit(&limit)?;
+            c.print(&c.rate_limit(&id, limit).await?, client::print_job)
+        }
+        JobCmd::Preview { id } => c.print(&c.preview(&id).await?, client::print_preview),
     }
 }

@@ -75,8 +75,12 @@ pub async fn build(config: &Config, role: &str) -> Result<Parts> {
         .with_context(|| format!("creating data dir {}", config.server.data_dir.display()))?;
     let store = open_store(&config.database_url()).await?;
     let router = open_router(config)?;
-    let engine = Engine::with_role(store.clone(), router, config.engine.clone(), role);
-    let service = JobService::new(store, engine.wake.clone(), config.engine.retention_days);
+    let mut engine_config = config.engine.clone();
+    // Events name the region of the job ARNs the API gives out, unless [engine.events] names one.
+    engine_config.events.region.get_or_insert_with(|| config.server.region.clone());
+    let engine = Engine::with_role(store.clone(), router.clone(), engine_config, role);
+    let service = JobService::new(store, engine.wake.clone(), config.engine.retention_days)
+        .with_storage(router, config.engine.concurrency);
     Ok(Parts { engine, service })
 }
 

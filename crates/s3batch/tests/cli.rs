@@ -208,3 +208,81 @@ secret_access_key = "secret-two"
     let (ok, _, err) = cli(ep, &["list"], &claim_two);
     assert!(!ok && err.contains("AccessDenied"), "{err}");
 }
+
+#[test]
+fn dry_run_rate_limit_and_preview() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "[engine]\ntick_ms = 50\n");
+    let mut manifest = String::new();
+    for i in 0..20 {
+        put_file(dir.path(), "photos", &format!("p{i}.jpg"), "0123456789");
+        manifest += &format!("photos,p{i}.jpg\n");
+    }
+    manifest += "photos,gone.jpg\n";
+    put_file(dir.path(), "manifests", "m.csv", &manifest);
+    std::fs::create_dir_all(dir.path().join("data/objects/reports")).unwrap();
+    let server = Server::start(&config);
+    let ep = server.endpoint.as_str();
+    let env = [("S3BATCH_ACCOUNT_ID", "123456789012")];
+
+    let create = [
+        "create",
+        "--operation",
+        r#"{"S3DeleteObject":{}}"#,
+        "--manifest-csv",
+        "s3://manifests/m.csv",
+        "--report-bucket",
+        "reports",
+        "--rate-limit",
+        "5",
+        "--dry-run",
+        "--output",
+        "json",
+    ];
+    let (ok, out, err) = cli(ep, &create, &env);
+    assert!(ok, "{err}");
+    let id = json(&out)["JobId"].as_str().unwrap().to_string();
+    let j = wait_until(30, "Suspended", || {
+        let (_, out, _) = cli(ep, &["describe", &id, "--output", "json"], &env);
+        let j = json(&out);
+        (j["Status"] == "Suspended").then_some(j)
+    });
+    assert_eq!((j["RateLimit"].as_i64(), j["DryRun"].as_bool()), (Some(5), Some(true)), "{j}");
+
+    // The preview while the job waits for confirmation: 21 lines, all sampled.
+    let (ok, out, err) = cli(ep, &["preview", &id, "--output", "json"], &env);
+    assert!(ok, "{err}");
+    let p = json(&out);
+    assert_eq!(p["TotalNumberOfTasks"], 21, "{p}");
+    assert_eq!(p["SampleSize"], 21, "{p}");
+    assert_eq!(p["TotalBytes"], 200, "{p}");
+    assert_eq!(p["SampleFailures"]["NoSuchKey"], 1, "{p}");
+    assert_eq!(p["ExpectedRequests"], 21, "{p}");
+    assert_eq!(p["ThroughputBasis"], "rate-limit", "{p}");
+    let (ok, out, _) = cli(ep, &["preview", &id], &env);
+    assert!(ok && out.contains("Estimated time:") && out.contains("from a HEAD of 21 objects"), "{out}");
+
+    // The limit changes and goes; bad limits are refused.
+    let (ok, out, err) = cli(ep, &["rate-limit", &id, "50", "--output", "json"], &env);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["RateLimit"], 50);
+    let (ok, out, err) = cli(ep, &["rate-limit", &id, "none", "--output", "json"], &env);
+    assert!(ok, "{err}");
+    assert!(json(&out).get("RateLimit").is_none(), "{out}");
+    let (ok, _, err) = cli(ep, &["rate-limit", &id, "0"], &env);
+    assert!(!ok && err.contains("rate limit"), "{err}");
+
+    // The dry run deletes nothing and reports the missing object.
+    let (ok, _, err) = cli(ep, &["confirm", &id], &env);
+    assert!(ok, "{err}");
+    let j = wait_until(30, "Complete", || {
+        let (_, out, _) = cli(ep, &["describe", &id, "--output", "json"], &env);
+        let j = json(&out);
+        (j["Status"] == "Complete").then_some(j)
+    });
+    assert_eq!(j["ProgressSummary"]["NumberOfTasksSucceeded"], 20, "{j}");
+    assert_eq!(j["ProgressSummary"]["NumberOfTasksFailed"], 1, "{j}");
+    for i in 0..20 {
+        assert!(dir.path().join(format!("data/objects/photos/p{i}.jpg")).exists(), "p{i}.jpg was deleted");
+    }
+}
