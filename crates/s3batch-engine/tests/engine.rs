@@ -3,28 +3,28 @@
 //!
 //! Real time, not paused time: the job store compares leases with wall-clock milliseconds.
 
+mod wrapped;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use s3batch_core::manifest::encode_key;
 use s3batch_core::report::{OwnedReportRow, ReportManifest, TaskStatus, parse_rows};
-use s3batch_core::{JobSpec, JobStatus, Millis, Tag};
+use s3batch_core::{JobSpec, JobStatus, Tag};
 use s3batch_engine::service::JobService;
 use s3batch_engine::{CancellationToken, Engine, EngineConfig, now};
 use s3batch_storage::memory::{Faults, MemoryStore};
 use s3batch_storage::{Metadata, ObjectRef, ObjectStore, PutBody, PutOptions, Router, md5_hex};
 use s3batch_store::sqlite::SqliteStore;
-use s3batch_store::{
-    Chunk, ChunkCounts, ChunkId, ChunkResult, ChunkRows, CreateOutcome, Job, JobEventRecord, JobStore, ListFilter,
-    NewChunk, NewJob, StatusChange, Worker,
-};
+use s3batch_store::{ChunkCounts, Job, JobStore};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use wrapped::{Gate, Wrapped};
 
 const ACCOUNT: &str = "123456789012";
 /// Longest a test waits for a job to reach a status.
@@ -886,218 +886,24 @@ async fn copy_delete_tagging_and_delete() {
 /// frozen store is a worker that stopped dead while holding leases: no heartbeat, no release, no commit, and its
 /// calls arrive after another worker took over.
 #[derive(Debug)]
-struct Freezable {
-    inner: Arc<dyn JobStore>,
-    frozen: watch::Sender<bool>,
-}
+struct Frost(watch::Sender<bool>);
 
-impl Freezable {
-    fn new(inner: Arc<dyn JobStore>) -> Freezable {
-        Freezable { inner, frozen: watch::Sender::new(false) }
-    }
-
+impl Frost {
     fn freeze(&self, frozen: bool) {
-        self.frozen.send_replace(frozen);
-    }
-
-    async fn gate(&self) {
-        let _ = self.frozen.subscribe().wait_for(|frozen| !frozen).await;
+        self.0.send_replace(frozen);
     }
 }
 
-type StoreResult<T> = s3batch_store::Result<T>;
-
-#[async_trait]
-impl JobStore for Freezable {
-    async fn create_job(&self, new: &NewJob, now: Millis) -> StoreResult<CreateOutcome> {
-        self.gate().await;
-        self.inner.create_job(new, now).await
-    }
-    async fn get_job(&self, account: Option<&str>, id: &str) -> StoreResult<Option<Job>> {
-        self.gate().await;
-        self.inner.get_job(account, id).await
-    }
-    async fn list_jobs(&self, account: &str, filter: &ListFilter) -> StoreResult<Vec<Job>> {
-        self.gate().await;
-        self.inner.list_jobs(account, filter).await
-    }
-    async fn jobs_in(&self, statuses: &[JobStatus]) -> StoreResult<Vec<Job>> {
-        self.gate().await;
-        self.inner.jobs_in(statuses).await
-    }
-    async fn update_status(&self, id: &str, expected: JobStatus, ch: &StatusChange, now: Millis) -> StoreResult<bool> {
-        self.gate().await;
-        self.inner.update_status(id, expected, ch, now).await
-    }
-    async fn set_priority(&self, account: &str, id: &str, priority: i64, now: Millis) -> StoreResult<bool> {
-        self.gate().await;
-        self.inner.set_priority(account, id, priority, now).await
-    }
-    async fn set_tags(&self, account: &str, id: &str, tags: &[Tag], now: Millis) -> StoreResult<bool> {
-        self.gate().await;
-        self.inner.set_tags(account, id, tags, now).await
-    }
-    async fn claim_duty(&self, id: &str, owner: &str, now: Millis, ttl_ms: i64) -> StoreResult<bool> {
-        self.gate().await;
-        self.inner.claim_duty(id, owner, now, ttl_ms).await
-    }
-    async fn release_duty(&self, id: &str, owner: &str) -> StoreResult<()> {
-        self.gate().await;
-        self.inner.release_duty(id, owner).await
-    }
-    async fn clear_chunks(&self, job_id: &str) -> StoreResult<()> {
-        self.gate().await;
-        self.inner.clear_chunks(job_id).await
-    }
-    async fn insert_chunks(&self, job_id: &str, owner: &str, chunks: &[NewChunk]) -> StoreResult<bool> {
-        self.gate().await;
-        self.inner.insert_chunks(job_id, owner, chunks).await
-    }
-    async fn finish_preparing(
-        &self,
-        job_id: &str,
-        owner: &str,
-        total_tasks: i64,
-        manifest_etag: &str,
-        to: JobStatus,
-        now: Millis,
-    ) -> StoreResult<bool> {
-        self.gate().await;
-        self.inner.finish_preparing(job_id, owner, total_tasks, manifest_etag, to, now).await
-    }
-    async fn claim_chunk(&self, owner: &str, now: Millis, lease_ms: i64) -> StoreResult<Option<Chunk>> {
-        self.gate().await;
-        self.inner.claim_chunk(owner, now, lease_ms).await
-    }
-    async fn heartbeat(
-        &self,
-        owner: &str,
-        chunks: &[ChunkId],
-        now: Millis,
-        lease_ms: i64,
-    ) -> StoreResult<Vec<ChunkId>> {
-        self.gate().await;
-        self.inner.heartbeat(owner, chunks, now, lease_ms).await
-    }
-    async fn complete_chunk(&self, owner: &str, chunk: &ChunkId, r: &ChunkResult, now: Millis) -> StoreResult<bool> {
-        self.gate().await;
-        self.inner.complete_chunk(owner, chunk, r, now).await
-    }
-    async fn release_chunk(&self, owner: &str, chunk: &ChunkId) -> StoreResult<()> {
-        self.gate().await;
-        self.inner.release_chunk(owner, chunk).await
-    }
-    async fn fence_chunks(&self, job_id: &str) -> StoreResult<u64> {
-        self.gate().await;
-        self.inner.fence_chunks(job_id).await
-    }
-    async fn chunk_counts(&self, job_id: &str, now: Millis) -> StoreResult<ChunkCounts> {
-        self.gate().await;
-        self.inner.chunk_counts(job_id, now).await
-    }
-    async fn chunk_results(&self, job_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<ChunkRows>> {
-        self.gate().await;
-        self.inner.chunk_results(job_id, after_seq, limit).await
-    }
-    async fn set_report_key(&self, job_id: &str, key: &str) -> StoreResult<()> {
-        self.gate().await;
-        self.inner.set_report_key(job_id, key).await
-    }
-    async fn delete_job(&self, job_id: &str) -> StoreResult<()> {
-        self.gate().await;
-        self.inner.delete_job(job_id).await
-    }
-    async fn claim_singleton(&self, name: &str, owner: &str, now: Millis, lease_ms: i64) -> StoreResult<bool> {
-        self.gate().await;
-        self.inner.claim_singleton(name, owner, now, lease_ms).await
-    }
-    async fn release_singleton(&self, name: &str, owner: &str) -> StoreResult<()> {
-        self.gate().await;
-        self.inner.release_singleton(name, owner).await
-    }
-    async fn singleton_owner(&self, name: &str, now: Millis) -> StoreResult<Option<String>> {
-        self.gate().await;
-        self.inner.singleton_owner(name, now).await
-    }
-    async fn register_worker(&self, worker: &Worker) -> StoreResult<()> {
-        self.gate().await;
-        self.inner.register_worker(worker).await
-    }
-    async fn worker_heartbeat(&self, id: &str, chunks: i64, draining: bool, now: Millis) -> StoreResult<bool> {
-        self.gate().await;
-        self.inner.worker_heartbeat(id, chunks, draining, now).await
-    }
-    async fn deregister_worker(&self, id: &str) -> StoreResult<()> {
-        self.gate().await;
-        self.inner.deregister_worker(id).await
-    }
-    async fn list_workers(&self) -> StoreResult<Vec<Worker>> {
-        self.gate().await;
-        self.inner.list_workers().await
-    }
-    async fn prune_workers(&self, heartbeat_before: Millis) -> StoreResult<u64> {
-        self.gate().await;
-        self.inner.prune_workers(heartbeat_before).await
-    }
-    async fn open_preparing(&self, job_id: &str, owner: &str, to: JobStatus, now: Millis) -> StoreResult<bool> {
-        self.gate().await;
-        self.inner.open_preparing(job_id, owner, to, now).await
-    }
-    async fn finish_listing(&self, job_id: &str, owner: &str, total: i64, now: Millis) -> StoreResult<bool> {
-        self.gate().await;
-        self.inner.finish_listing(job_id, owner, total, now).await
-    }
-    async fn last_chunk(&self, job_id: &str) -> StoreResult<Option<Chunk>> {
-        self.gate().await;
-        self.inner.last_chunk(job_id).await
-    }
-    async fn chunk_payloads(&self, job_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<(i64, Vec<u8>)>> {
-        self.gate().await;
-        self.inner.chunk_payloads(job_id, after_seq, limit).await
-    }
-    async fn set_generated_manifest(&self, job_id: &str, descriptor: &str) -> StoreResult<()> {
-        self.gate().await;
-        self.inner.set_generated_manifest(job_id, descriptor).await
-    }
-    async fn events_after(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<JobEventRecord>> {
-        self.gate().await;
-        self.inner.events_after(after_seq, limit).await
-    }
-    async fn event_cursor(&self, sink: &str) -> StoreResult<Option<i64>> {
-        self.gate().await;
-        self.inner.event_cursor(sink).await
-    }
-    async fn advance_event_cursor(&self, sink: &str, seq: i64, now: Millis) -> StoreResult<()> {
-        self.gate().await;
-        self.inner.advance_event_cursor(sink, seq, now).await
-    }
-    async fn prune_events(&self, up_to_seq: i64, before: Millis) -> StoreResult<u64> {
-        self.gate().await;
-        self.inner.prune_events(up_to_seq, before).await
-    }
-    async fn set_rate_limit(&self, account: &str, id: &str, rate_limit: Option<i64>, now: Millis) -> StoreResult<bool> {
-        self.gate().await;
-        self.inner.set_rate_limit(account, id, rate_limit, now).await
-    }
-    async fn job_controls(&self, job_id: &str, now: Millis) -> StoreResult<Option<s3batch_store::JobControls>> {
-        self.gate().await;
-        self.inner.job_controls(job_id, now).await
-    }
-    async fn claim_chunk_of(
-        &self,
-        owner: &str,
-        job_id: &str,
-        now: Millis,
-        lease_ms: i64,
-    ) -> StoreResult<Option<Chunk>> {
-        self.gate().await;
-        self.inner.claim_chunk_of(owner, job_id, now, lease_ms).await
-    }
-    async fn chunks_at(&self, job_id: &str, seqs: &[i64]) -> StoreResult<Vec<NewChunk>> {
-        self.gate().await;
-        self.inner.chunks_at(job_id, seqs).await
+impl Gate for Frost {
+    fn around<'a, T: Send + 'a>(&'a self, call: BoxFuture<'a, T>) -> BoxFuture<'a, T> {
+        Box::pin(async move {
+            let _ = self.0.subscribe().wait_for(|frozen| !frozen).await;
+            call.await
+        })
     }
 }
+
+type Freezable = Wrapped<Frost>;
 
 /// Worker A, whose job store can be frozen, holding the lease of a chunk it is in the middle of.
 struct StalledWorker {
@@ -1121,7 +927,7 @@ async fn stall_a_worker_mid_chunk(h: &mut Harness) -> StalledWorker {
         only_ops: vec!["put_object_tagging".into()],
         ..Default::default()
     });
-    let store = Arc::new(Freezable::new(h.store.clone()));
+    let store = Arc::new(Freezable::new(h.store.clone(), Frost(watch::Sender::new(false))));
     let a_config = EngineConfig { chunk_size: 200, chunks_in_flight: 1, concurrency: 16, ..config() };
     let a = Running::start(store.clone(), h.router.clone(), a_config);
     h.service = JobService::new(h.store.clone(), a.engine.wake.clone(), 90);
@@ -1131,11 +937,11 @@ async fn stall_a_worker_mid_chunk(h: &mut Harness) -> StalledWorker {
     h.wait_for(&id, "past its first chunk", |j| j.succeeded >= 200).await;
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        store.freeze(true);
+        store.gate.freeze(true);
         if h.store.chunk_counts(&id, now()).await.unwrap().leased == 1 {
             break; // A holds a lease it can neither renew nor release
         }
-        store.freeze(false);
+        store.gate.freeze(false);
         assert!(Instant::now() < deadline, "A never held a chunk");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -1161,7 +967,7 @@ async fn a_dead_workers_chunk_is_reclaimed_and_reported_once() {
     assert_eq!(h.data.request_count() - w.requests_before, 800, "A's last chunk ran twice: on A, then on B");
 
     // A comes back: its late commit and heartbeats must change nothing.
-    w.store.freeze(false);
+    w.store.gate.freeze(false);
     tokio::time::sleep(Duration::from_millis(500)).await;
     w.a.stop().await;
     b.stop().await;
@@ -1185,7 +991,7 @@ async fn a_stalled_workers_late_commit_after_cancel_is_not_counted() {
     let job = h.finished(&w.id).await;
     assert_eq!(job.status, JobStatus::Cancelled);
 
-    w.store.freeze(false);
+    w.store.gate.freeze(false);
     tokio::time::sleep(Duration::from_millis(500)).await;
     w.a.stop().await;
     b.stop().await;

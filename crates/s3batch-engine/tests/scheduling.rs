@@ -18,6 +18,7 @@
 
 #[allow(dead_code)]
 mod common;
+mod wrapped;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -25,21 +26,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use common::{ACCOUNT, Rows, report_rows};
-use s3batch_core::{JobSpec, JobStatus, Millis, Tag};
+use futures::future::BoxFuture;
+use s3batch_core::{JobSpec, JobStatus, Tag};
 use s3batch_engine::service::{JobService, USER_PAUSE_CAUSE};
 use s3batch_engine::{CancellationToken, Engine, EngineConfig, clock, now};
 use s3batch_storage::memory::{Faults, MemoryStore};
 use s3batch_storage::{ObjectRef, ObjectStore, PutBody, PutOptions, Router};
 use s3batch_store::sqlite::SqliteStore;
-use s3batch_store::{
-    Chunk, ChunkCounts, ChunkId, ChunkResult, ChunkRows, CreateOutcome, Job, JobStore, ListFilter, NewChunk, NewJob,
-    StatusChange, Worker,
-};
+use s3batch_store::{ChunkCounts, Job, JobStore};
 use serde_json::json;
 use tokio::task::JoinHandle;
+use wrapped::{Gate, Wrapped};
 
 /// Longest a test waits (real time) for a condition.
 const REAL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -84,161 +83,18 @@ async fn hold<T>(call: impl Future<Output = T>) -> T {
     out
 }
 
-/// A job store whose every call holds the paused clock still (see [`hold`]).
+/// Every job store call holds the paused clock still (see [`hold`]).
 #[derive(Debug)]
-struct Clocked(Arc<dyn JobStore>);
+struct Hold;
 
-type StoreResult<T> = s3batch_store::Result<T>;
-
-#[async_trait]
-impl JobStore for Clocked {
-    async fn create_job(&self, new: &NewJob, now: Millis) -> StoreResult<CreateOutcome> {
-        hold(self.0.create_job(new, now)).await
-    }
-    async fn get_job(&self, account: Option<&str>, id: &str) -> StoreResult<Option<Job>> {
-        hold(self.0.get_job(account, id)).await
-    }
-    async fn list_jobs(&self, account: &str, filter: &ListFilter) -> StoreResult<Vec<Job>> {
-        hold(self.0.list_jobs(account, filter)).await
-    }
-    async fn jobs_in(&self, statuses: &[JobStatus]) -> StoreResult<Vec<Job>> {
-        hold(self.0.jobs_in(statuses)).await
-    }
-    async fn update_status(&self, id: &str, expected: JobStatus, ch: &StatusChange, now: Millis) -> StoreResult<bool> {
-        hold(self.0.update_status(id, expected, ch, now)).await
-    }
-    async fn set_priority(&self, account: &str, id: &str, priority: i64, now: Millis) -> StoreResult<bool> {
-        hold(self.0.set_priority(account, id, priority, now)).await
-    }
-    async fn set_tags(&self, account: &str, id: &str, tags: &[Tag], now: Millis) -> StoreResult<bool> {
-        hold(self.0.set_tags(account, id, tags, now)).await
-    }
-    async fn claim_duty(&self, id: &str, owner: &str, now: Millis, ttl_ms: i64) -> StoreResult<bool> {
-        hold(self.0.claim_duty(id, owner, now, ttl_ms)).await
-    }
-    async fn release_duty(&self, id: &str, owner: &str) -> StoreResult<()> {
-        hold(self.0.release_duty(id, owner)).await
-    }
-    async fn clear_chunks(&self, job_id: &str) -> StoreResult<()> {
-        hold(self.0.clear_chunks(job_id)).await
-    }
-    async fn insert_chunks(&self, job_id: &str, owner: &str, chunks: &[NewChunk]) -> StoreResult<bool> {
-        hold(self.0.insert_chunks(job_id, owner, chunks)).await
-    }
-    async fn finish_preparing(
-        &self,
-        job_id: &str,
-        owner: &str,
-        total_tasks: i64,
-        manifest_etag: &str,
-        to: JobStatus,
-        now: Millis,
-    ) -> StoreResult<bool> {
-        hold(self.0.finish_preparing(job_id, owner, total_tasks, manifest_etag, to, now)).await
-    }
-    async fn claim_chunk(&self, owner: &str, now: Millis, lease_ms: i64) -> StoreResult<Option<Chunk>> {
-        hold(self.0.claim_chunk(owner, now, lease_ms)).await
-    }
-    async fn heartbeat(
-        &self,
-        owner: &str,
-        chunks: &[ChunkId],
-        now: Millis,
-        lease_ms: i64,
-    ) -> StoreResult<Vec<ChunkId>> {
-        hold(self.0.heartbeat(owner, chunks, now, lease_ms)).await
-    }
-    async fn complete_chunk(&self, owner: &str, chunk: &ChunkId, r: &ChunkResult, now: Millis) -> StoreResult<bool> {
-        hold(self.0.complete_chunk(owner, chunk, r, now)).await
-    }
-    async fn release_chunk(&self, owner: &str, chunk: &ChunkId) -> StoreResult<()> {
-        hold(self.0.release_chunk(owner, chunk)).await
-    }
-    async fn fence_chunks(&self, job_id: &str) -> StoreResult<u64> {
-        hold(self.0.fence_chunks(job_id)).await
-    }
-    async fn chunk_counts(&self, job_id: &str, now: Millis) -> StoreResult<ChunkCounts> {
-        hold(self.0.chunk_counts(job_id, now)).await
-    }
-    async fn chunk_results(&self, job_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<ChunkRows>> {
-        hold(self.0.chunk_results(job_id, after_seq, limit)).await
-    }
-    async fn set_report_key(&self, job_id: &str, key: &str) -> StoreResult<()> {
-        hold(self.0.set_report_key(job_id, key)).await
-    }
-    async fn delete_job(&self, job_id: &str) -> StoreResult<()> {
-        hold(self.0.delete_job(job_id)).await
-    }
-    async fn claim_singleton(&self, name: &str, owner: &str, now: Millis, lease_ms: i64) -> StoreResult<bool> {
-        hold(self.0.claim_singleton(name, owner, now, lease_ms)).await
-    }
-    async fn release_singleton(&self, name: &str, owner: &str) -> StoreResult<()> {
-        hold(self.0.release_singleton(name, owner)).await
-    }
-    async fn singleton_owner(&self, name: &str, now: Millis) -> StoreResult<Option<String>> {
-        hold(self.0.singleton_owner(name, now)).await
-    }
-    async fn register_worker(&self, worker: &Worker) -> StoreResult<()> {
-        hold(self.0.register_worker(worker)).await
-    }
-    async fn worker_heartbeat(&self, id: &str, chunks: i64, draining: bool, now: Millis) -> StoreResult<bool> {
-        hold(self.0.worker_heartbeat(id, chunks, draining, now)).await
-    }
-    async fn deregister_worker(&self, id: &str) -> StoreResult<()> {
-        hold(self.0.deregister_worker(id)).await
-    }
-    async fn list_workers(&self) -> StoreResult<Vec<Worker>> {
-        hold(self.0.list_workers()).await
-    }
-    async fn prune_workers(&self, heartbeat_before: Millis) -> StoreResult<u64> {
-        hold(self.0.prune_workers(heartbeat_before)).await
-    }
-    async fn open_preparing(&self, job_id: &str, owner: &str, to: JobStatus, now: Millis) -> StoreResult<bool> {
-        hold(self.0.open_preparing(job_id, owner, to, now)).await
-    }
-    async fn finish_listing(&self, job_id: &str, owner: &str, total: i64, now: Millis) -> StoreResult<bool> {
-        hold(self.0.finish_listing(job_id, owner, total, now)).await
-    }
-    async fn last_chunk(&self, job_id: &str) -> StoreResult<Option<Chunk>> {
-        hold(self.0.last_chunk(job_id)).await
-    }
-    async fn chunk_payloads(&self, job_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<(i64, Vec<u8>)>> {
-        hold(self.0.chunk_payloads(job_id, after_seq, limit)).await
-    }
-    async fn set_generated_manifest(&self, job_id: &str, descriptor: &str) -> StoreResult<()> {
-        hold(self.0.set_generated_manifest(job_id, descriptor)).await
-    }
-    async fn events_after(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<s3batch_store::JobEventRecord>> {
-        hold(self.0.events_after(after_seq, limit)).await
-    }
-    async fn event_cursor(&self, sink: &str) -> StoreResult<Option<i64>> {
-        hold(self.0.event_cursor(sink)).await
-    }
-    async fn advance_event_cursor(&self, sink: &str, seq: i64, now: Millis) -> StoreResult<()> {
-        hold(self.0.advance_event_cursor(sink, seq, now)).await
-    }
-    async fn prune_events(&self, up_to_seq: i64, before: Millis) -> StoreResult<u64> {
-        hold(self.0.prune_events(up_to_seq, before)).await
-    }
-    async fn set_rate_limit(&self, account: &str, id: &str, limit: Option<i64>, now: Millis) -> StoreResult<bool> {
-        hold(self.0.set_rate_limit(account, id, limit, now)).await
-    }
-    async fn job_controls(&self, job_id: &str, now: Millis) -> StoreResult<Option<s3batch_store::JobControls>> {
-        hold(self.0.job_controls(job_id, now)).await
-    }
-    async fn claim_chunk_of(
-        &self,
-        owner: &str,
-        job_id: &str,
-        now: Millis,
-        lease_ms: i64,
-    ) -> StoreResult<Option<Chunk>> {
-        hold(self.0.claim_chunk_of(owner, job_id, now, lease_ms)).await
-    }
-    async fn chunks_at(&self, job_id: &str, seqs: &[i64]) -> StoreResult<Vec<NewChunk>> {
-        hold(self.0.chunks_at(job_id, seqs)).await
+impl Gate for Hold {
+    fn around<'a, T: Send + 'a>(&'a self, call: BoxFuture<'a, T>) -> BoxFuture<'a, T> {
+        Box::pin(hold(call))
     }
 }
+
+/// A job store whose every call holds the paused clock still.
+type Clocked = Wrapped<Hold>;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Harness
@@ -290,7 +146,7 @@ impl Harness {
         clock::follow_tokio_time();
         let dir = tempfile::tempdir().unwrap();
         let sqlite = hold(SqliteStore::open(&dir.path().join("jobs.db"))).await.unwrap();
-        let store: Arc<dyn JobStore> = Arc::new(Clocked(Arc::new(sqlite)));
+        let store: Arc<dyn JobStore> = Arc::new(Clocked::new(Arc::new(sqlite), Hold));
         let (data, other, meta) = (MemoryStore::new(), MemoryStore::new(), MemoryStore::new());
         data.create_bucket("data").await.unwrap();
         other.create_bucket("other").await.unwrap();
