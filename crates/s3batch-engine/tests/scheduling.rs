@@ -36,7 +36,7 @@ use s3batch_storage::memory::{Faults, MemoryStore};
 use s3batch_storage::{ObjectRef, ObjectStore, PutBody, PutOptions, Router};
 use s3batch_store::sqlite::SqliteStore;
 use s3batch_store::{ChunkCounts, Job, JobStore};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use wrapped::{Gate, Wrapped};
 
@@ -252,7 +252,12 @@ impl Harness {
     }
 
     async fn create(&self, manifest_key: &str, etag: &str, priority: i64, confirm: bool) -> String {
-        let spec = json!({
+        self.create_with(manifest_key, etag, priority, confirm, json!({})).await
+    }
+
+    /// [`Harness::create`] with more members of the job spec (`extra`).
+    async fn create_with(&self, manifest_key: &str, etag: &str, priority: i64, confirm: bool, extra: Value) -> String {
+        let mut spec = json!({
             "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "batch", "Value": "done"}]}},
             "Manifest": {
                 "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
@@ -264,6 +269,9 @@ impl Harness {
             "ConfirmationRequired": confirm,
             "RoleArn": "arn:aws:iam::123456789012:role/batch"
         });
+        for (k, v) in extra.as_object().expect("spec members") {
+            spec[k] = v.clone();
+        }
         let spec: JobSpec = serde_json::from_value(spec).expect("a JobSpec");
         self.service.create(ACCOUNT, None, spec).await.expect("the job is created").id
     }
@@ -1056,4 +1064,35 @@ async fn a_restart_in_the_middle_of_completing() {
     assert_eq!((c.succeeded, c.failed), (20, 0));
     assert!(c.failure_reasons.is_empty());
     h.assert_report(&c, &job, true).await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Rate limit, through the whole engine
+
+/// A job limited to 20 tasks/s runs 200 ± 10 % tasks in 10 s of simulated time (the storage answers at once, so
+/// only the limit holds it back), and a limit raised while it runs applies from the next refresh.
+#[tokio::test(start_paused = true)]
+async fn a_rate_limited_job_keeps_its_rate_over_ten_simulated_seconds() {
+    let h = Harness::new(config()).await;
+    let keys = h.objects("data", "r", 1000, |_| true).await;
+    let (mkey, etag) = h.manifest("data", &keys).await;
+    let id = h.create_with(&mkey, &etag, 1, false, json!({"RateLimit": 20})).await;
+    h.wait_for(&id, "running", |j, _| j.status == Active && j.succeeded > 0).await;
+
+    let (start, before) = (tokio::time::Instant::now(), h.data.request_count());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let ran = h.data.request_count() - before;
+    assert_eq!(tokio::time::Instant::now() - start, Duration::from_secs(10));
+    assert!((180..=220).contains(&ran), "{ran} tasks in 10 simulated seconds at 20 tasks/s");
+
+    // Raised to 100/s: after a refresh (1 s), 3 more seconds run 300 ± 10 % tasks.
+    h.service.update_rate_limit(ACCOUNT, &id, Some(100)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = h.data.request_count();
+    assert!(before - BUCKET - 1000 < 700, "the job is not near its end yet");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ran = h.data.request_count() - before;
+    assert!((270..=330).contains(&ran), "{ran} tasks in 3 simulated seconds at 100 tasks/s");
+    let done = h.wait_status(&id, Complete).await;
+    assert_eq!((done.succeeded, done.failed), (1000, 0));
 }
