@@ -1,7 +1,7 @@
 //! Manifests beyond the CSV file, run as jobs on in-memory object stores with a SQLite job store and a real engine:
-//! S3 Inventory reports (gzip CSV and Parquet, written here as S3 Inventory writes them), the ManifestGenerator with
-//! its filters and its manifest output, listing that overlaps execution and resumes after a crash, re-running the
-//! failed tasks of a finished job, and the FailureReasons of bad inventories.
+//! S3 Inventory reports (gzip CSV, Parquet and ORC, written here as S3 Inventory writes them), the ManifestGenerator
+//! with its filters and its manifest output, listing that overlaps execution and resumes after a crash, re-running
+//! the failed tasks of a finished job, and the FailureReasons of bad inventories.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -223,8 +223,9 @@ async fn s3_inventory_csv_runs_every_listed_object() {
     assert_eq!(tags[0].key, "done");
 }
 
+/// Parquet and ORC inventories, as S3 Inventory writes them: every listed object runs once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_inventory_parquet_runs_every_listed_object() {
+async fn s3_inventory_parquet_and_orc_run_every_listed_object() {
     let h = Harness::new(config()).await;
     let keys: Vec<String> = TRICKY.iter().map(|k| k.to_string()).chain((0..30).map(|i| format!("p/{i}"))).collect();
     objects(&h, &keys).await;
@@ -242,22 +243,41 @@ async fn s3_inventory_parquet_runs_every_listed_object() {
         ],
     )
     .unwrap();
-    let mut buf = Vec::new();
-    let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, schema, None).unwrap();
+    let mut parquet = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut parquet, schema.clone(), None).unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
-    h.put("inv", "pq/data/0.parquet", buf.clone()).await;
-    let manifest = json!({
-        "sourceBucket": "data", "destinationBucket": "arn:aws:s3:::inv", "version": "2016-11-30",
-        "fileFormat": "Parquet", "fileSchema": "message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); optional binary storage_class (UTF8); }",
-        "files": [{"key": "pq/data/0.parquet", "size": buf.len(), "MD5checksum": md5_hex(&buf)}]
-    });
-    let etag = h.put("inv", "pq/manifest.json", serde_json::to_vec(&manifest).unwrap()).await;
-    let id = h.create(inventory_spec("pq/manifest.json", &etag)).await;
-    let job = h.finished(&id).await;
-    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
-    let (ok, _) = h.reported_keys(&job).await;
-    assert_eq!(ok, keys.iter().cloned().collect::<BTreeSet<_>>());
+    let mut orc = Vec::new();
+    let mut w = orc_rust::ArrowWriterBuilder::new(&mut orc, schema).try_build().unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let formats = [
+        (
+            "pq",
+            "Parquet",
+            "parquet",
+            parquet,
+            "message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); optional binary storage_class (UTF8); }",
+        ),
+        ("orc", "ORC", "orc", orc, "struct<bucket:string,key:string,storage_class:string>"),
+    ];
+    for (dir, format, ext, file, file_schema) in formats {
+        let data_key = format!("{dir}/data/0.{ext}");
+        h.put("inv", &data_key, file.clone()).await;
+        let manifest = json!({
+            "sourceBucket": "data", "destinationBucket": "arn:aws:s3:::inv", "version": "2016-11-30",
+            "fileFormat": format, "fileSchema": file_schema,
+            "files": [{"key": data_key, "size": file.len(), "MD5checksum": md5_hex(&file)}]
+        });
+        let key = format!("{dir}/manifest.json");
+        let etag = h.put("inv", &key, serde_json::to_vec(&manifest).unwrap()).await;
+        let id = h.create(inventory_spec(&key, &etag)).await;
+        let job = h.finished(&id).await;
+        assert_eq!(job.status, JobStatus::Complete, "{format}: {:?}", job.failure_reasons);
+        assert_eq!(job.total_tasks, Some(keys.len() as i64), "{format}");
+        let (ok, _) = h.reported_keys(&job).await;
+        assert_eq!(ok, keys.iter().cloned().collect::<BTreeSet<_>>(), "{format}");
+    }
 }
 
 /// Each bad inventory fails the job in Preparing with a FailureReason that says what and where.
