@@ -52,6 +52,16 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// A write transaction that takes the database's write lock at its start (`BEGIN IMMEDIATE`). A deferred
+    /// transaction that reads first and writes next cannot wait for the lock when another connection (another
+    /// process on the same file) wrote in between: SQLite answers it SQLITE_BUSY at once, whatever the busy
+    /// timeout. Taking the lock first makes it wait (up to the busy timeout) instead.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("plain data always serialises")
 }
@@ -117,7 +127,7 @@ fn status_list(statuses: &[JobStatus]) -> String {
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn create_job(&self, new: &NewJob, now: Millis) -> Result<CreateOutcome> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write_tx().await?;
         let existing = sqlx::query(&format!(
             "SELECT {JOB_COLUMNS}, request_hash FROM jobs WHERE account_id = ? AND client_request_token = ?"
         ))
@@ -211,7 +221,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn update_status(&self, id: &str, expected: JobStatus, ch: &StatusChange, now: Millis) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write_tx().await?;
         let Some(row) = sqlx::query("SELECT failure_reasons, account_id FROM jobs WHERE id = ? AND status = ?")
             .bind(id)
             .bind(expected.as_str())
@@ -316,7 +326,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn insert_chunks(&self, job_id: &str, owner: &str, chunks: &[NewChunk]) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write_tx().await?;
         let held = sqlx::query("SELECT 1 FROM jobs WHERE id = ? AND duty_owner = ?")
             .bind(job_id)
             .bind(owner)
@@ -354,7 +364,7 @@ impl JobStore for SqliteStore {
         to: JobStatus,
         now: Millis,
     ) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write_tx().await?;
         let Some(row) = sqlx::query(
             "UPDATE jobs SET status = ?1, total_tasks = ?2, manifest_etag = ?3, updated_at = ?4,
                suspended_at = CASE WHEN ?1 = 'Suspended' THEN ?4 ELSE NULL END,
@@ -401,7 +411,7 @@ impl JobStore for SqliteStore {
 
     async fn heartbeat(&self, owner: &str, chunks: &[ChunkId], now: Millis, lease_ms: i64) -> Result<Vec<ChunkId>> {
         let mut renewed = Vec::new();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write_tx().await?;
         for c in chunks {
             let res = sqlx::query(
                 "UPDATE chunks SET lease_expires = ? WHERE job_id = ? AND seq = ? AND state = 'leased'
@@ -422,7 +432,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn complete_chunk(&self, owner: &str, chunk: &ChunkId, r: &ChunkResult, now: Millis) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write_tx().await?;
         let res = sqlx::query(
             "UPDATE chunks SET state = 'done', lease_owner = NULL, lease_expires = NULL,
                succeeded = ?, failed = ?, succeeded_rows = ?, failed_rows = ?
@@ -513,7 +523,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn delete_job(&self, job_id: &str) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM chunks WHERE job_id = ?").bind(job_id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM jobs WHERE id = ?").bind(job_id).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -623,7 +633,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn open_preparing(&self, job_id: &str, owner: &str, to: JobStatus, now: Millis) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write_tx().await?;
         let Some(row) = sqlx::query(
             "UPDATE jobs SET status = ?1, updated_at = ?2,
                suspended_at = CASE WHEN ?1 = 'Suspended' THEN ?2 ELSE NULL END,
@@ -917,6 +927,31 @@ mod tests {
         concurrent_singleton_claims_have_one_winner,
         concurrent_events_are_read_without_gaps,
     );
+
+    /// Two stores on one database file, as two processes would open it: each has its own writer connection, so
+    /// their write transactions contend for SQLite's lock rather than for one pool's connection.
+    mod two_stores_on_one_file {
+        use super::*;
+
+        macro_rules! two_stores {
+            ($($name:ident),* $(,)?) => {$(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (dir, a) = store().await;
+                    let b = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+                    crate::conformance::$name(&a, &b).await;
+                }
+            )*};
+        }
+
+        two_stores!(
+            concurrent_claims_are_exclusive,
+            concurrent_duty_claims_have_one_winner,
+            concurrent_creates_are_idempotent,
+            concurrent_singleton_claims_have_one_winner,
+            concurrent_events_are_read_without_gaps,
+        );
+    }
 
     #[tokio::test]
     async fn survives_reopen() {
