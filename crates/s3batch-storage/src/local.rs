@@ -357,17 +357,10 @@ impl Inner {
         let json = serde_json::to_vec(s).map_err(|e| StorageError::new("InternalError", 500, e.to_string()))?;
         let parent = path.parent().expect("sidecar paths have a parent");
         let tmp = parent.join(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            fs::create_dir_all(parent).map_err(|e| io_error("create", parent, &e))?;
-            match fs::write(&tmp, &json) {
-                Ok(()) => break,
-                // A delete of the directory's last object pruned it in between: make it again.
-                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 => continue,
-                Err(e) => return Err(io_error("write", &tmp, &e)),
-            }
-        }
+        in_dir(parent, || fs::write(&tmp, &json)).map_err(|e| match e {
+            Placement::Conflict => conflict(key),
+            Placement::Io(e) => io_error("write", &tmp, &e),
+        })?;
         let r = rename_into_place(&tmp, &path).map_err(|e| match e {
             Placement::Conflict => conflict(key),
             Placement::Io(e) => io_error("rename to", &path, &e),
@@ -698,10 +691,9 @@ enum Placement {
     Io(io::Error),
 }
 
-/// Rename `tmp` to `path`, creating parent directories; retried when a concurrent delete removes a parent that
-/// was just made.
-fn rename_into_place(tmp: &Path, path: &Path) -> std::result::Result<(), Placement> {
-    let parent = path.parent().expect("object paths have a parent");
+/// Run `op` (which makes an entry in `parent`) after creating `parent`; made again and retried when a concurrent
+/// delete prunes it in between.
+fn in_dir(parent: &Path, mut op: impl FnMut() -> io::Result<()>) -> std::result::Result<(), Placement> {
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -711,20 +703,29 @@ fn rename_into_place(tmp: &Path, path: &Path) -> std::result::Result<(), Placeme
                 _ => Placement::Io(e),
             });
         }
-        match fs::rename(tmp, path) {
+        match op() {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::NotADirectory
-                ) || fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) =>
-            {
-                return Err(Placement::Conflict);
-            }
             Err(e) => return Err(Placement::Io(e)),
         }
     }
+}
+
+/// Rename `tmp` to `path`, creating parent directories; retried when a concurrent delete removes a parent that
+/// was just made.
+fn rename_into_place(tmp: &Path, path: &Path) -> std::result::Result<(), Placement> {
+    let parent = path.parent().expect("object paths have a parent");
+    in_dir(parent, || fs::rename(tmp, path)).map_err(|e| match e {
+        Placement::Io(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::NotADirectory
+            ) || fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) =>
+        {
+            Placement::Conflict
+        }
+        e => e,
+    })
 }
 
 /// Remove the now-empty directories above `path`, up to (not including) `top`.

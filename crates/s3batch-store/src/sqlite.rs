@@ -50,9 +50,7 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new().max_connections(4).connect_with(reader_opts).await?;
         Ok(SqliteStore { writer, reader })
     }
-}
 
-impl SqliteStore {
     /// A write transaction that takes the database's write lock at its start (`BEGIN IMMEDIATE`). A deferred
     /// transaction that reads first and writes next cannot wait for the lock when another connection (another
     /// process on the same file) wrote in between: SQLite answers it SQLITE_BUSY at once, whatever the busy
