@@ -369,7 +369,8 @@ fn data_lines<S: Into<String>>(raw_keys: impl IntoIterator<Item = S>) -> Vec<(St
 /// Object `i`'s key and that key as a manifest writes it, in a mix of forms: plain; spaces escaped with a literal
 /// `+`; fully escaped UTF-8; literal UTF-8; an escaped `%` with a literal comma and quote (CSV-quoted).
 fn key_forms(i: usize) -> (String, String) {
-    let escape_spaces = |k: &str| k.replace('%', "%25").replace(' ', "%20");
+    // A manifest key is form-decoded: '%' and '+' are escaped, a space may be "%20" or "+".
+    let escape_spaces = |k: &str| k.replace('%', "%25").replace('+', "%2B").replace(' ', "%20");
     match i % 5 {
         0 => (format!("plain/{i}.txt"), format!("plain/{i}.txt")),
         1 => {
@@ -439,7 +440,7 @@ async fn tagging_reports_every_line_once() {
         "{}",
         report.failed_csv
     );
-    assert!(report.succeeded_csv.contains("data,with%20space/1%20a+b.txt,,succeeded,200,,Successful\n"));
+    assert!(report.succeeded_csv.contains("data,with%20space/1%20a%2Bb.txt,,succeeded,200,,Successful\n"));
     assert!(report.succeeded_csv.contains("data,literal/ü-3,,succeeded,200,,Successful\n"));
     assert!(report.succeeded_csv.contains("data,\"100%25%20sure/4,\"\"q\"\"\",,succeeded,200,,Successful\n"));
     assert!(report.succeeded.iter().any(|r| r.key == encode_key("ünïcødé/2/ß €")));
@@ -810,7 +811,7 @@ async fn cancel_finished_job_is_refused() {
 async fn copy_delete_tagging_and_delete() {
     let h = Harness::new().await;
     let objects =
-        [("docs/a b.txt", "docs/a%20b.txt"), ("docs/ü+.txt", "docs/%C3%BC+.txt"), ("docs/plain", "docs/plain")];
+        [("docs/a b.txt", "docs/a%20b.txt"), ("docs/ü+.txt", "docs/%C3%BC%2B.txt"), ("docs/plain", "docs/plain")];
     let source_meta = Metadata {
         content_type: Some("text/plain".into()),
         user: BTreeMap::from([("orig".into(), "1".into())]),

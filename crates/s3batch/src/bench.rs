@@ -67,6 +67,19 @@ pub enum BenchMode {
     /// A ManifestGenerator job over a `local` bucket of N objects: listing time, first committed chunk, whether
     /// listing and execution overlap, tasks/s, peak RSS.
     Generator(GeneratorArgs),
+    /// The web console's job list with N jobs of one account in a SQLite store: how long the first page, a
+    /// search, a priority sort and a status filter take to serve (median and p95 over --requests), and the bytes.
+    Console(ConsoleArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsoleArgs {
+    /// Jobs in the store (all of one account, created in the last 90 days).
+    #[arg(long, default_value_t = 10_000)]
+    pub jobs: u64,
+    /// Requests per page measured.
+    #[arg(long, default_value_t = 50)]
+    pub requests: usize,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -253,6 +266,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         Some(BenchMode::Fleet(f)) => return fleet(f).await,
         Some(BenchMode::Garage(g)) => return garage(g).await,
         Some(BenchMode::Generator(g)) => return generator(g).await,
+        Some(BenchMode::Console(c)) => return console(c).await,
         None => {}
     }
     if args.lines.is_empty() || args.lines.contains(&0) {
@@ -638,6 +652,74 @@ pub async fn run_child(args: RunArgs) -> Result<()> {
 
 /// `bench generator`: a ManifestGenerator job over a `local` bucket of N empty objects, S3PutObjectTagging on
 /// each (on the local backend: a sidecar write), in a child process.
+async fn console(args: ConsoleArgs) -> Result<()> {
+    if args.jobs == 0 || args.requests == 0 {
+        bail!("--jobs and --requests: at least 1");
+    }
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::default();
+    config.server.data_dir = dir.path().to_path_buf();
+    let parts = serve::build(&config, "bench").await?;
+    let account = s3batch_api::auth::DEFAULT_ACCOUNT;
+    println!("s3batch bench console: {} jobs of one account in SQLite; {} requests per row", args.jobs, args.requests);
+    let started = Instant::now();
+    for i in 0..args.jobs {
+        let spec: JobSpec = serde_json::from_value(serde_json::json!({
+            "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
+            "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                         "Location": {"ObjectArn": "arn:aws:s3:::manifests/m.csv"}},
+            "Report": {"Enabled": false},
+            "Priority": (i % 100) as i64,
+            "Description": format!("bench job {i}"),
+        }))?;
+        parts.service.create(account, None, spec).await?;
+    }
+    println!("creating the jobs: {:.1} s (not in the figures below)", started.elapsed().as_secs_f64());
+    let state = s3batch_api::AppState::new(parts.service, Arc::new(s3batch_api::Accounts::default()), "us-east-1");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(async move { axum::serve(listener, s3batch_api::router(state)).await });
+    let client = reqwest::Client::new();
+    let first = client.get(format!("{base}/console")).send().await?;
+    let cookie = first
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .context("the console set no session cookie")?
+        .to_string();
+    println!("{:<32}  {:>10}  {:>10}  {:>10}  {:>8}", "page", "median ms", "p95 ms", "KiB", "status");
+    let last = format!("bench job {}", args.jobs / 2);
+    for (name, path) in [
+        ("list, first page", "/console".to_string()),
+        ("search by description", format!("/console?q={}", last.replace(' ', "+"))),
+        ("sort by priority", "/console?sort=priority".to_string()),
+        ("status filter, page 2", "/console?status=New&page=2".to_string()),
+    ] {
+        let mut times = Vec::with_capacity(args.requests);
+        let (mut bytes, mut status) = (0, 0);
+        for _ in 0..args.requests {
+            let t = Instant::now();
+            let resp = client.get(format!("{base}{path}")).header(reqwest::header::COOKIE, &cookie).send().await?;
+            status = resp.status().as_u16();
+            bytes = resp.bytes().await?.len();
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        let p95 = times[((times.len() as f64 * 0.95).ceil() as usize).clamp(1, times.len()) - 1];
+        println!(
+            "{name:<32}  {:>10.1}  {p95:>10.1}  {:>10.1}  {status:>8}",
+            times[times.len() / 2],
+            bytes as f64 / 1024.0
+        );
+        if status != 200 {
+            bail!("{path} answered {status}");
+        }
+    }
+    server.abort();
+    Ok(())
+}
+
 async fn generator(args: GeneratorArgs) -> Result<()> {
     if args.objects == 0 {
         bail!("--objects: at least 1");
