@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use s3batch_api::Account;
 use s3batch_engine::EngineConfig;
+use s3batch_engine::roles::RoleConfig;
 use s3batch_storage::StorageConfig;
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,8 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Where buckets live, first match wins. None: one `local` store under `<data_dir>/objects` for every bucket.
     pub storage: Vec<StorageConfig>,
+    /// What jobs may touch: with `[[accounts]]`, every job must name one of its account's roles.
+    pub roles: Vec<RoleConfig>,
 }
 
 /// `[server]`.
