@@ -565,9 +565,16 @@ impl Roles {
         }
     }
 
-    /// Why the tasks of a job of `account` naming `named` may not run `op`, if they may not: every such task fails
-    /// with this (`AccessDenied`, 403).
+    /// Why the tasks of a job of `account` naming `named` may not run `op`, if they may not (the operation, the
+    /// function, or a copy's target bucket): every such task fails with this (`AccessDenied`, 403).
     pub fn task_refusal(&self, account: &str, named: Option<&str>, op: &Operation) -> Option<StorageError> {
+        // A copy's target is the job's, not the task's: refused before any task reads its source.
+        if let Operation::S3PutObjectCopy(c) = op
+            && let Some(target) = s3batch_core::arn::parse_bucket_arn(&c.target_resource)
+            && let Err(e) = self.check(account, named, &target, Access::Write)
+        {
+            return Some(e);
+        }
         let denied = |m: String| Some(StorageError::new("AccessDenied", 403, format!("Access Denied: {m}")));
         match named.and_then(|n| self.find(account, n)) {
             Some(role) => role.refuses(op).and_then(denied),
