@@ -958,7 +958,8 @@ async fn hostile_requests_get_clean_errors() {
 async fn create_job_needs_a_role_of_the_callers_account() {
     let s = Server::start().await;
     let b = s.client("AKIDB");
-    let base = || b.create_job().account_id(B).operation(tagging_op()).manifest(s.manifest()).report(report()).priority(1);
+    let base =
+        || b.create_job().account_id(B).operation(tagging_op()).manifest(s.manifest()).report(report()).priority(1);
     let nope = "arn:aws:iam::111111111111:role/nope";
     let theirs = base().role_arn(ROLE).send().await.unwrap_err();
     let missing = base().role_arn(nope).send().await.unwrap_err();
@@ -966,7 +967,8 @@ async fn create_job_needs_a_role_of_the_callers_account() {
         assert_eq!(code(e), "AccessDenied", "{e:?}");
         assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(403));
     }
-    let words = |e: &aws_sdk_s3control::error::SdkError<_, _>, arn: &str| e.message().unwrap_or_default().replace(arn, "ROLE");
+    let words =
+        |e: &aws_sdk_s3control::error::SdkError<_, _>, arn: &str| e.message().unwrap_or_default().replace(arn, "ROLE");
     assert_eq!(words(&theirs, ROLE), words(&missing, nope), "the answer does not tell whether the role exists");
     assert!(words(&theirs, ROLE).contains(ROLE_B), "it lists the caller's own roles: {}", words(&theirs, ROLE));
     // The caller's own role works, and DescribeJob shows it as given.

@@ -430,8 +430,9 @@ impl Roles {
         for (i, c) in configs.iter().enumerate() {
             let err = |m: String| format!("roles[{i}] ({}): {m}", c.arn);
             let role = check_role(c).map_err(err)?;
-            if let Some((other, _)) =
-                roles.iter().find(|(r, _)| r.is_named(&role.arn) || role.cos_arn.as_deref().is_some_and(|a| r.is_named(a)))
+            if let Some((other, _)) = roles
+                .iter()
+                .find(|(r, _)| r.is_named(&role.arn) || role.cos_arn.as_deref().is_some_and(|a| r.is_named(a)))
             {
                 return Err(err(format!("the same role as {} is configured twice", other.arn)));
             }
@@ -558,9 +559,10 @@ impl Roles {
                 }
                 JobWalls::None
             }
-            None if self.required => {
-                JobWalls::Nothing(Walls::nothing("(none)", "the job names no role, and this server requires one".into()))
-            }
+            None if self.required => JobWalls::Nothing(Walls::nothing(
+                "(none)",
+                "the job names no role, and this server requires one".into(),
+            )),
             None => JobWalls::None,
         }
     }
@@ -587,7 +589,6 @@ impl Roles {
             },
         }
     }
-
 }
 
 /// What a job's storage calls go through.
@@ -606,12 +607,13 @@ fn check_role(c: &RoleConfig) -> Result<Role, String> {
         Some(a) => a.to_string(),
         None => {
             let acct = c.arn.split(':').nth(4).unwrap_or("");
-            return Err(if c.arn.starts_with("arn:") && c.arn.split(':').nth(2) == Some("iam") && !valid_account_id(acct)
-            {
-                format!("the account '{acct}' in the role ARN is not 12 digits")
-            } else {
-                "arn is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)".into()
-            });
+            return Err(
+                if c.arn.starts_with("arn:") && c.arn.split(':').nth(2) == Some("iam") && !valid_account_id(acct) {
+                    format!("the account '{acct}' in the role ARN is not 12 digits")
+                } else {
+                    "arn is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)".into()
+                },
+            );
         }
     };
     if let Some(cos) = &c.cos_arn
@@ -794,8 +796,14 @@ mod tests {
         assert!(router.same_backend("photos", "reports"), "one guarded backend for routes that shared one");
         // Another account naming the role, or a job naming none, touches nothing.
         let theirs = r.router_for("222222222222", Some("arn:aws:iam::111111111111:role/a"));
-        assert_eq!(theirs.store_for("photos").unwrap().head_object(&obj("photos")).await.unwrap_err().code, "AccessDenied");
+        assert_eq!(
+            theirs.store_for("photos").unwrap().head_object(&obj("photos")).await.unwrap_err().code,
+            "AccessDenied"
+        );
         let none = r.router_for("111111111111", None);
-        assert_eq!(none.store_for("photos").unwrap().head_object(&obj("photos")).await.unwrap_err().code, "AccessDenied");
+        assert_eq!(
+            none.store_for("photos").unwrap().head_object(&obj("photos")).await.unwrap_err().code,
+            "AccessDenied"
+        );
     }
 }

@@ -214,7 +214,8 @@ impl Harness {
         let s3 = S3Store::from_config(&storage[0]).unwrap();
         let router = Arc::new(Router::from_config(storage).unwrap());
         let roles = Arc::new(Roles::new(roles, storage, router, true).unwrap());
-        let cfg = EngineConfig { tick_ms: 20, lease_ms: 2000, backoff_base_ms: 1, backoff_max_ms: 5, ..Default::default() };
+        let cfg =
+            EngineConfig { tick_ms: 20, lease_ms: 2000, backoff_base_ms: 1, backoff_max_ms: 5, ..Default::default() };
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("jobs.db")).await.unwrap());
         let engine = Engine::with_roles(store.clone(), roles.clone(), cfg, "engine");
@@ -356,8 +357,13 @@ async fn boundaries(storage: Vec<StorageConfig>, tagging: bool) {
 
     // A job its role allows runs as before.
     let own = h.manifest("a-manifests", "own.csv", &[("a-data", "x"), ("a-data", "y")]).await;
-    let rows = h.completes(A_ALL, json!({"Operation": {"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::a-copies"}},
-                                          "Manifest": own})).await;
+    let rows = h
+        .completes(
+            A_ALL,
+            json!({"Operation": {"S3PutObjectCopy": {"TargetResource": "arn:aws:s3:::a-copies"}},
+                                          "Manifest": own}),
+        )
+        .await;
     assert_eq!((rows.succeeded.len(), rows.failed.len()), (2, 0), "{rows:?}");
     assert_eq!(common::get(&h.s3, "a-copies", "y").await, "A's y");
 
@@ -434,7 +440,10 @@ async fn boundaries(storage: Vec<StorageConfig>, tagging: bool) {
     assert!(reason.contains(B) && reason.contains("a-data"), "{reason}");
     // The right owner is accepted.
     let rows = h
-        .completes(A_ALL, json!({"Operation": copy_to("a-copies"), "Manifest": own, "Report": report("a-reports", Some(A))}))
+        .completes(
+            A_ALL,
+            json!({"Operation": copy_to("a-copies"), "Manifest": own, "Report": report("a-reports", Some(A))}),
+        )
         .await;
     assert_eq!(rows.succeeded.len(), 2, "{rows:?}");
 
@@ -508,7 +517,8 @@ async fn per_role_keys_are_enforced_by_garage() {
     };
     // Role 1 copies within its bucket: fine.
     let own = h.manifest("k1-data", "m/own.csv", &[("k1-data", "one")]).await;
-    let copy_to = |b: &str| json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{b}"), "TargetKeyPrefix": "c/"}});
+    let copy_to =
+        |b: &str| json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{b}"), "TargetKeyPrefix": "c/"}});
     let rows = run(r1, copy_to("k1-data"), own.clone()).await;
     assert_eq!(rows.succeeded.len(), 1, "{rows:?}");
     assert_eq!(common::get(&h.s3, "k1-data", "c/one").await, "one's");

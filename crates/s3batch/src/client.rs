@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use s3batch_api::json::{
-    CreateJobBody, CreateJobResult, ErrorBody, JobView, ListJobsResult, PriorityBody, RateLimitBody, UpdateStatusBody,
-    RolesResult, WorkersResult,
+    CreateJobBody, CreateJobResult, ErrorBody, JobView, ListJobsResult, PriorityBody, RateLimitBody, RolesResult,
+    UpdateStatusBody, WorkersResult,
 };
 use s3batch_core::JobSpec;
 use s3batch_engine::preview::Preview;
@@ -372,7 +372,9 @@ pub fn print_roles(r: &RolesResult) {
     }
     if r.roles.is_empty() {
         if r.required {
-            println!("this account has no role: an operator adds one as a [[roles]] entry; until then it cannot create jobs");
+            println!(
+                "this account has no role: an operator adds one as a [[roles]] entry; until then it cannot create jobs"
+            );
         } else {
             println!("no roles: jobs run with the server's own storage credentials (no [[accounts]] configured)");
         }
