@@ -213,7 +213,7 @@ impl Harness {
     async fn new(storage: &[StorageConfig], roles: &[RoleConfig]) -> Harness {
         let s3 = S3Store::from_config(&storage[0]).unwrap();
         let router = Arc::new(Router::from_config(storage).unwrap());
-        let roles = Arc::new(Roles::new(roles, storage, router, true).unwrap());
+        let roles = Arc::new(Roles::new(roles, storage, router.clone(), true).unwrap());
         let cfg =
             EngineConfig { tick_ms: 20, lease_ms: 2000, backoff_base_ms: 1, backoff_max_ms: 5, ..Default::default() };
         let dir = tempfile::tempdir().unwrap();
@@ -221,7 +221,7 @@ impl Harness {
         let engine = Engine::with_roles(store.clone(), roles.clone(), cfg, "engine");
         let token = CancellationToken::new();
         tokio::spawn(engine.clone().run(token.clone()));
-        let service = JobService::new(store, engine.wake.clone(), 90).with_roles(roles);
+        let service = JobService::new(store, engine.wake.clone(), 90).with_storage(router, 64).with_roles(roles);
         Harness { _dir: dir, s3, service, token }
     }
 
@@ -417,6 +417,18 @@ async fn boundaries(storage: Vec<StorageConfig>, tagging: bool) {
     }
     let rows = h.completes(A_TAGGER, json!({"Operation": tag_op, "Manifest": into_a})).await;
     all_denied(&rows, 2, A_TAGGER, "b-data");
+    // The impact preview samples through the role too: B's objects are not even HEADed.
+    let spec = json!({"Operation": tag_op, "Manifest": into_a, "Report": {"Enabled": false}, "Priority": 1,
+                      "RoleArn": A_ALL});
+    let id = h.service.create(A, None, serde_json::from_value(spec).unwrap()).await.unwrap().id;
+    let deadline = Instant::now() + TIMEOUT;
+    while h.service.describe(A, &id).await.unwrap().status != JobStatus::Suspended {
+        assert!(Instant::now() < deadline, "job {id} not prepared");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let preview = h.service.preview(A, &id).await.unwrap();
+    assert_eq!(preview.sample_failures, BTreeMap::from([("AccessDenied".to_string(), 2)]), "{preview:?}");
+    assert_eq!(preview.total_bytes, 0, "{preview:?}");
 
     // The report: into B's bucket, or with an ExpectedBucketOwner that is not the owner of A's. Nothing runs.
     let report = |bucket: &str, owner: Option<&str>| {
