@@ -769,6 +769,44 @@ mod tests {
         assert!(open.check_create("000000000000", &spec(Some("arn:aws:iam::111111111111:role/a"), tagging())).is_err());
     }
 
+    #[test]
+    fn cos_jobs_name_the_cam_role_and_tasks_are_checked_again() {
+        let mut a = role("arn:aws:iam::111111111111:role/a");
+        a.cos_arn = Some("qcs::cam::uin/100000000001:roleName/COS_Batch_QcsRole".into());
+        let r = roles(&[a], true).unwrap();
+        let spec: JobSpec = serde_json::from_value(serde_json::json!({
+            "Operation": {"S3PutObjectTagging": {"TagSet": []}},
+            "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                         "Location": {"ObjectArn": "arn:aws:s3:::photos/m.csv"}},
+            "Report": {"Enabled": false}, "Priority": 1,
+            "CosRequest": {"RoleArn": "qcs::cam::uin/100000000001:roleName/COS_Batch_QcsRole"}
+        }))
+        .unwrap();
+        assert!(r.check_create("111111111111", &spec).is_ok());
+        assert!(r.check_create("222222222222", &spec).is_err(), "another account cannot name the CAM role");
+        // At run time: a function or a copy target the role does not allow refuses every task.
+        let named = Some("arn:aws:iam::111111111111:role/a");
+        let lambda: Operation = serde_json::from_value(serde_json::json!(
+            {"LambdaInvoke": {"FunctionArn": "arn:aws:lambda:us-east-1:222222222222:function:theirs"}}
+        ))
+        .unwrap();
+        let e = r.task_refusal("111111111111", named, &lambda).unwrap();
+        assert_eq!((e.code.as_str(), e.http_status), ("AccessDenied", 403));
+        let copy = |b: &str| -> Operation {
+            serde_json::from_value(
+                serde_json::json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{b}")}}),
+            )
+            .unwrap()
+        };
+        let tagging = || Operation::S3PutObjectTagging(s3batch_core::spec::PutObjectTagging { tag_set: vec![] });
+        assert!(
+            r.task_refusal("111111111111", named, &copy("photos")).unwrap().message.contains("write to bucket photos")
+        );
+        assert!(r.task_refusal("111111111111", named, &tagging()).is_none());
+        assert!(r.task_refusal("111111111111", None, &tagging()).is_some(), "no role on a server that requires one");
+        assert!(r.task_refusal("222222222222", named, &tagging()).is_some(), "another account's role");
+    }
+
     #[tokio::test]
     async fn guarded_routes_refuse_before_any_request() {
         let mem = Arc::new(s3batch_storage::memory::MemoryStore::new());
