@@ -50,6 +50,17 @@ say "Garage"
 command -v garage >/dev/null || cargo install garage --locked
 garage --version
 
+# Debian's Chromium is the browser of the console's end-to-end test (crates/s3batch/tests/console.rs), driven by
+# playwright-core from npm (installed by the test itself, under the cargo target directory). A missing browser or
+# Node fails the run.
+say "Chromium and Node"
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi
+fi
+chromium --version
+node --version
+npm --version
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -11,10 +11,16 @@
 //!   ARNs, `<Error>` bodies), so the COS SDKs' clients work; [`qsign`] is its signature verifier;
 //! - [`auth`]: who is calling, and which account their jobs belong to; [`limit`]: per-account request rates.
 //!
+//! - [`console`]: the web console at `/console`, for people (sessions, CSRF tokens, server-rendered pages);
+//! - [`crosssite`]: the guard in front of every route that refuses cross-site state changes from browsers and,
+//!   on an open server, requests under a non-loopback `Host`.
+//!
 //! [`router`] puts them together; `/healthz` answers `ok`.
 
 pub mod auth;
+pub mod console;
 pub mod cos;
+pub mod crosssite;
 pub mod json;
 pub mod limit;
 pub mod qsign;
@@ -39,12 +45,28 @@ pub struct AppState {
     pub region: String,
     /// Requests per second each account may make (TooManyRequestsException beyond it).
     pub limiter: Arc<RateLimiter>,
+    /// The console's sessions.
+    pub sessions: Arc<console::session::Sessions>,
+    /// Host names an open server answers to besides loopback ones (`server.allowed_hosts`).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl AppState {
     /// State with no request rate limit.
     pub fn new(service: JobService, accounts: Arc<Accounts>, region: impl Into<String>) -> Self {
-        AppState { service, accounts, region: region.into(), limiter: Arc::new(RateLimiter::unlimited()) }
+        AppState {
+            service,
+            accounts,
+            region: region.into(),
+            limiter: Arc::new(RateLimiter::unlimited()),
+            sessions: Arc::default(),
+            allowed_hosts: Vec::new(),
+        }
+    }
+
+    /// The role ARNs the console offers an account in its create form.
+    pub fn role_arns(&self, account: &str) -> Vec<String> {
+        self.service.roles(account).iter().map(|r| r.arn.clone()).collect()
     }
 }
 
@@ -53,11 +75,14 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// All routes.
 pub fn router(state: AppState) -> Router {
+    let guard = Arc::new(crosssite::SiteGuard::new(state.accounts.is_open(), &state.allowed_hosts));
     Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .merge(json::routes())
         .merge(s3control::routes())
         .merge(cos::routes())
+        .merge(console::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(guard, crosssite::guard))
         .with_state(state)
 }

@@ -197,6 +197,8 @@ pub static S3CONTROL: Shapes = Shapes {
         "NumberOfTasksFailed",
         "ElapsedTimeInActiveSeconds",
         "RateLimit",
+        "Days",
+        "Years",
     ],
     booleans: &[
         "ConfirmationRequired",
@@ -253,6 +255,8 @@ pub static S3CONTROL: Shapes = Shapes {
         "Grantee",
         "LegalHold",
         "Retention",
+        "ObjectLockEventHoldDuration",
+        "EventHoldDuration",
     ],
     item_names: &[("MatchAnyObjectEncryption", "ObjectEncryption")],
 };

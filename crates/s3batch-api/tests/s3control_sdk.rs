@@ -77,7 +77,10 @@ impl Server {
             read: vec!["manifests".into(), "data".into()],
             write: vec!["data".into(), "reports".into()],
             operations: None,
-            functions: vec![format!("arn:aws:lambda:us-east-1:{}:function:f:$LATEST", &arn[13..25])],
+            functions: ["f:$LATEST", "f"]
+                .iter()
+                .map(|f| format!("arn:aws:lambda:us-east-1:{}:function:{f}", &arn[13..25]))
+                .collect(),
             credentials: vec![],
         };
         let roles = Roles::new(&[role(ROLE), role(ROLE_B)], &[], Arc::new(router), true).unwrap();
@@ -976,4 +979,300 @@ async fn create_job_needs_a_role_of_the_callers_account() {
     let job = b.describe_job().account_id(B).job_id(&id).send().await.unwrap().job.unwrap();
     assert_eq!(job.role_arn(), Some(ROLE_B));
     assert_eq!(b.list_jobs().account_id(B).send().await.unwrap().jobs().len(), 1, "nothing else was created");
+}
+
+/// How many members of `v` (as the SDK's `Debug` shows them) are unset.
+fn unset_members(v: &impl std::fmt::Debug) -> usize {
+    format!("{v:?}").matches(": None").count()
+}
+
+/// The SDK's own model, walked: a CreateJob request with every member of every structure set (the operations,
+/// the manifest, the generator and its filter, the report), checked through the SDK's `Debug` so that a member
+/// the next SDK adds shows up as unset and fails this test until s3batch knows it; then DescribeJob must give
+/// every member back unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_member_of_the_sdk_model_round_trips() {
+    let s = Server::start().await;
+    let c = s.client("AKIDA");
+    let grant = S3Grant::builder()
+        .grantee(
+            S3Grantee::builder()
+                .type_identifier(S3GranteeTypeIdentifier::Canonical)
+                .identifier("abc123")
+                .display_name("someone")
+                .build(),
+        )
+        .permission(S3Permission::Read)
+        .build();
+    let copy = S3CopyObjectOperation::builder()
+        .target_resource("arn:aws:s3:::reports")
+        .canned_access_control_list(S3CannedAccessControlList::BucketOwnerFullControl)
+        .access_control_grants(grant.clone())
+        .metadata_directive(S3MetadataDirective::Replace)
+        .annotation_directive(S3AnnotationDirective::Exclude)
+        .modified_since_constraint(dt("2020-01-01T00:00:00Z"))
+        .new_object_metadata(
+            S3ObjectMetadata::builder()
+                .cache_control("no-cache")
+                .content_disposition("inline")
+                .content_encoding("gzip")
+                .content_language("en")
+                .user_metadata("color", "blue")
+                .content_length(12)
+                .content_md5("1B2M2Y8AsgTpgAmY7PhCfg==")
+                .content_type("text/plain")
+                .http_expires_date(dt("2031-01-01T00:00:00Z"))
+                .requester_charged(true)
+                .sse_algorithm(S3SseAlgorithm::Kms)
+                .build(),
+        )
+        .new_object_tagging(tag("a", "b"))
+        .redirect_location("/elsewhere")
+        .requester_pays(true)
+        .storage_class(S3StorageClass::StandardIa)
+        .un_modified_since_constraint(dt("2040-01-01T00:00:00Z"))
+        .sse_aws_kms_key_id("arn:aws:kms:us-east-1:111111111111:key/abc")
+        .target_key_prefix("copies/")
+        .object_lock_legal_hold_status(S3ObjectLockLegalHoldStatus::On)
+        .object_lock_mode(S3ObjectLockMode::Governance)
+        .object_lock_retain_until_date(dt("2035-06-01T12:00:00Z"))
+        .bucket_key_enabled(true)
+        .checksum_algorithm(S3ChecksumAlgorithm::Crc32C)
+        .object_lock_event_hold(S3ObjectLockEventHold::On)
+        .object_lock_event_hold_duration(S3ObjectLockEventHoldDuration::builder().days(30).build())
+        .build();
+    // A duration is days or years: the other one stays unset, as the model means it.
+    assert_eq!(unset_members(&copy), 1, "every S3CopyObjectOperation member but the duration's Years: {copy:?}");
+    let retention = S3SetObjectRetentionOperation::builder()
+        .bypass_governance_retention(true)
+        .retention(
+            S3Retention::builder()
+                .retain_until_date(dt("2030-01-01T00:00:00Z"))
+                .mode(S3ObjectLockRetentionMode::Compliance)
+                .event_hold(S3ObjectLockRetentionEventHold::Off)
+                .event_hold_duration(S3ObjectLockRetentionEventHoldDuration::builder().years(2).build())
+                .build(),
+        )
+        .build();
+    assert_eq!(unset_members(&retention), 1, "every S3SetObjectRetentionOperation member but Days: {retention:?}");
+    let acl = S3SetObjectAclOperation::builder()
+        .access_control_policy(
+            S3AccessControlPolicy::builder()
+                .access_control_list(
+                    S3AccessControlList::builder()
+                        .owner(S3ObjectOwner::builder().id("owner-id").display_name("owner").build())
+                        .grants(grant)
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    let ops = [
+        JobOperation::builder()
+            .lambda_invoke(
+                LambdaInvokeOperation::builder()
+                    .function_arn("arn:aws:lambda:us-east-1:111111111111:function:f")
+                    .invocation_schema_version("2.0")
+                    .user_arguments("mode", "fast")
+                    .build(),
+            )
+            .build(),
+        JobOperation::builder().s3_put_object_copy(copy).build(),
+        JobOperation::builder().s3_put_object_acl(acl).build(),
+        tagging_op(),
+        JobOperation::builder().s3_delete_object_tagging(S3DeleteObjectTaggingOperation::builder().build()).build(),
+        JobOperation::builder()
+            .s3_initiate_restore_object(
+                S3InitiateRestoreObjectOperation::builder()
+                    .expiration_in_days(3)
+                    .glacier_job_tier(S3GlacierJobTier::Standard)
+                    .build(),
+            )
+            .build(),
+        JobOperation::builder()
+            .s3_put_object_legal_hold(
+                S3SetObjectLegalHoldOperation::builder()
+                    .legal_hold(
+                        S3ObjectLockLegalHold::builder().status(S3ObjectLockLegalHoldStatus::On).build().unwrap(),
+                    )
+                    .build(),
+            )
+            .build(),
+        JobOperation::builder().s3_put_object_retention(retention).build(),
+        JobOperation::builder().s3_replicate_object(S3ReplicateObjectOperation::builder().build()).build(),
+        JobOperation::builder()
+            .s3_compute_object_checksum(
+                S3ComputeObjectChecksumOperation::builder()
+                    .checksum_algorithm(ComputeObjectChecksumAlgorithm::Crc64Nvme)
+                    .checksum_type(ComputeObjectChecksumType::FullObject)
+                    .build(),
+            )
+            .build(),
+        JobOperation::builder()
+            .s3_update_object_encryption(
+                S3UpdateObjectEncryptionOperation::builder()
+                    .object_encryption(
+                        ObjectEncryption::builder()
+                            .ssekms(
+                                S3UpdateObjectEncryptionSsekms::builder()
+                                    .kms_key_arn("arn:aws:kms:us-east-1:111111111111:key/abc")
+                                    .bucket_key_enabled(false)
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build(),
+    ];
+    // JobOperation is a union of the model's operations, one per element of `ops`: one member set, every other one
+    // unset. A new operation in the model is one more unset member (and one more operation this list must cover).
+    let members = ops.len();
+    let report = JobReport::builder()
+        .enabled(true)
+        .bucket("arn:aws:s3:::reports")
+        .format(JobReportFormat::ReportCsv20180820)
+        .prefix("batch")
+        .report_scope(JobReportScope::FailedTasksOnly)
+        .expected_bucket_owner(A)
+        .build();
+    assert_eq!(unset_members(&report), 0, "every JobReport member: {report:?}");
+    // The echo is what is checked here: the manifest's version and columns need not match the object.
+    let manifest = JobManifest::builder()
+        .spec(
+            JobManifestSpec::builder()
+                .format(JobManifestFormat::S3BatchOperationsCsv20180820)
+                .fields(JobManifestFieldName::Bucket)
+                .fields(JobManifestFieldName::Key)
+                .fields(JobManifestFieldName::VersionId)
+                .build()
+                .unwrap(),
+        )
+        .location(
+            JobManifestLocation::builder()
+                .object_arn("arn:aws:s3:::manifests/m.csv")
+                .object_version_id("v1")
+                .e_tag(&s.manifest_etag)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    assert_eq!(unset_members(&manifest), 0, "every JobManifest member: {manifest:?}");
+    for op in ops {
+        let inner = op_inner(&op).matches(": None").count();
+        // Members that exclude each other: a duration's other unit, an ACL policy's canned ACL beside its list.
+        let exclusive = usize::from(
+            op.s3_put_object_copy().is_some()
+                || op.s3_put_object_retention().is_some()
+                || op.s3_put_object_acl().is_some(),
+        );
+        assert_eq!(inner, exclusive, "every member of the operation (exclusive ones aside): {op:?}");
+        assert_eq!(unset_members(&op) - inner, members - 1, "JobOperation has {members} members: {op:?}");
+        let request = c
+            .create_job()
+            .account_id(A)
+            .operation(op.clone())
+            .manifest(manifest.clone())
+            .report(report.clone())
+            .priority(7)
+            .role_arn(ROLE)
+            .confirmation_required(true)
+            .client_request_token(uuid::Uuid::new_v4().to_string())
+            .description("every member")
+            .tags(tag("team", "data"));
+        // Every CreateJob member but the manifest generator (a job names a manifest or a generator).
+        assert_eq!(unset_members(request.as_input()) - unset_members(&op), 1, "{:?}", request.as_input());
+        let id = request.send().await.unwrap().job_id.unwrap();
+        let job = c.describe_job().account_id(A).job_id(&id).send().await.unwrap().job.unwrap();
+        assert_eq!(job.operation(), Some(&op));
+        assert_eq!(job.manifest(), Some(&manifest));
+        assert_eq!(job.report(), Some(&report));
+        assert_eq!((job.priority(), job.description(), job.role_arn()), (7, Some("every member"), Some(ROLE)));
+    }
+
+    let generator = S3JobManifestGenerator::builder()
+        .expected_bucket_owner(A)
+        .source_bucket("arn:aws:s3:::data")
+        .enable_manifest_output(true)
+        .manifest_output_location(
+            S3ManifestOutputLocation::builder()
+                .expected_manifest_bucket_owner(A)
+                .bucket("arn:aws:s3:::reports")
+                .manifest_prefix("gen")
+                .manifest_encryption(
+                    GeneratedManifestEncryption::builder()
+                        .ssekms(
+                            SsekmsEncryption::builder()
+                                .key_id("arn:aws:kms:us-east-1:111111111111:key/k")
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                )
+                .manifest_format(GeneratedManifestFormat::S3InventoryReportCsv20211130)
+                .build()
+                .unwrap(),
+        )
+        .filter(
+            JobManifestGeneratorFilter::builder()
+                .eligible_for_replication(true)
+                .created_after(dt("2024-01-01T00:00:00Z"))
+                .created_before(dt("2030-01-01T00:00:00Z"))
+                .object_replication_statuses(ReplicationStatus::Completed)
+                .key_name_constraint(
+                    KeyNameConstraint::builder()
+                        .match_any_prefix("logs/")
+                        .match_any_suffix(".gz")
+                        .match_any_substring("2024")
+                        .build(),
+                )
+                .object_size_greater_than_bytes(10)
+                .object_size_less_than_bytes(1_000_000)
+                .match_any_storage_class(S3StorageClass::Standard)
+                // AWS takes one element in each MatchAny list of a generator filter.
+                .match_any_object_encryption(ObjectEncryptionFilter::Ssekms(
+                    SsekmsFilter::builder()
+                        .kms_key_arn("arn:aws:kms:us-east-1:111111111111:key/k")
+                        .bucket_key_enabled(true)
+                        .build(),
+                ))
+                .build(),
+        )
+        .build()
+        .unwrap();
+    // Every member but SSE-S3 beside SSE-KMS (a generated manifest's encryption is one of the two).
+    assert_eq!(unset_members(&generator), 1, "every S3JobManifestGenerator member: {generator:?}");
+    let generator = JobManifestGenerator::S3JobManifestGenerator(generator);
+    let request = c
+        .create_job()
+        .account_id(A)
+        .operation(tagging_op())
+        .manifest_generator(generator.clone())
+        .report(report.clone())
+        .priority(1)
+        .role_arn(ROLE);
+    let id = request.send().await.unwrap().job_id.unwrap();
+    let job = c.describe_job().account_id(A).job_id(&id).send().await.unwrap().job.unwrap();
+    assert_eq!(job.manifest_generator(), Some(&generator));
+}
+
+/// The one operation a JobOperation holds, as its `Debug` text (for counting that operation's own unset members).
+fn op_inner(op: &JobOperation) -> String {
+    let text = format!("{op:?}");
+    let start = text.find(": Some(").expect("one member is set") + ": Some(".len();
+    let mut depth = 1;
+    let mut end = start;
+    for (i, ch) in text[start..].char_indices() {
+        match ch {
+            '(' | '{' | '[' => depth += 1,
+            ')' | '}' | ']' => depth -= 1,
+            _ => {}
+        }
+        if depth == 0 {
+            end = start + i;
+            break;
+        }
+    }
+    text[start..end].to_string()
 }

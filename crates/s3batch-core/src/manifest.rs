@@ -1,5 +1,6 @@
 //! The CSV manifest (`S3BatchOperations_CSV_20180820`): no header, one object a line, columns in the order of
-//! `Spec.Fields`, keys URL-encoded (percent-decoding only: `+` stays `+`), version ids all or nothing.
+//! `Spec.Fields`, keys URL-encoded the way S3 Inventory writes them (form encoding: `+` is a space, a literal `+` is
+//! `%2B`), version ids all or nothing.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +31,7 @@ pub const MAX_KEY_BYTES: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestTask {
     pub bucket: String,
-    /// The key the task acts on, percent-decoded.
+    /// The key the task acts on, decoded ([`decode_key`]).
     pub key: String,
     /// The key exactly as the manifest wrote it (URL-encoded); the report echoes this form.
     pub raw_key: String,
@@ -159,23 +160,33 @@ pub fn write_payload_line(out: &mut Vec<u8>, bucket: &str, raw_key: &str, versio
     out.push(b'\n');
 }
 
-/// Percent-decode a manifest key strictly: `%` must start a two-hex-digit escape, the result must be UTF-8,
-/// and `+` stays `+` (AWS's own examples decode with `unquote`, not `unquote_plus`).
+/// Decode a manifest key strictly, as S3 Batch Operations reads `S3BatchOperations_CSV_20180820` manifests and S3
+/// Inventory CSV reports (both form-encoded, `unquote_plus` in Python): `+` is a space, `%` must start a
+/// two-hex-digit escape (so a literal `+` is `%2B` and a literal `%` is `%25`), and the result must be UTF-8.
+/// `my+file.jpg` and `my%20file.jpg` both name `my file.jpg`; `a%2Bb.jpg` names `a+b.jpg`; `100%25.jpg` names
+/// `100%.jpg`.
 pub fn decode_key(raw: &str) -> Result<String, &'static str> {
     let b = raw.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' {
-            let hex = |c: u8| (c as char).to_digit(16);
-            match (b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
-                (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
-                _ => return Err("the key has a '%' that does not start a %XX escape"),
+        match b[i] {
+            b'%' => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+                    (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
+                    _ => return Err("the key has a '%' that does not start a %XX escape (write a literal % as %25)"),
+                }
+                i += 3;
             }
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
         }
     }
     String::from_utf8(out).map_err(|_| "the key does not decode to UTF-8")
@@ -199,8 +210,12 @@ mod tests {
     }
 
     #[test]
-    fn decoding_is_percent_only() {
-        assert_eq!(decode_key("a%20b+c").unwrap(), "a b+c");
+    fn decoding_is_form_decoding() {
+        assert_eq!(decode_key("a%20b+c").unwrap(), "a b c");
+        assert_eq!(decode_key("my+file.jpg").unwrap(), "my file.jpg");
+        assert_eq!(decode_key("my%20file.jpg").unwrap(), "my file.jpg");
+        assert_eq!(decode_key("a%2Bb.jpg").unwrap(), "a+b.jpg");
+        assert_eq!(decode_key("100%25.jpg").unwrap(), "100%.jpg");
         assert_eq!(decode_key("caf%C3%A9/%2B%25%23%3F").unwrap(), "café/+%#?");
         assert!(decode_key("bad%zz").is_err());
         assert!(decode_key("cut%2").is_err());

@@ -249,6 +249,15 @@ pub struct PutObjectCopy {
     pub bucket_key_enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum_algorithm: Option<String>,
+    /// `COPY` (the default) or `EXCLUDE`: whether each copy carries the source's object annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotation_directive: Option<String>,
+    /// `ON` or `OFF`: an object lock event hold on each copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock_event_hold: Option<String>,
+    /// How long each copy stays protected after its event hold is released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock_event_hold_duration: Option<EventHoldDuration>,
     /// Extension (COS `MetadataDirective=Add`): `NewObjectMetadata` is merged into the source's metadata (its
     /// values win) instead of replacing it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -418,6 +427,22 @@ pub struct Retention {
     /// `COMPLIANCE` or `GOVERNANCE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// `ON` or `OFF`: an object lock event hold on each object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_hold: Option<String>,
+    /// How long each object stays protected after its event hold is released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_hold_duration: Option<EventHoldDuration>,
+}
+
+/// `S3ObjectLockEventHoldDuration` / `S3ObjectLockRetentionEventHoldDuration`: days or years (exactly one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct EventHoldDuration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub years: Option<i64>,
 }
 
 /// `S3ComputeObjectChecksumOperation`.
@@ -908,7 +933,12 @@ fn validate_operation(op: &Operation) -> Result<(), ValidationError> {
             }
             check(ret.mode.is_some() == ret.retain_until_date.is_some(), || {
                 "S3PutObjectRetention.Retention needs both Mode and RetainUntilDate, or neither (to remove it)".into()
-            })
+            })?;
+            validate_event_hold(
+                "S3PutObjectRetention.Retention.EventHold",
+                ret.event_hold.as_deref(),
+                ret.event_hold_duration.as_ref(),
+            )
         }
         Operation::S3ComputeObjectChecksum(c) => {
             let alg = c
@@ -933,8 +963,37 @@ fn validate_operation(op: &Operation) -> Result<(), ValidationError> {
     }
 }
 
+/// An event hold is `ON` or `OFF`; its duration (only with a hold) is 1 to 36,500 days or 1 to 100 years, one of
+/// the two.
+fn validate_event_hold(
+    field: &str,
+    hold: Option<&str>,
+    duration: Option<&EventHoldDuration>,
+) -> Result<(), ValidationError> {
+    if let Some(h) = hold {
+        one_of(field, h, &["OFF", "ON"])?;
+    }
+    let Some(d) = duration else { return Ok(()) };
+    check(hold.is_some(), || format!("{field}Duration needs {field}"))?;
+    match (d.days, d.years) {
+        (Some(n), None) => {
+            check((1..=36_500).contains(&n), || format!("{field}Duration.Days must be 1 to 36500, got {n}"))
+        }
+        (None, Some(n)) => check((1..=100).contains(&n), || format!("{field}Duration.Years must be 1 to 100, got {n}")),
+        _ => Err(ValidationError::bad_request(format!("{field}Duration needs exactly one of Days and Years"))),
+    }
+}
+
 fn validate_copy(c: &PutObjectCopy) -> Result<(), ValidationError> {
     let p = "S3PutObjectCopy";
+    if let Some(d) = &c.annotation_directive {
+        one_of(&format!("{p}.AnnotationDirective"), d, &["COPY", "EXCLUDE"])?;
+    }
+    validate_event_hold(
+        &format!("{p}.ObjectLockEventHold"),
+        c.object_lock_event_hold.as_deref(),
+        c.object_lock_event_hold_duration.as_ref(),
+    )?;
     check_len(&format!("{p}.TargetResource"), &c.target_resource, 1, 128)?;
     check(arn::parse_bucket_arn(&c.target_resource).is_some(), || {
         format!("{p}.TargetResource '{}' is not a bucket ARN", c.target_resource)
@@ -1182,6 +1241,46 @@ mod tests {
         assert_eq!(json["SourceKeyPrefix"], "pic");
         let plain = PutObjectCopy { target_resource: "arn:aws:s3:::dst".into(), ..Default::default() };
         assert!(serde_json::to_value(&plain).unwrap().get("SourceKeyPrefix").is_none(), "skipped when None");
+    }
+
+    #[test]
+    fn event_holds_and_the_annotation_directive() {
+        let copy = |json: serde_json::Value| {
+            let mut s = spec();
+            s.operation = serde_json::from_value(serde_json::json!({"S3PutObjectCopy": json})).unwrap();
+            s.validate()
+        };
+        let target = "arn:aws:s3:::dst";
+        copy(serde_json::json!({"TargetResource": target, "AnnotationDirective": "EXCLUDE",
+            "ObjectLockEventHold": "ON", "ObjectLockEventHoldDuration": {"Days": 30}}))
+        .unwrap();
+        let refused = |json, what: &str| {
+            let e = copy(json).unwrap_err();
+            assert!(e.message.contains(what), "{what}: {e}");
+        };
+        refused(serde_json::json!({"TargetResource": target, "AnnotationDirective": "MOVE"}), "AnnotationDirective");
+        refused(serde_json::json!({"TargetResource": target, "ObjectLockEventHold": "YES"}), "ObjectLockEventHold");
+        refused(
+            serde_json::json!({"TargetResource": target, "ObjectLockEventHoldDuration": {"Days": 1}}),
+            "ObjectLockEventHoldDuration needs S3PutObjectCopy.ObjectLockEventHold",
+        );
+        refused(
+            serde_json::json!({"TargetResource": target, "ObjectLockEventHold": "ON",
+                "ObjectLockEventHoldDuration": {"Days": 1, "Years": 1}}),
+            "exactly one of Days and Years",
+        );
+        refused(
+            serde_json::json!({"TargetResource": target, "ObjectLockEventHold": "ON",
+                "ObjectLockEventHoldDuration": {"Years": 0}}),
+            "Years must be 1 to 100",
+        );
+        let mut s = spec();
+        s.operation = serde_json::from_value(serde_json::json!({"S3PutObjectRetention": {"Retention": {
+            "EventHold": "OFF", "EventHoldDuration": {"Years": 2}}}}))
+        .unwrap();
+        s.validate().unwrap();
+        let back: JobSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s, "the new members round-trip");
     }
 
     #[test]

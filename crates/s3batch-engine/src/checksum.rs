@@ -76,8 +76,9 @@ pub fn digest(algorithm: &str, data: &[u8]) -> Option<Vec<u8>> {
     Some(h.finish())
 }
 
-/// Compute the checksum of one object; the report's ResultMessage, a JSON object with the algorithm, the type and
-/// the value (base64, as S3 writes checksums, and hex).
+/// Compute the checksum of one object. The report's ResultMessage is AWS's JSON object, keys in AWS's order —
+/// `checksum_base64` (the digest in base64, as S3 writes checksums), `etag` (unquoted), `checksumAlgorithm`,
+/// `checksumType`, `checksum_hex` (upper-case hex) — followed by s3batch's own `size`.
 pub async fn compute(
     store: &dyn ObjectStore,
     obj: &ObjectRef,
@@ -97,6 +98,7 @@ pub async fn compute(
         return Err(StorageError::not_implemented("a COMPOSITE checksum of a multipart object", "s3batch engine"));
     }
     let size = got.info.size;
+    let etag = got.info.etag.trim_matches('"').to_string();
     let mut body = got.body;
     let mut read = 0u64;
     while let Some(part) = body.next().await {
@@ -110,13 +112,28 @@ pub async fn compute(
     let value = hasher.finish();
     use base64::Engine as _;
     Ok(json!({
+        "checksum_base64": base64::engine::general_purpose::STANDARD.encode(&value),
+        "etag": etag,
         "checksumAlgorithm": algorithm,
         "checksumType": kind,
-        "checksum": base64::engine::general_purpose::STANDARD.encode(&value),
-        "checksumHex": hex::encode(&value),
+        "checksum_hex": hex::encode_upper(&value),
         "size": size,
     })
     .to_string())
+}
+
+/// The report row of a compute-checksum task that failed for good, in AWS's shape: HTTP status 200, error code
+/// `PermanentFailure`, and the storage's error in the ResultMessage as
+/// `error details: {"failureMessage":"…", "errorCode": "404"}` (`errorCode` is the storage's HTTP status; the
+/// storage's own error code leads the message).
+pub fn permanent_failure(e: StorageError) -> StorageError {
+    let http = if e.http_status == 0 { 500 } else { e.http_status };
+    let message = serde_json::Value::String(format!("{}: {}", e.code, e.message));
+    StorageError::new(
+        "PermanentFailure",
+        200,
+        format!("error details: {{\"failureMessage\":{message}, \"errorCode\": \"{http}\"}}"),
+    )
 }
 
 #[cfg(test)]
@@ -149,9 +166,18 @@ mod tests {
         let op = ComputeObjectChecksum { checksum_algorithm: Some("SHA256".into()), checksum_type: None };
         let msg = compute(&store, &ObjectRef::new("b", "k"), &op).await.unwrap();
         let v: serde_json::Value = serde_json::from_str(&msg).unwrap();
-        assert_eq!(v["checksumHex"], hex::encode(digest("SHA256", &data).unwrap()));
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["checksum_base64", "etag", "checksumAlgorithm", "checksumType", "checksum_hex", "size"]);
+        assert_eq!(v["checksum_hex"], hex::encode_upper(digest("SHA256", &data).unwrap()));
         assert_eq!(v["checksumType"], "FULL_OBJECT");
+        assert_eq!(v["etag"], s3batch_storage::md5_hex(&data));
         let missing = compute(&store, &ObjectRef::new("b", "nope"), &op).await.unwrap_err();
         assert_eq!(missing.code, "NoSuchKey");
+        let row = permanent_failure(missing);
+        assert_eq!((row.code.as_str(), row.http_status), ("PermanentFailure", 200));
+        assert_eq!(
+            row.message,
+            r#"error details: {"failureMessage":"NoSuchKey: The specified key does not exist.", "errorCode": "404"}"#
+        );
     }
 }

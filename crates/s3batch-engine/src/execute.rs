@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use s3batch_core::manifest::{CsvLayout, ManifestFormat, ManifestTask, csv_reader};
 use s3batch_core::report::{ReportRow, TaskStatus};
-use s3batch_core::{JobSpec, JobStatus, arn};
+use s3batch_core::{JobSpec, JobStatus, Operation, arn};
 use s3batch_storage::{ObjectRef, StorageError};
 use s3batch_store::{Chunk, ChunkId, ChunkResult, StatusChange};
 use tokio::sync::Semaphore;
@@ -533,6 +533,10 @@ async fn run_task(
     };
     match retry::storage_call(&engine.config, stopping, attempt).await {
         Ok(msg) => Outcome::Succeeded(msg),
+        // AWS reports a failed compute-checksum task in its own shape (200, PermanentFailure, error details).
+        Err(e) if !job.spec.dry_run && matches!(job.spec.operation, Operation::S3ComputeObjectChecksum(_)) => {
+            Outcome::Failed(crate::checksum::permanent_failure(e))
+        }
         Err(e) => Outcome::Failed(e),
     }
 }

@@ -14,8 +14,9 @@ use s3batch_core::manifest::ManifestTask;
 use s3batch_core::spec::{self, MetadataDirective, ObjectMetadata, PutObjectCopy};
 use s3batch_core::{Operation, Tag, arn};
 use s3batch_storage::{
-    Acl, AclPolicy, CompletedPart, CopyRequest, Grant, Grantee, Metadata, MultipartOptions, ObjectRef, ObjectStore,
-    Owner, Permission, PutBody, PutOptions, RestoreTier, RetentionMode, Router, StorageError, WriteResult,
+    Acl, AclPolicy, AnnotationDirective, CompletedPart, CopyRequest, EventHold, EventHoldDuration, Grant, Grantee,
+    Metadata, MultipartOptions, ObjectRef, ObjectStore, Owner, Permission, PutBody, PutOptions, RestoreTier,
+    RetentionMode, Router, StorageError, WriteResult,
 };
 
 use crate::lambda::Functions;
@@ -79,7 +80,10 @@ pub async fn run(op: &Operation, ctx: &OpCtx<'_>, task: &ManifestTask) -> Result
                 _ => return Err(invalid("Retention needs both Mode and RetainUntilDate, or neither to remove it")),
             };
             let bypass = r.bypass_governance_retention.unwrap_or(false);
-            store()?.put_object_retention(&obj, mode, until, bypass).await?;
+            match event_hold(r.retention.event_hold.as_deref(), r.retention.event_hold_duration.as_ref())? {
+                Some(hold) => store()?.put_object_retention_with_event_hold(&obj, mode, until, bypass, hold).await?,
+                None => store()?.put_object_retention(&obj, mode, until, bypass).await?,
+            }
         }
         Operation::S3ReplicateObject(_) => replicate(ctx, obj).await?,
         Operation::S3UpdateObjectEncryption(u) => update_encryption(store()?.as_ref(), obj, u).await?,
@@ -117,6 +121,27 @@ pub async fn run(op: &Operation, ctx: &OpCtx<'_>, task: &ManifestTask) -> Result
 
 fn invalid(message: impl Into<String>) -> StorageError {
     StorageError::new("InvalidArgument", 400, message)
+}
+
+/// An event hold of the job spec (`ON`/`OFF` and an optional duration in days or years).
+fn event_hold(
+    status: Option<&str>,
+    duration: Option<&spec::EventHoldDuration>,
+) -> Result<Option<EventHold>, StorageError> {
+    let on = match status {
+        None => return Ok(None),
+        Some("ON") => true,
+        Some("OFF") => false,
+        Some(other) => return Err(invalid(format!("the event hold must be ON or OFF, got {other:?}"))),
+    };
+    let n = |v: i64| i32::try_from(v).map_err(|_| invalid(format!("event hold duration {v} is too large")));
+    let duration = match duration.map(|d| (d.days, d.years)) {
+        None => None,
+        Some((Some(d), None)) => Some(EventHoldDuration::Days(n(d)?)),
+        Some((None, Some(y))) => Some(EventHoldDuration::Years(n(y)?)),
+        Some(_) => return Err(invalid("an event hold duration has exactly one of Days and Years")),
+    };
+    Ok(Some(EventHold { on, duration }))
 }
 
 /// An ISO 8601 timestamp of the job spec.
@@ -251,6 +276,14 @@ pub fn copy_request(c: &PutObjectCopy, source: ObjectRef) -> Result<CopyRequest,
         Some("ON") => Some(true),
         Some("OFF") => Some(false),
         Some(other) => return Err(invalid(format!("ObjectLockLegalHoldStatus must be ON or OFF, got {other:?}"))),
+    };
+    req.object_lock_event_hold =
+        event_hold(c.object_lock_event_hold.as_deref(), c.object_lock_event_hold_duration.as_ref())?;
+    req.annotation_directive = match c.annotation_directive.as_deref() {
+        None => None,
+        Some("COPY") => Some(AnnotationDirective::Copy),
+        Some("EXCLUDE") => Some(AnnotationDirective::Exclude),
+        Some(other) => return Err(invalid(format!("AnnotationDirective must be COPY or EXCLUDE, got {other:?}"))),
     };
     req.checksum_algorithm = c.checksum_algorithm.clone();
     req.requester_pays = c.requester_pays.unwrap_or(false);

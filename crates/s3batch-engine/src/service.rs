@@ -450,6 +450,106 @@ impl JobService {
     }
 }
 
+impl JobService {
+    /// The storage this service reaches (the console looks up a manifest's ETag through it), if it has one.
+    pub fn storage(&self) -> Option<&Arc<s3batch_storage::Router>> {
+        self.storage.as_ref().map(|(r, _)| r)
+    }
+
+    /// A HEAD of one object, for a front end that helps a user of `account` fill in a manifest location (its
+    /// ETag). With roles, it goes through the role the user named, or else through a role of the account that may
+    /// read the bucket (none: `AccessDenied`): a user sees nothing its jobs could not read.
+    pub async fn head_object(
+        &self,
+        account: &str,
+        role: Option<&str>,
+        bucket: &str,
+        key: &str,
+    ) -> Result<s3batch_storage::ObjectInfo> {
+        let mut router = self.storage().ok_or_else(no_storage)?.clone();
+        if let Some(roles) = &self.roles {
+            let mine = roles.of_account(account);
+            let role = match role {
+                Some(r) => Some(r.to_string()),
+                None if roles.required() || !mine.is_empty() => match mine.iter().find(|r| r.may_read(bucket)) {
+                    Some(r) => Some(r.arn.clone()),
+                    None => {
+                        return Err(ServiceError::access_denied(format!(
+                            "Access Denied: no role of account {account} may read bucket {bucket}"
+                        )));
+                    }
+                },
+                None => None,
+            };
+            router = roles.router_for(account, role.as_deref());
+        }
+        let obj = s3batch_storage::ObjectRef::new(bucket, key);
+        let store = router.store_for(bucket).map_err(storage_error)?;
+        store.head_object(&obj).await.map_err(storage_error)
+    }
+
+    /// A job's status history: its recorded events, oldest first (as far as `engine.events.retention_hours`
+    /// keeps them), at most 1,000.
+    pub async fn history(&self, account: &str, id: &str) -> Result<Vec<s3batch_store::JobEventRecord>> {
+        let job = self.describe(account, id).await?;
+        Ok(self.store.job_events(&job.id, 1000).await?)
+    }
+
+    /// The completion report of a job of `account`: where its manifest.json is and what it lists. `None` while
+    /// no report was written (the job has not finished, or it has none).
+    pub async fn report(&self, account: &str, id: &str) -> Result<Option<JobReportFiles>> {
+        let job = self.describe(account, id).await?;
+        let (Some(key), Some(bucket)) =
+            (job.report_key.as_ref(), job.spec.report.bucket.as_deref().and_then(s3batch_core::arn::parse_bucket_arn))
+        else {
+            return Ok(None);
+        };
+        let bytes = self.read_object(&bucket, key).await?;
+        let manifest: s3batch_core::report::ReportManifest = serde_json::from_slice(&bytes).map_err(|e| {
+            ServiceError::new(
+                "InternalServiceException",
+                500,
+                format!("the report's manifest s3://{bucket}/{key} is not valid: {e}"),
+            )
+        })?;
+        Ok(Some(JobReportFiles { bucket: bucket.to_string(), manifest_key: key.clone(), manifest }))
+    }
+
+    /// A report file's bytes (one results file: a part of the report, never the whole of a large one).
+    pub async fn read_object(&self, bucket: &str, key: &str) -> Result<bytes::Bytes> {
+        self.open_object(bucket, key).await?.bytes().await.map_err(storage_error)
+    }
+
+    /// A report file as a stream, for a download.
+    pub async fn open_object(&self, bucket: &str, key: &str) -> Result<s3batch_storage::GetResult> {
+        let router = self.storage().ok_or_else(no_storage)?;
+        let store = router.store_for(bucket).map_err(storage_error)?;
+        store.get_object(&s3batch_storage::ObjectRef::new(bucket, key), None).await.map_err(storage_error)
+    }
+}
+
+/// A written completion report.
+#[derive(Debug, Clone)]
+pub struct JobReportFiles {
+    pub bucket: String,
+    /// The key of its `manifest.json`.
+    pub manifest_key: String,
+    pub manifest: s3batch_core::report::ReportManifest,
+}
+
+fn no_storage() -> ServiceError {
+    ServiceError::new("InternalServiceException", 500, "this server has no storage")
+}
+
+fn storage_error(e: s3batch_storage::StorageError) -> ServiceError {
+    let (code, status) = match e.http_status {
+        404 => ("NotFoundException", 404),
+        403 => ("AccessDenied", 403),
+        _ => ("InternalServiceException", 500),
+    };
+    ServiceError::new(code, status, format!("{}: {}", e.code, e.message))
+}
+
 /// JobId: 5..36 characters of `[a-zA-Z0-9\-_]`.
 fn check_id(id: &str) -> Result<()> {
     let ok = (5..=36).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');

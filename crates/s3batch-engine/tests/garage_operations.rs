@@ -299,14 +299,14 @@ async fn operations_against_garage() {
     let v: Value = serde_json::from_str(&rows.succeeded[0].result_message).unwrap();
     let expected = {
         use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&sum_body))
+        hex::encode_upper(sha2::Sha256::digest(&sum_body))
     };
-    assert_eq!(v["checksumHex"], expected.as_str(), "{v}");
+    assert_eq!(v["checksum_hex"], expected.as_str(), "{v}");
     assert_eq!(v["size"], sum_body.len());
     let rows = h.run(json!({"S3ComputeObjectChecksum": {"ChecksumAlgorithm": "CRC32"}}), &[&["copies", "big"]]).await;
     assert_ok(&rows, "copies", "big");
     let v: Value = serde_json::from_str(&rows.succeeded[0].result_message).unwrap();
-    assert_eq!(v["checksumHex"], format!("{:08x}", crc32fast::hash(&big)).as_str(), "of the multipart copy: {v}");
+    assert_eq!(v["checksum_hex"], format!("{:08X}", crc32fast::hash(&big)).as_str(), "of the multipart copy: {v}");
 
     // --- delete; a missing key is deleted too (S3 answers 204 either way).
     h.put("data", "del", b"bye", PutOptions::default()).await;

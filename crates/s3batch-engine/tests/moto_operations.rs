@@ -355,7 +355,7 @@ async fn every_operation_against_moto() {
     h.put("data", "sum", b"123456789", PutOptions::default()).await;
     let rows = h.run(json!({"S3ComputeObjectChecksum": {"ChecksumAlgorithm": "CRC32"}}), &[&["data", "sum"]]).await;
     let v: Value = serde_json::from_str(&rows.succeeded[0].result_message).unwrap();
-    assert_eq!(v["checksumHex"], "cbf43926");
+    assert_eq!(v["checksum_hex"], "CBF43926");
 
     // --- replication to another backend (moto → memory), keeping metadata and tags.
     let meta = Metadata { cache_control: Some("max-age=1".into()), ..Default::default() };

@@ -499,14 +499,30 @@ async fn compute_checksums() {
         ("SHA256", "15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225"),
     ] {
         let op = json!({"S3ComputeObjectChecksum": {"ChecksumAlgorithm": alg, "ChecksumType": "FULL_OBJECT"}});
-        let (_, rows) = h.run(op, &[&["data", "c"]]).await;
+        let (_, rows) = h.run(op, &[&["data", "c"], &["data", "missing"]]).await;
         let r = &rows.succeeded[0];
         assert_eq!((r.status.as_str(), r.http_status.as_str()), ("succeeded", "200"));
+        // AWS's keys, in AWS's order; s3batch's own `size` after them.
         let v: Value = serde_json::from_str(&r.result_message).unwrap();
-        assert_eq!(v["checksumHex"], hex, "{alg}");
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["checksum_base64", "etag", "checksumAlgorithm", "checksumType", "checksum_hex", "size"]);
+        assert_eq!(v["checksum_hex"], hex.to_uppercase(), "{alg}");
         let b64 = base64::engine::general_purpose::STANDARD.encode(hex::decode(hex).unwrap());
-        assert_eq!(v["checksum"], b64.as_str(), "{alg}");
+        assert_eq!(v["checksum_base64"], b64.as_str(), "{alg}");
+        assert_eq!(v["checksumAlgorithm"], alg);
+        assert_eq!(v["checksumType"], "FULL_OBJECT");
+        assert_eq!(v["etag"], s3batch_storage::md5_hex(b"123456789"));
         assert_eq!(v["size"], 9);
+        // A missing object: AWS's failed-task row (200, PermanentFailure, error details with the HTTP status).
+        let f = &rows.failed[0];
+        assert_eq!(
+            (f.status.as_str(), f.http_status.as_str(), f.error_code.as_str()),
+            ("failed", "200", "PermanentFailure")
+        );
+        assert_eq!(
+            f.result_message,
+            r#"error details: {"failureMessage":"NoSuchKey: The specified key does not exist.", "errorCode": "404"}"#
+        );
     }
 }
 

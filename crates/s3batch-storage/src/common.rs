@@ -171,6 +171,7 @@ pub(crate) struct Capabilities {
     pub encryption: bool,
     pub object_lock: bool,
     pub checksums: bool,
+    pub event_hold: bool,
 }
 
 /// Checks every non-S3 backend makes before a copy, in S3's order.
@@ -198,6 +199,9 @@ pub(crate) fn check_supported(o: &MultipartOptions, backend: &str, caps: Capabil
         && (o.object_lock_mode.is_some() || o.object_lock_retain_until.is_some() || o.object_lock_legal_hold.is_some())
     {
         return Err(StorageError::not_implemented("object lock", backend));
+    }
+    if !caps.event_hold && o.object_lock_event_hold.is_some() {
+        return Err(StorageError::not_implemented("object lock event holds", backend));
     }
     if !caps.checksums && o.checksum_algorithm.is_some() {
         return Err(StorageError::not_implemented("additional checksums", backend));
@@ -546,7 +550,7 @@ pub(crate) fn page_size(max_keys: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ObjectRef;
+    use crate::{AnnotationDirective, EventHold, EventHoldDuration, ObjectRef};
 
     #[test]
     fn ranges() {
@@ -584,8 +588,10 @@ mod tests {
         assert_eq!(check_copy_preconditions(&r, 11_000).unwrap_err().code, "PreconditionFailed");
     }
 
-    const ALL: Capabilities = Capabilities { acl: true, encryption: true, object_lock: true, checksums: true };
-    const NONE: Capabilities = Capabilities { acl: false, encryption: false, object_lock: false, checksums: false };
+    const ALL: Capabilities =
+        Capabilities { acl: true, encryption: true, object_lock: true, checksums: true, event_hold: false };
+    const NONE: Capabilities =
+        Capabilities { acl: false, encryption: false, object_lock: false, checksums: false, event_hold: false };
 
     #[test]
     fn copy_requests() {
@@ -632,6 +638,12 @@ mod tests {
         r.object_lock_legal_hold = Some(false);
         assert_eq!(check_copy_request(&r, "local", NONE).unwrap_err().code, "NotImplemented");
         r.object_lock_legal_hold = None;
+        r.object_lock_event_hold = Some(EventHold { on: true, duration: Some(EventHoldDuration::Days(3)) });
+        assert_eq!(check_copy_request(&r, "memory", ALL).unwrap_err().code, "NotImplemented");
+        r.object_lock_event_hold = None;
+        r.annotation_directive = Some(AnnotationDirective::Exclude);
+        assert!(check_copy_request(&r, "local", NONE).is_ok(), "no annotations to exclude");
+        r.annotation_directive = None;
 
         r.checksum_algorithm = Some("CRC32".into());
         assert_eq!(check_copy_request(&r, "local", NONE).unwrap_err().code, "NotImplemented");

@@ -261,6 +261,10 @@ pub struct CopyRequest {
     pub object_lock_mode: Option<RetentionMode>,
     pub object_lock_retain_until: Option<Millis>,
     pub object_lock_legal_hold: Option<bool>,
+    /// An object lock event hold on the new object.
+    pub object_lock_event_hold: Option<EventHold>,
+    /// `None`: the store's default (S3: `COPY`). Backends without annotations have none to copy or exclude.
+    pub annotation_directive: Option<AnnotationDirective>,
     /// `x-amz-checksum-algorithm`: `CRC32`, `CRC32C`, `SHA1`, `SHA256`, `CRC64NVME`, …
     pub checksum_algorithm: Option<String>,
     /// `x-amz-request-payer: requester`.
@@ -291,6 +295,8 @@ impl CopyRequest {
             object_lock_mode: None,
             object_lock_retain_until: None,
             object_lock_legal_hold: None,
+            object_lock_event_hold: None,
+            annotation_directive: None,
             checksum_algorithm: None,
             requester_pays: false,
             website_redirect_location: None,
@@ -328,6 +334,7 @@ impl CopyRequest {
             object_lock_mode: self.object_lock_mode,
             object_lock_retain_until: self.object_lock_retain_until,
             object_lock_legal_hold: self.object_lock_legal_hold,
+            object_lock_event_hold: self.object_lock_event_hold,
             checksum_algorithm: self.checksum_algorithm.clone(),
             requester_pays: self.requester_pays,
             website_redirect_location: self.website_redirect_location.clone().or(website_redirect_location),
@@ -354,6 +361,7 @@ pub struct MultipartOptions {
     pub object_lock_mode: Option<RetentionMode>,
     pub object_lock_retain_until: Option<Millis>,
     pub object_lock_legal_hold: Option<bool>,
+    pub object_lock_event_hold: Option<EventHold>,
     /// Every part then carries a checksum of this algorithm, and the completed object a composite one.
     pub checksum_algorithm: Option<String>,
     pub requester_pays: bool,
@@ -618,6 +626,39 @@ impl RetentionMode {
     }
 }
 
+/// An object lock event hold (S3's `x-amz-object-lock-event-hold` on a new object, `EventHold` in
+/// PutObjectRetention): while `on`, the object cannot be deleted or overwritten; once released, it stays protected
+/// for `duration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EventHold {
+    pub on: bool,
+    pub duration: Option<EventHoldDuration>,
+}
+
+/// How long an object stays protected after its event hold is released: days or years, as S3 takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum EventHoldDuration {
+    Days(i32),
+    Years(i32),
+}
+
+/// `x-amz-object-annotation-directive` of a copy: whether the new object carries the source's annotations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnotationDirective {
+    Copy,
+    Exclude,
+}
+
+impl AnnotationDirective {
+    /// `COPY` or `EXCLUDE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnnotationDirective::Copy => "COPY",
+            AnnotationDirective::Exclude => "EXCLUDE",
+        }
+    }
+}
+
 /// An object's retention: both set, or neither (no retention).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Retention {
@@ -810,6 +851,19 @@ pub trait ObjectStore: Debug + Send + Sync + 'static {
         retain_until: Option<Millis>,
         bypass_governance: bool,
     ) -> Result<()>;
+    /// PutObjectRetention that also sets an object lock event hold (`EventHold`, `EventHoldDuration`). Backends
+    /// without event holds answer `NotImplemented`.
+    async fn put_object_retention_with_event_hold(
+        &self,
+        obj: &ObjectRef,
+        mode: Option<RetentionMode>,
+        retain_until: Option<Millis>,
+        bypass_governance: bool,
+        event_hold: EventHold,
+    ) -> Result<()> {
+        let _ = (obj, mode, retain_until, bypass_governance, event_hold);
+        Err(StorageError::not_implemented("object lock event holds", self.kind()))
+    }
     /// GetObjectRetention: both `None` when the object has no retention.
     async fn get_object_retention(&self, obj: &ObjectRef) -> Result<Retention>;
     /// PutObjectLegalHold: `ON` or `OFF`.

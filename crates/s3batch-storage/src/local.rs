@@ -56,7 +56,7 @@ const UPLOAD_FILE: &str = "upload.json";
 
 /// What a directory can keep: none of ACLs, object lock, encryption, additional checksums.
 const CAPABILITIES: common::Capabilities =
-    common::Capabilities { acl: false, encryption: false, object_lock: false, checksums: false };
+    common::Capabilities { acl: false, encryption: false, object_lock: false, checksums: false, event_hold: false };
 const META_SUFFIX: &str = ".meta.json";
 const LONG_META_SUFFIX: &str = ".meta-long.json";
 const NAME_MAX: usize = 255;

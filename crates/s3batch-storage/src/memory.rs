@@ -38,7 +38,9 @@ use crate::{
 /// The canonical user id that owns every object of a [`MemoryStore`].
 pub const MEMORY_OWNER_ID: &str = "5e3b47c1d2a8f0960b7e4c3a1f2d8e9b0c6a5d4e3f2a1b0c9d8e7f6a5b4c3d2e";
 
-const CAPABILITIES: Capabilities = Capabilities { acl: true, encryption: true, object_lock: true, checksums: true };
+/// Event holds are not kept: a request for one answers `NotImplemented`.
+const CAPABILITIES: Capabilities =
+    Capabilities { acl: true, encryption: true, object_lock: true, checksums: true, event_hold: false };
 
 fn memory_owner() -> Owner {
     Owner { id: MEMORY_OWNER_ID.into(), display_name: Some("s3batch-memory".into()) }

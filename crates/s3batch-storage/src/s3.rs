@@ -32,10 +32,11 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
-    AccessControlPolicy, BucketLocationConstraint, ChecksumAlgorithm, CompletedMultipartUpload,
-    CreateBucketConfiguration, GlacierJobParameters, MetadataDirective, ObjectCannedAcl, ObjectLockLegalHold,
-    ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode, RequestPayer,
-    RestoreRequest, ServerSideEncryption, StorageClass, Tagging, TaggingDirective, Tier, Type,
+    AccessControlPolicy, AnnotationDirective, BucketLocationConstraint, ChecksumAlgorithm, CompletedMultipartUpload,
+    CreateBucketConfiguration, EventHoldDuration as SdkEventHoldDuration, GlacierJobParameters, MetadataDirective,
+    ObjectCannedAcl, ObjectLockEventHold, ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockMode,
+    ObjectLockRetention, ObjectLockRetentionMode, RequestPayer, RestoreRequest, ServerSideEncryption, StorageClass,
+    Tagging, TaggingDirective, Tier, Type,
 };
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -44,9 +45,9 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::common;
 use crate::config::StorageConfig;
 use crate::{
-    Acl, AclPolicy, CompletedPart, CopyRequest, GetResult, Grant, Grantee, ListPage, ListedObject, Metadata, Millis,
-    MultipartOptions, MultipartUpload, ObjectInfo, ObjectRef, ObjectStore, ObjectVersion, Owner, Permission, PutBody,
-    PutOptions, RestoreTier, Result, Retention, RetentionMode, StorageError, Tag, VersionPage, WriteResult,
+    Acl, AclPolicy, CompletedPart, CopyRequest, EventHold, GetResult, Grant, Grantee, ListPage, ListedObject, Metadata,
+    Millis, MultipartOptions, MultipartUpload, ObjectInfo, ObjectRef, ObjectStore, ObjectVersion, Owner, Permission,
+    PutBody, PutOptions, RestoreTier, Result, Retention, RetentionMode, StorageError, Tag, VersionPage, WriteResult,
 };
 
 /// `Content-MD5` of an empty body.
@@ -545,6 +546,10 @@ impl S3Store {
             .set_object_lock_mode(req.object_lock_mode.map(|m| ObjectLockMode::from(m.as_str())))
             .set_object_lock_retain_until_date(req.object_lock_retain_until.map(DateTime::from_millis))
             .set_object_lock_legal_hold_status(req.object_lock_legal_hold.map(legal_hold_status))
+            .set_object_lock_event_hold(req.object_lock_event_hold.map(|h| event_hold_status(h.on)))
+            .set_object_lock_event_hold_duration_days(event_hold_days(req.object_lock_event_hold))
+            .set_object_lock_event_hold_duration_years(event_hold_years(req.object_lock_event_hold))
+            .set_annotation_directive(req.annotation_directive.map(|d| AnnotationDirective::from(d.as_str())))
             .set_checksum_algorithm(req.checksum_algorithm.as_deref().map(ChecksumAlgorithm::from))
             .set_request_payer(request_payer(req.requester_pays))
             .set_website_redirect_location(req.website_redirect_location.clone())
@@ -568,7 +573,8 @@ impl S3Store {
         };
         let locked = req.object_lock_mode.is_some()
             || req.object_lock_retain_until.is_some()
-            || req.object_lock_legal_hold.is_some();
+            || req.object_lock_legal_hold.is_some()
+            || req.object_lock_event_hold.is_some();
         let sent = if locked {
             // Some stores (moto) want an integrity header on any write with object lock headers, as S3 does on
             // PutObject: the MD5 of the (empty) body is always right.
@@ -1005,21 +1011,18 @@ impl ObjectStore for S3Store {
         retain_until: Option<Millis>,
         bypass_governance: bool,
     ) -> Result<()> {
-        let retention = ObjectLockRetention::builder()
-            .set_mode(mode.map(|m| ObjectLockRetentionMode::from(m.as_str())))
-            .set_retain_until_date(retain_until.map(DateTime::from_millis))
-            .build();
-        self.client
-            .put_object_retention()
-            .bucket(&obj.bucket)
-            .key(&obj.key)
-            .set_version_id(obj.version_id.clone())
-            .retention(retention)
-            .set_bypass_governance_retention(bypass_governance.then_some(true))
-            .send()
-            .await
-            .map_err(|e| storage_error(e, not_found_code(obj)))?;
-        Ok(())
+        self.retention(obj, mode, retain_until, bypass_governance, None).await
+    }
+
+    async fn put_object_retention_with_event_hold(
+        &self,
+        obj: &ObjectRef,
+        mode: Option<RetentionMode>,
+        retain_until: Option<Millis>,
+        bypass_governance: bool,
+        event_hold: EventHold,
+    ) -> Result<()> {
+        self.retention(obj, mode, retain_until, bypass_governance, Some(event_hold)).await
     }
 
     async fn get_object_retention(&self, obj: &ObjectRef) -> Result<Retention> {
@@ -1128,6 +1131,9 @@ impl ObjectStore for S3Store {
             .set_object_lock_mode(opts.object_lock_mode.map(|m| ObjectLockMode::from(m.as_str())))
             .set_object_lock_retain_until_date(opts.object_lock_retain_until.map(DateTime::from_millis))
             .set_object_lock_legal_hold_status(opts.object_lock_legal_hold.map(legal_hold_status))
+            .set_object_lock_event_hold(opts.object_lock_event_hold.map(|h| event_hold_status(h.on)))
+            .set_object_lock_event_hold_duration_days(event_hold_days(opts.object_lock_event_hold))
+            .set_object_lock_event_hold_duration_years(event_hold_years(opts.object_lock_event_hold))
             .set_checksum_algorithm(opts.checksum_algorithm.as_deref().map(ChecksumAlgorithm::from))
             .set_request_payer(request_payer(opts.requester_pays))
             .set_website_redirect_location(opts.website_redirect_location.clone())
@@ -1213,6 +1219,60 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|e| storage_error(e, "NoSuchUpload"))?;
         Ok(())
+    }
+}
+
+impl S3Store {
+    /// PutObjectRetention, with an event hold where one is asked for.
+    async fn retention(
+        &self,
+        obj: &ObjectRef,
+        mode: Option<RetentionMode>,
+        retain_until: Option<Millis>,
+        bypass_governance: bool,
+        event_hold: Option<EventHold>,
+    ) -> Result<()> {
+        let retention = ObjectLockRetention::builder()
+            .set_mode(mode.map(|m| ObjectLockRetentionMode::from(m.as_str())))
+            .set_retain_until_date(retain_until.map(DateTime::from_millis))
+            .set_event_hold(event_hold.map(|h| event_hold_status(h.on)))
+            .set_event_hold_duration(event_hold.and_then(|h| h.duration).map(|d| {
+                let (days, years) = match d {
+                    crate::EventHoldDuration::Days(n) => (Some(n), None),
+                    crate::EventHoldDuration::Years(n) => (None, Some(n)),
+                };
+                SdkEventHoldDuration::builder().set_days(days).set_years(years).build()
+            }))
+            .build();
+        self.client
+            .put_object_retention()
+            .bucket(&obj.bucket)
+            .key(&obj.key)
+            .set_version_id(obj.version_id.clone())
+            .retention(retention)
+            .set_bypass_governance_retention(bypass_governance.then_some(true))
+            .send()
+            .await
+            .map_err(|e| storage_error(e, not_found_code(obj)))?;
+        Ok(())
+    }
+}
+
+fn event_hold_status(on: bool) -> ObjectLockEventHold {
+    if on { ObjectLockEventHold::On } else { ObjectLockEventHold::Off }
+}
+
+fn event_hold_days(h: Option<EventHold>) -> Option<i32> {
+    match h?.duration? {
+        crate::EventHoldDuration::Days(n) => Some(n),
+        crate::EventHoldDuration::Years(_) => None,
+    }
+}
+
+fn event_hold_years(h: Option<EventHold>) -> Option<i32> {
+    match h?.duration? {
+        crate::EventHoldDuration::Years(n) => Some(n),
+        crate::EventHoldDuration::Days(_) => None,
     }
 }
 

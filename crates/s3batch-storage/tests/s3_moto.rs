@@ -24,8 +24,8 @@ use bytes::Bytes;
 use s3batch_storage::conformance::{self, Profile, rich_metadata};
 use s3batch_storage::s3::S3Store;
 use s3batch_storage::{
-    ALL_USERS, BackendKind, CopyRequest, Grant, Grantee, Metadata, ObjectRef, ObjectStore, Permission, PutBody,
-    PutOptions, RetentionMode, StorageConfig, Tag,
+    ALL_USERS, AnnotationDirective, BackendKind, CopyRequest, EventHold, EventHoldDuration, Grant, Grantee, Metadata,
+    ObjectRef, ObjectStore, Permission, PutBody, PutOptions, RetentionMode, StorageConfig, Tag,
 };
 
 /// A moto server, killed on drop.
@@ -204,6 +204,30 @@ impl Intercept for CopyHeaders {
     }
 }
 
+/// Records the body of every PutObjectRetention request.
+#[derive(Debug, Clone, Default)]
+struct RetentionBodies(Arc<Mutex<Vec<String>>>);
+
+impl Intercept for RetentionBodies {
+    fn name(&self) -> &'static str {
+        "RetentionBodies"
+    }
+
+    fn read_before_transmit(
+        &self,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let r = ctx.request();
+        if r.method() == "PUT" && r.uri().contains("retention") {
+            let body = r.body().bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+            self.0.lock().unwrap().push(body);
+        }
+        Ok(())
+    }
+}
+
 /// Records the method and URI of every request.
 #[derive(Debug, Clone, Default)]
 struct Requests(Arc<Mutex<Vec<(String, String)>>>);
@@ -296,8 +320,11 @@ async fn s3_specifics_against_moto() {
     let moto = start_moto();
     let seen = CopyHeaders::default();
     let requests = Requests::default();
-    let s =
-        moto_store(&config(&moto.endpoint), &[&|b| b.interceptor(seen.clone()), &|b| b.interceptor(requests.clone())]);
+    let bodies = RetentionBodies::default();
+    let s = moto_store(
+        &config(&moto.endpoint),
+        &[&|b| b.interceptor(seen.clone()), &|b| b.interceptor(requests.clone()), &|b| b.interceptor(bodies.clone())],
+    );
     assert_eq!(s.kind(), "s3");
 
     s.create_bucket("specifics").await.unwrap();
@@ -379,6 +406,27 @@ async fn s3_specifics_against_moto() {
     // moto has no GetObjectRetention: it answers the object itself, which is an error here, never a retention.
     let e = s.get_object_retention(&ObjectRef::new("specifics-lock", "locked")).await.unwrap_err();
     assert!(!e.transient, "{e:?}");
+
+    // The newest CopyObject members: an object lock event hold with its duration, and the annotation directive.
+    let mut c = CopyRequest::new(ObjectRef::new("specifics", "src"), "specifics-lock", "event-held");
+    c.object_lock_event_hold = Some(EventHold { on: true, duration: Some(EventHoldDuration::Days(30)) });
+    c.annotation_directive = Some(AnnotationDirective::Exclude);
+    s.copy_object(&c).await.unwrap();
+    let h = seen.0.lock().unwrap().pop().expect("the copy request was seen");
+    assert_eq!(header(&h, "x-amz-object-lock-event-hold").as_deref(), Some("ON"));
+    assert_eq!(header(&h, "x-amz-object-lock-event-hold-duration-days").as_deref(), Some("30"));
+    assert_eq!(header(&h, "x-amz-object-lock-event-hold-duration-years"), None);
+    assert_eq!(header(&h, "x-amz-object-annotation-directive").as_deref(), Some("EXCLUDE"));
+    assert_eq!(header(&h, "content-md5").as_deref(), Some("1B2M2Y8AsgTpgAmY7PhCfg=="), "an object lock header");
+
+    // PutObjectRetention carries EventHold and EventHoldDuration in its body.
+    let hold = EventHold { on: false, duration: Some(EventHoldDuration::Years(2)) };
+    s.put_object_retention_with_event_hold(&ObjectRef::new("specifics-lock", "event-held"), None, None, false, hold)
+        .await
+        .unwrap();
+    let body = bodies.0.lock().unwrap().pop().expect("the retention request was seen");
+    assert!(body.contains("<EventHold>OFF</EventHold>"), "{body}");
+    assert!(body.contains("<EventHoldDuration><Years>2</Years></EventHoldDuration>"), "{body}");
 
     // With the SDK's default checksums (streaming uploads in aws-chunked encoding) too.
     let mut c = config(&moto.endpoint);

@@ -548,6 +548,12 @@ pub async fn events_record_creation_and_changes(s: &dyn JobStore) {
     assert!(evs.iter().all(|e| uuid::Uuid::parse_str(&e.event_id).is_ok()));
     assert!(evs.iter().all(|e| e.job_event_id.len() == 32 && e.job_event_id.bytes().all(|b| b.is_ascii_hexdigit())));
 
+    // One job's events: its status history.
+    assert_eq!(s.job_events(&j.id, 100).await.unwrap(), evs[..7]);
+    assert_eq!(s.job_events(&j.id, 2).await.unwrap(), evs[..2]);
+    assert_eq!(s.job_events(&other.id, 100).await.unwrap(), evs[7..]);
+    assert!(s.job_events("no-such-job", 100).await.unwrap().is_empty());
+
     // Paging with a cursor gives the same events.
     let first = s.events_after(0, 3).await.unwrap();
     assert_eq!(first, evs[..3]);

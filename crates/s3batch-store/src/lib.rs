@@ -137,6 +137,9 @@ pub trait JobStore: std::fmt::Debug + Send + Sync + 'static {
     /// change) with `seq > after_seq`, in `seq` order, at most `limit`. A reader that moves its cursor to the last
     /// seq it got never skips an event: seqs are committed in order.
     async fn events_after(&self, after_seq: i64, limit: i64) -> Result<Vec<JobEventRecord>>;
+    /// The recorded events of one job (its status history, as far as events are kept), oldest first, at most
+    /// `limit`.
+    async fn job_events(&self, job_id: &str, limit: i64) -> Result<Vec<JobEventRecord>>;
     /// How far the event sink `sink` got (the last seq delivered or given up); None if it never delivered one.
     async fn event_cursor(&self, sink: &str) -> Result<Option<i64>>;
     /// Move the sink's cursor forward to `seq` (never back: a smaller seq leaves it where it is).

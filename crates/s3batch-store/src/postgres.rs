@@ -740,6 +740,15 @@ impl JobStore for PgStore {
         rows.iter().map(event_from_row).collect()
     }
 
+    async fn job_events(&self, job_id: &str, limit: i64) -> Result<Vec<JobEventRecord>> {
+        let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE job_id = $1 ORDER BY seq LIMIT $2"))
+            .bind(job_id)
+            .bind(pg_limit(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
     async fn event_cursor(&self, sink: &str) -> Result<Option<i64>> {
         let seq = sqlx::query_scalar("SELECT seq FROM event_cursors WHERE sink = $1")
             .bind(sink)

@@ -706,6 +706,15 @@ impl JobStore for SqliteStore {
         rows.iter().map(event_from_row).collect()
     }
 
+    async fn job_events(&self, job_id: &str, limit: i64) -> Result<Vec<JobEventRecord>> {
+        let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE job_id = ? ORDER BY seq LIMIT ?"))
+            .bind(job_id)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
     async fn event_cursor(&self, sink: &str) -> Result<Option<i64>> {
         let seq = sqlx::query_scalar("SELECT seq FROM event_cursors WHERE sink = ?")
             .bind(sink)

@@ -40,6 +40,9 @@ pub struct ServerConfig {
     pub requests_per_second: f64,
     /// Burst allowed above `requests_per_second`. Default: 50.
     pub request_burst: u32,
+    /// Host names (without port) an open server (no `[[accounts]]`) answers to besides loopback names and
+    /// addresses; requests under any other `Host` are refused (DNS rebinding). Default: none.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +54,7 @@ impl Default for ServerConfig {
             region: "us-east-1".into(),
             requests_per_second: 0.0,
             request_burst: 50,
+            allowed_hosts: Vec::new(),
         }
     }
 }

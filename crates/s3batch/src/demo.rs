@@ -16,7 +16,8 @@ use crate::config::Config;
 use crate::progress::Progress;
 use crate::serve;
 
-pub const ACCOUNT: &str = "123456789012";
+/// The open server's default account, so `serve` on the demo's data directory shows the job in the console.
+pub const ACCOUNT: &str = s3batch_api::auth::DEFAULT_ACCOUNT;
 const DATA: &str = "demo-photos";
 const MANIFESTS: &str = "demo-manifests";
 const REPORTS: &str = "demo-reports";
@@ -151,6 +152,10 @@ pub async fn run(data_dir: PathBuf, objects: usize, missing: usize) -> Result<()
     if done.status != JobStatus::Complete {
         bail!("the demo job ended {}", done.status);
     }
+    println!();
+    println!("  see it in the web console: run");
+    println!("    cargo run --release -- serve --data-dir {}", data_dir.display());
+    println!("  and open http://127.0.0.1:8080/console/jobs/{}", job.id);
     Ok(())
 }
 

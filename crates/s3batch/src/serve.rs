@@ -111,6 +111,7 @@ pub async fn serve(
         state.limiter =
             Arc::new(s3batch_api::RateLimiter::new(config.server.requests_per_second, config.server.request_burst));
     }
+    state.allowed_hosts = config.server.allowed_hosts.clone();
     let app = s3batch_api::router(state);
     if with_engine {
         parts.engine.register().await; // listed in `s3batch workers` by the time the address is printed

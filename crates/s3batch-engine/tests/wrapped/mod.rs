@@ -153,6 +153,9 @@ impl<G: Gate> JobStore for Wrapped<G> {
     async fn events_after(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<s3batch_store::JobEventRecord>> {
         self.gate.around(self.inner.events_after(after_seq, limit)).await
     }
+    async fn job_events(&self, job_id: &str, limit: i64) -> StoreResult<Vec<s3batch_store::JobEventRecord>> {
+        self.gate.around(self.inner.job_events(job_id, limit)).await
+    }
     async fn event_cursor(&self, sink: &str) -> StoreResult<Option<i64>> {
         self.gate.around(self.inner.event_cursor(sink)).await
     }

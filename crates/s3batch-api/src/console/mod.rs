@@ -1,0 +1,727 @@
+//! The web console, at `/console` (and `/` redirects there): the job list, a job's detail with its actions, the
+//! completion report, and a create-job form, server-rendered (maud) with a little plain JavaScript, all inside the
+//! binary. It calls the same [`JobService`](s3batch_engine::service::JobService) as the APIs, with the same errors.
+//!
+//! Who: with `[[accounts]]`, a user signs in with an access key id and secret and acts for that key's account
+//! only (see [`session`]); on an open server (no accounts) the console opens without sign-in, as the default
+//! account. Every state-changing request is a same-origin POST (the [`crate::crosssite`] guard) carrying the
+//! session's CSRF token; pages forbid framing and inline scripts.
+
+pub mod form;
+pub mod session;
+mod views;
+
+use axum::Router;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::Markup;
+use s3batch_core::{JobStatus, Tag, time};
+use s3batch_engine::service::ServiceError;
+use s3batch_store::Job;
+
+use crate::AppState;
+use crate::auth::{DEFAULT_ACCOUNT, constant_time_eq};
+use crate::json::JobView;
+use form::Values;
+use session::{COOKIE, IDLE_MS, PRE_COOKIE, Session, set_cookie};
+use views::Who;
+
+/// Jobs a list page shows.
+pub const PAGE_SIZE: usize = 25;
+/// Rows a report page shows.
+pub const REPORT_PAGE_SIZE: usize = 100;
+/// The list covers jobs created in the last this many days, as the S3 console's does.
+pub const LIST_DAYS: i64 = 90;
+
+const CSS: &str = include_str!("assets/console.css");
+const JS: &str = include_str!("assets/console.js");
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/console") }))
+        .route("/console", get(list))
+        .route("/console/", get(|| async { Redirect::to("/console") }))
+        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/jobs", post(create))
+        .route("/console/jobs/new", get(new_job))
+        .route("/console/jobs/{id}", get(detail))
+        .route("/console/jobs/{id}/confirm", get(confirm_page))
+        .route("/console/jobs/{id}/status", post(set_status))
+        .route("/console/jobs/{id}/priority", post(set_priority))
+        .route("/console/jobs/{id}/rate-limit", post(set_rate_limit))
+        .route("/console/jobs/{id}/rerun", post(rerun))
+        .route("/console/jobs/{id}/tags", post(set_tags))
+        .route("/console/jobs/{id}/report", get(report_page))
+        .route("/console/jobs/{id}/report.csv", get(report_csv))
+        .route("/console/etag", get(etag))
+        .route("/console/assets/console.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
+        .route("/console/assets/console.js", get(|| async { asset("text/javascript; charset=utf-8", JS) }))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+fn now() -> i64 {
+    time::now_millis()
+}
+
+/// The caller's session, and the cookie to set when it was just opened.
+struct Ctx {
+    s: Session,
+    set_cookie: Option<String>,
+}
+
+impl Ctx {
+    fn who(&self) -> Who<'_> {
+        Who { account: &self.s.account, access_key_id: self.s.access_key_id.as_deref(), csrf: &self.s.csrf }
+    }
+}
+
+/// The session of this request; on an open server a new one for the default account; else a redirect to sign in.
+fn ctx(st: &AppState, headers: &HeaderMap) -> Result<Ctx, Box<Response>> {
+    if let Some(id) = session::cookie(headers, COOKIE)
+        && let Some(s) = st.sessions.get(id, now())
+    {
+        return Ok(Ctx { s, set_cookie: None });
+    }
+    if st.accounts.is_open() {
+        let s = st.sessions.create(DEFAULT_ACCOUNT, None, now());
+        let c = set_cookie(COOKIE, &s.id, IDLE_MS / 1000);
+        return Ok(Ctx { s, set_cookie: Some(c) });
+    }
+    Err(Box::new(Redirect::to("/console/sign-in").into_response()))
+}
+
+/// A page, with the console's security headers.
+fn page(ctx: Option<&Ctx>, status: StatusCode, markup: Markup) -> Response {
+    let mut r = (status, markup).into_response();
+    secure(r.headers_mut());
+    if let Some(c) = ctx.and_then(|c| c.set_cookie.as_deref())
+        && let Ok(v) = HeaderValue::from_str(c)
+    {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+fn secure(h: &mut HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+}
+
+fn see_other(to: &str) -> Response {
+    let mut r = Redirect::to(to).into_response();
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    r
+}
+
+fn status_of(e: &ServiceError) -> StatusCode {
+    StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn error_page(ctx: &Ctx, e: &ServiceError) -> Response {
+    let title = if e.status == 404 { "Not found" } else { "That did not work" };
+    page(Some(ctx), status_of(e), views::message(Some(&ctx.who()), title, &format!("{}: {}", e.code, e.message)))
+}
+
+/// A POST's form, checked against the session's CSRF token.
+fn checked_form(ctx: &Ctx, form: Result<Form<Vec<(String, String)>>, FormRejection>) -> Result<Values, Box<Response>> {
+    let Ok(Form(pairs)) = form else {
+        return Err(Box::new(page(
+            Some(ctx),
+            StatusCode::BAD_REQUEST,
+            views::message(Some(&ctx.who()), "Bad request", "The form could not be read."),
+        )));
+    };
+    let v = Values::from_pairs(pairs);
+    if !constant_time_eq(v.get("csrf").as_bytes(), ctx.s.csrf.as_bytes()) {
+        return Err(Box::new(page(
+            Some(ctx),
+            StatusCode::FORBIDDEN,
+            views::message(
+                Some(&ctx.who()),
+                "Refused",
+                "AccessDenied: this form did not come from your console session (or the session ended). Reload the \
+                 page and try again.",
+            ),
+        )));
+    }
+    Ok(v)
+}
+
+// ---- sign in and out ----
+
+async fn sign_in_page(State(st): State<AppState>) -> Response {
+    if st.accounts.is_open() {
+        return see_other("/console");
+    }
+    let token = session::random_token();
+    let mut r = page(None, StatusCode::OK, views::sign_in(&token, None, ""));
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(PRE_COOKIE, &token, 3600)) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn sign_in(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    if st.accounts.is_open() {
+        return see_other("/console");
+    }
+    let v = form.map(|Form(p)| Values::from_pairs(p)).unwrap_or_default();
+    let pre = session::cookie(&headers, PRE_COOKIE).unwrap_or("");
+    let again = |status: StatusCode, msg: &str| {
+        let token = session::random_token();
+        let mut r = page(None, status, views::sign_in(&token, Some(msg), v.get("access_key_id")));
+        if let Ok(c) = HeaderValue::from_str(&set_cookie(PRE_COOKIE, &token, 3600)) {
+            r.headers_mut().append(header::SET_COOKIE, c);
+        }
+        r
+    };
+    if pre.is_empty() || !constant_time_eq(pre.as_bytes(), v.get("csrf").as_bytes()) {
+        return again(StatusCode::FORBIDDEN, "The sign-in form expired. Try again.");
+    }
+    let key = v.get("access_key_id");
+    let secret = v.get("secret");
+    let ok = st.accounts.lookup(key).filter(|(_, expected)| constant_time_eq(secret.as_bytes(), expected.as_bytes()));
+    let Some((account, _)) = ok else {
+        tracing::info!(access_key_id = key, "console sign-in refused");
+        return again(StatusCode::UNAUTHORIZED, "The access key ID or the secret access key is not right.");
+    };
+    let s = st.sessions.create(account, Some(key), now());
+    tracing::info!(account, access_key_id = key, "console sign-in");
+    let mut r = see_other("/console");
+    for c in [set_cookie(COOKIE, &s.id, IDLE_MS / 1000), set_cookie(PRE_COOKIE, "", 0)] {
+        if let Ok(c) = HeaderValue::from_str(&c) {
+            r.headers_mut().append(header::SET_COOKIE, c);
+        }
+    }
+    r
+}
+
+async fn sign_out(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    let ctx = match ctx(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    if let Err(r) = checked_form(&ctx, form) {
+        return *r;
+    }
+    st.sessions.remove(&ctx.s.id);
+    let mut r = see_other(if st.accounts.is_open() { "/console" } else { "/console/sign-in" });
+    if let Ok(c) = HeaderValue::from_str(&set_cookie(COOKIE, "", 0)) {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    r
+}
+
+// ---- the list ----
+
+async fn list(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let ctx = match ctx(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let q = query.map(|Query(q)| q).unwrap_or_default();
+    let (mut statuses, mut search, mut sort, mut page_no, mut notice) = (vec![], String::new(), "created", 1, None);
+    for (k, v) in &q {
+        match k.as_str() {
+            "status" => {
+                if let Ok(s) = v.parse::<JobStatus>()
+                    && !statuses.contains(&s)
+                {
+                    statuses.push(s);
+                }
+            }
+            "q" => search = v.trim().to_string(),
+            "sort" if v == "priority" => sort = "priority",
+            "page" => page_no = v.parse::<usize>().unwrap_or(1).max(1),
+            "notice" => notice = Some(v.clone()),
+            _ => {}
+        }
+    }
+    let jobs = match recent_jobs(&st, &ctx.s.account).await {
+        Ok(j) => j,
+        Err(e) => return error_page(&ctx, &e),
+    };
+    let mut counts: Vec<(JobStatus, usize)> = JobStatus::ALL
+        .iter()
+        .map(|s| (*s, jobs.iter().filter(|j| j.status == *s).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    counts.sort_by_key(|(s, _)| JobStatus::ALL.iter().position(|x| x == s));
+    let needle = search.to_lowercase();
+    let mut matching: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| statuses.is_empty() || statuses.contains(&j.status))
+        .filter(|j| {
+            needle.is_empty()
+                || j.id.to_lowercase().contains(&needle)
+                || j.spec.description.as_deref().is_some_and(|d| d.to_lowercase().contains(&needle))
+        })
+        .collect();
+    if sort == "priority" {
+        matching.sort_by(|a, b| b.priority.cmp(&a.priority).then(b.created_at.cmp(&a.created_at)));
+    }
+    let pages = matching.len().div_ceil(PAGE_SIZE).max(1);
+    let page_no = page_no.min(pages);
+    let n_matching = matching.len();
+    let shown: Vec<&Job> = matching.into_iter().skip((page_no - 1) * PAGE_SIZE).take(PAGE_SIZE).collect();
+    let p = views::ListPage {
+        jobs: shown,
+        counts,
+        total: jobs.len(),
+        matching: n_matching,
+        statuses,
+        q: search,
+        sort: sort.into(),
+        page: page_no,
+        pages,
+        notice,
+    };
+    page(Some(&ctx), StatusCode::OK, views::list(&ctx.who(), &p))
+}
+
+/// The account's jobs created in the last [`LIST_DAYS`] days, newest first.
+async fn recent_jobs(st: &AppState, account: &str) -> Result<Vec<Job>, ServiceError> {
+    let since = now() - LIST_DAYS * 24 * 3600 * 1000;
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let (jobs, more) = st.service.list_created_since(account, vec![], after.as_deref(), 1000, since).await?;
+        after = jobs.last().map(|j| j.id.clone());
+        out.extend(jobs);
+        if !more || after.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+// ---- a job ----
+
+async fn detail(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let ctx = match ctx(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let notice = query.ok().and_then(|Query(q)| q.into_iter().find(|(k, _)| k == "notice").map(|(_, v)| v));
+    render_detail(&st, &ctx, &id, notice, None).await
+}
+
+async fn render_detail(
+    st: &AppState,
+    ctx: &Ctx,
+    id: &str,
+    notice: Option<String>,
+    error: Option<&ServiceError>,
+) -> Response {
+    let job = match st.service.describe(&ctx.s.account, id).await {
+        Ok(j) => j,
+        Err(e) => return error_page(ctx, &e),
+    };
+    let history = match st.service.history(&ctx.s.account, id).await {
+        Ok(events) => {
+            events.into_iter().map(|e| (time::format_iso(e.time), e.to.as_str().to_string(), e.reason)).collect()
+        }
+        Err(e) => return error_page(ctx, &e),
+    };
+    let view = JobView::new(&job, &st.region);
+    let x = views::DetailExtras { notice, error: error.map(|e| format!("{}: {}", e.code, e.message)), history };
+    let status = error.map_or(StatusCode::OK, status_of);
+    page(Some(ctx), status, views::detail(&ctx.who(), &job, &view, &x, now()))
+}
+
+async fn confirm_page(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let ctx = match ctx(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let job = match st.service.describe(&ctx.s.account, &id).await {
+        Ok(j) => j,
+        Err(e) => return error_page(&ctx, &e),
+    };
+    let preview = st.service.preview(&ctx.s.account, &id).await.map_err(|e| e.message);
+    page(Some(&ctx), StatusCode::OK, views::confirm(&ctx.who(), &job, preview.as_ref().map_err(Clone::clone)))
+}
+
+/// Run an action on a job from a checked form, then show the job (with a notice) or the error beside it.
+async fn act<F, Fut>(
+    st: AppState,
+    headers: HeaderMap,
+    id: String,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    f: F,
+) -> Response
+where
+    F: FnOnce(AppState, String, String, Values) -> Fut,
+    Fut: std::future::Future<Output = Result<(String, String), ServiceError>>,
+{
+    let ctx = match ctx(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let v = match checked_form(&ctx, form) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    match f(st.clone(), ctx.s.account.clone(), id.clone(), v).await {
+        Ok((job, notice)) => see_other(&format!("/console/jobs/{job}?notice={}", views::urlencode(&notice))),
+        Err(e) => render_detail(&st, &ctx, &id, None, Some(&e)).await,
+    }
+}
+
+async fn set_status(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    act(st, headers, id, form, |st, account, id, v| async move {
+        let requested = v.get("requested").to_string();
+        let reason = Some(v.get("reason").to_string()).filter(|r| !r.is_empty());
+        let job = st.service.update_status(&account, &id, &requested, reason).await?;
+        let notice = match requested.as_str() {
+            "Ready" => "Confirmed: the job runs when its priority comes up.".to_string(),
+            "Cancelled" => format!("Cancel requested: the job is {}.", job.status),
+            "Paused" => format!("Pause requested: the job is {}.", job.status),
+            _ => "Resumed.".to_string(),
+        };
+        Ok((id, notice))
+    })
+    .await
+}
+
+async fn set_priority(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    act(st, headers, id, form, |st, account, id, v| async move {
+        let p = v.get("priority").parse::<i64>().map_err(|_| {
+            ServiceError::bad_request(format!("priority '{}' is not a whole number", v.get("priority")))
+        })?;
+        st.service.update_priority(&account, &id, p).await?;
+        Ok((id, format!("Priority set to {p}.")))
+    })
+    .await
+}
+
+async fn set_rate_limit(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    act(st, headers, id, form, |st, account, id, v| async move {
+        let r = match v.get("rate_limit") {
+            "" => None,
+            t => Some(
+                t.parse::<i64>()
+                    .map_err(|_| ServiceError::bad_request(format!("rate limit '{t}' is not a whole number")))?,
+            ),
+        };
+        st.service.update_rate_limit(&account, &id, r).await?;
+        Ok((id, r.map_or("Rate limit lifted.".to_string(), |r| format!("Rate limit set to {r} tasks/s."))))
+    })
+    .await
+}
+
+async fn rerun(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    act(st, headers, id, form, |st, account, id, _| async move {
+        let job = st.service.rerun_failed(&account, &id).await?;
+        Ok((job.id, format!("This job re-runs the failed tasks of {id}. Confirm it to run.")))
+    })
+    .await
+}
+
+async fn set_tags(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    act(st, headers, id, form, |st, account, id, v| async move {
+        let mut tags = Vec::new();
+        for line in v.get("tags").lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let (k, val) = line
+                .split_once('=')
+                .ok_or_else(|| ServiceError::bad_request(format!("tag '{line}' is not key=value")))?;
+            tags.push(Tag { key: k.trim().into(), value: val.trim().into() });
+        }
+        st.service.put_tags(&account, &id, &tags).await?;
+        Ok((id, "Tags saved.".to_string()))
+    })
+    .await
+}
+
+// ---- create ----
+
+async fn new_job(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let ctx = match ctx(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let clone = query.ok().and_then(|Query(q)| q.into_iter().find(|(k, _)| k == "clone").map(|(_, v)| v));
+    let values = match clone {
+        None => form::defaults(),
+        Some(id) => match st.service.describe(&ctx.s.account, &id).await {
+            Ok(job) => {
+                let mut v = form::from_spec(&job.spec);
+                if let Some(m) = &job.spec.manifest
+                    && m.location.etag.is_none()
+                {
+                    // A clone reads the manifest as it is now.
+                    v.set("manifest.etag", "");
+                }
+                v
+            }
+            Err(e) => return error_page(&ctx, &e),
+        },
+    };
+    let roles = st.role_arns(&ctx.s.account);
+    page(
+        Some(&ctx),
+        StatusCode::OK,
+        views::create(&ctx.who(), &values, &form::Errors::new(), &session::random_token()[..32], &roles),
+    )
+}
+
+async fn create(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    let ctx = match ctx(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let v = match checked_form(&ctx, form) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let roles = st.role_arns(&ctx.s.account);
+    let token = Some(v.get("token").to_string()).filter(|t| !t.is_empty());
+    let again = |errors: form::Errors, status: StatusCode| {
+        page(Some(&ctx), status, views::create(&ctx.who(), &v, &errors, v.get("token"), &roles))
+    };
+    let (mut spec, etag_field) = match form::to_spec(&v) {
+        Ok(x) => x,
+        Err(errors) => return again(errors, StatusCode::BAD_REQUEST),
+    };
+    if let (Some(field), Some(m)) = (etag_field, spec.manifest.as_mut()) {
+        let arn = m.location.object_arn.trim_start_matches("arn:aws:s3:::").to_string();
+        let (bucket, key) = arn.split_once('/').unwrap_or((&arn, ""));
+        match st.service.head_object(&ctx.s.account, spec.role_arn.as_deref(), bucket, key).await {
+            Ok(info) => m.location.etag = Some(info.etag),
+            Err(e) => {
+                let mut errors = form::Errors::new();
+                let key_field = field.replace(".etag", ".key");
+                errors.insert(key_field, format!("cannot read s3://{bucket}/{key}: {}", e.message));
+                return again(errors, status_of(&e));
+            }
+        }
+    }
+    match st.service.create(&ctx.s.account, token, spec).await {
+        Ok(job) => see_other(&format!(
+            "/console/jobs/{}?notice={}",
+            job.id,
+            views::urlencode("Job created. It waits in Suspended until you confirm it.")
+        )),
+        Err(e) => {
+            let mut errors = form::Errors::new();
+            errors.insert(form::field_of(&e.message).into(), format!("{}: {}", e.code, e.message));
+            again(errors, status_of(&e))
+        }
+    }
+}
+
+/// `GET /console/etag?bucket=…&key=…`: the ETag the create form fills in (`{"ETag": …}` or `{"Message": …}`).
+async fn etag(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let Ok(ctx) = ctx(&st, &headers) else {
+        return (StatusCode::FORBIDDEN, axum::Json(serde_json::json!({"Message": "sign in first"}))).into_response();
+    };
+    let q = Values::from_pairs(query.map(|Query(q)| q).unwrap_or_default());
+    let role = Some(q.get("role")).filter(|r| !r.is_empty());
+    match st.service.head_object(&ctx.s.account, role, q.get("bucket"), q.get("key")).await {
+        Ok(info) => axum::Json(serde_json::json!({"ETag": info.etag})).into_response(),
+        Err(e) => (status_of(&e), axum::Json(serde_json::json!({"Message": e.message}))).into_response(),
+    }
+}
+
+// ---- the report ----
+
+async fn report_page(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let ctx = match ctx(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let q = Values::from_pairs(query.map(|Query(q)| q).unwrap_or_default());
+    let failed_only = q.get("failed") == "1";
+    let page_no = q.get("page").parse::<usize>().unwrap_or(1).max(1);
+    let job = match st.service.describe(&ctx.s.account, &id).await {
+        Ok(j) => j,
+        Err(e) => return error_page(&ctx, &e),
+    };
+    let files = match st.service.report(&ctx.s.account, &id).await {
+        Ok(f) => f,
+        Err(e) => return error_page(&ctx, &e),
+    };
+    let Some(files) = files else {
+        return page(Some(&ctx), StatusCode::OK, views::report(&ctx.who(), &job, None));
+    };
+    match read_report(&st, &files, failed_only, page_no).await {
+        Ok(r) => page(Some(&ctx), StatusCode::OK, views::report(&ctx.who(), &job, Some(&r))),
+        Err(e) => error_page(&ctx, &e),
+    }
+}
+
+/// One page of a report's rows, and its failures counted by (HTTP status, error code). Files are read one at a
+/// time; the rows before the page are skipped, not kept.
+async fn read_report(
+    st: &AppState,
+    files: &s3batch_engine::service::JobReportFiles,
+    failed_only: bool,
+    page_no: usize,
+) -> Result<views::ReportPage, ServiceError> {
+    use s3batch_core::report::{TaskStatus, parse_rows};
+    let skip = (page_no - 1) * REPORT_PAGE_SIZE;
+    let (mut seen, mut rows, mut more) = (0usize, Vec::new(), false);
+    let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    let bad =
+        |e: csv::Error| ServiceError::new("InternalServiceException", 500, format!("a report file is not CSV: {e}"));
+    for f in &files.manifest.results {
+        let failed_file = f.task_execution_status == TaskStatus::Failed;
+        if failed_only && !failed_file {
+            continue;
+        }
+        let need_rows = rows.len() < REPORT_PAGE_SIZE || !more;
+        if !failed_file && !need_rows {
+            continue;
+        }
+        let bytes = st.service.read_object(&f.bucket, &f.key).await?;
+        for row in parse_rows(&bytes).map_err(bad)? {
+            if row.status == "failed" {
+                *counts.entry((row.http_status.clone(), row.error_code.clone())).or_default() += 1;
+            }
+            if seen >= skip {
+                if rows.len() < REPORT_PAGE_SIZE {
+                    rows.push(row);
+                } else {
+                    more = true;
+                }
+            }
+            seen += 1;
+        }
+    }
+    let mut failure_counts: Vec<_> = counts.into_iter().collect();
+    failure_counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok(views::ReportPage {
+        files: files
+            .manifest
+            .results
+            .iter()
+            .map(|f| (f.task_execution_status.as_str().to_string(), f.bucket.clone(), f.key.clone()))
+            .collect(),
+        rows,
+        failed_only,
+        page: page_no,
+        more,
+        failure_counts,
+        location: format!("s3://{}/{}", files.bucket, files.manifest_key),
+    })
+}
+
+/// The report's rows as one CSV file (all, or `?failed=1`), streamed file by file.
+async fn report_csv(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    use futures::StreamExt;
+    let ctx = match ctx(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let failed_only = Values::from_pairs(query.map(|Query(q)| q).unwrap_or_default()).get("failed") == "1";
+    let files = match st.service.report(&ctx.s.account, &id).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return error_page(&ctx, &ServiceError::new("NotFoundException", 404, "this job has no report")),
+        Err(e) => return error_page(&ctx, &e),
+    };
+    let wanted: Vec<(String, String)> = files
+        .manifest
+        .results
+        .into_iter()
+        .filter(|f| !failed_only || f.task_execution_status == s3batch_core::report::TaskStatus::Failed)
+        .map(|f| (f.bucket, f.key))
+        .collect();
+    let service = st.service.clone();
+    let body = futures::stream::iter(wanted)
+        .then(move |(bucket, key)| {
+            let service = service.clone();
+            async move { service.open_object(&bucket, &key).await }
+        })
+        .flat_map(|r| match r {
+            Ok(get) => get.body.map(|b| b.map_err(std::io::Error::other)).boxed(),
+            Err(e) => futures::stream::once(async move { Err(std::io::Error::other(e.to_string())) }).boxed(),
+        });
+    let mut r = axum::body::Body::from_stream(body).into_response();
+    let h = r.headers_mut();
+    secure(h);
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    let name = format!("attachment; filename=\"job-{id}-report{}.csv\"", if failed_only { "-failed" } else { "" });
+    if let Ok(v) = HeaderValue::from_str(&name) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}
