@@ -187,7 +187,7 @@ fn a_user_manages_jobs_in_the_console() {
     );
     let server = Server::start(&config);
 
-    let job = |who, description: &str, key: &str, extra: serde_json::Value| {
+    let job = |who: (&str, &str, &str), description: &str, key: &str, extra: serde_json::Value| {
         let mut body = serde_json::json!({
             "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
             "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
