@@ -502,7 +502,7 @@ async fn new_job(
         Err(r) => return *r,
     };
     let clone = query.ok().and_then(|Query(q)| q.into_iter().find(|(k, _)| k == "clone").map(|(_, v)| v));
-    let values = match clone {
+    let mut values = match clone {
         None => form::defaults(),
         Some(id) => match st.service.describe(&ctx.s.account, &id).await {
             Ok(job) => {
@@ -519,6 +519,12 @@ async fn new_job(
         },
     };
     let roles = st.role_arns(&ctx.s.account);
+    // A new job runs under one of the account's roles: the first is offered.
+    if values.get("role").is_empty()
+        && let Some(first) = roles.first()
+    {
+        values.set("role", first.clone());
+    }
     page(
         Some(&ctx),
         StatusCode::OK,
