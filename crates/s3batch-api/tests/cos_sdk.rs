@@ -179,6 +179,7 @@ async fn the_python_cos_sdk_drives_every_call() {
         "PASS error: bad XML",
         "PASS error: a reused ClientRequestToken",
         "PASS accounts: another account cannot see the job",
+        "PASS roles: another account cannot use the role",
     ] {
         assert!(stdout.contains(needle), "missing '{needle}' in:\n{stdout}");
     }
