@@ -40,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/jobs/{id}/rerun", post(rerun))
         .route("/api/v1/jobs/{id}/tagging", get(get_tags).put(put_tags).delete(delete_tags))
         .route("/api/v1/workers", get(workers))
+        .route("/api/v1/roles", get(roles))
         .route("/api/v1/jobs/{id}/rate-limit", post(update_rate_limit))
         .route("/api/v1/jobs/{id}/preview", get(preview))
 }
@@ -389,6 +390,53 @@ async fn workers(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Js
         })
         .collect();
     Ok(Json(WorkersResult { workers }))
+}
+
+/// `GET /api/v1/roles`: the caller's account's roles and what each allows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RolesResult {
+    /// Whether every job must name one of them (the server has accounts).
+    pub required: bool,
+    pub roles: Vec<RoleView>,
+}
+
+/// One role as `s3batch roles` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoleView {
+    pub role_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cos_role_arn: Option<String>,
+    /// Bucket names or patterns it may read and list.
+    pub read: Vec<String>,
+    /// Bucket names or patterns it may change.
+    pub write: Vec<String>,
+    /// The operations it may run; `None`: every operation.
+    pub operations: Option<Vec<String>>,
+    /// The function ARNs LambdaInvoke jobs may name.
+    pub functions: Vec<String>,
+    /// The `[[storage]]` entries it signs its own requests to.
+    pub own_credentials_for: Vec<String>,
+}
+
+async fn roles(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Json<RolesResult>> {
+    let account = account(&st, &headers)?;
+    let roles = st
+        .service
+        .roles(&account)
+        .iter()
+        .map(|r| RoleView {
+            role_arn: r.arn.clone(),
+            cos_role_arn: r.cos_arn.clone(),
+            read: r.read.clone(),
+            write: r.write.clone(),
+            operations: r.operations.clone(),
+            functions: r.functions.clone(),
+            own_credentials_for: r.credentials_for.clone(),
+        })
+        .collect();
+    Ok(Json(RolesResult { required: st.service.roles_required(), roles }))
 }
 
 /// `POST /api/v1/jobs/{id}/rate-limit`: tasks per second for the whole job, or `null` for none.

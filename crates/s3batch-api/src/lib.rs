@@ -65,8 +65,8 @@ impl AppState {
     }
 
     /// The role ARNs the console offers an account in its create form.
-    pub fn role_arns(&self, _account: &str) -> Vec<String> {
-        Vec::new()
+    pub fn role_arns(&self, account: &str) -> Vec<String> {
+        self.service.roles(account).iter().map(|r| r.arn.clone()).collect()
     }
 }
 

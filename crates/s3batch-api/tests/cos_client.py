@@ -305,6 +305,13 @@ def main():
     expect_error(lambda: describe(other, job_id), "NoSuchJob", 404, "accounts: another account cannot see the job")
     _, doc = other.call("GET", "/jobs")
     check(doc.findall("Jobs/member") == [], "accounts: another account lists nothing")
+    # Roles: the CAM role is account A's; another account naming it is refused, and creates nothing.
+    expect_error(
+        lambda: other.call("POST", "/jobs", body=create_body(str(uuid.uuid4()), True, "theirs")),
+        "AccessDenied", 403, "roles: another account cannot use the role",
+    )
+    _, doc = other.call("GET", "/jobs")
+    check(doc.findall("Jobs/member") == [], "roles: nothing was created for the other account")
 
     print("cos_client: %d checks passed" % checks, flush=True)
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use s3batch_api::{Account, Accounts, AppState};
+use s3batch_engine::roles::{RoleConfig, Roles};
 use s3batch_engine::service::JobService;
 use s3batch_engine::{CancellationToken, Engine, EngineConfig};
 use s3batch_storage::memory::MemoryStore;
@@ -58,8 +59,19 @@ async fn start() -> Server {
 
     let mut router = Router::default();
     router.add("mem", vec!["*".into()], Arc::new(objects.clone()));
+    // The role the clients' jobs name (COS requests name its CAM role), allowing what they touch.
+    let role = RoleConfig {
+        arn: "arn:aws:iam::111111111111:role/cos-batch".into(),
+        cos_arn: Some("qcs::cam::uin/100000000001:roleName/COS_Batch_QcsRole".into()),
+        read: vec![DATA.into(), MANIFESTS.into()],
+        write: vec![DATA.into(), TARGET.into(), REPORTS.into()],
+        operations: None,
+        functions: vec![],
+        credentials: vec![],
+    };
+    let roles = Arc::new(Roles::new(&[role], &[], Arc::new(router), true).unwrap());
     let cfg = EngineConfig { tick_ms: 20, lease_ms: 2000, ..Default::default() };
-    let engine = Engine::new(store.clone(), Arc::new(router), cfg);
+    let engine = Engine::with_roles(store.clone(), roles.clone(), cfg, "engine");
     let shutdown = CancellationToken::new();
     tokio::spawn(engine.clone().run(shutdown.clone()));
     let account = |id: &str, key: &str, appid: &str| Account {
@@ -74,7 +86,7 @@ async fn start() -> Server {
         account("222222222222", "AKIDCOSB", OTHER_APPID),
     ])
     .unwrap();
-    let service = JobService::new(store, engine.wake.clone(), 90);
+    let service = JobService::new(store, engine.wake.clone(), 90).with_roles(roles);
     let state = AppState::new(service, Arc::new(accounts), "ap-chengdu");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -167,6 +179,7 @@ async fn the_python_cos_sdk_drives_every_call() {
         "PASS error: bad XML",
         "PASS error: a reused ClientRequestToken",
         "PASS accounts: another account cannot see the job",
+        "PASS roles: another account cannot use the role",
     ] {
         assert!(stdout.contains(needle), "missing '{needle}' in:\n{stdout}");
     }

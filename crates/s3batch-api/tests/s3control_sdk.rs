@@ -14,6 +14,7 @@ use aws_sdk_s3control::primitives::DateTime;
 use aws_sdk_s3control::types::*;
 use bytes::Bytes;
 use s3batch_api::{Account, Accounts, AppState, RateLimiter};
+use s3batch_engine::roles::{RoleConfig, Roles};
 use s3batch_engine::service::JobService;
 use s3batch_engine::{CancellationToken, Engine, EngineConfig};
 use s3batch_storage::memory::MemoryStore;
@@ -69,8 +70,23 @@ impl Server {
         };
         let mut router = Router::default();
         router.add("mem", vec!["*".into()], Arc::new(objects.clone()));
+        // One role per account, allowing what the tests' jobs touch.
+        let role = |arn: &str| RoleConfig {
+            arn: arn.into(),
+            cos_arn: None,
+            read: vec!["manifests".into(), "data".into()],
+            write: vec!["data".into(), "reports".into()],
+            operations: None,
+            functions: ["f:$LATEST", "f"]
+                .iter()
+                .map(|f| format!("arn:aws:lambda:us-east-1:{}:function:{f}", &arn[13..25]))
+                .collect(),
+            credentials: vec![],
+        };
+        let roles = Roles::new(&[role(ROLE), role(ROLE_B)], &[], Arc::new(router), true).unwrap();
+        let roles = Arc::new(roles);
         let cfg = EngineConfig { tick_ms: 20, lease_ms: 2000, ..Default::default() };
-        let engine = Engine::new(store.clone(), Arc::new(router), cfg);
+        let engine = Engine::with_roles(store.clone(), roles.clone(), cfg, "engine");
         let shutdown = CancellationToken::new();
         tokio::spawn(engine.clone().run(shutdown.clone()));
         let account = |id: &str, key: &str| Account {
@@ -81,7 +97,7 @@ impl Server {
             cos_appid: None,
         };
         let accounts = Accounts::new(vec![account(A, "AKIDA"), account(B, "AKIDB")]).unwrap();
-        let service = JobService::new(store, engine.wake.clone(), retention_days);
+        let service = JobService::new(store, engine.wake.clone(), retention_days).with_roles(roles);
         let mut state = AppState::new(service, Arc::new(accounts), "us-east-1");
         state.limiter = Arc::new(limiter);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -152,6 +168,7 @@ fn report() -> JobReport {
 }
 
 const ROLE: &str = "arn:aws:iam::111111111111:role/batch";
+const ROLE_B: &str = "arn:aws:iam::222222222222:role/batch";
 
 /// A CreateJob request for `account` with `op`, `s`'s manifest, the report, priority 1 and the role.
 fn job(
@@ -450,7 +467,7 @@ async fn idempotency_tokens() {
         .manifest(s.manifest())
         .report(report())
         .priority(5)
-        .role_arn(ROLE)
+        .role_arn(ROLE_B)
         .send()
         .await
         .unwrap()
@@ -936,6 +953,32 @@ async fn hostile_requests_get_clean_errors() {
             && text.contains("<ListJobsResult xmlns=\"http://awss3control.amazonaws.com/doc/2018-08-20/\"><Jobs/>"),
         "{text}"
     );
+}
+
+/// Roles on the wire: a job must name a role of the caller's account; another account's role is refused in the same
+/// words as a role that does not exist, and neither says which it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_job_needs_a_role_of_the_callers_account() {
+    let s = Server::start().await;
+    let b = s.client("AKIDB");
+    let base =
+        || b.create_job().account_id(B).operation(tagging_op()).manifest(s.manifest()).report(report()).priority(1);
+    let nope = "arn:aws:iam::111111111111:role/nope";
+    let theirs = base().role_arn(ROLE).send().await.unwrap_err();
+    let missing = base().role_arn(nope).send().await.unwrap_err();
+    for e in [&theirs, &missing] {
+        assert_eq!(code(e), "AccessDenied", "{e:?}");
+        assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(403));
+    }
+    let words =
+        |e: &aws_sdk_s3control::error::SdkError<_, _>, arn: &str| e.message().unwrap_or_default().replace(arn, "ROLE");
+    assert_eq!(words(&theirs, ROLE), words(&missing, nope), "the answer does not tell whether the role exists");
+    assert!(words(&theirs, ROLE).contains(ROLE_B), "it lists the caller's own roles: {}", words(&theirs, ROLE));
+    // The caller's own role works, and DescribeJob shows it as given.
+    let id = base().role_arn(ROLE_B).send().await.unwrap().job_id.unwrap();
+    let job = b.describe_job().account_id(B).job_id(&id).send().await.unwrap().job.unwrap();
+    assert_eq!(job.role_arn(), Some(ROLE_B));
+    assert_eq!(b.list_jobs().account_id(B).send().await.unwrap().jobs().len(), 1, "nothing else was created");
 }
 
 /// How many members of `v` (as the SDK's `Debug` shows them) are unset.

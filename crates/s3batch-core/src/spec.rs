@@ -112,6 +112,25 @@ pub enum Operation {
     S3RemoveObjectTagging(RemoveObjectTagging),
 }
 
+/// Every `OperationName` a job may run (the S3 Control names and s3batch's extensions): what a role's
+/// `operations` list may name.
+pub const OPERATION_NAMES: &[&str] = &[
+    "LambdaInvoke",
+    "S3PutObjectCopy",
+    "S3PutObjectAcl",
+    "S3PutObjectTagging",
+    "S3DeleteObjectTagging",
+    "S3InitiateRestoreObject",
+    "S3PutObjectLegalHold",
+    "S3PutObjectRetention",
+    "S3ReplicateObject",
+    "S3ComputeObjectChecksum",
+    "S3UpdateObjectEncryption",
+    "S3DeleteObject",
+    "S3AddObjectTagging",
+    "S3RemoveObjectTagging",
+];
+
 impl Operation {
     /// The `OperationName` string (ListJobs shows it).
     pub fn name(&self) -> &'static str {
@@ -674,6 +693,12 @@ pub fn validate_tags(what: &str, tags: &[Tag], max: usize) -> Result<(), Validat
 }
 
 impl JobSpec {
+    /// The role the job runs under, as its creator named it: `RoleArn`, or for a job created through the COS
+    /// dialect, the CAM role (`qcs::cam::…`) its request named.
+    pub fn named_role(&self) -> Option<&str> {
+        self.role_arn.as_deref().or_else(|| self.cos_request.as_ref()?.get("RoleArn")?.as_str())
+    }
+
     /// Every check a server makes that clients do not: ranges, lengths, patterns, enums, ARNs, exactly one
     /// manifest source, report fields, tag limits.
     pub fn validate(&self) -> Result<(), ValidationError> {
@@ -1101,12 +1126,20 @@ pub const CANNED_ACLS: [&str; 7] = [
 
 /// `arn:<partition>:iam::<12 digits>:role/<anything>`.
 fn valid_role_arn(r: &str) -> bool {
+    role_arn_account(r).is_some()
+}
+
+/// The account of an IAM role ARN (`arn:<partition>:iam::<12 digits>:role/<name>`), or `None` when `r` is not one.
+pub fn role_arn_account(r: &str) -> Option<&str> {
     let mut p = r.splitn(6, ':');
-    matches!(
-        (p.next(), p.next(), p.next(), p.next(), p.next(), p.next()),
+    match (p.next(), p.next(), p.next(), p.next(), p.next(), p.next()) {
         (Some("arn"), Some(part), Some("iam"), Some(""), Some(acct), Some(res))
-            if !part.is_empty() && acct.len() == 12 && acct.bytes().all(|b| b.is_ascii_digit()) && res.starts_with("role/")
-    )
+            if !part.is_empty() && valid_account_id(acct) && res.starts_with("role/") =>
+        {
+            Some(acct)
+        }
+        _ => None,
+    }
 }
 
 /// A 12-digit account id.

@@ -204,6 +204,10 @@ struct JobCtx {
     manifest: Option<ObjectRef>,
     manifest_etag: String,
     layout: CsvLayout,
+    /// The routes the job's tasks touch storage through (its role's).
+    router: Arc<s3batch_storage::Router>,
+    /// Why every task of the job is refused (its role does not allow the operation or the function), if it is.
+    refusal: Option<StorageError>,
 }
 
 #[derive(Default)]
@@ -232,7 +236,11 @@ impl SpecCache {
             }
             _ => (None, CsvLayout::payload()),
         };
+        let router = engine.router_for(&job);
+        let refusal = engine.roles.task_refusal(&job.account_id, job.spec.named_role(), &job.spec.operation);
         let ctx = Arc::new(JobCtx {
+            router,
+            refusal,
             id: job.id.clone(),
             manifest,
             manifest_etag: job.manifest_etag.clone().unwrap_or_default(),
@@ -432,7 +440,7 @@ impl ChunkRun {
         };
         let range = self.chunk.start_offset as u64..self.chunk.end_offset as u64;
         let read = || async {
-            let store = self.engine.router.store_for(&manifest.bucket)?;
+            let store = self.job.router.store_for(&manifest.bucket)?;
             let got = store.get_object(manifest, Some(range.clone())).await?;
             let etag = got.info.etag.clone();
             Ok::<_, StorageError>((etag, got.bytes().await?))
@@ -504,9 +512,12 @@ async fn run_task(
     task: &ManifestTask,
     lost: &CancellationToken,
 ) -> Outcome {
+    if let Some(refused) = &job.refusal {
+        return Outcome::Failed(refused.clone());
+    }
     let stopping = || lost.is_cancelled() || engine.job_status(&job.id).is_some_and(stops_tasks);
     let ctx = ops::OpCtx {
-        router: &engine.router,
+        router: &job.router,
         functions: &engine.functions,
         job_id: &job.id,
         replication: &engine.config.replication,

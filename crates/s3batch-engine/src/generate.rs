@@ -191,7 +191,7 @@ pub async fn list(
     };
     let eligible =
         filter.eligible_for_replication.is_none_or(|want| engine.config.replication.contains_key(&bucket) == want);
-    let objects = match engine.router.store_for(&bucket) {
+    let objects = match engine.router_for(job).store_for(&bucket) {
         Ok(s) => s,
         Err(e) => return Ok(Err(listing_failed(&bucket, &e))),
     };

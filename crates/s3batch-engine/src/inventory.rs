@@ -76,15 +76,16 @@ impl PayloadChunker {
 /// chunks in batches. Returns the number of tasks. Runs on a blocking thread; storage calls go through `rt`.
 pub fn read(
     engine: Arc<Engine>,
+    router: Arc<s3batch_storage::Router>,
     rt: Handle,
     manifest_json: Vec<u8>,
     (bucket, key): (String, String),
     tx: mpsc::Sender<Vec<NewChunk>>,
 ) -> Result<i64, ManifestProblem> {
     let inv = s3batch_inventory::parse_manifest(&manifest_json).map_err(inventory_problem)?;
-    check_checksum(&engine, &rt, &bucket, &key, &manifest_json)?;
+    check_checksum(&engine, &router, &rt, &bucket, &key, &manifest_json)?;
     let data_bucket = inv.destination_bucket_name();
-    let objects = engine.router.store_for(&data_bucket).map_err(|e| unreadable(&data_bucket, "", &e))?;
+    let objects = router.store_for(&data_bucket).map_err(|e| unreadable(&data_bucket, "", &e))?;
     let mut chunker = PayloadChunker::new(engine.config.chunk_size as i64, 0, 1);
     let mut batch = Vec::new();
     let emit = |c: Option<NewChunk>, batch: &mut Vec<NewChunk>, force: bool| -> Result<(), ManifestProblem> {
@@ -133,10 +134,17 @@ pub fn read(
 }
 
 /// `manifest.checksum` next to `manifest.json`: checked when present.
-fn check_checksum(engine: &Engine, rt: &Handle, bucket: &str, key: &str, json: &[u8]) -> Result<(), ManifestProblem> {
+fn check_checksum(
+    engine: &Engine,
+    router: &s3batch_storage::Router,
+    rt: &Handle,
+    bucket: &str,
+    key: &str,
+    json: &[u8],
+) -> Result<(), ManifestProblem> {
     let Some(dir) = key.strip_suffix("manifest.json") else { return Ok(()) };
     let sum = ObjectRef::new(bucket, format!("{dir}manifest.checksum"));
-    let objects = engine.router.store_for(bucket).map_err(|e| unreadable(bucket, key, &e))?;
+    let objects = router.store_for(bucket).map_err(|e| unreadable(bucket, key, &e))?;
     let got = rt.block_on(async {
         let g = retry::storage_call(&engine.config, || false, || objects.get_object(&sum, None)).await?;
         g.bytes().await

@@ -14,7 +14,9 @@
 //! - [`events`]: delivers the job events the store records (creation, every status change) to the audit log and
 //!   to signed webhooks, under the `events` singleton lease.
 //! - [`control`]: per-job rate limit (token bucket, shared by a fleet), adaptive back-off on throttling, fairness;
-//! - [`preview`]: the impact preview (tasks, bytes, requests, duration) of a prepared job.
+//! - [`preview`]: the impact preview (tasks, bytes, requests, duration) of a prepared job;
+//! - [`roles`]: the walls around a job: the buckets, operations and functions its role allows, checked wherever
+//!   a job touches storage or a function.
 //!
 //! Everything a process does hangs off one [`CancellationToken`]; [`Engine::run`] returns once it has stopped
 //! claiming, finished its in-flight tasks (or, past `shutdown_grace_ms`, abandoned them and given their chunks
@@ -39,6 +41,7 @@ pub mod prepare;
 pub mod preview;
 pub mod report;
 pub mod retry;
+pub mod roles;
 pub mod schedule;
 pub mod service;
 
@@ -167,7 +170,10 @@ pub(crate) type Held = Arc<Mutex<HashMap<ChunkId, CancellationToken>>>;
 #[derive(Debug)]
 pub struct Engine {
     pub store: Arc<dyn JobStore>,
+    /// The server's own routes; a job touches storage through [`Engine::router_for`].
     pub router: Arc<Router>,
+    /// The configured roles: what each job may touch.
+    pub roles: Arc<roles::Roles>,
     /// Where `LambdaInvoke` tasks go.
     pub functions: lambda::Functions,
     pub config: EngineConfig,
@@ -199,10 +205,22 @@ impl Engine {
 
     /// An engine that `s3batch workers` lists as `role`.
     pub fn with_role(store: Arc<dyn JobStore>, router: Arc<Router>, config: EngineConfig, role: &str) -> Arc<Engine> {
+        Self::with_roles(store, Arc::new(roles::Roles::open(router)), config, role)
+    }
+
+    /// An engine whose jobs run under `roles` (their base router is the server's own routes).
+    pub fn with_roles(
+        store: Arc<dyn JobStore>,
+        roles: Arc<roles::Roles>,
+        config: EngineConfig,
+        role: &str,
+    ) -> Arc<Engine> {
+        let router = roles.base().clone();
         let worker_id = format!("{}-{}", hostname(), &uuid::Uuid::new_v4().simple().to_string()[..12]);
         Arc::new(Engine {
             store,
             router,
+            roles,
             functions: lambda::Functions::new(config.functions.clone()),
             config,
             worker_id,
@@ -237,6 +255,12 @@ impl Engine {
             tracing::warn!(error = %e, "leaving the list of workers failed; it will show as lost");
         }
         tracing::info!(worker = %self.worker_id, "engine stopped");
+    }
+
+    /// The routes `job` touches storage through: its role's (checked), or the server's own for a job without
+    /// walls (see [`roles`]).
+    pub fn router_for(&self, job: &s3batch_store::Job) -> Arc<Router> {
+        self.roles.router_for(&job.account_id, job.spec.named_role())
     }
 
     /// Chunks held right now.

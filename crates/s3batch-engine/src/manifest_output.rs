@@ -104,7 +104,7 @@ pub async fn write(
     };
 
     // Upload: data files first, then manifest.checksum, then manifest.json (whose presence means complete).
-    let store = match engine.router.store_for(&out_bucket) {
+    let store = match engine.router_for(job).store_for(&out_bucket) {
         Ok(s) => s,
         Err(e) => return Ok(Err(Some(not_written(&out_bucket, &e)))),
     };

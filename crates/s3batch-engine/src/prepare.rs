@@ -51,6 +51,9 @@ pub fn unquote_etag(e: &str) -> &str {
 /// Prepare `job`, which is in Preparing (or, for a ManifestGenerator job still listing, any live status) and whose
 /// duty lease this process holds.
 pub async fn prepare(engine: &Arc<Engine>, job: &Job) -> Result<Prepared, s3batch_store::StoreError> {
+    if let Some(p) = check_destinations(engine, job) {
+        return fail(engine, job, p).await;
+    }
     if let Some(original) = &job.spec.rerun_of {
         return prepare_rerun(engine, job, original).await;
     }
@@ -180,6 +183,55 @@ async fn prepare_rerun(engine: &Arc<Engine>, job: &Job, original: &str) -> Resul
     }
 }
 
+/// Before anything runs: the report bucket and the generated manifest's bucket must be writable by the job's
+/// role, and every `ExpectedBucketOwner` the job gives must be the owner a `[[storage]]` entry declares for that
+/// bucket. A job that fails here has changed nothing.
+fn check_destinations(engine: &Engine, job: &Job) -> Option<ManifestProblem> {
+    let (account, role) = (job.account_id.as_str(), job.spec.named_role());
+    let denied = |what: &str, bucket: &str, e: s3batch_storage::StorageError| {
+        problem("AccessDenied", format!("the {what} bucket {bucket} is not writable by the job's role: {}", e.message))
+    };
+    let owner = |what: &str, bucket: &str, expected: Option<&String>| {
+        let expected = expected?;
+        match engine.router.owner_of(bucket) {
+            Some(actual) if actual != expected => Some(problem(
+                "AccessDenied",
+                format!("Access Denied: {what} {expected} is not the owner of bucket {bucket}"),
+            )),
+            _ => None,
+        }
+    };
+    let r = &job.spec.report;
+    if let Some(bucket) = r.bucket.as_deref().and_then(arn::parse_bucket_arn) {
+        if let Some(p) = owner("Report.ExpectedBucketOwner", &bucket, r.expected_bucket_owner.as_ref()) {
+            return Some(p);
+        }
+        if r.enabled
+            && let Err(e) = engine.roles.check(account, role, &bucket, crate::roles::Access::Write)
+        {
+            return Some(denied("report", &bucket, e));
+        }
+    }
+    if let Some(ManifestGenerator::S3JobManifestGenerator(g)) = &job.spec.manifest_generator {
+        if let Some(bucket) = arn::parse_bucket_arn(&g.source_bucket)
+            && let Some(p) = owner("ManifestGenerator.ExpectedBucketOwner", &bucket, g.expected_bucket_owner.as_ref())
+        {
+            return Some(p);
+        }
+        if let Some(out) = g.manifest_output_location.as_ref().filter(|_| g.enable_manifest_output) {
+            let bucket = arn::parse_bucket_arn(&out.bucket).unwrap_or_else(|| out.bucket.clone());
+            let expected = out.expected_manifest_bucket_owner.as_ref();
+            if let Some(p) = owner("ManifestOutputLocation.ExpectedManifestBucketOwner", &bucket, expected) {
+                return Some(p);
+            }
+            if let Err(e) = engine.roles.check(account, role, &bucket, crate::roles::Access::Write) {
+                return Some(denied("generated manifest", &bucket, e));
+            }
+        }
+    }
+    None
+}
+
 /// Fail the job for `p` from whatever live status it is in (a generator job may have left Preparing already).
 async fn fail(engine: &Arc<Engine>, job: &Job, p: ManifestProblem) -> Result<Prepared, s3batch_store::StoreError> {
     tracing::warn!(job = %job.id, code = p.code, reason = %p.reason, "manifest refused");
@@ -216,7 +268,8 @@ async fn read_manifest(engine: &Arc<Engine>, job: &Job) -> Result<ReadOutcome, s
             format!("reading the manifest s3://{bucket}/{key} failed: {} ({}): {}", e.code, e.http_status, e.message),
         )))
     };
-    let objects = match engine.router.store_for(&bucket) {
+    let router = engine.router_for(job);
+    let objects = match router.store_for(&bucket) {
         Ok(s) => s,
         Err(e) => return Ok(unreadable(e)),
     };
@@ -261,7 +314,7 @@ async fn read_manifest(engine: &Arc<Engine>, job: &Job) -> Result<ReadOutcome, s
                 Err(e) => return Ok(unreadable(e)),
             };
             let (engine, rt) = (engine.clone(), tokio::runtime::Handle::current());
-            tokio::task::spawn_blocking(move || inventory::read(engine, rt, json, (bucket, key), tx))
+            tokio::task::spawn_blocking(move || inventory::read(engine, router, rt, json, (bucket, key), tx))
         }
     };
 

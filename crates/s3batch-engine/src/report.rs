@@ -83,7 +83,7 @@ pub async fn write(engine: &Engine, job: &Job) -> Result<String, ReportError> {
         }
     }
 
-    let store = engine.router.store_for(&bucket)?;
+    let store = engine.router_for(job).store_for(&bucket)?;
     let prefix = job_prefix(r.prefix.as_deref(), &job.id);
     let mut results = Vec::new();
     for (status, mut part) in [(TaskStatus::Succeeded, succeeded), (TaskStatus::Failed, failed)] {

@@ -11,6 +11,7 @@ use sha1::{Digest, Sha1};
 use tokio::sync::Notify;
 
 use crate::now;
+use crate::roles::{Role, Roles};
 
 /// A refused or failed call: `code` is the S3 Control exception name, `status` the HTTP status to send.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +34,10 @@ impl ServiceError {
     }
     pub fn job_status(m: impl Into<String>) -> Self {
         Self::new("JobStatusException", 400, m)
+    }
+    /// A role refused the call (403).
+    pub fn access_denied(m: impl Into<String>) -> Self {
+        Self::new("AccessDenied", 403, m)
     }
 }
 
@@ -83,12 +88,14 @@ pub struct JobService {
     retention_days: i64,
     /// Where the impact preview HEADs its sample, and the engine's concurrency its estimate assumes.
     storage: Option<(Arc<s3batch_storage::Router>, usize)>,
+    /// The configured roles: CreateJob checks the one a job names; the preview samples through it.
+    roles: Option<Arc<Roles>>,
 }
 
 impl JobService {
     /// `wake` is the engine's: a new job or a confirmation is looked at at once, not at the next tick.
     pub fn new(store: Arc<dyn JobStore>, wake: Arc<Notify>, retention_days: i64) -> Self {
-        JobService { store, wake, retention_days, storage: None }
+        JobService { store, wake, retention_days, storage: None, roles: None }
     }
 
     pub fn store(&self) -> &Arc<dyn JobStore> {
@@ -107,6 +114,9 @@ impl JobService {
             return Err(ServiceError::bad_request(format!("account id '{account}' is not 12 digits")));
         }
         spec.validate()?;
+        if let Some(roles) = &self.roles {
+            roles.check_create(account, &spec).map_err(|r| ServiceError::access_denied(r.0))?;
+        }
         let token = token.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         if !(1..=64).contains(&token.chars().count()) {
             return Err(ServiceError::bad_request("ClientRequestToken must be 1 to 64 characters long"));
@@ -388,6 +398,23 @@ impl JobService {
         self
     }
 
+    /// The service with the configured roles: CreateJob checks the role a job names (see [`Roles::check_create`]),
+    /// and the impact preview samples through the job's role.
+    pub fn with_roles(mut self, roles: Arc<Roles>) -> Self {
+        self.roles = Some(roles);
+        self
+    }
+
+    /// The roles of `account` and what each allows (none on a server without `[[roles]]`).
+    pub fn roles(&self, account: &str) -> Vec<Arc<Role>> {
+        self.roles.as_ref().map(|r| r.of_account(account)).unwrap_or_default()
+    }
+
+    /// Whether jobs must name a role (the server has `[[accounts]]`).
+    pub fn roles_required(&self) -> bool {
+        self.roles.as_ref().is_some_and(|r| r.required())
+    }
+
     /// Set (or with `None` lift) the job's rate limit, in tasks per second for the whole job: the workers running
     /// it take the new limit within about a second.
     pub async fn update_rate_limit(&self, account: &str, id: &str, rate_limit: Option<i64>) -> Result<Job> {
@@ -415,7 +442,11 @@ impl JobService {
         let Some((router, concurrency)) = &self.storage else {
             return Err(ServiceError::new("InternalServiceException", 500, "this server has no storage to sample"));
         };
-        crate::preview::preview(self.store.as_ref(), router, *concurrency, &job, now()).await
+        let router = match &self.roles {
+            Some(roles) => roles.router_for(&job.account_id, job.spec.named_role()),
+            None => router.clone(),
+        };
+        crate::preview::preview(self.store.as_ref(), &router, *concurrency, &job, now()).await
     }
 }
 
@@ -425,9 +456,33 @@ impl JobService {
         self.storage.as_ref().map(|(r, _)| r)
     }
 
-    /// A HEAD of one object, for a front end that helps a user fill in a manifest location (its ETag).
-    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<s3batch_storage::ObjectInfo> {
-        let router = self.storage().ok_or_else(no_storage)?;
+    /// A HEAD of one object, for a front end that helps a user of `account` fill in a manifest location (its
+    /// ETag). With roles, it goes through the role the user named, or else through a role of the account that may
+    /// read the bucket (none: `AccessDenied`): a user sees nothing its jobs could not read.
+    pub async fn head_object(
+        &self,
+        account: &str,
+        role: Option<&str>,
+        bucket: &str,
+        key: &str,
+    ) -> Result<s3batch_storage::ObjectInfo> {
+        let mut router = self.storage().ok_or_else(no_storage)?.clone();
+        if let Some(roles) = &self.roles {
+            let mine = roles.of_account(account);
+            let role = match role {
+                Some(r) => Some(r.to_string()),
+                None if roles.required() || !mine.is_empty() => match mine.iter().find(|r| r.may_read(bucket)) {
+                    Some(r) => Some(r.arn.clone()),
+                    None => {
+                        return Err(ServiceError::access_denied(format!(
+                            "Access Denied: no role of account {account} may read bucket {bucket}"
+                        )));
+                    }
+                },
+                None => None,
+            };
+            router = roles.router_for(account, role.as_deref());
+        }
         let obj = s3batch_storage::ObjectRef::new(bucket, key);
         let store = router.store_for(bucket).map_err(storage_error)?;
         store.head_object(&obj).await.map_err(storage_error)

@@ -21,6 +21,11 @@ pub struct StorageConfig {
     /// Bucket names this entry serves; `"*"` matches every bucket, `"logs-*"` every name starting `logs-`.
     #[serde(default = "all_buckets")]
     pub buckets: Vec<String>,
+    /// The 12-digit account that owns this entry's buckets: a job's `ExpectedBucketOwner` (report, manifest
+    /// generator source, generated manifest) must name it, else the job fails with `AccessDenied`. Default: none
+    /// (no owner to check against).
+    #[serde(default)]
+    pub owner: Option<String>,
 
     // --- kind = "s3"
     /// e.g. `http://127.0.0.1:3900`; absent means AWS.
@@ -94,6 +99,7 @@ impl std::fmt::Debug for StorageConfig {
             .field("name", &self.name)
             .field("kind", &self.kind)
             .field("buckets", &self.buckets)
+            .field("owner", &self.owner)
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("force_path_style", &self.force_path_style)
@@ -113,6 +119,7 @@ impl StorageConfig {
             name: name.into(),
             kind: BackendKind::Local,
             buckets: all_buckets(),
+            owner: None,
             endpoint: None,
             region: None,
             force_path_style: false,

@@ -15,6 +15,8 @@ pub struct Router {
 struct Route {
     name: String,
     patterns: Vec<String>,
+    /// The account owning the buckets (`owner`), if declared.
+    owner: Option<String>,
     store: Arc<dyn ObjectStore>,
 }
 
@@ -35,6 +37,11 @@ impl Router {
             if e.buckets.is_empty() {
                 return Err(err("`buckets` is empty: name bucket names or \"*\"".into()));
             }
+            if let Some(o) = &e.owner
+                && !s3batch_core::spec::valid_account_id(o)
+            {
+                return Err(err(format!("`owner` '{o}' is not a 12-digit account id")));
+            }
             let store: Arc<dyn ObjectStore> = match e.kind {
                 BackendKind::Local => {
                     let root = e.root.as_ref().ok_or_else(|| err("kind = \"local\" needs `root`".into()))?;
@@ -54,13 +61,55 @@ impl Router {
                 BackendKind::S3 => Arc::new(crate::s3::S3Store::from_config(e).map_err(|m| err(m.to_string()))?),
             };
             router.add(&e.name, e.buckets.clone(), store);
+            if let Some(o) = &e.owner {
+                router.set_owner(&e.name, o);
+            }
         }
         Ok(router)
     }
 
+    /// Declare the account owning the buckets of the entry `name` (`owner`).
+    pub fn set_owner(&mut self, name: &str, owner: &str) {
+        for r in self.routes.iter_mut().filter(|r| r.name == name) {
+            r.owner = Some(owner.into());
+        }
+    }
+
+    /// The account owning `bucket`, if its entry declares one.
+    pub fn owner_of(&self, bucket: &str) -> Option<&str> {
+        self.route(bucket).and_then(|r| r.owner.as_deref())
+    }
+
+    /// The names of the entries, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.routes.iter().map(|r| r.name.as_str())
+    }
+
+    /// The same routes with each backend replaced by `f(entry name, backend)`. Routes that shared a backend share
+    /// its replacement (so [`Router::same_backend`] answers as before).
+    pub fn map_stores(&self, mut f: impl FnMut(&str, &Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>) -> Router {
+        let mut done: Vec<(Arc<dyn ObjectStore>, Arc<dyn ObjectStore>)> = Vec::new();
+        let routes = self
+            .routes
+            .iter()
+            .map(|r| {
+                let store = match done.iter().find(|(old, _)| Arc::ptr_eq(old, &r.store)) {
+                    Some((_, new)) => new.clone(),
+                    None => {
+                        let new = f(&r.name, &r.store);
+                        done.push((r.store.clone(), new.clone()));
+                        new
+                    }
+                };
+                Route { store, ..r.clone() }
+            })
+            .collect();
+        Router { routes }
+    }
+
     /// Add a route (tests use this to put a prepared `MemoryStore` behind some buckets).
     pub fn add(&mut self, name: &str, patterns: Vec<String>, store: Arc<dyn ObjectStore>) {
-        self.routes.push(Route { name: name.into(), patterns, store });
+        self.routes.push(Route { name: name.into(), patterns, owner: None, store });
     }
 
     /// The backend serving `bucket`, or `NoSuchBucket` when no entry matches.
@@ -86,7 +135,8 @@ impl Router {
     }
 }
 
-fn matches(pattern: &str, bucket: &str) -> bool {
+/// Whether `bucket` matches `pattern`: a name, `"prefix-*"` (every name starting `prefix-`) or `"*"`.
+pub fn matches(pattern: &str, bucket: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => bucket.starts_with(prefix),
         None => pattern == bucket,

@@ -492,6 +492,9 @@ fn write_inventory(bucket_dir: &std::path::Path, lines: u64, distinct: u64) -> R
     Ok(format!("{dir}/manifest.json"))
 }
 
+/// The role a benchmark job runs under (reads and writes the `bench-*` buckets).
+const BENCH_ROLE: &str = "arn:aws:iam::123456789012:role/bench";
+
 /// One row, in this (child) process; prints its figures as JSON on stdout.
 pub async fn run_child(args: RunArgs) -> Result<()> {
     if args.lines == 0 || args.local_objects == 0 {
@@ -513,6 +516,16 @@ pub async fn run_child(args: RunArgs) -> Result<()> {
     mem.virtual_objects = true;
     mem.latency_ms = args.latency_ms;
     config.storage = vec![local, mem];
+    // The job runs under a role, as on a server with accounts: every storage call is checked against it.
+    config.roles = vec![s3batch_engine::roles::RoleConfig {
+        arn: BENCH_ROLE.into(),
+        cos_arn: None,
+        read: vec!["bench-*".into()],
+        write: vec!["bench-*".into()],
+        operations: None,
+        functions: vec![],
+        credentials: vec![],
+    }];
 
     let objects = dir.path().join("objects");
     let mdir = objects.join("bench-manifests");
@@ -590,6 +603,7 @@ pub async fn run_child(args: RunArgs) -> Result<()> {
         "Priority": 1,
         "ConfirmationRequired": false,
         "DryRun": args.operation == BenchOperation::Noop,
+        "RoleArn": BENCH_ROLE,
     });
     if let (Some(spec), Some(m)) = (spec.as_object_mut(), manifest.as_object()) {
         spec.extend(m.clone());

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use s3batch_api::json::{
-    CreateJobBody, CreateJobResult, ErrorBody, JobView, ListJobsResult, PriorityBody, RateLimitBody, UpdateStatusBody,
-    WorkersResult,
+    CreateJobBody, CreateJobResult, ErrorBody, JobView, ListJobsResult, PriorityBody, RateLimitBody, RolesResult,
+    UpdateStatusBody, WorkersResult,
 };
 use s3batch_core::JobSpec;
 use s3batch_engine::preview::Preview;
@@ -131,6 +131,10 @@ impl Client {
     /// The impact preview of a prepared job.
     pub async fn preview(&self, id: &str) -> Result<Preview> {
         self.send(self.req(reqwest::Method::GET, &format!("/jobs/{}/preview", path_seg(id)))).await
+    }
+
+    pub async fn roles(&self) -> Result<RolesResult> {
+        self.send(self.req(reqwest::Method::GET, "/roles")).await
     }
 
     pub async fn workers(&self) -> Result<WorkersResult> {
@@ -348,6 +352,32 @@ pub fn print_list(l: &ListJobsResult) {
     }
     if let Some(t) = &l.next_token {
         println!("(more: --next-token {t})");
+    }
+}
+
+pub fn print_roles(r: &RolesResult) {
+    let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(", ") };
+    for role in &r.roles {
+        println!("{}", role.role_arn);
+        if let Some(cos) = &role.cos_role_arn {
+            println!("  COS role:    {cos}");
+        }
+        println!("  read:        {}", list(&role.read));
+        println!("  write:       {}", list(&role.write));
+        println!("  operations:  {}", role.operations.as_deref().map_or("every operation".into(), list));
+        println!("  functions:   {}", list(&role.functions));
+        if !role.own_credentials_for.is_empty() {
+            println!("  own keys on: {}", list(&role.own_credentials_for));
+        }
+    }
+    if r.roles.is_empty() {
+        if r.required {
+            println!(
+                "this account has no role: an operator adds one as a [[roles]] entry; until then it cannot create jobs"
+            );
+        } else {
+            println!("no roles: jobs run with the server's own storage credentials (no [[accounts]] configured)");
+        }
     }
 }
 

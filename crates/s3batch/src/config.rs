@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use s3batch_api::Account;
 use s3batch_engine::EngineConfig;
+use s3batch_engine::roles::RoleConfig;
 use s3batch_storage::StorageConfig;
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,8 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Where buckets live, first match wins. None: one `local` store under `<data_dir>/objects` for every bucket.
     pub storage: Vec<StorageConfig>,
+    /// What jobs may touch: with `[[accounts]]`, every job must name one of its account's roles.
+    pub roles: Vec<RoleConfig>,
 }
 
 /// `[server]`.
@@ -75,6 +78,11 @@ impl Config {
         }
         let config: Config = value.try_into().context("configuration")?;
         config.engine.validate().map_err(anyhow::Error::msg)?;
+        // Roles are checked now, so that a bad one stops every command that reads the config.
+        let storage = config.storage_or_default();
+        let routes = std::sync::Arc::new(s3batch_storage::Router::default());
+        s3batch_engine::roles::Roles::new(&config.roles, &storage, routes, !config.accounts.is_empty())
+            .map_err(anyhow::Error::msg)?;
         Ok(config)
     }
 
@@ -172,8 +180,21 @@ mod tests {
         assert_eq!(c.engine.functions.len(), 1);
         assert_eq!(c.engine.replication.get("photos").map(String::as_str), Some("photos-replica"));
         assert_eq!(c.storage.len(), 2);
+        assert_eq!((c.roles.len(), c.storage[0].owner.as_deref()), (1, Some("123456789012")));
         assert_eq!(c.engine.events.webhooks.len(), 1);
         assert!(c.engine.events.audit_log.is_some());
+    }
+
+    #[test]
+    fn a_bad_role_is_an_error_that_names_it() {
+        let e = Config::load(
+            None,
+            env(&[("S3BATCH_ROLES__0__ARN", "arn:aws:iam::12345:role/short"), ("S3BATCH_ROLES__0__READ", "[\"a\"]")]),
+        );
+        let e = format!("{:#}", e.unwrap_err());
+        assert!(e.contains("roles[0] (arn:aws:iam::12345:role/short)") && e.contains("'12345'"), "{e}");
+        let ok = Config::load(None, env(&[("S3BATCH_ROLES__0__ARN", "arn:aws:iam::123456789012:role/ok")])).unwrap();
+        assert_eq!(ok.roles.len(), 1);
     }
 
     #[test]

@@ -58,6 +58,12 @@ enum Command {
         #[command(flatten)]
         conn: client::Conn,
     },
+    /// List the roles of the caller's account and what each allows (buckets read and written, operations,
+    /// functions).
+    Roles {
+        #[command(flatten)]
+        conn: client::Conn,
+    },
     /// Create or upgrade the job store's tables (sqlite://PATH or postgres://…).
     Migrate {
         #[arg(long)]
@@ -132,6 +138,10 @@ enum JobCmd {
         /// Extension: check every task (object exists, permission, target reachable) and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// The role the job runs under (arn:aws:iam::<account>:role/<name>): it limits the buckets, operations
+        /// and functions the job may touch. Required by a server with accounts; `s3batch roles` lists them.
+        #[arg(long)]
+        role_arn: Option<String>,
     },
     /// List jobs, newest first.
     List {
@@ -248,6 +258,10 @@ async fn run(cli: Cli) -> Result<()> {
             let c = client::Client::new(conn)?;
             c.print(&c.workers().await?, client::print_workers)
         }
+        Command::Roles { conn } => {
+            let c = client::Client::new(conn)?;
+            c.print(&c.roles().await?, client::print_roles)
+        }
         Command::Migrate { database_url } => {
             serve::open_store(&database_url).await?;
             println!("migrated {}", serve::redact_url(&database_url));
@@ -278,6 +292,7 @@ async fn job(conn: client::Conn, cmd: JobCmd) -> Result<()> {
             client_request_token,
             rate_limit,
             dry_run,
+            role_arn,
         } => {
             let mut spec = client::spec_from_flags(
                 &operation,
@@ -292,7 +307,7 @@ async fn job(conn: client::Conn, cmd: JobCmd) -> Result<()> {
                 !no_confirmation_required,
                 description,
             )?;
-            (spec.rate_limit, spec.dry_run) = (rate_limit, dry_run);
+            (spec.rate_limit, spec.dry_run, spec.role_arn) = (rate_limit, dry_run, role_arn);
             let id = c.create(&CreateJobBody { client_request_token, spec }).await?;
             c.print(&serde_json::json!({"JobId": id}), |_| println!("{id}"))
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use s3batch_api::{Accounts, AppState};
+use s3batch_engine::roles::Roles;
 use s3batch_engine::service::JobService;
 use s3batch_engine::{CancellationToken, Engine};
 use s3batch_storage::{BackendKind, Router};
@@ -78,9 +79,13 @@ pub async fn build(config: &Config, role: &str) -> Result<Parts> {
     let mut engine_config = config.engine.clone();
     // Events name the region of the job ARNs the API gives out, unless [engine.events] names one.
     engine_config.events.region.get_or_insert_with(|| config.server.region.clone());
-    let engine = Engine::with_role(store.clone(), router.clone(), engine_config, role);
+    let roles = Roles::new(&config.roles, &config.storage_or_default(), router.clone(), !config.accounts.is_empty())
+        .map_err(anyhow::Error::msg)?;
+    let roles = Arc::new(roles);
+    let engine = Engine::with_roles(store.clone(), roles.clone(), engine_config, role);
     let service = JobService::new(store, engine.wake.clone(), config.engine.retention_days)
-        .with_storage(router, config.engine.concurrency);
+        .with_storage(router, config.engine.concurrency)
+        .with_roles(roles);
     Ok(Parts { engine, service })
 }
 

@@ -179,6 +179,17 @@ secret_access_key = "secret-one"
 account_id = "222222222222"
 access_key_id = "AKIDTWO"
 secret_access_key = "secret-two"
+
+[[roles]]
+arn = "arn:aws:iam::111111111111:role/tagger"
+read = ["manifests", "photos"]
+write = ["photos"]
+operations = ["S3PutObjectTagging"]
+
+[[roles]]
+arn = "arn:aws:iam::222222222222:role/other"
+read = ["*"]
+write = ["*"]
 "#,
     );
     put_file(dir.path(), "manifests", "m.csv", "photos,a\n");
@@ -193,13 +204,44 @@ secret_access_key = "secret-two"
         cli(ep, &["list"], &[("S3BATCH_ACCESS_KEY_ID", "AKIDONE"), ("S3BATCH_SECRET_ACCESS_KEY", "wrong")]);
     assert!(!ok && err.contains("AccessDenied"), "{err}");
 
-    let (ok, out, err) =
-        cli(ep, &["create", "--operation", OP, "--manifest-csv", "s3://manifests/m.csv", "--output", "json"], &one);
+    // With accounts, a job names a role of its account: none, or another account's, is refused.
+    let create = ["create", "--operation", OP, "--manifest-csv", "s3://manifests/m.csv", "--output", "json"];
+    let (ok, _, err) = cli(ep, &create, &one);
+    assert!(!ok && err.contains("AccessDenied") && err.contains("[[roles]]") && err.contains("--role-arn"), "{err}");
+    let with_role = |arn: &'static str| [&create[..], &["--role-arn", arn]].concat();
+    let (ok, _, err) = cli(ep, &with_role("arn:aws:iam::222222222222:role/other"), &one);
+    assert!(!ok && err.contains("AccessDenied") && err.contains("is not a role of account 111111111111"), "{err}");
+    let (ok, _, err) = cli(ep, &with_role("arn:aws:iam::111111111111:role/tagger"), &two);
+    assert!(!ok && err.contains("AccessDenied"), "{err}");
+    let delete = ["create", "--operation", r#"{"S3DeleteObject":{}}"#, "--manifest-csv", "s3://manifests/m.csv"];
+    let (ok, _, err) = cli(ep, &[&delete[..], &["--role-arn", "arn:aws:iam::111111111111:role/tagger"]].concat(), &one);
+    assert!(!ok && err.contains("does not allow the operation S3DeleteObject"), "{err}");
+    // `s3batch roles` lists the caller's account's roles only.
+    let roles = |env: &[(&str, &str)]| {
+        let out = std::process::Command::new(common::BIN)
+            .args(["roles", "--endpoint", ep, "--output", "json"])
+            .env_remove("S3BATCH_ACCOUNT_ID")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        json(&String::from_utf8_lossy(&out.stdout))
+    };
+    let listed = roles(&one);
+    assert_eq!(listed["Required"], true);
+    assert_eq!(listed["Roles"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["Roles"][0]["RoleArn"], "arn:aws:iam::111111111111:role/tagger");
+    assert_eq!(listed["Roles"][0]["Write"], serde_json::json!(["photos"]));
+    assert_eq!(listed["Roles"][0]["Operations"], serde_json::json!(["S3PutObjectTagging"]));
+    assert_eq!(roles(&two)["Roles"][0]["RoleArn"], "arn:aws:iam::222222222222:role/other");
+
+    let (ok, out, err) = cli(ep, &with_role("arn:aws:iam::111111111111:role/tagger"), &one);
     assert!(ok, "{err}");
     let id = json(&out)["JobId"].as_str().unwrap().to_string();
     let (ok, out, _) = cli(ep, &["describe", &id, "--output", "json"], &one);
     assert!(ok);
     assert_eq!(json(&out)["JobArn"], format!("arn:aws:s3:us-east-1:111111111111:job/{id}"));
+    assert_eq!(json(&out)["RoleArn"], "arn:aws:iam::111111111111:role/tagger", "DescribeJob shows the role as given");
     // Account two cannot see or touch it, and key one cannot act for account two.
     let (ok, _, err) = cli(ep, &["cancel", &id], &two);
     assert!(!ok && err.contains("NotFoundException"), "{err}");

@@ -171,7 +171,9 @@ fn a_user_manages_jobs_in_the_console() {
     let mut accounts = String::new();
     for (id, key, secret) in [A, B] {
         accounts.push_str(&format!(
-            "[[accounts]]\naccount_id = \"{id}\"\naccess_key_id = \"{key}\"\nsecret_access_key = \"{secret}\"\n\n"
+            "[[accounts]]\naccount_id = \"{id}\"\naccess_key_id = \"{key}\"\nsecret_access_key = \"{secret}\"\n\n\
+             [[roles]]\narn = \"arn:aws:iam::{id}:role/console\"\nread = [\"manifests\", \"photos\"]\n\
+             write = [\"photos\", \"reports\"]\n\n"
         ));
     }
     let config = write_config(
@@ -185,7 +187,7 @@ fn a_user_manages_jobs_in_the_console() {
     );
     let server = Server::start(&config);
 
-    let job = |who, description: &str, key: &str, extra: serde_json::Value| {
+    let job = |who: (&str, &str, &str), description: &str, key: &str, extra: serde_json::Value| {
         let mut body = serde_json::json!({
             "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
             "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
@@ -193,6 +195,7 @@ fn a_user_manages_jobs_in_the_console() {
             "Report": {"Enabled": false},
             "Priority": 5,
             "Description": description,
+            "RoleArn": format!("arn:aws:iam::{}:role/console", who.0),
         });
         body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         api(&server, who, "POST", "/api/v1/jobs", body)["JobId"].as_str().unwrap().to_string()

@@ -25,6 +25,8 @@ fn run(mode: &str, recipe_env: bool) {
         dir.path(),
         &format!(
             "[[accounts]]\naccount_id = \"{ACCOUNT}\"\naccess_key_id = \"AKIDTEST\"\nsecret_access_key = \"s3cr3t\"\n\n\
+             [[roles]]\narn = \"arn:aws:iam::{ACCOUNT}:role/batch\"\nread = [\"manifests\", \"data\"]\n\
+             write = [\"data\", \"reports\"]\n\n\
              [engine]\ntick_ms = 20\n"
         ),
     );

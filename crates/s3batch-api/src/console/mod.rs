@@ -502,7 +502,7 @@ async fn new_job(
         Err(r) => return *r,
     };
     let clone = query.ok().and_then(|Query(q)| q.into_iter().find(|(k, _)| k == "clone").map(|(_, v)| v));
-    let values = match clone {
+    let mut values = match clone {
         None => form::defaults(),
         Some(id) => match st.service.describe(&ctx.s.account, &id).await {
             Ok(job) => {
@@ -519,6 +519,12 @@ async fn new_job(
         },
     };
     let roles = st.role_arns(&ctx.s.account);
+    // A new job runs under one of the account's roles: the first is offered.
+    if values.get("role").is_empty()
+        && let Some(first) = roles.first()
+    {
+        values.set("role", first.clone());
+    }
     page(
         Some(&ctx),
         StatusCode::OK,
@@ -551,7 +557,7 @@ async fn create(
     if let (Some(field), Some(m)) = (etag_field, spec.manifest.as_mut()) {
         let arn = m.location.object_arn.trim_start_matches("arn:aws:s3:::").to_string();
         let (bucket, key) = arn.split_once('/').unwrap_or((&arn, ""));
-        match st.service.head_object(bucket, key).await {
+        match st.service.head_object(&ctx.s.account, spec.role_arn.as_deref(), bucket, key).await {
             Ok(info) => m.location.etag = Some(info.etag),
             Err(e) => {
                 let mut errors = form::Errors::new();
@@ -581,11 +587,12 @@ async fn etag(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    if ctx(&st, &headers).is_err() {
+    let Ok(ctx) = ctx(&st, &headers) else {
         return (StatusCode::FORBIDDEN, axum::Json(serde_json::json!({"Message": "sign in first"}))).into_response();
-    }
+    };
     let q = Values::from_pairs(query.map(|Query(q)| q).unwrap_or_default());
-    match st.service.head_object(q.get("bucket"), q.get("key")).await {
+    let role = Some(q.get("role")).filter(|r| !r.is_empty());
+    match st.service.head_object(&ctx.s.account, role, q.get("bucket"), q.get("key")).await {
         Ok(info) => axum::Json(serde_json::json!({"ETag": info.etag})).into_response(),
         Err(e) => (status_of(&e), axum::Json(serde_json::json!({"Message": e.message}))).into_response(),
     }

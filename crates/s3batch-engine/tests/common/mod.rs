@@ -73,11 +73,16 @@ pub async fn run_job(
 
 /// The rows of a job's report in the bucket `reports` of `meta`; the job's counters must equal them.
 pub async fn report_rows(meta: &dyn ObjectStore, job: &Job) -> Rows {
-    let manifest = get(meta, "reports", job.report_key.as_deref().expect("a report")).await;
+    report_rows_in(meta, "reports", job).await
+}
+
+/// The rows of a job's report in `bucket` of `meta`; the job's counters must equal them.
+pub async fn report_rows_in(meta: &dyn ObjectStore, bucket: &str, job: &Job) -> Rows {
+    let manifest = get(meta, bucket, job.report_key.as_deref().expect("a report")).await;
     let files: ReportManifest = serde_json::from_slice(&manifest).unwrap();
     let mut rows = Rows { succeeded: vec![], failed: vec![] };
     for f in files.results {
-        let parsed = parse_rows(&get(meta, "reports", &f.key).await).unwrap();
+        let parsed = parse_rows(&get(meta, bucket, &f.key).await).unwrap();
         match f.task_execution_status {
             TaskStatus::Succeeded => rows.succeeded = parsed,
             TaskStatus::Failed => rows.failed = parsed,

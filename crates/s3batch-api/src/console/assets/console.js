@@ -32,7 +32,9 @@ document.addEventListener("click", async (ev) => {
   const bucket = document.getElementById(which + "-bucket").value.trim();
   const key = document.getElementById(which + "-key").value.trim();
   const out = document.getElementById(which + "-etag");
-  const res = await fetch("/console/etag?bucket=" + encodeURIComponent(bucket) + "&key=" + encodeURIComponent(key),
+  const role = (document.getElementById("role") || { value: "" }).value.trim();
+  const res = await fetch("/console/etag?bucket=" + encodeURIComponent(bucket) + "&key=" + encodeURIComponent(key) +
+    "&role=" + encodeURIComponent(role),
     { credentials: "same-origin" });
   const body = await res.json().catch(() => ({ Message: "no answer" }));
   if (res.ok) { out.value = body.ETag; } else { window.alert("Cannot read s3://" + bucket + "/" + key + ": " + body.Message); }
