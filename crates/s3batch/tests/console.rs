@@ -227,6 +227,9 @@ fn a_user_manages_jobs_in_the_console() {
     assert_eq!(slow["Status"], "Cancelled");
     assert_eq!(slow["Priority"], 77);
     assert_eq!(slow["StatusUpdateReason"], "enough for today");
+    assert_eq!(slow["RateLimit"], 2);
+    let rerun = mine.iter().find(|j| j["RerunOf"] == created["JobId"]).expect("the re-run job");
+    assert_eq!(rerun["Status"], "Suspended");
     let b = api(&server, B, "GET", &format!("/api/v1/jobs/{other}"), serde_json::Value::Null);
     assert_eq!(b["Status"], "Suspended", "account B's job was not touched");
 }

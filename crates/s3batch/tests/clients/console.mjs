@@ -129,6 +129,16 @@ try {
     }
     await shot("job-detail");
 
+    // ---- Clone job: the create form, filled in ----
+    await page.getByRole("link", { name: "Clone job" }).click();
+    check((await page.getByLabel("Tag set", { exact: true }).inputValue()) === "stage=reviewed\nteam=photos",
+      "Clone job fills in the operation's parameters");
+    check((await page.getByLabel("Manifest key", { exact: true }).inputValue()) === data.manifestKey,
+      "Clone job fills in the manifest");
+    check((await page.getByLabel("Description", { exact: true }).inputValue()) === "Tag the photos from the console",
+      "Clone job fills in the description");
+    await page.goBack();
+
     // ---- The report ----
     await page.getByRole("link", { name: "View completion report" }).click();
     const failures = await page.locator("section[aria-label='Failures by error']").innerText();
@@ -151,6 +161,16 @@ try {
     const csv = fs.readFileSync(await download.path(), "utf8").trim().split("\n");
     check(csv.length === data.missing, `the failed rows download as CSV (${csv.length} lines)`);
 
+    // ---- Re-run failed tasks: a new job of the failed tasks, waiting for confirmation ----
+    await page.goto(endpoint + "/console/jobs/" + jobId);
+    await page.getByRole("button", { name: "Re-run failed tasks" }).click();
+    await page.getByText("re-runs the failed tasks of " + jobId).waitFor();
+    const rerunId = page.url().match(/jobs\/([0-9a-f-]{36})/)[1];
+    check(rerunId !== jobId, "Re-run failed tasks creates a new job");
+    await badge("Suspended").waitFor({ timeout: 60000 });
+    const rerunTotal = await page.locator("#live-detail").innerText();
+    check(rerunTotal.includes(`${data.missing} total`), `the re-run has the ${data.missing} failed tasks`);
+
     // ---- Search and filter ----
     await page.goto(endpoint + "/console");
     await page.getByLabel("Search jobs", { exact: true }).fill("photos from the console");
@@ -159,7 +179,8 @@ try {
     check((await rows.count()) === 1 && (await rows.first().innerText()).includes(jobId), "search by description");
     await page.getByLabel("Search jobs", { exact: true }).fill(jobId.slice(9, 18));
     await page.getByRole("button", { name: "Apply" }).click();
-    check((await rows.count()) === 1 && (await rows.first().innerText()).includes(jobId), "search by part of an ID");
+    const found = await page.locator("table.jobs tbody tr").evaluateAll((trs) => trs.map((t) => t.dataset.job));
+    check(found.includes(jobId) && found.length <= 2, `search by part of an ID (the job, and its re-run naming it): ${found}`);
     await page.getByLabel("Search jobs", { exact: true }).fill(data.otherAccountJob);
     await page.getByRole("button", { name: "Apply" }).click();
     await page.getByText("No jobs match").waitFor();
@@ -175,6 +196,18 @@ try {
     // ---- A running job: priority, then cancel ----
     await page.goto(endpoint + "/console/jobs/" + data.activeJob);
     await badge("Active").waitFor({ timeout: 60000 });
+    await page.getByRole("button", { name: "Pause" }).click();
+    await page.getByText("Pause requested").waitFor();
+    // Pausing lets the tasks in flight finish, then Paused.
+    await page.locator(".titlebar .badge", { hasText: /^Paus(ing|ed)$/ }).waitFor({ timeout: 60000 });
+    check(true, "a running job is paused");
+    await page.getByRole("button", { name: "Resume" }).click();
+    await page.getByText("Resumed").waitFor();
+    check((await page.getByRole("button", { name: "Resume" }).count()) === 0, "a paused job resumes");
+    await page.getByLabel("Rate limit (tasks/s, empty for none)", { exact: true }).fill("2");
+    await page.getByRole("button", { name: "Update rate limit" }).click();
+    await page.getByText("Rate limit set to 2 tasks/s").waitFor();
+    check(true, "the rate limit of a running job is changed");
     await page.getByLabel("Priority", { exact: true }).fill("77");
     await page.getByRole("button", { name: "Update priority" }).click();
     await page.getByText("Priority set to 77").waitFor();
