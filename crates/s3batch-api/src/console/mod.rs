@@ -57,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/jobs/{id}/tags", post(set_tags))
         .route("/console/jobs/{id}/report", get(report_page))
         .route("/console/jobs/{id}/report.csv", get(report_csv))
+        .route("/console/jobs/{id}/report/file", get(report_file))
         .route("/console/etag", get(etag))
         .route("/console/assets/console.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
         .route("/console/assets/console.js", get(|| async { asset("text/javascript; charset=utf-8", JS) }))
@@ -684,6 +685,49 @@ async fn read_report(
         failure_counts,
         location: format!("s3://{}/{}", files.bucket, files.manifest_key),
     })
+}
+
+/// One file of the report (`?n=` its index in the report's manifest.json; `n=manifest` the manifest.json itself),
+/// as it is in the report bucket. Only the files the job's report lists can be read this way.
+async fn report_file(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let ctx = match ctx(&st, &headers) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let n = Values::from_pairs(query.map(|Query(q)| q).unwrap_or_default()).get("n").to_string();
+    let files = match st.service.report(&ctx.s.account, &id).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return error_page(&ctx, &ServiceError::new("NotFoundException", 404, "this job has no report")),
+        Err(e) => return error_page(&ctx, &e),
+    };
+    let (bucket, key, content_type) = if n == "manifest" {
+        (files.bucket.clone(), files.manifest_key.clone(), "application/json")
+    } else {
+        match n.parse::<usize>().ok().and_then(|i| files.manifest.results.get(i)) {
+            Some(f) => (f.bucket.clone(), f.key.clone(), "text/csv; charset=utf-8"),
+            None => {
+                let e = ServiceError::new("NotFoundException", 404, format!("the report has no file '{n}'"));
+                return error_page(&ctx, &e);
+            }
+        }
+    };
+    match st.service.open_object(&bucket, &key).await {
+        Ok(get) => {
+            use futures::StreamExt;
+            let body = get.body.map(|b| b.map_err(std::io::Error::other));
+            let mut r = axum::body::Body::from_stream(body).into_response();
+            let h = r.headers_mut();
+            secure(h);
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            r
+        }
+        Err(e) => error_page(&ctx, &e),
+    }
 }
 
 /// The report's rows as one CSV file (all, or `?failed=1`), streamed file by file.

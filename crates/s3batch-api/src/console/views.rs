@@ -543,7 +543,15 @@ pub fn report(who: &Who, job: &Job, r: Option<&ReportPage>) -> Markup {
                         @if r.more { a href=(q(r.failed_only, r.page + 1)) rel="next" { "Next" } }
                     }
                     h2 { "Report files" }
-                    ul { @for (status, bucket, key) in &r.files { li { (status) ": " code { "s3://" (bucket) "/" (key) } } } }
+                    ul {
+                        li { a href=(format!("/console/jobs/{}/report/file?n=manifest", job.id)) { "manifest.json" } }
+                        @for (i, (status, bucket, key)) in r.files.iter().enumerate() {
+                            li {
+                                a href=(format!("/console/jobs/{}/report/file?n={i}", job.id)) { (status) " results" }
+                                " " code { "s3://" (bucket) "/" (key) }
+                            }
+                        }
+                    }
                 }
             }
         },

@@ -147,6 +147,12 @@ try {
       (await page.locator("table.report tbody tr").count()) === data.manifestLines,
       "all rows are in the report table",
     );
+    const filesRes = await page.request.get(
+      await page.getByRole("link", { name: "failed results" }).getAttribute("href", { timeout: 5000 }).then((h) => endpoint + h));
+    check(filesRes.status() === 200 && (await filesRes.text()).trim().split("\n").length === data.missing,
+      "the report's failed results file opens from its link");
+    const manifestRes = await page.request.get(endpoint + new URL(page.url()).pathname + "/file?n=manifest");
+    check((await manifestRes.json()).Results.length === 2, "the report's manifest.json opens from its link");
     await page.getByRole("link", { name: "Failed only" }).click();
     const failedRows = page.locator("table.report tbody tr");
     check((await failedRows.count()) === data.missing, `failed only shows the ${data.missing} failed rows`);
