@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use s3batch_core::JobSpec;
+use s3batch_core::spec::{CANNED_ACLS, CHECKSUM_ALGORITHMS, OBJECT_LOCK_MODES, STORAGE_CLASSES};
 use serde_json::{Map, Value, json};
 
 /// The form's values, by field name (a field may repeat: multi-selects).
@@ -48,7 +49,10 @@ pub enum Kind {
     Text,
     Int,
     Bool,
+    /// One of the choices.
     Select(&'static [&'static str]),
+    /// One of the choices, or none: the member is left out and the service's default applies.
+    Optional(&'static [&'static str]),
     /// `key=value` lines → `[{"Key": …, "Value": …}]`.
     Tags,
     /// Comma- or line-separated → `["…"]`.
@@ -78,31 +82,6 @@ pub struct OpForm {
 const fn f(name: &'static str, label: &'static str, path: &'static str, kind: Kind, hint: &'static str) -> Field {
     Field { name, label, path, kind, hint }
 }
-
-const STORAGE_CLASSES: &[&str] = &[
-    "",
-    "STANDARD",
-    "STANDARD_IA",
-    "ONEZONE_IA",
-    "INTELLIGENT_TIERING",
-    "GLACIER",
-    "GLACIER_IR",
-    "DEEP_ARCHIVE",
-    "REDUCED_REDUNDANCY",
-];
-const CANNED_ACLS: &[&str] = &[
-    "",
-    "private",
-    "public-read",
-    "public-read-write",
-    "aws-exec-read",
-    "authenticated-read",
-    "bucket-owner-read",
-    "bucket-owner-full-control",
-];
-const CHECKSUMS: &[&str] = &["", "CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"];
-const COMPUTE_CHECKSUMS: &[&str] =
-    &["CRC32", "CRC32C", "CRC64NVME", "MD5", "SHA1", "SHA256", "SHA512", "XXHASH64", "XXHASH3", "XXHASH128"];
 
 /// Every operation s3batch runs, in the order the form lists them.
 pub static OPERATIONS: &[OpForm] = &[
@@ -134,10 +113,10 @@ pub static OPERATIONS: &[OpForm] = &[
         fields: &[
             f("copy.target", "Destination bucket ARN", "TargetResource", Kind::Text, "arn:aws:s3:::bucket"),
             f("copy.prefix", "Destination key prefix", "TargetKeyPrefix", Kind::Text, ""),
-            f("copy.storage_class", "Storage class", "StorageClass", Kind::Select(STORAGE_CLASSES), ""),
-            f("copy.metadata", "Metadata directive", "MetadataDirective", Kind::Select(&["", "COPY", "REPLACE"]), ""),
-            f("copy.acl", "Canned ACL of the copies", "CannedAccessControlList", Kind::Select(CANNED_ACLS), ""),
-            f("copy.checksum", "Checksum algorithm", "ChecksumAlgorithm", Kind::Select(CHECKSUMS), ""),
+            f("copy.storage_class", "Storage class", "StorageClass", Kind::Optional(&STORAGE_CLASSES), ""),
+            f("copy.metadata", "Metadata directive", "MetadataDirective", Kind::Optional(&["COPY", "REPLACE"]), ""),
+            f("copy.acl", "Canned ACL of the copies", "CannedAccessControlList", Kind::Optional(&CANNED_ACLS), ""),
+            f("copy.checksum", "Checksum algorithm", "ChecksumAlgorithm", Kind::Optional(&CHECKSUM_ALGORITHMS), ""),
         ],
     },
     OpForm {
@@ -158,7 +137,7 @@ pub static OPERATIONS: &[OpForm] = &[
             "acl.canned",
             "Canned ACL",
             "AccessControlPolicy.CannedAccessControlList",
-            Kind::Select(CANNED_ACLS),
+            Kind::Optional(&CANNED_ACLS),
             "explicit grants: use More parameters",
         )],
     },
@@ -167,7 +146,7 @@ pub static OPERATIONS: &[OpForm] = &[
         title: "Restore archived objects",
         fields: &[
             f("restore.days", "Days the restored copy is kept", "ExpirationInDays", Kind::Int, ""),
-            f("restore.tier", "Retrieval tier", "GlacierJobTier", Kind::Select(&["", "BULK", "STANDARD"]), ""),
+            f("restore.tier", "Retrieval tier", "GlacierJobTier", Kind::Optional(&["BULK", "STANDARD"]), ""),
         ],
     },
     OpForm {
@@ -179,13 +158,7 @@ pub static OPERATIONS: &[OpForm] = &[
         op: "S3PutObjectRetention",
         title: "Object Lock retention",
         fields: &[
-            f(
-                "retention.mode",
-                "Retention mode",
-                "Retention.Mode",
-                Kind::Select(&["", "GOVERNANCE", "COMPLIANCE"]),
-                "",
-            ),
+            f("retention.mode", "Retention mode", "Retention.Mode", Kind::Optional(&OBJECT_LOCK_MODES), ""),
             f("retention.until", "Retain until", "Retention.RetainUntilDate", Kind::Text, "2027-01-01T00:00:00Z"),
             f("retention.bypass", "Bypass governance retention", "BypassGovernanceRetention", Kind::Bool, ""),
         ],
@@ -194,7 +167,7 @@ pub static OPERATIONS: &[OpForm] = &[
         op: "S3ComputeObjectChecksum",
         title: "Compute checksums",
         fields: &[
-            f("checksum.algorithm", "Algorithm", "ChecksumAlgorithm", Kind::Select(COMPUTE_CHECKSUMS), ""),
+            f("checksum.algorithm", "Algorithm", "ChecksumAlgorithm", Kind::Select(&CHECKSUM_ALGORITHMS), ""),
             f("checksum.type", "Checksum type", "ChecksumType", Kind::Select(&["FULL_OBJECT", "COMPOSITE"]), ""),
         ],
     },
@@ -222,7 +195,7 @@ pub static OPERATIONS: &[OpForm] = &[
                 "lambda.schema",
                 "Invocation schema version",
                 "InvocationSchemaVersion",
-                Kind::Select(&["", "1.0", "2.0"]),
+                Kind::Optional(&["1.0", "2.0"]),
                 "",
             ),
             f("lambda.args", "User arguments", "UserArguments", Kind::Map, "key=value, one per line (schema 2.0)"),
@@ -230,18 +203,8 @@ pub static OPERATIONS: &[OpForm] = &[
     },
 ];
 
-pub const GEN_STORAGE_CLASSES: &[&str] = &[
-    "STANDARD",
-    "STANDARD_IA",
-    "ONEZONE_IA",
-    "INTELLIGENT_TIERING",
-    "GLACIER",
-    "GLACIER_IR",
-    "DEEP_ARCHIVE",
-    "REDUCED_REDUNDANCY",
-];
+/// The `ObjectEncryptionFilter` members a generator filter may match.
 pub const GEN_ENCRYPTIONS: &[&str] = &["SSE-S3", "SSE-KMS", "DSSE-KMS", "SSE-C", "NOT-SSE"];
-pub const GEN_REPLICATION: &[&str] = &["NONE", "FAILED", "COMPLETED", "REPLICA"];
 
 pub fn op_form(op: &str) -> Option<&'static OpForm> {
     OPERATIONS.iter().find(|o| o.op == op)
@@ -616,9 +579,9 @@ pub fn field_of(text: &str) -> &'static str {
 fn field_value(field: &Field, v: &Values) -> Result<Option<Value>, String> {
     let text = v.get(field.name);
     Ok(match field.kind {
-        Kind::Text | Kind::Select(_) if text.is_empty() => None,
+        Kind::Text | Kind::Optional(_) if text.is_empty() => None,
         Kind::Text => Some(json!(text)),
-        Kind::Select(choices) => {
+        Kind::Select(choices) | Kind::Optional(choices) => {
             if !choices.contains(&text) {
                 return Err(format!("'{text}' is not one of the choices"));
             }
@@ -795,7 +758,7 @@ mod tests {
                     Kind::Text => "arn:aws:s3:::x".into(),
                     Kind::Int => "3".into(),
                     Kind::Bool => "on".into(),
-                    Kind::Select(c) => c.last().unwrap().to_string(),
+                    Kind::Select(c) | Kind::Optional(c) => c.last().unwrap().to_string(),
                     Kind::Tags | Kind::Map => "a=b".into(),
                     Kind::List => "a, b".into(),
                 };

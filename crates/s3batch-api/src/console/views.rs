@@ -598,11 +598,12 @@ fn op_field(v: &Values, errors: &Errors, f: &form::Field) -> Markup {
     html! {
         @match f.kind {
             Kind::Bool => { (checkbox(v, f.name, f.label)) }
-            Kind::Select(choices) => {
+            Kind::Select(choices) | Kind::Optional(choices) => {
                 div.field {
                     label for=(id) { (f.label) }
                     select id=(id) name=(f.name) {
-                        @for c in choices { option value=(c) selected[v.get(f.name) == *c] { @if c.is_empty() { "(default)" } @else { (c) } } }
+                        @if matches!(f.kind, Kind::Optional(_)) { option value="" selected[v.get(f.name).is_empty()] { "(default)" } }
+                        @for c in choices { option value=(c) selected[v.get(f.name) == *c] { (c) } }
                     }
                     (err(errors, f.name))
                 }
@@ -673,9 +674,9 @@ pub fn create(who: &Who, v: &Values, errors: &Errors, token: &str, roles: &[Stri
                         (text_input(v, errors, "gen.created_before", "Created before", "2026-12-31", "text"))
                         (text_input(v, errors, "gen.larger_than", "Larger than (bytes)", "", "number"))
                         (text_input(v, errors, "gen.smaller_than", "Smaller than (bytes)", "", "number"))
-                        (multi_select(v, "gen.storage_class", "Storage classes (any of)", form::GEN_STORAGE_CLASSES))
+                        (multi_select(v, "gen.storage_class", "Storage classes (any of)", &s3batch_core::spec::STORAGE_CLASSES))
                         (multi_select(v, "gen.encryption", "Encryption (any of)", form::GEN_ENCRYPTIONS))
-                        (multi_select(v, "gen.replication", "Replication statuses (any of)", form::GEN_REPLICATION))
+                        (multi_select(v, "gen.replication", "Replication statuses (any of)", &s3batch_core::spec::REPLICATION_STATUSES))
                         (checkbox(v, "gen.eligible", "Only objects eligible for replication"))
                         (checkbox(v, "gen.output", "Save the generated manifest"))
                         (text_input(v, errors, "gen.output_bucket", "Generated manifest bucket", "", "text"))
