@@ -98,14 +98,34 @@ fn ctx(st: &AppState, headers: &HeaderMap) -> Result<Ctx, Box<Response>> {
     Err(Box::new(Redirect::to("/console/sign-in").into_response()))
 }
 
+/// A console handler's caller: a page that needs a session takes a `Ctx`, and a caller without one is sent to
+/// sign in.
+impl axum::extract::FromRequestParts<AppState> for Ctx {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, st: &AppState) -> Result<Ctx, Response> {
+        ctx(st, &parts.headers).map_err(|r| *r)
+    }
+}
+
+/// The query string's values (a query that cannot be read is an empty one: every console page has defaults).
+fn query_values(query: Result<Query<Vec<(String, String)>>, QueryRejection>) -> Values {
+    Values::from_pairs(query.map(|Query(q)| q).unwrap_or_default())
+}
+
+/// Add a `Set-Cookie` (the cookies are built here, so they are always valid header values).
+fn add_cookie(r: &mut Response, cookie: &str) {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
 /// A page, with the console's security headers.
 fn page(ctx: Option<&Ctx>, status: StatusCode, markup: Markup) -> Response {
     let mut r = (status, markup).into_response();
     secure(r.headers_mut());
-    if let Some(c) = ctx.and_then(|c| c.set_cookie.as_deref())
-        && let Ok(v) = HeaderValue::from_str(c)
-    {
-        r.headers_mut().append(header::SET_COOKIE, v);
+    if let Some(c) = ctx.and_then(|c| c.set_cookie.as_deref()) {
+        add_cookie(&mut r, c);
     }
     r
 }
@@ -170,11 +190,14 @@ async fn sign_in_page(State(st): State<AppState>) -> Response {
     if st.accounts.is_open() {
         return see_other("/console");
     }
+    sign_in_form(StatusCode::OK, None, "")
+}
+
+/// The sign-in form, with a fresh CSRF token in its own cookie.
+fn sign_in_form(status: StatusCode, error: Option<&str>, key: &str) -> Response {
     let token = session::random_token();
-    let mut r = page(None, StatusCode::OK, views::sign_in(&token, None, ""));
-    if let Ok(v) = HeaderValue::from_str(&set_cookie(PRE_COOKIE, &token, 3600)) {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
+    let mut r = page(None, status, views::sign_in(&token, error, key));
+    add_cookie(&mut r, &set_cookie(PRE_COOKIE, &token, 3600));
     r
 }
 
@@ -188,14 +211,7 @@ async fn sign_in(
     }
     let v = form.map(|Form(p)| Values::from_pairs(p)).unwrap_or_default();
     let pre = session::cookie(&headers, PRE_COOKIE).unwrap_or("");
-    let again = |status: StatusCode, msg: &str| {
-        let token = session::random_token();
-        let mut r = page(None, status, views::sign_in(&token, Some(msg), v.get("access_key_id")));
-        if let Ok(c) = HeaderValue::from_str(&set_cookie(PRE_COOKIE, &token, 3600)) {
-            r.headers_mut().append(header::SET_COOKIE, c);
-        }
-        r
-    };
+    let again = |status: StatusCode, msg: &str| sign_in_form(status, Some(msg), v.get("access_key_id"));
     if pre.is_empty() || !constant_time_eq(pre.as_bytes(), v.get("csrf").as_bytes()) {
         return again(StatusCode::FORBIDDEN, "The sign-in form expired. Try again.");
     }
@@ -209,31 +225,22 @@ async fn sign_in(
     let s = st.sessions.create(account, Some(key), now());
     tracing::info!(account, access_key_id = key, "console sign-in");
     let mut r = see_other("/console");
-    for c in [set_cookie(COOKIE, &s.id, IDLE_MS / 1000), set_cookie(PRE_COOKIE, "", 0)] {
-        if let Ok(c) = HeaderValue::from_str(&c) {
-            r.headers_mut().append(header::SET_COOKIE, c);
-        }
-    }
+    add_cookie(&mut r, &set_cookie(COOKIE, &s.id, IDLE_MS / 1000));
+    add_cookie(&mut r, &set_cookie(PRE_COOKIE, "", 0));
     r
 }
 
 async fn sign_out(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    ctx: Ctx,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
-    let ctx = match ctx(&st, &headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
     if let Err(r) = checked_form(&ctx, form) {
         return *r;
     }
     st.sessions.remove(&ctx.s.id);
     let mut r = see_other(if st.accounts.is_open() { "/console" } else { "/console/sign-in" });
-    if let Ok(c) = HeaderValue::from_str(&set_cookie(COOKIE, "", 0)) {
-        r.headers_mut().append(header::SET_COOKIE, c);
-    }
+    add_cookie(&mut r, &set_cookie(COOKIE, "", 0));
     r
 }
 
@@ -241,31 +248,20 @@ async fn sign_out(
 
 async fn list(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    ctx: Ctx,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    let ctx = match ctx(&st, &headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let q = query.map(|Query(q)| q).unwrap_or_default();
-    let (mut statuses, mut search, mut sort, mut page_no, mut notice) = (vec![], String::new(), "created", 1, None);
-    for (k, v) in &q {
-        match k.as_str() {
-            "status" => {
-                if let Ok(s) = v.parse::<JobStatus>()
-                    && !statuses.contains(&s)
-                {
-                    statuses.push(s);
-                }
-            }
-            "q" => search = v.trim().to_string(),
-            "sort" if v == "priority" => sort = "priority",
-            "page" => page_no = v.parse::<usize>().unwrap_or(1).max(1),
-            "notice" => notice = Some(v.clone()),
-            _ => {}
+    let q = query_values(query);
+    let mut statuses: Vec<JobStatus> = Vec::new();
+    for s in q.all("status").into_iter().filter_map(|v| v.parse::<JobStatus>().ok()) {
+        if !statuses.contains(&s) {
+            statuses.push(s);
         }
     }
+    let search = q.get("q").to_string();
+    let sort = if q.get("sort") == "priority" { "priority" } else { "created" };
+    let page_no = q.get("page").parse::<usize>().unwrap_or(1).max(1);
+    let notice = Some(q.get("notice").to_string()).filter(|n| !n.is_empty());
     let jobs = match recent_jobs(&st, &ctx.s.account).await {
         Ok(j) => j,
         Err(e) => return error_page(&ctx, &e),
@@ -327,15 +323,11 @@ async fn recent_jobs(st: &AppState, account: &str) -> Result<Vec<Job>, ServiceEr
 
 async fn detail(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    let ctx = match ctx(&st, &headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let notice = query.ok().and_then(|Query(q)| q.into_iter().find(|(k, _)| k == "notice").map(|(_, v)| v));
+    let notice = Some(query_values(query).get("notice").to_string()).filter(|n| !n.is_empty());
     render_detail(&st, &ctx, &id, notice, None).await
 }
 
@@ -362,11 +354,7 @@ async fn render_detail(
     page(Some(ctx), status, views::detail(&ctx.who(), &job, &view, &x, now()))
 }
 
-async fn confirm_page(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let ctx = match ctx(&st, &headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
+async fn confirm_page(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
     let job = match st.service.describe(&ctx.s.account, &id).await {
         Ok(j) => j,
         Err(e) => return error_page(&ctx, &e),
@@ -378,7 +366,7 @@ async fn confirm_page(State(st): State<AppState>, headers: HeaderMap, Path(id): 
 /// Run an action on a job from a checked form, then show the job (with a notice) or the error beside it.
 async fn act<F, Fut>(
     st: AppState,
-    headers: HeaderMap,
+    ctx: Ctx,
     id: String,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
     f: F,
@@ -387,10 +375,6 @@ where
     F: FnOnce(AppState, String, String, Values) -> Fut,
     Fut: std::future::Future<Output = Result<(String, String), ServiceError>>,
 {
-    let ctx = match ctx(&st, &headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
     let v = match checked_form(&ctx, form) {
         Ok(v) => v,
         Err(r) => return *r,
@@ -403,11 +387,11 @@ where
 
 async fn set_status(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
-    act(st, headers, id, form, |st, account, id, v| async move {
+    act(st, ctx, id, form, |st, account, id, v| async move {
         let requested = v.get("requested").to_string();
         let reason = Some(v.get("reason").to_string()).filter(|r| !r.is_empty());
         let job = st.service.update_status(&account, &id, &requested, reason).await?;
@@ -424,11 +408,11 @@ async fn set_status(
 
 async fn set_priority(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
-    act(st, headers, id, form, |st, account, id, v| async move {
+    act(st, ctx, id, form, |st, account, id, v| async move {
         let p = v.get("priority").parse::<i64>().map_err(|_| {
             ServiceError::bad_request(format!("priority '{}' is not a whole number", v.get("priority")))
         })?;
@@ -440,11 +424,11 @@ async fn set_priority(
 
 async fn set_rate_limit(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
-    act(st, headers, id, form, |st, account, id, v| async move {
+    act(st, ctx, id, form, |st, account, id, v| async move {
         let r = match v.get("rate_limit") {
             "" => None,
             t => Some(
@@ -460,11 +444,11 @@ async fn set_rate_limit(
 
 async fn rerun(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
-    act(st, headers, id, form, |st, account, id, _| async move {
+    act(st, ctx, id, form, |st, account, id, _| async move {
         let job = st.service.rerun_failed(&account, &id).await?;
         Ok((job.id, format!("This job re-runs the failed tasks of {id}. Confirm it to run.")))
     })
@@ -473,11 +457,11 @@ async fn rerun(
 
 async fn set_tags(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
-    act(st, headers, id, form, |st, account, id, v| async move {
+    act(st, ctx, id, form, |st, account, id, v| async move {
         let mut tags = Vec::new();
         for line in v.get("tags").lines().map(str::trim).filter(|l| !l.is_empty()) {
             let (k, val) = line
@@ -495,14 +479,10 @@ async fn set_tags(
 
 async fn new_job(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    ctx: Ctx,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    let ctx = match ctx(&st, &headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let clone = query.ok().and_then(|Query(q)| q.into_iter().find(|(k, _)| k == "clone").map(|(_, v)| v));
+    let clone = Some(query_values(query).get("clone").to_string()).filter(|c| !c.is_empty());
     let mut values = match clone {
         None => form::defaults(),
         Some(id) => match st.service.describe(&ctx.s.account, &id).await {
@@ -535,13 +515,9 @@ async fn new_job(
 
 async fn create(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    ctx: Ctx,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
-    let ctx = match ctx(&st, &headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
     let v = match checked_form(&ctx, form) {
         Ok(v) => v,
         Err(r) => return *r,
@@ -591,7 +567,7 @@ async fn etag(
     let Ok(ctx) = ctx(&st, &headers) else {
         return (StatusCode::FORBIDDEN, axum::Json(serde_json::json!({"Message": "sign in first"}))).into_response();
     };
-    let q = Values::from_pairs(query.map(|Query(q)| q).unwrap_or_default());
+    let q = query_values(query);
     let role = Some(q.get("role")).filter(|r| !r.is_empty());
     match st.service.head_object(&ctx.s.account, role, q.get("bucket"), q.get("key")).await {
         Ok(info) => axum::Json(serde_json::json!({"ETag": info.etag})).into_response(),
@@ -603,15 +579,11 @@ async fn etag(
 
 async fn report_page(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    let ctx = match ctx(&st, &headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
-    };
-    let q = Values::from_pairs(query.map(|Query(q)| q).unwrap_or_default());
+    let q = query_values(query);
     let failed_only = q.get("failed") == "1";
     let page_no = q.get("page").parse::<usize>().unwrap_or(1).max(1);
     let job = match st.service.describe(&ctx.s.account, &id).await {
@@ -691,19 +663,14 @@ async fn read_report(
 /// as it is in the report bucket. Only the files the job's report lists can be read this way.
 async fn report_file(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    let ctx = match ctx(&st, &headers) {
-        Ok(c) => c,
+    let n = query_values(query).get("n").to_string();
+    let files = match written_report(&st, &ctx, &id).await {
+        Ok(f) => f,
         Err(r) => return *r,
-    };
-    let n = Values::from_pairs(query.map(|Query(q)| q).unwrap_or_default()).get("n").to_string();
-    let files = match st.service.report(&ctx.s.account, &id).await {
-        Ok(Some(f)) => f,
-        Ok(None) => return error_page(&ctx, &ServiceError::new("NotFoundException", 404, "this job has no report")),
-        Err(e) => return error_page(&ctx, &e),
     };
     let (bucket, key, content_type) = if n == "manifest" {
         (files.bucket.clone(), files.manifest_key.clone(), "application/json")
@@ -717,36 +684,51 @@ async fn report_file(
         }
     };
     match st.service.open_object(&bucket, &key).await {
-        Ok(get) => {
-            use futures::StreamExt;
-            let body = get.body.map(|b| b.map_err(std::io::Error::other));
-            let mut r = axum::body::Body::from_stream(body).into_response();
-            let h = r.headers_mut();
-            secure(h);
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            r
-        }
+        Ok(get) => streamed(get.body, content_type),
         Err(e) => error_page(&ctx, &e),
     }
+}
+
+/// The job's written report, or the page that says why there is none.
+async fn written_report(
+    st: &AppState,
+    ctx: &Ctx,
+    id: &str,
+) -> Result<s3batch_engine::service::JobReportFiles, Box<Response>> {
+    match st.service.report(&ctx.s.account, id).await {
+        Ok(Some(f)) => Ok(f),
+        Ok(None) => {
+            Err(Box::new(error_page(ctx, &ServiceError::new("NotFoundException", 404, "this job has no report"))))
+        }
+        Err(e) => Err(Box::new(error_page(ctx, &e))),
+    }
+}
+
+/// A stored object's bytes as a response body, with the console's headers.
+fn streamed<S, E>(body: S, content_type: &'static str) -> Response
+where
+    S: futures::Stream<Item = Result<axum::body::Bytes, E>> + Send + 'static,
+    E: Into<axum::BoxError>,
+{
+    let mut r = axum::body::Body::from_stream(body).into_response();
+    let h = r.headers_mut();
+    secure(h);
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
 }
 
 /// The report's rows as one CSV file (all, or `?failed=1`), streamed file by file.
 async fn report_csv(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
     use futures::StreamExt;
-    let ctx = match ctx(&st, &headers) {
-        Ok(c) => c,
+    let failed_only = query_values(query).get("failed") == "1";
+    let files = match written_report(&st, &ctx, &id).await {
+        Ok(f) => f,
         Err(r) => return *r,
-    };
-    let failed_only = Values::from_pairs(query.map(|Query(q)| q).unwrap_or_default()).get("failed") == "1";
-    let files = match st.service.report(&ctx.s.account, &id).await {
-        Ok(Some(f)) => f,
-        Ok(None) => return error_page(&ctx, &ServiceError::new("NotFoundException", 404, "this job has no report")),
-        Err(e) => return error_page(&ctx, &e),
     };
     let wanted: Vec<(String, String)> = files
         .manifest
@@ -765,10 +747,8 @@ async fn report_csv(
             Ok(get) => get.body.map(|b| b.map_err(std::io::Error::other)).boxed(),
             Err(e) => futures::stream::once(async move { Err(std::io::Error::other(e.to_string())) }).boxed(),
         });
-    let mut r = axum::body::Body::from_stream(body).into_response();
+    let mut r = streamed(body, "text/csv; charset=utf-8");
     let h = r.headers_mut();
-    secure(h);
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
     let name = format!("attachment; filename=\"job-{id}-report{}.csv\"", if failed_only { "-failed" } else { "" });
     if let Ok(v) = HeaderValue::from_str(&name) {
         h.insert(header::CONTENT_DISPOSITION, v);
