@@ -12,8 +12,6 @@
 //! clean failed row of the report while the job itself completes.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -28,8 +26,10 @@ use s3batch_store::sqlite::SqliteStore;
 use serde_json::{Value, json};
 
 mod common;
+mod peers;
 
 use common::Rows;
+use peers::{Garage, start_garage};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const MIB: u64 = 1024 * 1024;
@@ -40,81 +40,6 @@ const BUCKETS: [&str; 4] = ["data", "copies", "manifests", "reports"];
 
 /// A single-node Garage started by `scripts/garage.sh`; killed (by its pid) when dropped, before its directory
 /// is removed.
-struct Garage {
-    pid: Option<u32>,
-    endpoint: String,
-    key_id: String,
-    secret: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Garage {
-    fn drop(&mut self) {
-        if let Some(pid) = self.pid {
-            kill(pid);
-        }
-    }
-}
-
-fn kill(pid: u32) {
-    let _ = Command::new("kill").arg(pid.to_string()).status();
-    // Not our child (the script started it in the background): wait until it is gone.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if Path::new(&format!("/proc/{pid}")).exists() {
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-    }
-}
-
-fn start_garage() -> Garage {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/garage.sh");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(dir.path())
-        .args(BUCKETS)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    let pid_file = std::fs::read_to_string(dir.path().join("garage.pid")).ok();
-    let pid = pid_file.as_deref().and_then(|p| p.trim().parse::<u32>().ok());
-    if !out.status.success() {
-        if let Some(pid) = pid {
-            kill(pid);
-        }
-        panic!(
-            "Garage did not start ({}); is it installed (`cargo install garage --locked`, see scripts/test.sh)?\n\
-             stdout:\n{}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let vars: BTreeMap<&str, &str> = stdout.lines().filter_map(|l| l.split_once('=')).collect();
-    let var = |name: &str| {
-        vars.get(name)
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| panic!("scripts/garage.sh printed no {name}:\n{stdout}"))
-    };
-    let garage = Garage {
-        pid: Some(var("GARAGE_PID").parse().expect("GARAGE_PID is a pid")),
-        endpoint: var("GARAGE_ENDPOINT"),
-        key_id: var("GARAGE_KEY_ID"),
-        secret: var("GARAGE_SECRET"),
-        dir,
-    };
-    assert_eq!(var("GARAGE_REGION"), "garage");
-    garage
-}
-
-impl Garage {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("garage.log")).unwrap_or_default()
-    }
-}
-
 /// The storage entry for Garage as a deployment writes it, with a low multipart threshold (6 MiB) and 5 MiB parts.
 fn garage_config(g: &Garage) -> StorageConfig {
     StorageConfig {
@@ -225,7 +150,7 @@ fn pattern(len: u64, seed: u64) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operations_against_garage() {
-    let garage = start_garage();
+    let garage = start_garage(&BUCKETS);
     let h = Harness::new(&garage).await;
     let obj = |b: &str, k: &str| ObjectRef::new(b, k);
 

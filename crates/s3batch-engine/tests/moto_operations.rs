@@ -10,12 +10,9 @@
 //! read back with HEAD) and answers a 500 to PutObjectTagging of an empty set.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_s3::config::interceptors::FinalizerInterceptorContextMut;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
@@ -37,67 +34,15 @@ use s3batch_store::sqlite::SqliteStore;
 use serde_json::{Value, json};
 
 mod common;
+mod peers;
 
 use common::Rows;
+use peers::{Moto, start_moto};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------------------------------------------
 // moto
-
-struct Moto {
-    child: Child,
-    endpoint: String,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn answers(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 5];
-    s.read_exact(&mut buf).is_ok() && &buf == b"HTTP/"
-}
-
-fn start_moto() -> Moto {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let log = dir.path().join("moto.log");
-    let out = std::fs::File::create(&log).expect("moto log file");
-    let err = out.try_clone().expect("moto log file");
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("python3")
-        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start moto ({e}); install it with `pip install 'moto[server]'`"));
-    let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}"), log, _dir: dir };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if answers(port) {
-            return moto;
-        }
-        if let Ok(Some(status)) = moto.child.try_wait() {
-            let log = std::fs::read_to_string(&moto.log).unwrap_or_default();
-            panic!("moto server exited with {status} before answering; is `moto[server]` installed?\n{log}");
-        }
-        assert!(Instant::now() < deadline, "moto did not answer on port {port} within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Reads moto 5.2.1's CompleteMultipartUpload answer (`CompleteMultipartUploadResponse`) for the SDK.
 #[derive(Debug, Clone, Default)]

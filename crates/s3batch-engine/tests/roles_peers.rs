@@ -8,10 +8,6 @@
 //! A missing moto or Garage fails the test: nothing is skipped (`scripts/test.sh` installs both).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +24,9 @@ use serde_json::{Value, json};
 
 #[allow(dead_code)] // run_job: the operation tests' helper
 mod common;
+mod peers;
+
+use peers::{Garage, start_garage, start_moto};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 const A: &str = "111111111111";
@@ -45,121 +44,12 @@ const B_BUCKETS: [&str; 3] = ["b-data", "b-manifests", "b-reports"];
 // ---------------------------------------------------------------------------------------------------------------
 // Peers
 
-struct Moto {
-    child: Child,
-    endpoint: String,
-    _dir: tempfile::TempDir,
+/// Garage as a `[[storage]]` entry of the roles' config.
+trait GarageConfig {
+    fn config(&self, name: &str, buckets: Vec<String>, owner: Option<&str>) -> StorageConfig;
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn answers(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 5];
-    s.read_exact(&mut buf).is_ok() && &buf == b"HTTP/"
-}
-
-fn start_moto() -> Moto {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let log = std::fs::File::create(dir.path().join("moto.log")).expect("moto log file");
-    let err = log.try_clone().expect("moto log file");
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("python3")
-        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start moto ({e}); install it with `pip install 'moto[server]'`"));
-    let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}"), _dir: dir };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !answers(port) {
-        if let Ok(Some(status)) = moto.child.try_wait() {
-            panic!("moto server exited with {status} before answering; is `moto[server]` installed?");
-        }
-        assert!(Instant::now() < deadline, "moto did not answer on port {port} within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    moto
-}
-
-/// A single-node Garage started by `scripts/garage.sh`, killed by its pid when dropped.
-struct Garage {
-    pid: u32,
-    endpoint: String,
-    key_id: String,
-    secret: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Garage {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.pid.to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Path::new(&format!("/proc/{}", self.pid)).exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Garage {
-    fn start(buckets: &[&str]) -> Garage {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/garage.sh");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let out = Command::new("bash").arg(&script).arg(dir.path()).args(buckets).output().expect("running garage.sh");
-        let pid: Option<u32> =
-            std::fs::read_to_string(dir.path().join("garage.pid")).ok().and_then(|p| p.trim().parse().ok());
-        if !out.status.success() {
-            if let Some(pid) = pid {
-                let _ = Command::new("kill").arg(format!("{pid}")).status();
-            }
-            panic!(
-                "Garage did not start; is it installed (`cargo install garage --locked`)?\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let vars: BTreeMap<&str, &str> = stdout.lines().filter_map(|l| l.split_once('=')).collect();
-        let var = |n: &str| vars.get(n).unwrap_or_else(|| panic!("garage.sh printed no {n}")).to_string();
-        Garage {
-            pid: var("GARAGE_PID").parse().unwrap(),
-            endpoint: var("GARAGE_ENDPOINT"),
-            key_id: var("GARAGE_KEY_ID"),
-            secret: var("GARAGE_SECRET"),
-            dir,
-        }
-    }
-
-    /// `garage` against this node.
-    fn cli(&self, args: &[&str]) {
-        let out = Command::new("garage")
-            .arg("-c")
-            .arg(self.dir.path().join("garage.toml"))
-            .args(args)
-            .output()
-            .expect("running garage");
-        assert!(out.status.success(), "garage {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    /// A new key allowed to read and write `buckets` only.
-    fn key(&self, id: &str, secret: &str, buckets: &[&str]) {
-        self.cli(&["key", "import", "--yes", id, secret, "-n", id]);
-        for b in buckets {
-            self.cli(&["bucket", "allow", "--read", "--write", b, "--key", id]);
-        }
-    }
-
+impl GarageConfig for Garage {
     fn config(&self, name: &str, buckets: Vec<String>, owner: Option<&str>) -> StorageConfig {
         StorageConfig {
             kind: BackendKind::S3,
@@ -481,7 +371,7 @@ async fn every_crossing_is_refused_on_moto() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_crossing_is_refused_on_garage() {
     let buckets: Vec<&str> = A_BUCKETS.iter().chain(&B_BUCKETS).copied().collect();
-    let g = Garage::start(&buckets);
+    let g = start_garage(&buckets);
     let storage = vec![g.config("a", vec!["a-*".into()], Some(A)), g.config("b", vec!["b-*".into()], Some(B))];
     boundaries(storage, false).await;
 }
@@ -490,7 +380,7 @@ async fn every_crossing_is_refused_on_garage() {
 /// bucket (a misconfiguration): Garage itself refuses what its key may not do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_role_keys_are_enforced_by_garage() {
-    let g = Garage::start(&["k1-data", "k2-data"]);
+    let g = start_garage(&["k1-data", "k2-data"]);
     let (k1, s1) = ("GK0000000000000000000000a1", "a1".repeat(32));
     let (k2, s2) = ("GK0000000000000000000000b2", "b2".repeat(32));
     g.key(k1, &s1, &["k1-data"]);
