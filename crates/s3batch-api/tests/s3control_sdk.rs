@@ -587,12 +587,9 @@ fn dt(s: &str) -> DateTime {
     DateTime::from_str(s, aws_sdk_s3control::primitives::DateTimeFormat::DateTime).unwrap()
 }
 
-/// Every operation of the model goes in with all its members and comes back from DescribeJob unchanged.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_operation_is_echoed_as_created() {
-    let s = Server::start().await;
-    let c = s.client("AKIDA");
-    let grant = S3Grant::builder()
+/// A grant with every member set.
+fn grant() -> S3Grant {
+    S3Grant::builder()
         .grantee(
             S3Grantee::builder()
                 .type_identifier(S3GranteeTypeIdentifier::Canonical)
@@ -601,7 +598,15 @@ async fn every_operation_is_echoed_as_created() {
                 .build(),
         )
         .permission(S3Permission::Read)
-        .build();
+        .build()
+}
+
+/// Every operation of the model goes in with all its members and comes back from DescribeJob unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_is_echoed_as_created() {
+    let s = Server::start().await;
+    let c = s.client("AKIDA");
+    let grant = grant();
     let metadata = S3ObjectMetadata::builder()
         .cache_control("no-cache")
         .content_disposition("inline")
@@ -994,16 +999,7 @@ fn unset_members(v: &impl std::fmt::Debug) -> usize {
 async fn every_member_of_the_sdk_model_round_trips() {
     let s = Server::start().await;
     let c = s.client("AKIDA");
-    let grant = S3Grant::builder()
-        .grantee(
-            S3Grantee::builder()
-                .type_identifier(S3GranteeTypeIdentifier::Canonical)
-                .identifier("abc123")
-                .display_name("someone")
-                .build(),
-        )
-        .permission(S3Permission::Read)
-        .build();
+    let grant = grant();
     let copy = S3CopyObjectOperation::builder()
         .target_resource("arn:aws:s3:::reports")
         .canned_access_control_list(S3CannedAccessControlList::BucketOwnerFullControl)
