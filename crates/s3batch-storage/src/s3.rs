@@ -1236,12 +1236,11 @@ impl S3Store {
             .set_mode(mode.map(|m| ObjectLockRetentionMode::from(m.as_str())))
             .set_retain_until_date(retain_until.map(DateTime::from_millis))
             .set_event_hold(event_hold.map(|h| event_hold_status(h.on)))
-            .set_event_hold_duration(event_hold.and_then(|h| h.duration).map(|d| {
-                let (days, years) = match d {
-                    crate::EventHoldDuration::Days(n) => (Some(n), None),
-                    crate::EventHoldDuration::Years(n) => (None, Some(n)),
-                };
-                SdkEventHoldDuration::builder().set_days(days).set_years(years).build()
+            .set_event_hold_duration(event_hold.and_then(|h| h.duration).map(|_| {
+                SdkEventHoldDuration::builder()
+                    .set_days(event_hold_days(event_hold))
+                    .set_years(event_hold_years(event_hold))
+                    .build()
             }))
             .build();
         self.client
