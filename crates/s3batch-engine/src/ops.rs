@@ -80,10 +80,8 @@ pub async fn run(op: &Operation, ctx: &OpCtx<'_>, task: &ManifestTask) -> Result
                 _ => return Err(invalid("Retention needs both Mode and RetainUntilDate, or neither to remove it")),
             };
             let bypass = r.bypass_governance_retention.unwrap_or(false);
-            match event_hold(r.retention.event_hold.as_deref(), r.retention.event_hold_duration.as_ref())? {
-                Some(hold) => store()?.put_object_retention_with_event_hold(&obj, mode, until, bypass, hold).await?,
-                None => store()?.put_object_retention(&obj, mode, until, bypass).await?,
-            }
+            let hold = event_hold(r.retention.event_hold.as_deref(), r.retention.event_hold_duration.as_ref())?;
+            store()?.put_object_retention(&obj, mode, until, bypass, hold).await?;
         }
         Operation::S3ReplicateObject(_) => replicate(ctx, obj).await?,
         Operation::S3UpdateObjectEncryption(u) => update_encryption(store()?.as_ref(), obj, u).await?,

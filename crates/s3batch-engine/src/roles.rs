@@ -331,9 +331,10 @@ impl ObjectStore for GuardedStore {
         mode: Option<RetentionMode>,
         retain_until: Option<i64>,
         bypass_governance: bool,
+        event_hold: Option<s3batch_storage::EventHold>,
     ) -> SResult<()> {
         self.write(&obj.bucket)?;
-        self.inner.put_object_retention(obj, mode, retain_until, bypass_governance).await
+        self.inner.put_object_retention(obj, mode, retain_until, bypass_governance, event_hold).await
     }
 
     async fn get_object_retention(&self, obj: &ObjectRef) -> SResult<Retention> {

@@ -923,7 +923,7 @@ pub async fn object_lock(s: &dyn ObjectStore, p: &Profile) {
     if !p.object_lock {
         fails(s, s.put_object_legal_hold(&obj, true).await, "NotImplemented", 501, "put legal hold");
         fails(s, s.get_object_legal_hold(&obj).await, "NotImplemented", 501, "get legal hold");
-        let r = s.put_object_retention(&obj, Some(RetentionMode::Governance), Some(now + day), false).await;
+        let r = s.put_object_retention(&obj, Some(RetentionMode::Governance), Some(now + day), false, None).await;
         fails(s, r, "NotImplemented", 501, "put retention");
         fails(s, s.get_object_retention(&obj).await, "NotImplemented", 501, "get retention");
         let mut c = CopyRequest::new(obj.clone(), &b, "copy");
@@ -950,7 +950,7 @@ pub async fn object_lock(s: &dyn ObjectStore, p: &Profile) {
     assert_eq!(retention_of(s, p, &obj).await, Retention::default(), "[{}] no retention at first", s.kind());
     let gov = |t| (Some(RetentionMode::Governance), Some(t));
     let (m, t) = gov(now + day);
-    ok(s, s.put_object_retention(&obj, m, t, false).await, "put retention");
+    ok(s, s.put_object_retention(&obj, m, t, false, None).await, "put retention");
     let r = retention_of(s, p, &obj).await;
     assert_eq!((r.mode, secs(r.retain_until)), (m, secs(t)), "[{}] retention", s.kind());
     let info = head(s, &b, "locked").await;
@@ -961,7 +961,7 @@ pub async fn object_lock(s: &dyn ObjectStore, p: &Profile) {
         s.kind()
     );
     let (m, t) = gov(now + 2 * day);
-    ok(s, s.put_object_retention(&obj, m, t, false).await, "extend retention");
+    ok(s, s.put_object_retention(&obj, m, t, false, None).await, "extend retention");
     let r = retention_of(s, p, &obj).await;
     assert_eq!((r.mode, secs(r.retain_until)), (m, secs(t)), "[{}] extended retention", s.kind());
     let e = s
@@ -971,12 +971,18 @@ pub async fn object_lock(s: &dyn ObjectStore, p: &Profile) {
     assert_eq!((e.code.as_str(), e.http_status), ("AccessDenied", 403), "[{}] delete retained: {e:?}", s.kind());
     if p.strict {
         let (m, t) = gov(now + day);
-        fails(s, s.put_object_retention(&obj, m, t, false).await, "AccessDenied", 403, "shorten without bypass");
-        fails(s, s.put_object_retention(&obj, None, None, false).await, "AccessDenied", 403, "remove without bypass");
+        fails(s, s.put_object_retention(&obj, m, t, false, None).await, "AccessDenied", 403, "shorten without bypass");
+        fails(
+            s,
+            s.put_object_retention(&obj, None, None, false, None).await,
+            "AccessDenied",
+            403,
+            "remove without bypass",
+        );
         let (m, t) = gov(now - day);
-        fails(s, s.put_object_retention(&obj, m, t, true).await, "InvalidArgument", 400, "date in the past");
+        fails(s, s.put_object_retention(&obj, m, t, true, None).await, "InvalidArgument", 400, "date in the past");
     }
-    ok(s, s.put_object_retention(&obj, None, None, true).await, "remove retention with bypass");
+    ok(s, s.put_object_retention(&obj, None, None, true, None).await, "remove retention with bypass");
     let r = retention_of(s, p, &obj).await;
     assert_eq!(r, Retention::default(), "[{}] removed retention", s.kind());
 
@@ -996,7 +1002,7 @@ pub async fn object_lock(s: &dyn ObjectStore, p: &Profile) {
     let copy = ObjectRef::new(&b, "locked-copy");
     assert!(ok(s, s.get_object_legal_hold(&copy).await, "legal hold of copy"), "[{}] copy held", s.kind());
     ok(s, s.put_object_legal_hold(&copy, false).await, "release the copy");
-    ok(s, s.put_object_retention(&copy, None, None, true).await, "remove the copy's retention");
+    ok(s, s.put_object_retention(&copy, None, None, true, None).await, "remove the copy's retention");
 
     ok(s, s.delete_object(&obj.clone().with_version(version)).await, "delete once unprotected");
     let missing = ObjectRef::new(&b, "missing");

@@ -843,27 +843,16 @@ pub trait ObjectStore: Debug + Send + Sync + 'static {
     async fn get_object_acl(&self, obj: &ObjectRef) -> Result<AclPolicy>;
 
     /// PutObjectRetention. Mode and date go together; both `None` removes the retention (governance mode needs
-    /// `bypass_governance` for that, compliance mode refuses it).
+    /// `bypass_governance` for that, compliance mode refuses it). `event_hold` also sets an object lock event hold
+    /// (`EventHold`, `EventHoldDuration`); backends without event holds answer `NotImplemented` for one.
     async fn put_object_retention(
         &self,
         obj: &ObjectRef,
         mode: Option<RetentionMode>,
         retain_until: Option<Millis>,
         bypass_governance: bool,
+        event_hold: Option<EventHold>,
     ) -> Result<()>;
-    /// PutObjectRetention that also sets an object lock event hold (`EventHold`, `EventHoldDuration`). Backends
-    /// without event holds answer `NotImplemented`.
-    async fn put_object_retention_with_event_hold(
-        &self,
-        obj: &ObjectRef,
-        mode: Option<RetentionMode>,
-        retain_until: Option<Millis>,
-        bypass_governance: bool,
-        event_hold: EventHold,
-    ) -> Result<()> {
-        let _ = (obj, mode, retain_until, bypass_governance, event_hold);
-        Err(StorageError::not_implemented("object lock event holds", self.kind()))
-    }
     /// GetObjectRetention: both `None` when the object has no retention.
     async fn get_object_retention(&self, obj: &ObjectRef) -> Result<Retention>;
     /// PutObjectLegalHold: `ON` or `OFF`.

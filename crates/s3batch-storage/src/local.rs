@@ -1014,6 +1014,7 @@ impl ObjectStore for LocalStore {
         _mode: Option<RetentionMode>,
         _retain_until: Option<Millis>,
         _bypass_governance: bool,
+        _event_hold: Option<crate::EventHold>,
     ) -> Result<()> {
         Err(StorageError::not_implemented("object lock", "local"))
     }

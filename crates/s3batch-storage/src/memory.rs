@@ -615,7 +615,11 @@ impl ObjectStore for MemoryStore {
         mode: Option<RetentionMode>,
         retain_until: Option<Millis>,
         bypass_governance: bool,
+        event_hold: Option<crate::EventHold>,
     ) -> Result<()> {
+        if event_hold.is_some() {
+            return Err(StorageError::not_implemented("object lock event holds", "memory"));
+        }
         self.enter("put_object_retention").await?;
         let new = Retention { mode, retain_until };
         common::check_retention_change(Retention::default(), new, false)?;
@@ -872,7 +876,7 @@ mod tests {
             let e = match op {
                 "put_object_acl" => m.put_object_acl(&k, &Acl::Canned("private".into())).await.unwrap_err(),
                 "get_object_acl" => m.get_object_acl(&k).await.unwrap_err(),
-                "put_object_retention" => m.put_object_retention(&k, None, None, false).await.unwrap_err(),
+                "put_object_retention" => m.put_object_retention(&k, None, None, false, None).await.unwrap_err(),
                 "get_object_retention" => m.get_object_retention(&k).await.unwrap_err(),
                 "put_object_legal_hold" => m.put_object_legal_hold(&k, true).await.unwrap_err(),
                 "get_object_legal_hold" => m.get_object_legal_hold(&k).await.unwrap_err(),
@@ -905,7 +909,7 @@ mod tests {
         m.put_object_legal_hold(&k, true).await.unwrap();
         assert!(!m.get_object_legal_hold(&k).await.unwrap());
         let until = common::now_millis() + 60_000;
-        m.put_object_retention(&k, Some(RetentionMode::Compliance), Some(until), false).await.unwrap();
+        m.put_object_retention(&k, Some(RetentionMode::Compliance), Some(until), false, None).await.unwrap();
         assert_eq!(m.get_object_retention(&k).await.unwrap(), Retention::default());
         m.restore_object(&k, Some(1), Some(RestoreTier::Bulk)).await.unwrap();
         m.delete_object(&k).await.unwrap();
@@ -921,14 +925,17 @@ mod tests {
         let soon = common::now_millis() + 60_000;
         let later = soon + 60_000;
         let comp = Some(RetentionMode::Compliance);
-        m.put_object_retention(&k, comp, Some(soon), false).await.unwrap();
-        assert_eq!(m.put_object_retention(&k, None, None, true).await.unwrap_err().code, "AccessDenied");
-        assert_eq!(m.put_object_retention(&k, comp, Some(soon - 1000), true).await.unwrap_err().code, "AccessDenied");
+        m.put_object_retention(&k, comp, Some(soon), false, None).await.unwrap();
+        assert_eq!(m.put_object_retention(&k, None, None, true, None).await.unwrap_err().code, "AccessDenied");
+        assert_eq!(
+            m.put_object_retention(&k, comp, Some(soon - 1000), true, None).await.unwrap_err().code,
+            "AccessDenied"
+        );
         let gov = Some(RetentionMode::Governance);
-        assert_eq!(m.put_object_retention(&k, gov, Some(later), true).await.unwrap_err().code, "AccessDenied");
-        m.put_object_retention(&k, comp, Some(later), false).await.unwrap();
+        assert_eq!(m.put_object_retention(&k, gov, Some(later), true, None).await.unwrap_err().code, "AccessDenied");
+        m.put_object_retention(&k, comp, Some(later), false, None).await.unwrap();
         assert_eq!(m.delete_object(&k).await.unwrap_err().http_status, 403);
-        assert_eq!(m.put_object_retention(&k, comp, None, false).await.unwrap_err().code, "MalformedXML");
+        assert_eq!(m.put_object_retention(&k, comp, None, false, None).await.unwrap_err().code, "MalformedXML");
         // An overwrite replaces the one version a key holds (documented), with no lock.
         m.put_object("b", "k", PutBody::Bytes(Bytes::from_static(b"y")), &PutOptions::default()).await.unwrap();
         assert_eq!(m.get_object_retention(&k).await.unwrap(), Retention::default());

@@ -1010,19 +1010,30 @@ impl ObjectStore for S3Store {
         mode: Option<RetentionMode>,
         retain_until: Option<Millis>,
         bypass_governance: bool,
+        event_hold: Option<EventHold>,
     ) -> Result<()> {
-        self.retention(obj, mode, retain_until, bypass_governance, None).await
-    }
-
-    async fn put_object_retention_with_event_hold(
-        &self,
-        obj: &ObjectRef,
-        mode: Option<RetentionMode>,
-        retain_until: Option<Millis>,
-        bypass_governance: bool,
-        event_hold: EventHold,
-    ) -> Result<()> {
-        self.retention(obj, mode, retain_until, bypass_governance, Some(event_hold)).await
+        let retention = ObjectLockRetention::builder()
+            .set_mode(mode.map(|m| ObjectLockRetentionMode::from(m.as_str())))
+            .set_retain_until_date(retain_until.map(DateTime::from_millis))
+            .set_event_hold(event_hold.map(|h| event_hold_status(h.on)))
+            .set_event_hold_duration(event_hold.and_then(|h| h.duration).map(|_| {
+                SdkEventHoldDuration::builder()
+                    .set_days(event_hold_days(event_hold))
+                    .set_years(event_hold_years(event_hold))
+                    .build()
+            }))
+            .build();
+        self.client
+            .put_object_retention()
+            .bucket(&obj.bucket)
+            .key(&obj.key)
+            .set_version_id(obj.version_id.clone())
+            .retention(retention)
+            .set_bypass_governance_retention(bypass_governance.then_some(true))
+            .send()
+            .await
+            .map_err(|e| storage_error(e, not_found_code(obj)))?;
+        Ok(())
     }
 
     async fn get_object_retention(&self, obj: &ObjectRef) -> Result<Retention> {
@@ -1218,41 +1229,6 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| storage_error(e, "NoSuchUpload"))?;
-        Ok(())
-    }
-}
-
-impl S3Store {
-    /// PutObjectRetention, with an event hold where one is asked for.
-    async fn retention(
-        &self,
-        obj: &ObjectRef,
-        mode: Option<RetentionMode>,
-        retain_until: Option<Millis>,
-        bypass_governance: bool,
-        event_hold: Option<EventHold>,
-    ) -> Result<()> {
-        let retention = ObjectLockRetention::builder()
-            .set_mode(mode.map(|m| ObjectLockRetentionMode::from(m.as_str())))
-            .set_retain_until_date(retain_until.map(DateTime::from_millis))
-            .set_event_hold(event_hold.map(|h| event_hold_status(h.on)))
-            .set_event_hold_duration(event_hold.and_then(|h| h.duration).map(|_| {
-                SdkEventHoldDuration::builder()
-                    .set_days(event_hold_days(event_hold))
-                    .set_years(event_hold_years(event_hold))
-                    .build()
-            }))
-            .build();
-        self.client
-            .put_object_retention()
-            .bucket(&obj.bucket)
-            .key(&obj.key)
-            .set_version_id(obj.version_id.clone())
-            .retention(retention)
-            .set_bypass_governance_retention(bypass_governance.then_some(true))
-            .send()
-            .await
-            .map_err(|e| storage_error(e, not_found_code(obj)))?;
         Ok(())
     }
 }

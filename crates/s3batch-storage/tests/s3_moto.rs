@@ -421,7 +421,7 @@ async fn s3_specifics_against_moto() {
 
     // PutObjectRetention carries EventHold and EventHoldDuration in its body.
     let hold = EventHold { on: false, duration: Some(EventHoldDuration::Years(2)) };
-    s.put_object_retention_with_event_hold(&ObjectRef::new("specifics-lock", "event-held"), None, None, false, hold)
+    s.put_object_retention(&ObjectRef::new("specifics-lock", "event-held"), None, None, false, Some(hold))
         .await
         .unwrap();
     let body = bodies.0.lock().unwrap().pop().expect("the retention request was seen");
