@@ -253,7 +253,6 @@ pub fn detail(who: &Who, job: &Job, view: &JobView, x: &DetailExtras, now: i64) 
     let can_pause = matches!(s, JobStatus::Ready | JobStatus::Active) && !job.user_paused;
     let can_resume = job.user_paused && matches!(s, JobStatus::Pausing | JobStatus::Paused);
     let csrf = who.csrf;
-    let op_json = serde_json::to_string_pretty(&view.operation).unwrap_or_default();
     layout(
         &format!("Job {}", job.id),
         Some(who),
@@ -370,7 +369,7 @@ pub fn detail(who: &Who, job: &Job, view: &JobView, x: &DetailExtras, now: i64) 
                     }))
                 }
                 h3 { "Operation: " (job.spec.operation.name()) }
-                pre.json { (op_json) }
+                (operation_parameters(&job.spec))
                 h3 { "Manifest" }
                 @if let Some(m) = &job.spec.manifest {
                     dl.grid {
@@ -413,6 +412,33 @@ pub fn detail(who: &Who, job: &Job, view: &JobView, x: &DetailExtras, now: i64) 
             }
         },
     )
+}
+
+/// The operation's parameters under the create form's labels (the same table reads them back), and any other
+/// member as JSON.
+fn operation_parameters(spec: &s3batch_core::JobSpec) -> Markup {
+    let v = form::from_spec(spec);
+    let fields = form::op_form(spec.operation.name()).map_or(&[][..], |f| f.fields);
+    let set: Vec<&form::Field> = fields.iter().filter(|f| !v.get(f.name).is_empty()).collect();
+    html! {
+        @if set.is_empty() && v.get("op.extra").is_empty() { p.muted { "No parameters." } }
+        @if !set.is_empty() {
+            dl.grid {
+                @for f in set {
+                    (field_row(f.label, html! {
+                        @match f.kind {
+                            Kind::Bool => { "Yes" }
+                            _ => { @for line in v.get(f.name).lines() { span.tag { (line) } " " } }
+                        }
+                    }))
+                }
+            }
+        }
+        @if !v.get("op.extra").is_empty() {
+            p { "Other parameters:" }
+            pre.json { (v.get("op.extra")) }
+        }
+    }
 }
 
 pub fn confirm(who: &Who, job: &Job, preview: Result<&Preview, String>) -> Markup {

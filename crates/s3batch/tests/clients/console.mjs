@@ -127,6 +127,9 @@ try {
     for (const s of ["New", "Preparing", "Suspended", "Ready", "Active", "Complete"]) {
       check(history.includes(s), `the status history has ${s}`);
     }
+    const config = await page.locator("section[aria-label=Configuration]").innerText();
+    check(config.includes("Tag set") && config.includes("team=photos") && !config.includes('"TagSet"'),
+      "the operation's parameters show under the form's labels");
     await shot("job-detail");
 
     // ---- Clone job: the create form, filled in ----
