@@ -41,6 +41,12 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 [ -n "$node" ] || { echo "garage did not start; see $dir/garage.log" >&2; cat "$dir/garage.log" >&2; exit 1; }
+# The node answers on its RPC port before the layout can be changed (`node id` alone can answer earlier).
+for _ in $(seq 1 100); do
+  g status >/dev/null 2>&1 && break
+  kill -0 "$pid" 2>/dev/null || { echo "garage exited; see its log:" >&2; cat "$dir/garage.log" >&2; exit 1; }
+  sleep 0.2
+done
 g layout assign -z dc1 -c 1G "$node" >/dev/null
 g layout apply --version 1 >/dev/null
 key_id=GK31c2f218a2e44f485b94239e

@@ -94,8 +94,19 @@ fn kill(pid: u32) {
     }
 }
 
-/// Start Garage with these buckets (its key may read and write them).
+/// Start Garage with these buckets (its key may read and write them). The script picks free ports just before
+/// Garage binds them, so a test starting Garage at the same time can take one first: a start that fails is tried
+/// again, on new ports, up to three times.
 pub fn start_garage(buckets: &[&str]) -> Garage {
+    for _ in 1..3 {
+        if let Ok(g) = std::panic::catch_unwind(|| start_garage_once(buckets)) {
+            return g;
+        }
+    }
+    start_garage_once(buckets)
+}
+
+fn start_garage_once(buckets: &[&str]) -> Garage {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/garage.sh");
     let dir = tempfile::tempdir().expect("temp dir");
     let out = Command::new("bash")
