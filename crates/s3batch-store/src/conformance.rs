@@ -167,6 +167,51 @@ pub async fn list_filter_and_paging(s: &dyn JobStore) {
     assert_eq!(new.len(), 5, "jobs_in sees every account");
 }
 
+pub async fn browse_filters_searches_and_counts(s: &dyn JobStore) {
+    let mut ids = Vec::new();
+    for (i, (desc, priority)) in
+        [("Copy photos", 5), ("tag LOGS 100%", 1), ("copy_logs", 9), ("Other", 5), ("old photos", 7)].iter().enumerate()
+    {
+        let mut new = new_job("111111111111", &format!("b{i}"));
+        new.spec.description = Some(desc.to_string());
+        new.spec.priority = *priority;
+        let created = match s.create_job(&new, 1_000 + i as i64).await.unwrap() {
+            CreateOutcome::Created(j) => j,
+            CreateOutcome::Existing(_) => panic!("expected a new job"),
+        };
+        ids.push(created.id);
+    }
+    created(s, "222222222222", "other-account", 1_001).await;
+    s.update_status(&ids[3], JobStatus::New, &StatusChange::to(JobStatus::Cancelling), 2_000).await.unwrap();
+    let recent = Browse { created_after: 1_001, limit: 10, ..Default::default() };
+    let page = |b: &Browse| {
+        let b = b.clone();
+        async move { s.browse_jobs("111111111111", &b).await.unwrap().into_iter().map(|j| j.id).collect::<Vec<_>>() }
+    };
+    // Newest first, the account's own, created in the window.
+    assert_eq!(page(&recent).await, vec![ids[4].clone(), ids[3].clone(), ids[2].clone(), ids[1].clone()]);
+    // Search: ASCII case ignored; `%` and `_` are literal.
+    let search = |q: &str| Browse { search: Some(q.into()), ..recent.clone() };
+    assert_eq!(page(&search("PHOTOS")).await, vec![ids[4].clone()]);
+    assert_eq!(page(&search("logs")).await, vec![ids[2].clone(), ids[1].clone()]);
+    assert_eq!(page(&search("100%")).await, vec![ids[1].clone()]);
+    assert_eq!(page(&search("y_l")).await, vec![ids[2].clone()]);
+    assert!(page(&search("y%l")).await.is_empty());
+    assert_eq!(page(&search(&ids[3][4..12].to_uppercase())).await, vec![ids[3].clone()], "part of an id");
+    // Statuses, order by priority, offset.
+    let cancelling = Browse { statuses: vec![JobStatus::Cancelling], ..recent.clone() };
+    assert_eq!(page(&cancelling).await, vec![ids[3].clone()]);
+    let by_priority = Browse { by_priority: true, ..recent.clone() };
+    assert_eq!(page(&by_priority).await, vec![ids[2].clone(), ids[4].clone(), ids[3].clone(), ids[1].clone()]);
+    assert_eq!(page(&Browse { offset: 1, limit: 2, ..by_priority }).await, vec![ids[4].clone(), ids[3].clone()]);
+    // Counts by status, whatever the status filter and page; the search applies.
+    let mut counts = s.count_jobs("111111111111", &Browse { limit: 1, ..cancelling.clone() }).await.unwrap();
+    counts.sort_by_key(|(st, _)| st.as_str());
+    assert_eq!(counts, vec![(JobStatus::Cancelling, 1), (JobStatus::New, 3)]);
+    let counts = s.count_jobs("111111111111", &Browse { search: Some("logs".into()), ..recent }).await.unwrap();
+    assert_eq!(counts, vec![(JobStatus::New, 2)]);
+}
+
 pub async fn chunks_leases_and_commit(s: &dyn JobStore) {
     let j = active_job(s, "111111111111", "t", 3, 0).await;
     assert_eq!(j.total_tasks, Some(3));

@@ -54,6 +54,11 @@ pub trait JobStore: std::fmt::Debug + Send + Sync + 'static {
     async fn list_jobs(&self, account: &str, filter: &ListFilter) -> Result<Vec<Job>>;
     /// Jobs in any of these statuses, any account (the scheduler's view).
     async fn jobs_in(&self, statuses: &[JobStatus]) -> Result<Vec<Job>>;
+    /// A page of an account's recent jobs, filtered, searched and ordered in the database (see [`Browse`]).
+    async fn browse_jobs(&self, account: &str, q: &Browse) -> Result<Vec<Job>>;
+    /// How many of the jobs [`browse_jobs`](Self::browse_jobs) would page through are in each status (its
+    /// `statuses`, `offset` and `limit` aside); statuses with no job are left out.
+    async fn count_jobs(&self, account: &str, q: &Browse) -> Result<Vec<(JobStatus, i64)>>;
 
     /// Compare-and-set the status; keeps timers, dates, reasons. False if the job was not in `expected`.
     async fn update_status(&self, id: &str, expected: JobStatus, change: &StatusChange, now: Millis) -> Result<bool>;

@@ -133,6 +133,33 @@ pub struct ListFilter {
     pub terminated_after: Option<Millis>,
 }
 
+/// A page of an account's recent jobs as a person browses them (the console): filtered by status and by a search,
+/// in either order, by offset.
+#[derive(Debug, Clone, Default)]
+pub struct Browse {
+    /// Only jobs in these statuses (all when empty); [`JobStore::count_jobs`] ignores it.
+    pub statuses: Vec<JobStatus>,
+    /// Only jobs whose id or description contains this, ignoring ASCII case.
+    pub search: Option<String>,
+    /// Only jobs created at or after this time.
+    pub created_after: Millis,
+    /// Leave out jobs that ended before this time (retention).
+    pub terminated_after: Option<Millis>,
+    /// Highest priority first (then newest); otherwise newest first.
+    pub by_priority: bool,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+impl Browse {
+    /// The search as a `LIKE` pattern (lower-case, `\` escaping `%`, `_` and `\`), if there is one.
+    pub fn like_pattern(&self) -> Option<String> {
+        let s = self.search.as_deref().filter(|s| !s.is_empty())?.to_lowercase();
+        let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        Some(format!("%{escaped}%"))
+    }
+}
+
 /// A chunk to record while preparing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewChunk {

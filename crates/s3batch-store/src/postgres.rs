@@ -119,6 +119,22 @@ fn chunk_from_row(r: &PgRow) -> Result<Chunk> {
     })
 }
 
+/// The `WHERE` of a [`Browse`].
+fn browse_where(b: &mut QueryBuilder<'_, Postgres>, account: &str, q: &Browse, with_statuses: bool) {
+    b.push("account_id = ").push_bind(account.to_string());
+    b.push(" AND created_at >= ").push_bind(q.created_after);
+    if let Some(t) = q.terminated_after {
+        b.push(" AND (terminated_at IS NULL OR terminated_at >= ").push_bind(t).push(")");
+    }
+    if with_statuses && !q.statuses.is_empty() {
+        b.push(" AND status = ANY(").push_bind(status_names(&q.statuses)).push(")");
+    }
+    if let Some(p) = q.like_pattern() {
+        b.push(" AND (lower(id) LIKE ").push_bind(p.clone()).push(" ESCAPE '\\'");
+        b.push(" OR lower(coalesce(description, '')) LIKE ").push_bind(p).push(" ESCAPE '\\')");
+    }
+}
+
 fn status_names(statuses: &[JobStatus]) -> Vec<&'static str> {
     statuses.iter().map(|s| s.as_str()).collect()
 }
@@ -210,6 +226,30 @@ impl JobStore for PgStore {
         q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(pg_limit(f.limit));
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(job_from_row).collect()
+    }
+
+    async fn browse_jobs(&self, account: &str, q: &Browse) -> Result<Vec<Job>> {
+        let mut b = QueryBuilder::<Postgres>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE "));
+        browse_where(&mut b, account, q, true);
+        let order = if q.by_priority { "priority DESC, created_at DESC, id DESC" } else { "created_at DESC, id DESC" };
+        b.push(format!(" ORDER BY {order} LIMIT ")).push_bind(pg_limit(q.limit));
+        b.push(" OFFSET ").push_bind(q.offset.max(0));
+        let rows = b.build().fetch_all(&self.pool).await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn count_jobs(&self, account: &str, q: &Browse) -> Result<Vec<(JobStatus, i64)>> {
+        let mut b = QueryBuilder::<Postgres>::new("SELECT status, COUNT(*) AS n FROM jobs WHERE ");
+        browse_where(&mut b, account, q, false);
+        b.push(" GROUP BY status");
+        let rows = b.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let status: String = r.try_get("status")?;
+                let status = JobStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok((status, r.try_get("n")?))
+            })
+            .collect()
     }
 
     async fn jobs_in(&self, statuses: &[JobStatus]) -> Result<Vec<Job>> {
@@ -1023,6 +1063,7 @@ mod tests {
         status_compare_and_set,
         timers_and_dates,
         list_filter_and_paging,
+        browse_filters_searches_and_counts,
         chunks_leases_and_commit,
         expired_leases_are_reclaimed,
         fenced_chunks_refuse_late_commits,

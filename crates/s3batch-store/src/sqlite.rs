@@ -118,6 +118,23 @@ fn chunk_from_row(r: &SqliteRow) -> Result<Chunk> {
     })
 }
 
+/// The `WHERE` of a [`Browse`] (binds: account, created_after, terminated_after if set, the pattern twice if set)
+/// and its search pattern.
+fn browse_where(q: &Browse, with_statuses: bool) -> (String, Option<String>) {
+    let mut w = "account_id = ? AND created_at >= ?".to_string();
+    if q.terminated_after.is_some() {
+        w += " AND (terminated_at IS NULL OR terminated_at >= ?)";
+    }
+    if with_statuses && !q.statuses.is_empty() {
+        w += &format!(" AND status IN ({})", status_list(&q.statuses));
+    }
+    let pattern = q.like_pattern();
+    if pattern.is_some() {
+        w += " AND (lower(id) LIKE ? ESCAPE '\\' OR lower(coalesce(description, '')) LIKE ? ESCAPE '\\')";
+    }
+    (w, pattern)
+}
+
 fn status_list(statuses: &[JobStatus]) -> String {
     statuses.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",")
 }
@@ -203,6 +220,41 @@ impl JobStore for SqliteStore {
         }
         let rows = q.bind(f.limit).fetch_all(&self.reader).await?;
         rows.iter().map(job_from_row).collect()
+    }
+
+    async fn browse_jobs(&self, account: &str, q: &Browse) -> Result<Vec<Job>> {
+        let (filter, pattern) = browse_where(q, true);
+        let order = if q.by_priority { "priority DESC, created_at DESC, id DESC" } else { "created_at DESC, id DESC" };
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE {filter} ORDER BY {order} LIMIT ? OFFSET ?");
+        let mut query = sqlx::query(&sql).bind(account).bind(q.created_after);
+        if let Some(t) = q.terminated_after {
+            query = query.bind(t);
+        }
+        if let Some(p) = &pattern {
+            query = query.bind(p).bind(p);
+        }
+        let rows = query.bind(q.limit).bind(q.offset.max(0)).fetch_all(&self.reader).await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn count_jobs(&self, account: &str, q: &Browse) -> Result<Vec<(JobStatus, i64)>> {
+        let (filter, pattern) = browse_where(q, false);
+        let sql = format!("SELECT status, COUNT(*) AS n FROM jobs WHERE {filter} GROUP BY status");
+        let mut query = sqlx::query(&sql).bind(account).bind(q.created_after);
+        if let Some(t) = q.terminated_after {
+            query = query.bind(t);
+        }
+        if let Some(p) = &pattern {
+            query = query.bind(p).bind(p);
+        }
+        let rows = query.fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|r| {
+                let status: String = r.try_get("status")?;
+                let status = JobStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok((status, r.try_get("n")?))
+            })
+            .collect()
     }
 
     async fn jobs_in(&self, statuses: &[JobStatus]) -> Result<Vec<Job>> {
@@ -901,6 +953,7 @@ mod tests {
         status_compare_and_set,
         timers_and_dates,
         list_filter_and_paging,
+        browse_filters_searches_and_counts,
         chunks_leases_and_commit,
         expired_leases_are_reclaimed,
         fenced_chunks_refuse_late_commits,

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use s3batch_core::{JobStatus, Millis, Tag};
 use s3batch_store::{
-    Chunk, ChunkCounts, ChunkId, ChunkResult, ChunkRows, CreateOutcome, Job, JobStore, ListFilter, NewChunk, NewJob,
-    StatusChange, Worker,
+    Browse, Chunk, ChunkCounts, ChunkId, ChunkResult, ChunkRows, CreateOutcome, Job, JobStore, ListFilter, NewChunk,
+    NewJob, StatusChange, Worker,
 };
 
 type StoreResult<T> = s3batch_store::Result<T>;
@@ -45,6 +45,12 @@ impl<G: Gate> JobStore for Wrapped<G> {
     }
     async fn jobs_in(&self, statuses: &[JobStatus]) -> StoreResult<Vec<Job>> {
         self.gate.around(self.inner.jobs_in(statuses)).await
+    }
+    async fn browse_jobs(&self, account: &str, q: &Browse) -> StoreResult<Vec<Job>> {
+        self.gate.around(self.inner.browse_jobs(account, q)).await
+    }
+    async fn count_jobs(&self, account: &str, q: &Browse) -> StoreResult<Vec<(JobStatus, i64)>> {
+        self.gate.around(self.inner.count_jobs(account, q)).await
     }
     async fn update_status(&self, id: &str, expected: JobStatus, ch: &StatusChange, now: Millis) -> StoreResult<bool> {
         self.gate.around(self.inner.update_status(id, expected, ch, now)).await
