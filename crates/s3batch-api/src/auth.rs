@@ -8,6 +8,8 @@
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
+use crate::signature::AuthError;
+
 /// The account of an open server's callers that name none.
 pub const DEFAULT_ACCOUNT: &str = "000000000000";
 
@@ -130,9 +132,11 @@ impl Accounts {
         let encoded = header.strip_prefix("Basic ").ok_or_else(|| Denied("use HTTP Basic credentials".into()))?;
         let decoded = decode_base64(encoded.trim()).ok_or_else(|| Denied("malformed credentials".into()))?;
         let (key, secret) = decoded.split_once(':').ok_or_else(|| Denied("malformed credentials".into()))?;
-        let (account, expected) = self.lookup(key).ok_or_else(|| Denied("the access key is not known".into()))?;
+        // An unknown key and a wrong secret get the same answer: which keys exist is not for callers to learn.
+        let wrong = || Denied("the access key id or the secret access key is not valid".into());
+        let (account, expected) = self.lookup(key).ok_or_else(wrong)?;
         if !constant_time_eq(secret.as_bytes(), expected.as_bytes()) {
-            return Err(Denied("the secret does not match the access key".into()));
+            return Err(wrong());
         }
         if let Some(c) = claimed
             && c != account
@@ -153,8 +157,8 @@ impl Accounts {
         uri: &axum::http::Uri,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<String, crate::sigv4::AuthError> {
-        let bad = |m: String| crate::sigv4::AuthError { code: "BadRequestException", status: 400, message: m };
+    ) -> Result<String, AuthError> {
+        let bad = |m: String| AuthError { code: "BadRequestException", status: 400, message: m };
         let claimed = match headers.get("x-amz-account-id") {
             Some(v) => {
                 let v = v.to_str().unwrap_or("");
@@ -174,7 +178,7 @@ impl Accounts {
             if let Some(c) = &claimed
                 && c != account
             {
-                return Err(crate::sigv4::AuthError {
+                return Err(AuthError {
                     code: "AccessDenied",
                     status: 403,
                     message: format!("the signing key belongs to another account than {c}"),
@@ -188,7 +192,7 @@ impl Accounts {
             && s3batch_core::spec::valid_account_id(label)
             && label != account
         {
-            return Err(crate::sigv4::AuthError {
+            return Err(AuthError {
                 code: "AccessDenied",
                 status: 403,
                 message: format!("the Host names account {label}, the request is for {account}"),
@@ -208,8 +212,8 @@ impl Accounts {
         method: &axum::http::Method,
         uri: &axum::http::Uri,
         headers: &HeaderMap,
-    ) -> Result<CosCaller, crate::sigv4::AuthError> {
-        let invalid = |m: String| crate::sigv4::AuthError { code: "InvalidArgument", status: 400, message: m };
+    ) -> Result<CosCaller, AuthError> {
+        let invalid = |m: String| AuthError { code: "InvalidArgument", status: 400, message: m };
         let appid = match headers.get("x-cos-appid").map(|v| v.to_str()) {
             None => return Err(invalid("x-cos-appid cannot be empty".into())),
             Some(Ok(v)) if !v.trim().is_empty() => v.trim().to_string(),
@@ -238,12 +242,12 @@ impl Accounts {
             .expect("verify found the key");
         match &entry.cos_appid {
             Some(own) if *own == appid => Ok(CosCaller { account: entry.account_id.clone(), appid }),
-            Some(_) => Err(crate::sigv4::AuthError {
+            Some(_) => Err(AuthError {
                 code: "AccessDenied",
                 status: 403,
                 message: format!("the SecretId {} does not belong to APPID {appid}", v.access_key_id),
             }),
-            None => Err(crate::sigv4::AuthError {
+            None => Err(AuthError {
                 code: "AccessDenied",
                 status: 403,
                 message: format!(
@@ -274,10 +278,7 @@ pub fn open_cos_account(appid: &str) -> Option<String> {
     ((1..=12).contains(&appid.len()) && appid.bytes().all(|b| b.is_ascii_digit())).then(|| format!("{appid:0>12}"))
 }
 
-/// Compare secrets without leaking where they differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub use crate::signature::constant_time_eq;
 
 /// Standard base64 (with padding), as HTTP Basic uses.
 pub fn encode_base64(data: &[u8]) -> String {
@@ -328,7 +329,10 @@ mod tests {
         let good = format!("Basic {}", encode_base64(b"AKID1:s3cret"));
         assert_eq!(a.authenticate_basic(&headers(&[("authorization", &good)])).unwrap(), "111111111111");
         let bad = format!("Basic {}", encode_base64(b"AKID1:wrong"));
-        assert!(a.authenticate_basic(&headers(&[("authorization", &bad)])).is_err());
+        let unknown = format!("Basic {}", encode_base64(b"AKIDX:s3cret"));
+        let wrong_secret = a.authenticate_basic(&headers(&[("authorization", &bad)])).unwrap_err();
+        let unknown_key = a.authenticate_basic(&headers(&[("authorization", &unknown)])).unwrap_err();
+        assert_eq!(wrong_secret.0, unknown_key.0, "the answer does not tell which keys exist");
         assert!(a.authenticate_basic(&headers(&[])).is_err());
         let other = headers(&[("authorization", &good), ("x-amz-account-id", "222222222222")]);
         assert!(a.authenticate_basic(&other).is_err(), "a key of account A cannot act for B");

@@ -16,20 +16,20 @@
 //!
 //! Errors are `{"Code": "<S3 Control exception name>", "Message": "…"}` with a 4xx/5xx status.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use s3batch_core::spec::{JobManifest, JobReport, ManifestGenerator};
-use s3batch_core::{JobSpec, JobStatus, Operation, Tag, time};
-use s3batch_engine::preview::Preview;
-use s3batch_engine::service::ServiceError;
-use s3batch_store::{FailureReason, Job};
+use s3batch_core::{JobSpec, JobStatus, Tag, time};
+use s3batch_engine::service::{RequestedStatus, ServiceError, WorkerStatus};
+use s3batch_store::Job;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::pipeline::{self, ApiError, Dialect, WireError};
+use crate::s3control::RequestId;
+pub use crate::view::{JobDescriptor, ProgressSummary, Timers};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -53,39 +53,49 @@ pub struct ErrorBody {
     pub message: String,
 }
 
-/// What handlers return on failure.
-#[derive(Debug)]
-pub struct ApiError(pub ServiceError);
+/// The JSON API's dialect of the [pipeline](crate::pipeline): HTTP Basic, JSON bodies, errors named as the
+/// S3 Control API names them.
+pub struct JsonApi;
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(ErrorBody { code: self.0.code.into(), message: self.0.message })).into_response()
+type Call = pipeline::Call<JsonApi>;
+type ApiResult = Result<Response, ApiError>;
+
+impl Dialect for JsonApi {
+    const NAME: &'static str = "JSON API";
+    type Caller = String;
+    type RequestId = RequestId;
+
+    fn request_id() -> RequestId {
+        RequestId::new()
+    }
+    fn log_id(rid: &RequestId) -> &str {
+        &rid.0
+    }
+    fn authenticate(call: &Call) -> Result<String, ApiError> {
+        call.state.accounts.authenticate_basic(&call.headers).map_err(|d| ApiError::Unauthenticated(d.0))
+    }
+    fn account(caller: &String) -> &str {
+        caller
+    }
+    /// As HTML forms and `reqwest` encode them: `+` is a space.
+    fn decode_query(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
+        pipeline::decode_pairs(raw, true)
+    }
+    fn wire_error(e: ApiError) -> WireError {
+        crate::s3control::wire_error(e)
+    }
+    fn error_response(e: &WireError, _: &Call) -> Response {
+        (e.status, Json(ErrorBody { code: e.code.into(), message: e.message.clone() })).into_response()
+    }
+    fn stamp(rid: &RequestId, resp: &mut Response) {
+        if let Ok(v) = HeaderValue::from_str(&rid.0) {
+            resp.headers_mut().insert("x-amz-request-id", v);
+        }
     }
 }
 
-impl From<ServiceError> for ApiError {
-    fn from(e: ServiceError) -> Self {
-        ApiError(e)
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(e: JsonRejection) -> Self {
-        ApiError(ServiceError::bad_request(format!("the request body is not valid: {}", e.body_text())))
-    }
-}
-
-impl From<QueryRejection> for ApiError {
-    fn from(e: QueryRejection) -> Self {
-        ApiError(ServiceError::bad_request(format!("the query string is not valid: {}", e.body_text())))
-    }
-}
-
-type ApiResult<T> = Result<T, ApiError>;
-
-fn account(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
-    state.accounts.authenticate_basic(headers).map_err(|d| ApiError(ServiceError::new("AccessDenied", 403, d.0)))
+fn ok<T: Serialize>(v: &T) -> ApiResult {
+    Ok(Json(v).into_response())
 }
 
 /// `POST /api/v1/jobs`: a [`JobSpec`] plus an optional ClientRequestToken.
@@ -104,109 +114,35 @@ pub struct CreateJobResult {
     pub job_id: String,
 }
 
-/// `ProgressSummary`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ProgressSummary {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub total_number_of_tasks: Option<i64>,
-    pub number_of_tasks_succeeded: i64,
-    pub number_of_tasks_failed: i64,
-    pub timers: Timers,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Timers {
-    pub elapsed_time_in_active_seconds: i64,
-}
-
-/// A job as the JSON API shows it: the JobDescriptor of DescribeJob (members in the model's order), plus where
-/// the report is.
+/// A job as the JSON API shows it: DescribeJob's [`JobDescriptor`], plus where the report is and the job it
+/// re-runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct JobView {
-    pub job_id: String,
-    pub confirmation_required: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    pub job_arn: String,
-    pub status: JobStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manifest: Option<JobManifest>,
-    pub operation: Operation,
-    pub priority: i64,
-    pub progress_summary: ProgressSummary,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status_update_reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub failure_reasons: Vec<FailureReason>,
-    pub report: JobReport,
-    pub creation_time: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub termination_date: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role_arn: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub suspended_date: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub suspended_cause: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manifest_generator: Option<ManifestGenerator>,
+    #[serde(flatten)]
+    pub job: JobDescriptor,
     /// Extension: `s3://<bucket>/<prefix>/job-<id>/manifest.json` once the report is written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_location: Option<String>,
-    /// The manifest a ManifestGenerator job wrote (EnableManifestOutput): `{Format, Location {ObjectArn, ETag}}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generated_manifest_descriptor: Option<serde_json::Value>,
     /// Extension: the job whose failed tasks this one runs again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerun_of: Option<String>,
-    /// Extension: the job's rate limit, in tasks per second for the whole job.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<i64>,
-    /// Extension: a dry run (checks every task, changes nothing).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub dry_run: bool,
 }
 
 impl JobView {
     pub fn new(job: &Job, region: &str) -> JobView {
-        let now = time::now_millis();
         let report_location = job.report_key.as_ref().and_then(|k| {
             let bucket = job.spec.report.bucket.as_deref().and_then(s3batch_core::arn::parse_bucket_arn)?;
             Some(format!("s3://{bucket}/{k}"))
         });
-        JobView {
-            job_id: job.id.clone(),
-            confirmation_required: job.spec.confirmation_required,
-            description: job.spec.description.clone(),
-            job_arn: format!("arn:aws:s3:{region}:{}:job/{}", job.account_id, job.id),
-            status: job.status,
-            manifest: job.spec.manifest.clone(),
-            operation: job.spec.operation.clone(),
-            priority: job.priority,
-            progress_summary: ProgressSummary {
-                total_number_of_tasks: job.total_tasks,
-                number_of_tasks_succeeded: job.succeeded,
-                number_of_tasks_failed: job.failed,
-                timers: Timers { elapsed_time_in_active_seconds: job.active_seconds(now) },
-            },
-            status_update_reason: job.status_update_reason.clone(),
-            failure_reasons: job.failure_reasons.clone(),
-            report: job.spec.report.clone(),
-            creation_time: time::format_iso(job.created_at),
-            termination_date: job.terminated_at.map(time::format_iso),
-            role_arn: job.spec.role_arn.clone(),
-            suspended_date: job.suspended_at.map(time::format_iso),
-            suspended_cause: job.suspended_cause.clone(),
-            manifest_generator: job.spec.manifest_generator.clone(),
-            report_location,
-            generated_manifest_descriptor: job.generated_manifest.as_deref().and_then(|d| serde_json::from_str(d).ok()),
-            rerun_of: job.spec.rerun_of.clone(),
-            rate_limit: job.rate_limit,
-            dry_run: job.spec.dry_run,
-        }
+        JobView { job: JobDescriptor::new(job, region), report_location, rerun_of: job.spec.rerun_of.clone() }
+    }
+}
+
+impl std::ops::Deref for JobView {
+    type Target = JobDescriptor;
+    fn deref(&self) -> &JobDescriptor {
+        &self.job
     }
 }
 
@@ -238,108 +174,100 @@ pub struct TagsBody {
     pub tags: Vec<Tag>,
 }
 
-async fn create(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<CreateJobBody>, JsonRejection>,
-) -> ApiResult<Json<CreateJobResult>> {
-    let account = account(&st, &headers)?;
-    let Json(body) = body?;
-    let job = st.service.create(&account, body.client_request_token, body.spec).await?;
-    Ok(Json(CreateJobResult { job_id: job.id }))
+async fn create(call: Call) -> Response {
+    call.answer(async |c| {
+        let account = c.caller()?;
+        let body: CreateJobBody = c.json()?;
+        let job = c.state.service.create(&account, body.client_request_token, body.spec).await?;
+        ok(&CreateJobResult { job_id: job.id })
+    })
+    .await
 }
 
-async fn list(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<Vec<(String, String)>>,
-) -> ApiResult<Json<ListJobsResult>> {
-    let account = account(&st, &headers)?;
-    let (mut statuses, mut token, mut max) = (Vec::new(), None, None);
-    for (k, v) in q {
-        match k.as_str() {
-            "status" | "jobStatuses" => statuses.push(
-                v.parse::<JobStatus>()
-                    .map_err(|e| ApiError(ServiceError::new("InvalidRequestException", 400, e.to_string())))?,
-            ),
-            "nextToken" => token = Some(v),
-            "maxResults" => {
-                max = Some(v.parse::<i64>().map_err(|_| {
-                    ApiError(ServiceError::new(
-                        "InvalidRequestException",
-                        400,
-                        format!("maxResults '{v}' is not a number"),
-                    ))
-                })?)
-            }
-            other => {
-                return Err(ApiError(ServiceError::new(
-                    "InvalidRequestException",
-                    400,
-                    format!("unknown query parameter '{other}'"),
-                )));
+async fn list(call: Call) -> Response {
+    call.answer(async |c| {
+        let account = c.caller()?;
+        let invalid = |m: String| ApiError::Service(ServiceError::InvalidListing(m));
+        let (mut statuses, mut token, mut max) = (Vec::new(), None, None);
+        for (k, v) in c.query()? {
+            match k.as_str() {
+                "status" | "jobStatuses" => statuses.push(v.parse::<JobStatus>().map_err(|e| invalid(e.to_string()))?),
+                "nextToken" => token = Some(v),
+                "maxResults" => {
+                    max = Some(v.parse::<i64>().map_err(|_| invalid(format!("maxResults '{v}' is not a number")))?)
+                }
+                other => return Err(invalid(format!("unknown query parameter '{other}'"))),
             }
         }
-    }
-    let (jobs, next) = st.service.list(&account, statuses, token.as_deref(), max).await?;
-    Ok(Json(ListJobsResult { jobs: jobs.iter().map(|j| JobView::new(j, &st.region)).collect(), next_token: next }))
+        let (jobs, next) = c.state.service.list(&account, statuses, token.as_deref(), max).await?;
+        let jobs = jobs.iter().map(|j| JobView::new(j, &c.state.region)).collect();
+        ok(&ListJobsResult { jobs, next_token: next })
+    })
+    .await
 }
 
-async fn describe(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
-    let account = account(&st, &headers)?;
-    Ok(Json(JobView::new(&st.service.describe(&account, &id).await?, &st.region)))
+async fn describe(Path(id): Path<String>, call: Call) -> Response {
+    call.answer(async |c| {
+        let account = c.caller()?;
+        ok(&JobView::new(&c.state.service.describe(&account, &id).await?, &c.state.region))
+    })
+    .await
 }
 
-async fn update_status(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Result<Json<UpdateStatusBody>, JsonRejection>,
-) -> ApiResult<Json<JobView>> {
-    let account = account(&st, &headers)?;
-    let Json(b) = body?;
-    let job = st.service.update_status(&account, &id, &b.requested_job_status, b.status_update_reason).await?;
-    Ok(Json(JobView::new(&job, &st.region)))
+async fn update_status(Path(id): Path<String>, call: Call) -> Response {
+    call.answer(async |c| {
+        let account = c.caller()?;
+        let b: UpdateStatusBody = c.json()?;
+        let requested = b.requested_job_status.parse::<RequestedStatus>()?;
+        let job = c.state.service.update_status(&account, &id, requested, b.status_update_reason).await?;
+        ok(&JobView::new(&job, &c.state.region))
+    })
+    .await
 }
 
-async fn update_priority(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Result<Json<PriorityBody>, JsonRejection>,
-) -> ApiResult<Json<JobView>> {
-    let account = account(&st, &headers)?;
-    let Json(b) = body?;
-    Ok(Json(JobView::new(&st.service.update_priority(&account, &id, b.priority).await?, &st.region)))
+async fn update_priority(Path(id): Path<String>, call: Call) -> Response {
+    call.answer(async |c| {
+        let account = c.caller()?;
+        let b: PriorityBody = c.json()?;
+        ok(&JobView::new(&c.state.service.update_priority(&account, &id, b.priority).await?, &c.state.region))
+    })
+    .await
 }
 
 /// Re-run a finished job's failed tasks as a new job (extension).
-async fn rerun(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
-    let account = account(&st, &headers)?;
-    Ok(Json(JobView::new(&st.service.rerun_failed(&account, &id).await?, &st.region)))
+async fn rerun(Path(id): Path<String>, call: Call) -> Response {
+    call.answer(async |c| {
+        let account = c.caller()?;
+        ok(&JobView::new(&c.state.service.rerun_failed(&account, &id).await?, &c.state.region))
+    })
+    .await
 }
 
-async fn get_tags(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<TagsBody>> {
-    let account = account(&st, &headers)?;
-    Ok(Json(TagsBody { tags: st.service.tags(&account, &id).await? }))
+async fn get_tags(Path(id): Path<String>, call: Call) -> Response {
+    call.answer(async |c| {
+        let account = c.caller()?;
+        ok(&TagsBody { tags: c.state.service.tags(&account, &id).await? })
+    })
+    .await
 }
 
-async fn put_tags(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Result<Json<TagsBody>, JsonRejection>,
-) -> ApiResult<StatusCode> {
-    let account = account(&st, &headers)?;
-    let Json(b) = body?;
-    st.service.put_tags(&account, &id, &b.tags).await?;
-    Ok(StatusCode::OK)
+async fn put_tags(Path(id): Path<String>, call: Call) -> Response {
+    call.answer(async |c| {
+        let account = c.caller()?;
+        let b: TagsBody = c.json()?;
+        c.state.service.put_tags(&account, &id, &b.tags).await?;
+        Ok(StatusCode::OK.into_response())
+    })
+    .await
 }
 
-async fn delete_tags(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    let account = account(&st, &headers)?;
-    st.service.put_tags(&account, &id, &[]).await?;
-    Ok(StatusCode::OK)
+async fn delete_tags(Path(id): Path<String>, call: Call) -> Response {
+    call.answer(async |c| {
+        let account = c.caller()?;
+        c.state.service.put_tags(&account, &id, &[]).await?;
+        Ok(StatusCode::OK.into_response())
+    })
+    .await
 }
 
 /// `GET /api/v1/workers`.
@@ -370,11 +298,17 @@ pub struct WorkerView {
 }
 
 /// Any caller the server accepts may look: workers belong to no account.
-async fn workers(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Json<WorkersResult>> {
-    account(&st, &headers)?;
-    let now = time::now_millis();
-    let workers = st.service.workers(now).await?;
-    let workers = workers
+async fn workers(call: Call) -> Response {
+    call.answer(async |c| {
+        c.caller()?;
+        let now = time::now_millis();
+        ok(&WorkersResult { workers: worker_views(c.state.service.workers(now).await?, now) })
+    })
+    .await
+}
+
+fn worker_views(workers: Vec<WorkerStatus>, now: s3batch_core::Millis) -> Vec<WorkerView> {
+    workers
         .into_iter()
         .map(|s| WorkerView {
             worker_id: s.worker.id,
@@ -388,8 +322,7 @@ async fn workers(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Js
             heartbeat_age_ms: (now - s.worker.heartbeat_at).max(0),
             scheduler: s.scheduler,
         })
-        .collect();
-    Ok(Json(WorkersResult { workers }))
+        .collect()
 }
 
 /// `GET /api/v1/roles`: the caller's account's roles and what each allows.
@@ -420,11 +353,18 @@ pub struct RoleView {
     pub own_credentials_for: Vec<String>,
 }
 
-async fn roles(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Json<RolesResult>> {
-    let account = account(&st, &headers)?;
-    let roles = st
+async fn roles(call: Call) -> Response {
+    call.answer(async |c| {
+        let account = c.caller()?;
+        ok(&RolesResult { required: c.state.service.roles_required(), roles: role_views(&c.state, &account) })
+    })
+    .await
+}
+
+fn role_views(state: &AppState, account: &str) -> Vec<RoleView> {
+    state
         .service
-        .roles(&account)
+        .roles(account)
         .iter()
         .map(|r| RoleView {
             role_arn: r.arn.clone(),
@@ -435,8 +375,7 @@ async fn roles(State(st): State<AppState>, headers: HeaderMap) -> ApiResult<Json
             functions: r.functions.clone(),
             own_credentials_for: r.credentials_for.clone(),
         })
-        .collect();
-    Ok(Json(RolesResult { required: st.service.roles_required(), roles }))
+        .collect()
 }
 
 /// `POST /api/v1/jobs/{id}/rate-limit`: tasks per second for the whole job, or `null` for none.
@@ -446,19 +385,20 @@ pub struct RateLimitBody {
     pub rate_limit: Option<i64>,
 }
 
-async fn update_rate_limit(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Result<Json<RateLimitBody>, JsonRejection>,
-) -> ApiResult<Json<JobView>> {
-    let account = account(&st, &headers)?;
-    let Json(b) = body?;
-    Ok(Json(JobView::new(&st.service.update_rate_limit(&account, &id, b.rate_limit).await?, &st.region)))
+async fn update_rate_limit(Path(id): Path<String>, call: Call) -> Response {
+    call.answer(async |c| {
+        let account = c.caller()?;
+        let b: RateLimitBody = c.json()?;
+        ok(&JobView::new(&c.state.service.update_rate_limit(&account, &id, b.rate_limit).await?, &c.state.region))
+    })
+    .await
 }
 
 /// `GET /api/v1/jobs/{id}/preview`.
-async fn preview(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Preview>> {
-    let account = account(&st, &headers)?;
-    Ok(Json(st.service.preview(&account, &id).await?))
+async fn preview(Path(id): Path<String>, call: Call) -> Response {
+    call.answer(async |c| {
+        let account = c.caller()?;
+        ok(&c.state.service.preview(&account, &id).await?)
+    })
+    .await
 }

@@ -23,9 +23,12 @@ pub mod cos;
 pub mod crosssite;
 pub mod json;
 pub mod limit;
+pub mod pipeline;
 pub mod qsign;
 pub mod s3control;
+pub mod signature;
 pub mod sigv4;
+pub mod view;
 pub mod xml;
 
 use std::sync::Arc;
@@ -47,6 +50,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// The console's sessions.
     pub sessions: Arc<console::session::Sessions>,
+    /// Console sign-in attempts per access key id: a secret cannot be guessed online.
+    pub sign_ins: Arc<RateLimiter>,
     /// Host names an open server answers to besides loopback ones (`server.allowed_hosts`).
     pub allowed_hosts: Vec<String>,
 }
@@ -60,6 +65,7 @@ impl AppState {
             region: region.into(),
             limiter: Arc::new(RateLimiter::unlimited()),
             sessions: Arc::default(),
+            sign_ins: Arc::new(RateLimiter::new(console::SIGN_INS_PER_SECOND, console::SIGN_IN_BURST)),
             allowed_hosts: Vec::new(),
         }
     }

@@ -22,8 +22,7 @@ use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use sha1::{Digest, Sha1};
 
-use crate::auth::constant_time_eq;
-use crate::sigv4::AuthError;
+use crate::signature::{AuthError, constant_time_eq, denied};
 
 /// How far outside the signed time window a request may arrive, in seconds.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 15 * 60;
@@ -35,10 +34,6 @@ const COS_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub access_key_id: String,
-}
-
-fn denied(code: &'static str, message: impl Into<String>) -> AuthError {
-    AuthError { code, status: 403, message: message.into() }
 }
 
 /// The `q-*` values of a signature.
@@ -190,8 +185,37 @@ pub fn verify<'s>(
     secret_of: impl Fn(&str) -> Option<&'s str>,
 ) -> Result<Verified, AuthError> {
     let query = query_pairs(uri);
+    let signed = find_signature(headers, &query)?;
+    let secret = secret_of(&signed.access_key_id).ok_or_else(|| {
+        denied("InvalidAccessKeyId", format!("the SecretId {} is not known to this server", signed.access_key_id))
+    })?;
+    check_window(&signed, now)?;
+    let params = signed_params(&signed, &query)?;
+    let path = percent_decode_str(uri.path()).decode_utf8_lossy().into_owned();
+    let mut first_http_string = None;
+    for hs in &signed_header_candidates(&signed, headers, uri)? {
+        let refs: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let http = http_string(method.as_str(), &path, &params, &refs);
+        let expected = signature(secret, &signed.key_time, &signed.sign_time, &http);
+        if constant_time_eq(expected.as_bytes(), signed.signature.as_bytes()) {
+            return Ok(Verified { access_key_id: signed.access_key_id });
+        }
+        first_http_string.get_or_insert(http);
+    }
+    Err(denied(
+        "SignatureDoesNotMatch",
+        format!(
+            "the request signature we calculated does not match the signature you provided; the HttpString \
+             signed here was '{}'",
+            first_http_string.unwrap_or_default().replace('\n', "\\n")
+        ),
+    ))
+}
+
+/// The signature's values, from `Authorization` or else from the query string.
+fn find_signature(headers: &HeaderMap, query: &[(String, String)]) -> Result<Signed, AuthError> {
     let auth_header = headers.get(axum::http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-    let signed = match auth_header {
+    match auth_header {
         Some(h) if !h.trim().is_empty() => {
             let h = h.trim();
             if !h.starts_with("q-sign-algorithm=") {
@@ -203,15 +227,15 @@ pub fn verify<'s>(
             parse_pairs(h.split('&').map(|p| {
                 let (k, v) = p.split_once('=').unwrap_or((p, ""));
                 (k.trim().to_string(), v.trim().to_string())
-            }))?
+            }))
         }
-        _ if query.iter().any(|(k, _)| k == "q-sign-algorithm") => parse_pairs(query.iter().cloned())?,
-        _ => return Err(denied("AccessDenied", "the request is not signed: send a COS signature in Authorization")),
-    };
+        _ if query.iter().any(|(k, _)| k == "q-sign-algorithm") => parse_pairs(query.iter().cloned()),
+        _ => Err(denied("AccessDenied", "the request is not signed: send a COS signature in Authorization")),
+    }
+}
 
-    let secret = secret_of(&signed.access_key_id).ok_or_else(|| {
-        denied("InvalidAccessKeyId", format!("the SecretId {} is not known to this server", signed.access_key_id))
-    })?;
+/// `q-sign-time` and `q-key-time` cover `now` (give or take the clock skew allowed).
+fn check_window(signed: &Signed, now: i64) -> Result<(), AuthError> {
     let bad_time = |t: &str| denied("AccessDenied", format!("q-sign-time/q-key-time '{t}' is not <start>;<end>"));
     let (start, end) = window(&signed.sign_time).ok_or_else(|| bad_time(&signed.sign_time))?;
     let (kstart, kend) = window(&signed.key_time).ok_or_else(|| bad_time(&signed.key_time))?;
@@ -224,8 +248,11 @@ pub fn verify<'s>(
             "the signature's q-sign-time starts in the future: the client's clock is too far from the server's",
         ));
     }
+    Ok(())
+}
 
-    // The parameters the client signed, from the decoded query.
+/// The parameters the client signed, from the decoded query.
+fn signed_params<'q>(signed: &Signed, query: &'q [(String, String)]) -> Result<Vec<(&'q str, &'q str)>, AuthError> {
     let mut params: Vec<(&str, &str)> = Vec::new();
     for name in &signed.param_list {
         let before = params.len();
@@ -242,8 +269,16 @@ pub fn verify<'s>(
             ));
         }
     }
+    Ok(params)
+}
 
-    // The headers the client signed; `host` may be tried twice.
+/// The headers the client signed, as (name, value) lists to try: a signed `host` with a port is also tried
+/// without it (the Python SDK signs the host without its port).
+fn signed_header_candidates(
+    signed: &Signed,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<Vec<Vec<(String, String)>>, AuthError> {
     let mut signed_headers: Vec<(String, String)> = Vec::new();
     let mut host_at = None;
     for name in &signed.header_list {
@@ -269,36 +304,18 @@ pub fn verify<'s>(
         }
         signed_headers.push((name.clone(), values.join(",")));
     }
-
-    let path = percent_decode_str(uri.path()).decode_utf8_lossy().into_owned();
     let mut candidates = vec![signed_headers.clone()];
     if let Some(i) = host_at
         && let Some((host, port)) = signed_headers[i].1.rsplit_once(':')
         && !port.is_empty()
         && port.bytes().all(|b| b.is_ascii_digit())
     {
-        let mut without_port = signed_headers.clone();
-        without_port[i].1 = host.to_string();
+        let host = host.to_string();
+        let mut without_port = signed_headers;
+        without_port[i].1 = host;
         candidates.push(without_port);
     }
-    let mut first_http_string = None;
-    for hs in &candidates {
-        let refs: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let http = http_string(method.as_str(), &path, &params, &refs);
-        let expected = signature(secret, &signed.key_time, &signed.sign_time, &http);
-        if constant_time_eq(expected.as_bytes(), signed.signature.as_bytes()) {
-            return Ok(Verified { access_key_id: signed.access_key_id });
-        }
-        first_http_string.get_or_insert(http);
-    }
-    Err(denied(
-        "SignatureDoesNotMatch",
-        format!(
-            "the request signature we calculated does not match the signature you provided; the HttpString \
-             signed here was '{}'",
-            first_http_string.unwrap_or_default().replace('\n', "\\n")
-        ),
-    ))
+    Ok(candidates)
 }
 
 #[cfg(test)]

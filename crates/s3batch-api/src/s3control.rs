@@ -16,20 +16,18 @@
 //! are `<ErrorResponse><Error><Code>…` with the modeled exception names.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::FromRequestParts;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::extract::Path;
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use s3batch_core::{JobSpec, JobStatus, Tag};
-use s3batch_engine::service::ServiceError;
+use s3batch_engine::service::{RequestedStatus, ServiceError};
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
-use crate::json::JobView;
-use crate::xml::{self, S3CONTROL, XmlError};
+use crate::pipeline::{self, ApiError, Dialect, WireError};
+use crate::view::JobDescriptor;
+use crate::xml::{self, S3CONTROL};
 
 /// The S3 Control XML namespace.
 pub const XMLNS: &str = "http://awss3control.amazonaws.com/doc/2018-08-20/";
@@ -44,39 +42,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v20180820/{*rest}", any(other_operation))
 }
 
-/// An error on the wire: the job service's error (the exception name, the HTTP status and a message), which the
-/// request parsers and the signature check answer too.
-pub type WireError = ServiceError;
+/// The S3 Control dialect of the [pipeline](crate::pipeline): SigV4, `x-amz-request-id`, `<ErrorResponse>`.
+pub struct S3Control;
 
-impl From<XmlError> for ServiceError {
-    fn from(e: XmlError) -> Self {
-        ServiceError::bad_request(e.0)
-    }
-}
-
-impl From<crate::sigv4::AuthError> for ServiceError {
-    fn from(e: crate::sigv4::AuthError) -> Self {
-        ServiceError::new(e.code, e.status, e.message)
-    }
-}
-
-type WireResult = Result<Response, WireError>;
-
-/// A request as every handler sees it.
-struct Call {
-    state: AppState,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for RequestId {
-    type Rejection = std::convert::Infallible;
-    async fn from_request_parts(_: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(RequestId::new())
-    }
-}
+type Call = pipeline::Call<S3Control>;
+type WireResult = Result<Response, ApiError>;
 
 /// `x-amz-request-id`: 16 upper-case hex digits, as S3 writes them.
 #[derive(Debug, Clone)]
@@ -94,33 +64,91 @@ impl Default for RequestId {
     }
 }
 
-/// Wrap a handler's outcome: success or the error envelope, both with the request id headers.
-fn finish(rid: &RequestId, outcome: WireResult) -> Response {
-    let mut resp = match outcome {
-        Ok(r) => r,
-        Err(e) => {
-            if e.status >= 500 {
-                tracing::error!(code = e.code, message = %e.message, request = %rid.0, "S3 Control call failed");
-            } else {
-                tracing::debug!(code = e.code, message = %e.message, request = %rid.0, "S3 Control call refused");
+impl Dialect for S3Control {
+    const NAME: &'static str = "S3 Control";
+    type Caller = String;
+    type RequestId = RequestId;
+
+    fn request_id() -> RequestId {
+        RequestId::new()
+    }
+    fn log_id(rid: &RequestId) -> &str {
+        &rid.0
+    }
+    /// SigV4 when accounts are configured; the account is `x-amz-account-id`'s, which must be the key's.
+    fn authenticate(call: &Call) -> Result<String, ApiError> {
+        let body = call.body()?;
+        Ok(call.state.accounts.authenticate_sigv4(&call.method, &call.uri, &call.headers, body)?)
+    }
+    fn account(caller: &String) -> &str {
+        caller
+    }
+    /// Percent-decoded; `+` stays `+`, as SigV4 reads it.
+    fn decode_query(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
+        pipeline::decode_pairs(raw, false)
+    }
+    fn wire_error(e: ApiError) -> WireError {
+        wire_error(e)
+    }
+    fn error_response(e: &WireError, call: &Call) -> Response {
+        let rid = &call.rid.0;
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse><Error><Code>{}</Code><Message>{}</Message>\
+             </Error><RequestId>{rid}</RequestId><HostId>{rid}</HostId></ErrorResponse>",
+            e.code,
+            quick_xml::escape::escape(e.message.as_str()),
+        );
+        (e.status, [(axum::http::header::CONTENT_TYPE, "application/xml")], body).into_response()
+    }
+    fn stamp(rid: &RequestId, resp: &mut Response) {
+        let h = resp.headers_mut();
+        let id = HeaderValue::from_str(&rid.0).expect("hex is a valid header value");
+        h.insert("x-amz-request-id", id.clone());
+        h.insert("x-amz-id-2", id);
+    }
+}
+
+/// Every error by its S3 Control exception name (the JSON API and the console name errors the same way).
+pub fn wire_error(e: ApiError) -> WireError {
+    use ServiceError as S;
+    let w = WireError::new;
+    match e {
+        ApiError::Service(e) => match e {
+            S::Invalid(m) => w("BadRequestException", 400, m),
+            S::InvalidListing(m) => w("InvalidRequestException", 400, m),
+            S::InvalidPageToken(m) => w("InvalidNextTokenException", 400, m),
+            S::TooManyTags(m) => w("TooManyTagsException", 400, m),
+            e @ S::NoSuchJob(_) => w("NotFoundException", 404, e.to_string()),
+            S::WrongStatus { reason, .. } => w("JobStatusException", 400, reason),
+            e @ S::Idempotency { .. } => w("IdempotencyException", 400, e.to_string()),
+            e @ S::Contended => w("TooManyRequestsException", 429, e.to_string()),
+            S::AccessDenied(m) => w("AccessDenied", 403, m),
+            S::Storage(e) => {
+                let (code, status) = match e.http_status {
+                    404 => ("NotFoundException", 404),
+                    403 => ("AccessDenied", 403),
+                    _ => ("InternalServiceException", 500),
+                };
+                w(code, status, format!("{}: {}", e.code, e.message))
             }
-            let body = format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse><Error><Code>{}</Code><Message>{}</Message>\
-                 </Error><RequestId>{}</RequestId><HostId>{}</HostId></ErrorResponse>",
-                e.code,
-                quick_xml::escape::escape(e.message.as_str()),
-                rid.0,
-                rid.0
-            );
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            (status, [(axum::http::header::CONTENT_TYPE, "application/xml")], body).into_response()
+            S::Internal(m) => w("InternalServiceException", 500, m),
+            other => w("InternalServiceException", 500, other.to_string()),
+        },
+        ApiError::Malformed(m) | ApiError::BadParameter(m) => w("BadRequestException", 400, m),
+        ApiError::Body { too_large, message } => w("BadRequestException", if too_large { 413 } else { 400 }, message),
+        ApiError::Auth(e) => w(e.code, e.status, e.message),
+        ApiError::Unauthenticated(m) => w("AccessDenied", 403, m),
+        ApiError::RateLimited => w(
+            "TooManyRequestsException",
+            429,
+            "too many requests for this account; slow down and try again".to_string(),
+        ),
+        ApiError::MethodNotAllowed { method, path } => {
+            w("MethodNotAllowed", 405, format!("{method} is not allowed on {path}"))
         }
-    };
-    let h = resp.headers_mut();
-    let id = HeaderValue::from_str(&rid.0).expect("hex is a valid header value");
-    h.insert("x-amz-request-id", id.clone());
-    h.insert("x-amz-id-2", id);
-    resp
+        ApiError::NotImplemented(m) => w("NotImplemented", 501, m),
+        ApiError::Dialect(e) => e,
+    }
 }
 
 /// `200` with `<{root} xmlns=…>{content}</{root}>`.
@@ -141,91 +169,29 @@ fn empty_ok() -> Response {
     StatusCode::OK.into_response()
 }
 
-impl Call {
-    /// Who is calling (SigV4 when accounts are configured), for which account, within the rate limit.
-    fn account(&self) -> Result<String, WireError> {
-        let body = self.body_bytes()?;
-        let account = self.state.accounts.authenticate_sigv4(&self.method, &self.uri, &self.headers, body)?;
-        if !self.state.limiter.admit(&account) {
-            return Err(WireError::new(
-                "TooManyRequestsException",
-                429,
-                "too many requests for this account; slow down and try again",
-            ));
-        }
-        Ok(account)
-    }
-
-    fn body_bytes(&self) -> Result<&[u8], WireError> {
-        match &self.body {
-            Ok(b) => Ok(b),
-            Err(e) => Err(WireError::new(
-                "BadRequestException",
-                e.status().as_u16(),
-                format!("the request body could not be read: {}", e.body_text()),
-            )),
-        }
-    }
-
-    /// The query string, percent-decoded (`+` stays `+`, as SigV4 reads it).
-    fn query(&self) -> Result<Vec<(String, String)>, WireError> {
-        let q = self.uri.query().unwrap_or("");
-        q.split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                let dec = |s: &str| {
-                    percent_encoding::percent_decode_str(s)
-                        .decode_utf8()
-                        .map(|c| c.into_owned())
-                        .map_err(|_| WireError::bad_request("the query string is not UTF-8"))
-                };
-                Ok((dec(k)?, dec(v)?))
-            })
-            .collect()
-    }
-
-    fn wrong_method(&self) -> WireError {
-        WireError::new("MethodNotAllowed", 405, format!("{} is not allowed on {}", self.method, self.uri.path()))
-    }
+async fn jobs(call: Call) -> Response {
+    call.answer(jobs_inner).await
 }
 
-macro_rules! handler {
-    ($name:ident, $inner:ident, path) => {
-        async fn $name(
-            State(state): State<AppState>,
-            rid: RequestId,
-            method: Method,
-            uri: Uri,
-            headers: HeaderMap,
-            Path(id): Path<String>,
-            body: Result<Bytes, BytesRejection>,
-        ) -> Response {
-            let call = Call { state, method, uri, headers, body };
-            finish(&rid, $inner(&call, &id).await)
-        }
-    };
-    ($name:ident, $inner:ident) => {
-        async fn $name(
-            State(state): State<AppState>,
-            rid: RequestId,
-            method: Method,
-            uri: Uri,
-            headers: HeaderMap,
-            body: Result<Bytes, BytesRejection>,
-        ) -> Response {
-            let call = Call { state, method, uri, headers, body };
-            finish(&rid, $inner(&call).await)
-        }
-    };
+async fn job(Path(id): Path<String>, call: Call) -> Response {
+    call.answer(async |c| job_inner(c, &id).await).await
 }
 
-handler!(jobs, jobs_inner);
-handler!(job, job_inner, path);
-handler!(priority, priority_inner, path);
-handler!(status, status_inner, path);
-handler!(tagging, tagging_inner, path);
-handler!(other_operation, other_inner);
+async fn priority(Path(id): Path<String>, call: Call) -> Response {
+    call.answer(async |c| priority_inner(c, &id).await).await
+}
+
+async fn status(Path(id): Path<String>, call: Call) -> Response {
+    call.answer(async |c| status_inner(c, &id).await).await
+}
+
+async fn tagging(Path(id): Path<String>, call: Call) -> Response {
+    call.answer(async |c| tagging_inner(c, &id).await).await
+}
+
+async fn other_operation(call: Call) -> Response {
+    call.answer(other_inner).await
+}
 
 async fn jobs_inner(call: &Call) -> WireResult {
     match call.method {
@@ -239,64 +205,51 @@ async fn job_inner(call: &Call, id: &str) -> WireResult {
     if call.method != Method::GET {
         return Err(call.wrong_method());
     }
-    let account = call.account()?;
+    let account = call.caller()?;
     let job = call.state.service.describe(&account, id).await?;
-    let view = JobView::new(&job, &call.state.region);
-    Ok(xml_ok("DescribeJobResult", &json!({ "Job": descriptor(&view) })))
+    let descriptor = JobDescriptor::new(&job, &call.state.region);
+    Ok(xml_ok("DescribeJobResult", &json!({ "Job": descriptor })))
 }
 
 async fn other_inner(call: &Call) -> WireResult {
-    call.account()?;
-    Err(WireError::new(
-        "NotImplemented",
-        501,
-        format!("s3batch implements the S3 Control job operations only, not {} {}", call.method, call.uri.path()),
-    ))
-}
-
-/// A `JobDescriptor`: the JSON API's view, in the model's members.
-fn descriptor(view: &JobView) -> Value {
-    let mut v = serde_json::to_value(view).expect("plain data always serialises");
-    if let Value::Object(m) = &mut v {
-        m.remove("ReportLocation");
-        m.remove("RerunOf");
-    }
-    v
+    call.caller()?;
+    Err(ApiError::NotImplemented(format!(
+        "s3batch implements the S3 Control job operations only, not {} {}",
+        call.method,
+        call.uri.path()
+    )))
 }
 
 async fn create_job(call: &Call) -> WireResult {
     if !matches!(call.method, Method::POST) {
         return Err(call.wrong_method());
     }
-    let account = call.account()?;
-    let (token, spec) = parse_create_job(call.body_bytes()?)?;
+    let account = call.caller()?;
+    let (token, spec) = parse_create_job(call.body()?)?;
     let job = call.state.service.create(&account, Some(token), spec).await?;
     Ok(xml_ok("CreateJobResult", &json!({ "JobId": job.id })))
 }
 
 /// A `CreateJobRequest` body: its ClientRequestToken and the job.
-pub fn parse_create_job(body: &[u8]) -> Result<(String, JobSpec), WireError> {
+pub fn parse_create_job(body: &[u8]) -> Result<(String, JobSpec), ApiError> {
     let root = xml::parse(body)?;
     if root.name != "CreateJobRequest" {
-        return Err(WireError::bad_request(format!(
-            "the body's root element is <{}>, not <CreateJobRequest>",
-            root.name
-        )));
+        return Err(ApiError::Malformed(format!("the body's root element is <{}>, not <CreateJobRequest>", root.name)));
     }
     let Value::Object(mut m) = S3CONTROL.to_json(&root)? else {
-        return Err(WireError::bad_request("<CreateJobRequest> must hold elements"));
+        return Err(ApiError::Malformed("<CreateJobRequest> must hold elements".into()));
     };
     let token = match m.remove("ClientRequestToken") {
         Some(Value::String(t)) if (1..=64).contains(&t.chars().count()) => t,
-        Some(_) => return Err(WireError::bad_request("ClientRequestToken must be 1 to 64 characters long")),
-        None => return Err(WireError::bad_request("ClientRequestToken is required")),
+        Some(_) => return Err(ApiError::Malformed("ClientRequestToken must be 1 to 64 characters long".into())),
+        None => return Err(ApiError::Malformed("ClientRequestToken is required".into())),
     };
     if m.contains_key("CosRequest") {
-        return Err(WireError::bad_request("CreateJobRequest: unknown element CosRequest"));
+        return Err(ApiError::Malformed("CreateJobRequest: unknown element CosRequest".into()));
     }
     for required in ["Operation", "Report", "Priority", "RoleArn"] {
         if !m.contains_key(required) {
-            return Err(WireError::bad_request(format!("{required} is required")));
+            return Err(ApiError::Malformed(format!("{required} is required")));
         }
     }
     exactly_one(&m, "Operation", "an operation")?;
@@ -306,41 +259,37 @@ pub fn parse_create_job(body: &[u8]) -> Result<(String, JobSpec), WireError> {
     if let Some(loc) = m.get("Manifest").and_then(|x| x.get("Location"))
         && loc.get("ETag").is_none()
     {
-        return Err(WireError::bad_request("Manifest.Location.ETag is required"));
+        return Err(ApiError::Malformed("Manifest.Location.ETag is required".into()));
     }
     let spec: JobSpec = xml::from_json("CreateJobRequest", Value::Object(m))?;
     Ok((token, spec))
 }
 
 /// A structure that must have exactly one member set (a union, or JobOperation).
-fn exactly_one(m: &Map<String, Value>, name: &str, what: &str) -> Result<(), WireError> {
+fn exactly_one(m: &Map<String, Value>, name: &str, what: &str) -> Result<(), ApiError> {
     match m.get(name) {
         Some(Value::Object(inner)) if inner.len() == 1 => Ok(()),
         Some(Value::Object(inner)) if inner.is_empty() => {
-            Err(WireError::bad_request(format!("{name} is empty; it must name {what}")))
+            Err(ApiError::Malformed(format!("{name} is empty; it must name {what}")))
         }
-        Some(Value::Object(inner)) => Err(WireError::bad_request(format!(
+        Some(Value::Object(inner)) => Err(ApiError::Malformed(format!(
             "{name} must name exactly one {what}, not {}",
             inner.keys().cloned().collect::<Vec<_>>().join(" and ")
         ))),
-        _ => Err(WireError::bad_request(format!("{name} must hold elements"))),
+        _ => Err(ApiError::Malformed(format!("{name} must hold elements"))),
     }
 }
 
 async fn list_jobs(call: &Call) -> WireResult {
-    let account = call.account()?;
-    let invalid = |m: String| WireError::new("InvalidRequestException", 400, m);
+    let account = call.caller()?;
+    let invalid = |m: String| ApiError::Service(ServiceError::InvalidListing(m));
     let (mut statuses, mut token, mut max) = (Vec::new(), None, None);
     for (k, v) in call.query()? {
         match k.as_str() {
             "jobStatuses" => statuses.push(v.parse::<JobStatus>().map_err(|e| invalid(e.to_string()))?),
             "nextToken" => {
                 if !(1..=1024).contains(&v.len()) {
-                    return Err(WireError::new(
-                        "InvalidNextTokenException",
-                        400,
-                        "nextToken must be 1 to 1024 characters",
-                    ));
+                    return Err(ServiceError::InvalidPageToken("nextToken must be 1 to 1024 characters".into()).into());
                 }
                 token = Some(v)
             }
@@ -354,7 +303,7 @@ async fn list_jobs(call: &Call) -> WireResult {
     let items: Vec<Value> = jobs
         .iter()
         .map(|j| {
-            let v = JobView::new(j, &call.state.region);
+            let v = JobDescriptor::new(j, &call.state.region);
             json!({
                 "JobId": v.job_id,
                 "Description": v.description,
@@ -374,15 +323,15 @@ async fn priority_inner(call: &Call, id: &str) -> WireResult {
     if call.method != Method::POST {
         return Err(call.wrong_method());
     }
-    let account = call.account()?;
+    let account = call.caller()?;
     let raw = call
         .query()?
         .into_iter()
         .find(|(k, _)| k == "priority")
         .map(|(_, v)| v)
-        .ok_or_else(|| WireError::bad_request("the priority query parameter is required"))?;
+        .ok_or_else(|| ApiError::BadParameter("the priority query parameter is required".into()))?;
     let priority: i64 =
-        raw.parse().map_err(|_| WireError::bad_request(format!("priority '{raw}' is not an integer")))?;
+        raw.parse().map_err(|_| ApiError::BadParameter(format!("priority '{raw}' is not an integer")))?;
     let job = call.state.service.update_priority(&account, id, priority).await?;
     Ok(xml_ok("UpdateJobPriorityResult", &json!({ "JobId": job.id, "Priority": job.priority })))
 }
@@ -391,7 +340,7 @@ async fn status_inner(call: &Call, id: &str) -> WireResult {
     if call.method != Method::POST {
         return Err(call.wrong_method());
     }
-    let account = call.account()?;
+    let account = call.caller()?;
     let (mut requested, mut reason) = (None, None);
     for (k, v) in call.query()? {
         match k.as_str() {
@@ -400,9 +349,10 @@ async fn status_inner(call: &Call, id: &str) -> WireResult {
             _ => {}
         }
     }
-    let requested =
-        requested.ok_or_else(|| WireError::bad_request("the requestedJobStatus query parameter is required"))?;
-    let job = call.state.service.update_status(&account, id, &requested, reason).await?;
+    let requested = requested
+        .ok_or_else(|| ApiError::BadParameter("the requestedJobStatus query parameter is required".into()))?
+        .parse::<RequestedStatus>()?;
+    let job = call.state.service.update_status(&account, id, requested, reason).await?;
     Ok(xml_ok(
         "UpdateJobStatusResult",
         &json!({ "JobId": job.id, "Status": job.status, "StatusUpdateReason": job.status_update_reason }),
@@ -410,14 +360,14 @@ async fn status_inner(call: &Call, id: &str) -> WireResult {
 }
 
 async fn tagging_inner(call: &Call, id: &str) -> WireResult {
-    let account = call.account()?;
+    let account = call.caller()?;
     match call.method {
         Method::GET => {
             let tags = call.state.service.tags(&account, id).await?;
             Ok(xml_ok("GetJobTaggingResult", &json!({ "Tags": tags })))
         }
         Method::PUT => {
-            let tags = parse_put_tagging(call.body_bytes()?)?;
+            let tags = parse_put_tagging(call.body()?)?;
             call.state.service.put_tags(&account, id, &tags).await?;
             Ok(empty_ok())
         }
@@ -430,17 +380,17 @@ async fn tagging_inner(call: &Call, id: &str) -> WireResult {
 }
 
 /// A `PutJobTaggingRequest` body: the new tag set.
-pub fn parse_put_tagging(body: &[u8]) -> Result<Vec<Tag>, WireError> {
+pub fn parse_put_tagging(body: &[u8]) -> Result<Vec<Tag>, ApiError> {
     let root = xml::parse(body)?;
     if root.name != "PutJobTaggingRequest" {
-        return Err(WireError::bad_request(format!(
+        return Err(ApiError::Malformed(format!(
             "the body's root element is <{}>, not <PutJobTaggingRequest>",
             root.name
         )));
     }
-    let tags = root.child("Tags").ok_or_else(|| WireError::bad_request("Tags is required"))?;
+    let tags = root.child("Tags").ok_or_else(|| ApiError::Malformed("Tags is required".into()))?;
     if root.children.len() != 1 {
-        return Err(WireError::bad_request("<PutJobTaggingRequest> holds only <Tags>"));
+        return Err(ApiError::Malformed("<PutJobTaggingRequest> holds only <Tags>".into()));
     }
     Ok(xml::from_json("PutJobTaggingRequest.Tags", S3CONTROL.to_json(tags)?)?)
 }
@@ -492,6 +442,7 @@ mod tests {
         ];
         for (body, needle) in cases {
             let e = parse_create_job(body.as_bytes()).unwrap_err();
+            let e = wire_error(e);
             assert_eq!(e.code, "BadRequestException");
             assert!(e.message.contains(needle), "{needle}: {}", e.message);
         }

@@ -9,26 +9,14 @@ use axum::http::{HeaderMap, Method, Uri};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::auth::constant_time_eq;
+pub use crate::signature::AuthError;
+use crate::signature::{constant_time_eq, denied};
 
 /// How far a request's `x-amz-date` may be from the server's clock, in seconds (S3 allows 15 minutes).
 pub const MAX_CLOCK_SKEW_SECS: i64 = 15 * 60;
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
-
-/// Why a request was refused: an S3 error code, its HTTP status and a message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct AuthError {
-    pub code: &'static str,
-    pub status: u16,
-    pub message: String,
-}
-
-fn denied(code: &'static str, message: impl Into<String>) -> AuthError {
-    AuthError { code, status: 403, message: message.into() }
-}
 
 /// A request signed well: who signed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,53 +90,9 @@ pub fn verify<'s>(
             format!("the credential scope names service '{}'; S3 Control requests are signed for 's3'", auth.service),
         ));
     }
-    let amz_date = header_str(headers, "x-amz-date")
-        .ok_or_else(|| denied("AccessDenied", "the signed request has no x-amz-date header"))?;
-    let when = parse_amz_date(amz_date).ok_or_else(|| {
-        denied("AccessDenied", format!("x-amz-date '{amz_date}' is not of the form 20240101T000000Z"))
-    })?;
-    if !amz_date.starts_with(auth.date) {
-        return Err(denied("SignatureDoesNotMatch", "the credential scope's date is not the date of x-amz-date"));
-    }
-    if (now_secs - when).abs() > MAX_CLOCK_SKEW_SECS {
-        return Err(denied(
-            "RequestTimeTooSkewed",
-            "the difference between the request time and the server's time is too large",
-        ));
-    }
-    for required in ["host", "x-amz-date"] {
-        if !auth.signed_headers.contains(&required) {
-            return Err(denied("AccessDenied", format!("the signature must cover the {required} header")));
-        }
-    }
-    // Headers that change what a request means must be covered by the signature.
-    for name in ["x-amz-account-id", "x-amz-content-sha256", "x-cos-appid"] {
-        if headers.contains_key(name) && !auth.signed_headers.contains(&name) {
-            return Err(denied("AccessDenied", format!("the signature must cover the {name} header")));
-        }
-    }
-    let payload_hash = match header_str(headers, "x-amz-content-sha256") {
-        Some(UNSIGNED_PAYLOAD) => UNSIGNED_PAYLOAD.to_string(),
-        Some(h) if h.starts_with("STREAMING-") => {
-            return Err(AuthError {
-                code: "NotImplemented",
-                status: 501,
-                message: "chunked (streaming) signatures are not accepted here".into(),
-            });
-        }
-        Some(h) => {
-            let actual = hex::encode(Sha256::digest(body));
-            if !h.eq_ignore_ascii_case(&actual) {
-                return Err(AuthError {
-                    code: "XAmzContentSHA256Mismatch",
-                    status: 400,
-                    message: "the x-amz-content-sha256 header does not match the body".into(),
-                });
-            }
-            actual
-        }
-        None => hex::encode(Sha256::digest(body)),
-    };
+    let amz_date = check_date(headers, &auth, now_secs)?;
+    check_signed_headers(headers, &auth)?;
+    let payload_hash = payload_hash(headers, body)?;
 
     let secret = secret_for(auth.access_key_id).ok_or_else(|| {
         denied("InvalidAccessKeyId", "the AWS access key id you provided does not exist in our records")
@@ -323,6 +267,66 @@ fn sign(
         signed_refs.join(";")
     );
     headers.insert(axum::http::header::AUTHORIZATION, value.parse().expect("ASCII"));
+}
+
+/// `x-amz-date`: well formed, the credential scope's date, and within the clock skew allowed.
+fn check_date<'h>(headers: &'h HeaderMap, auth: &Authorization<'_>, now_secs: i64) -> Result<&'h str, AuthError> {
+    let amz_date = header_str(headers, "x-amz-date")
+        .ok_or_else(|| denied("AccessDenied", "the signed request has no x-amz-date header"))?;
+    let when = parse_amz_date(amz_date).ok_or_else(|| {
+        denied("AccessDenied", format!("x-amz-date '{amz_date}' is not of the form 20240101T000000Z"))
+    })?;
+    if !amz_date.starts_with(auth.date) {
+        return Err(denied("SignatureDoesNotMatch", "the credential scope's date is not the date of x-amz-date"));
+    }
+    if (now_secs - when).abs() > MAX_CLOCK_SKEW_SECS {
+        return Err(denied(
+            "RequestTimeTooSkewed",
+            "the difference between the request time and the server's time is too large",
+        ));
+    }
+    Ok(amz_date)
+}
+
+/// The signature covers `host`, `x-amz-date`, and every header sent that changes what the request means.
+fn check_signed_headers(headers: &HeaderMap, auth: &Authorization<'_>) -> Result<(), AuthError> {
+    for required in ["host", "x-amz-date"] {
+        if !auth.signed_headers.contains(&required) {
+            return Err(denied("AccessDenied", format!("the signature must cover the {required} header")));
+        }
+    }
+    for name in ["x-amz-account-id", "x-amz-content-sha256", "x-cos-appid"] {
+        if headers.contains_key(name) && !auth.signed_headers.contains(&name) {
+            return Err(denied("AccessDenied", format!("the signature must cover the {name} header")));
+        }
+    }
+    Ok(())
+}
+
+/// The payload hash the signature covers: `x-amz-content-sha256` (checked against the body) or the body's.
+fn payload_hash(headers: &HeaderMap, body: &[u8]) -> Result<String, AuthError> {
+    Ok(match header_str(headers, "x-amz-content-sha256") {
+        Some(UNSIGNED_PAYLOAD) => UNSIGNED_PAYLOAD.to_string(),
+        Some(h) if h.starts_with("STREAMING-") => {
+            return Err(AuthError {
+                code: "NotImplemented",
+                status: 501,
+                message: "chunked (streaming) signatures are not accepted here".into(),
+            });
+        }
+        Some(h) => {
+            let actual = hex::encode(Sha256::digest(body));
+            if !h.eq_ignore_ascii_case(&actual) {
+                return Err(AuthError {
+                    code: "XAmzContentSHA256Mismatch",
+                    status: 400,
+                    message: "the x-amz-content-sha256 header does not match the body".into(),
+                });
+            }
+            actual
+        }
+        None => hex::encode(Sha256::digest(body)),
+    })
 }
 
 #[cfg(test)]

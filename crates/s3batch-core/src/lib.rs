@@ -15,7 +15,7 @@ pub mod spec;
 pub mod status;
 pub mod time;
 
-pub use spec::{JobSpec, Operation, Tag, ValidationError};
+pub use spec::{JobSpec, Operation, Tag, ValidationError, ValidationKind};
 pub use status::{Event, JobStatus};
 
 /// Milliseconds since the Unix epoch; every timestamp in the store is one of these.

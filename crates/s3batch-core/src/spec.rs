@@ -646,17 +646,27 @@ pub enum ReportScope {
 /// Report format name, the only one AWS has.
 pub const REPORT_FORMAT: &str = "Report_CSV_20180820";
 
-/// Why a request is refused. `code` is the S3 Control exception name the wire would carry.
+/// Why a job spec (or a part of one) is refused. Each front end names the kind in its own dialect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
+#[error("{message}")]
 pub struct ValidationError {
-    pub code: &'static str,
+    pub kind: ValidationKind,
     pub message: String,
+}
+
+/// What kind of rule a refused spec broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ValidationKind {
+    /// A member is missing, out of range or inconsistent with another.
+    Invalid,
+    /// More tags than the limit.
+    TooManyTags,
 }
 
 impl ValidationError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ValidationError { code: "BadRequestException", message: message.into() }
+        ValidationError { kind: ValidationKind::Invalid, message: message.into() }
     }
 }
 
@@ -673,7 +683,7 @@ fn check_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), Validat
 pub fn validate_tags(what: &str, tags: &[Tag], max: usize) -> Result<(), ValidationError> {
     if tags.len() > max {
         return Err(ValidationError {
-            code: "TooManyTagsException",
+            kind: ValidationKind::TooManyTags,
             message: format!("{what} has {} tags; at most {max} are allowed", tags.len()),
         });
     }
@@ -1177,7 +1187,7 @@ mod tests {
     fn server_side_checks() {
         let mut s = spec();
         s.priority = MAX_PRIORITY + 1;
-        assert_eq!(s.validate().unwrap_err().code, "BadRequestException");
+        assert_eq!(s.validate().unwrap_err().kind, ValidationKind::Invalid);
 
         let mut s = spec();
         s.report.report_scope = None;
@@ -1185,7 +1195,7 @@ mod tests {
 
         let mut s = spec();
         s.tags = (0..51).map(|i| Tag::new(format!("k{i}"), "v")).collect();
-        assert_eq!(s.validate().unwrap_err().code, "TooManyTagsException");
+        assert_eq!(s.validate().unwrap_err().kind, ValidationKind::TooManyTags);
 
         let mut s = spec();
         s.tags = vec![Tag::new("a", "1"), Tag::new("a", "2")];

@@ -21,8 +21,8 @@ use s3batch_storage::{ObjectInfo, ObjectRef, Router, StorageError};
 use s3batch_store::{Job, JobStore};
 use serde::{Deserialize, Serialize};
 
+use crate::error::ServiceError;
 use crate::ops::{CROSS_STORE_PART_SIZE, copy_request};
-use crate::service::ServiceError;
 
 /// Most objects a preview HEADs.
 pub const SAMPLE_OBJECTS: usize = 64;
@@ -79,10 +79,13 @@ pub async fn preview(
     now: s3batch_core::Millis,
 ) -> Result<Preview, ServiceError> {
     let total = job.total_tasks.ok_or_else(|| {
-        ServiceError::job_status(format!(
-            "job {} is {}: the preview is ready once the manifest is prepared (Suspended, Ready or later)",
-            job.id, job.status
-        ))
+        ServiceError::wrong_status(
+            job.status,
+            format!(
+                "job {} is {}: the preview is ready once the manifest is prepared (Suspended, Ready or later)",
+                job.id, job.status
+            ),
+        )
     })?;
     let tasks = sample_tasks(store, router, job, total, now).await?;
     let op = &job.spec.operation;
@@ -233,7 +236,7 @@ async fn sample_tasks(
 }
 
 fn storage_failed(e: StorageError) -> ServiceError {
-    ServiceError::new("InternalServiceException", 500, format!("reading the manifest for the preview failed: {e}"))
+    ServiceError::Internal(format!("reading the manifest for the preview failed: {e}"))
 }
 
 /// Storage requests one task sends (without retries), for an object of `size` bytes.

@@ -1,64 +1,60 @@
-//! The job service: what every front end (JSON API, S3 Control, COS, CLI, demo) calls. Errors carry the
-//! S3 Control exception names, so each front end only has to choose its envelope.
+//! The job service: what every front end (JSON API, S3 Control, COS, console, CLI, demo) calls. Its errors
+//! ([`ServiceError`]) say what went wrong, not how a dialect spells it: each front end maps them once.
 
 use std::sync::Arc;
 
 use s3batch_core::spec::{MAX_JOB_TAGS, MAX_PRIORITY, validate_tags};
 use s3batch_core::status::transition;
-use s3batch_core::{Event, JobSpec, JobStatus, Millis, Tag, ValidationError};
-use s3batch_store::{CreateOutcome, Job, JobStore, ListFilter, NewJob, StatusChange, StoreError, Worker, WorkerState};
+use s3batch_core::{Event, JobSpec, JobStatus, Millis, Tag};
+use s3batch_store::{Browse, CreateOutcome, Job, JobStore, ListFilter, NewJob, StatusChange, Worker, WorkerState};
 use sha1::{Digest, Sha1};
 use tokio::sync::Notify;
 
+pub use crate::error::ServiceError;
 use crate::now;
 use crate::roles::{Role, Roles};
 
-/// A refused or failed call: `code` is the S3 Control exception name, `status` the HTTP status to send.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct ServiceError {
-    pub code: &'static str,
-    pub status: u16,
-    pub message: String,
+/// The statuses a caller may ask a job to go to (UpdateJobStatus' `requestedJobStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestedStatus {
+    /// Confirm a Suspended job.
+    Ready,
+    /// Cancel a job that has not finished.
+    Cancelled,
+    /// Extension: pause a Ready or running job.
+    Paused,
+    /// Extension: resume a job a user paused.
+    Active,
 }
 
-impl ServiceError {
-    pub fn new(code: &'static str, status: u16, message: impl Into<String>) -> Self {
-        ServiceError { code, status, message: message.into() }
-    }
-    pub fn bad_request(m: impl Into<String>) -> Self {
-        Self::new("BadRequestException", 400, m)
-    }
-    pub fn not_found(id: &str) -> Self {
-        Self::new("NotFoundException", 404, format!("The specified job does not exist: {id}"))
-    }
-    pub fn job_status(m: impl Into<String>) -> Self {
-        Self::new("JobStatusException", 400, m)
-    }
-    /// A role refused the call (403).
-    pub fn access_denied(m: impl Into<String>) -> Self {
-        Self::new("AccessDenied", 403, m)
+impl RequestedStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestedStatus::Ready => "Ready",
+            RequestedStatus::Cancelled => "Cancelled",
+            RequestedStatus::Paused => "Paused",
+            RequestedStatus::Active => "Active",
+        }
     }
 }
 
-impl From<ValidationError> for ServiceError {
-    fn from(e: ValidationError) -> Self {
-        ServiceError::new(e.code, 400, e.message)
+impl std::fmt::Display for RequestedStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
-impl From<StoreError> for ServiceError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::IdempotencyMismatch(id) => ServiceError::new(
-                "IdempotencyException",
-                400,
-                format!("the ClientRequestToken was already used for a different request (job {id})"),
-            ),
-            other => {
-                tracing::error!(error = %other, "job store failed");
-                ServiceError::new("InternalServiceException", 500, "the job store failed; try again")
-            }
+impl std::str::FromStr for RequestedStatus {
+    type Err = ServiceError;
+    fn from_str(s: &str) -> Result<Self, ServiceError> {
+        match s {
+            "Ready" => Ok(RequestedStatus::Ready),
+            "Cancelled" => Ok(RequestedStatus::Cancelled),
+            "Paused" => Ok(RequestedStatus::Paused),
+            "Active" => Ok(RequestedStatus::Active),
+            other => Err(ServiceError::Invalid(format!(
+                "requestedJobStatus must be Ready or Cancelled (or the extensions Paused and Active), got '{other}'"
+            ))),
         }
     }
 }
@@ -115,7 +111,7 @@ impl JobService {
         }
         spec.validate()?;
         if let Some(roles) = &self.roles {
-            roles.check_create(account, &spec).map_err(|r| ServiceError::access_denied(r.0))?;
+            roles.check_create(account, &spec).map_err(|r| ServiceError::AccessDenied(r.0))?;
         }
         let token = token.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         if !(1..=64).contains(&token.chars().count()) {
@@ -142,10 +138,10 @@ impl JobService {
     pub async fn rerun_failed(&self, account: &str, id: &str) -> Result<Job> {
         let original = self.describe(account, id).await?;
         if !original.status.is_terminal() {
-            return Err(ServiceError::job_status(format!(
-                "job {id} is {}; only a finished job's failed tasks can run again",
-                original.status
-            )));
+            return Err(ServiceError::wrong_status(
+                original.status,
+                format!("job {id} is {}; only a finished job's failed tasks can run again", original.status),
+            ));
         }
         if original.failed == 0 {
             return Err(ServiceError::bad_request(format!("job {id} has no failed task")));
@@ -182,11 +178,9 @@ impl JobService {
     ) -> Result<(Vec<Job>, Option<String>)> {
         let limit = max_results.unwrap_or(MAX_LIST_RESULTS);
         if !(0..=MAX_LIST_RESULTS).contains(&limit) {
-            return Err(ServiceError::new(
-                "InvalidRequestException",
-                400,
-                format!("maxResults must be between 0 and {MAX_LIST_RESULTS}, got {limit}"),
-            ));
+            return Err(ServiceError::InvalidListing(format!(
+                "maxResults must be between 0 and {MAX_LIST_RESULTS}, got {limit}"
+            )));
         }
         let after = next_token.map(|t| decode_token(account, t)).transpose()?;
         if limit == 0 {
@@ -215,22 +209,14 @@ impl JobService {
         created_after: s3batch_core::Millis,
     ) -> Result<(Vec<Job>, bool)> {
         if !(1..=MAX_LIST_RESULTS).contains(&limit) {
-            return Err(ServiceError::new(
-                "InvalidRequestException",
-                400,
-                format!("maxResults must be between 1 and {MAX_LIST_RESULTS}, got {limit}"),
-            ));
+            return Err(ServiceError::InvalidListing(format!(
+                "maxResults must be between 1 and {MAX_LIST_RESULTS}, got {limit}"
+            )));
         }
         let after = match after_job {
             None => None,
             Some(id) => {
-                let bad = || {
-                    ServiceError::new(
-                        "InvalidNextTokenException",
-                        400,
-                        format!("nextToken '{id}' is not a job of this account"),
-                    )
-                };
+                let bad = || ServiceError::InvalidPageToken(format!("nextToken '{id}' is not a job of this account"));
                 check_id(id).map_err(|_| bad())?;
                 let job = self.store.get_job(Some(account), id).await?.ok_or_else(bad)?;
                 Some((job.created_at, job.id))
@@ -248,15 +234,31 @@ impl JobService {
         Ok((jobs, more))
     }
 
+    /// A page of the account's jobs created at or after `created_after` (and within retention), as a person browses
+    /// them: filtered by status and search in the store, in the order asked, with the count in each status (over
+    /// all of them, search and status filter aside) and how many match.
+    pub async fn browse(&self, account: &str, mut q: Browse) -> Result<BrowsePage> {
+        q.terminated_after = Some(self.retention_cutoff());
+        let all = self.store.count_jobs(account, &Browse { search: None, ..q.clone() }).await?;
+        let searched = if q.like_pattern().is_some() { self.store.count_jobs(account, &q).await? } else { all.clone() };
+        let matching =
+            searched.iter().filter(|(s, _)| q.statuses.is_empty() || q.statuses.contains(s)).map(|(_, n)| n).sum();
+        let jobs = self.store.browse_jobs(account, &q).await?;
+        Ok(BrowsePage { jobs, counts: all, matching })
+    }
+
     /// Delete a finished job (Complete, Failed or Cancelled) and its chunks. A job that has not finished is a
     /// JobStatusException: cancel it first. Its report, if written, stays where it is.
     pub async fn delete(&self, account: &str, id: &str) -> Result<()> {
         let job = self.describe(account, id).await?;
         if !job.status.is_terminal() {
-            return Err(ServiceError::job_status(format!(
-                "the job is {}; only a finished job (Complete, Failed or Cancelled) can be deleted: cancel it first",
-                job.status
-            )));
+            return Err(ServiceError::wrong_status(
+                job.status,
+                format!(
+                    "the job is {}; only a finished job (Complete, Failed or Cancelled) can be deleted: cancel it first",
+                    job.status
+                ),
+            ));
         }
         self.store.delete_job(&job.id).await?;
         tracing::info!(job = id, account, "job deleted");
@@ -266,30 +268,32 @@ impl JobService {
     /// UpdateJobStatus: `Ready` confirms a Suspended job, `Cancelled` cancels any job that has not finished.
     /// Extensions: `Paused` pauses a Ready or running job until `Active` resumes it.
     /// Returns the job after the change (its status may be the transitional Cancelling or Pausing).
-    pub async fn update_status(&self, account: &str, id: &str, requested: &str, reason: Option<String>) -> Result<Job> {
+    pub async fn update_status(
+        &self,
+        account: &str,
+        id: &str,
+        requested: RequestedStatus,
+        reason: Option<String>,
+    ) -> Result<Job> {
         if let Some(r) = &reason
             && !(1..=256).contains(&r.chars().count())
         {
             return Err(ServiceError::bad_request("statusUpdateReason must be 1 to 256 characters long"));
         }
         let event = match requested {
-            "Ready" => Event::Confirm,
-            "Cancelled" => Event::Cancel,
-            "Paused" | "Active" => return self.pause_or_resume(account, id, requested == "Paused", reason).await,
-            other => {
-                return Err(ServiceError::bad_request(format!(
-                    "requestedJobStatus must be Ready or Cancelled (or the extensions Paused and Active), got '{other}'"
-                )));
-            }
+            RequestedStatus::Ready => Event::Confirm,
+            RequestedStatus::Cancelled => Event::Cancel,
+            RequestedStatus::Paused => return self.pause_or_resume(account, id, true, reason).await,
+            RequestedStatus::Active => return self.pause_or_resume(account, id, false, reason).await,
         };
         // A compare-and-set can lose to the engine moving the job; read again and retry a few times.
         for _ in 0..10 {
             let job = self.describe(account, id).await?;
             let Ok(to) = transition(job.status, event) else {
-                return Err(ServiceError::job_status(format!(
-                    "a job in status {} cannot be set to {requested}",
-                    job.status
-                )));
+                return Err(ServiceError::wrong_status(
+                    job.status,
+                    format!("a job in status {} cannot be set to {requested}", job.status),
+                ));
             };
             let change = StatusChange::to(to).reason(reason.clone());
             if self.store.update_status(id, job.status, &change, now()).await? {
@@ -298,7 +302,7 @@ impl JobService {
                 return self.describe(account, id).await;
             }
         }
-        Err(ServiceError::new("TooManyRequestsException", 429, "the job is changing status; try again"))
+        Err(ServiceError::Contended)
     }
 
     /// The user pause (extension): a Ready job goes Paused, an Active one Pausing (tasks in flight finish) and then
@@ -313,17 +317,20 @@ impl JobService {
                     JobStatus::Active => JobStatus::Pausing,
                     JobStatus::Pausing | JobStatus::Paused => job.status,
                     other => {
-                        return Err(ServiceError::job_status(format!(
-                            "a job in status {other} cannot be paused; only Ready, Active, Pausing and Paused jobs can"
-                        )));
+                        return Err(ServiceError::wrong_status(
+                            other,
+                            format!(
+                                "a job in status {other} cannot be paused; only Ready, Active, Pausing and Paused jobs can"
+                            ),
+                        ));
                     }
                 }
             } else {
                 if !job.user_paused || !matches!(job.status, JobStatus::Pausing | JobStatus::Paused) {
-                    return Err(ServiceError::job_status(format!(
-                        "only a job paused by a user can be resumed; this one is {}",
-                        job.status
-                    )));
+                    return Err(ServiceError::wrong_status(
+                        job.status,
+                        format!("only a job paused by a user can be resumed; this one is {}", job.status),
+                    ));
                 }
                 job.status
             };
@@ -337,7 +344,7 @@ impl JobService {
                 return self.describe(account, id).await;
             }
         }
-        Err(ServiceError::new("TooManyRequestsException", 429, "the job is changing status; try again"))
+        Err(ServiceError::Contended)
     }
 
     /// UpdateJobPriority.
@@ -423,10 +430,10 @@ impl JobService {
         }
         let job = self.describe(account, id).await?;
         if job.status.is_terminal() {
-            return Err(ServiceError::job_status(format!(
-                "the job has finished ({}); its rate limit cannot change",
-                job.status
-            )));
+            return Err(ServiceError::wrong_status(
+                job.status,
+                format!("the job has finished ({}); its rate limit cannot change", job.status),
+            ));
         }
         if !self.store.set_rate_limit(account, id, rate_limit, now()).await? {
             return Err(ServiceError::not_found(id));
@@ -440,7 +447,7 @@ impl JobService {
     pub async fn preview(&self, account: &str, id: &str) -> Result<crate::preview::Preview> {
         let job = self.describe(account, id).await?;
         let Some((router, concurrency)) = &self.storage else {
-            return Err(ServiceError::new("InternalServiceException", 500, "this server has no storage to sample"));
+            return Err(ServiceError::Internal("this server has no storage to sample".into()));
         };
         let router = match &self.roles {
             Some(roles) => roles.router_for(&job.account_id, job.spec.named_role()),
@@ -474,7 +481,7 @@ impl JobService {
                 None if roles.required() || !mine.is_empty() => match mine.iter().find(|r| r.may_read(bucket)) {
                     Some(r) => Some(r.arn.clone()),
                     None => {
-                        return Err(ServiceError::access_denied(format!(
+                        return Err(ServiceError::AccessDenied(format!(
                             "Access Denied: no role of account {account} may read bucket {bucket}"
                         )));
                     }
@@ -506,11 +513,7 @@ impl JobService {
         };
         let bytes = self.read_object(&bucket, key).await?;
         let manifest: s3batch_core::report::ReportManifest = serde_json::from_slice(&bytes).map_err(|e| {
-            ServiceError::new(
-                "InternalServiceException",
-                500,
-                format!("the report's manifest s3://{bucket}/{key} is not valid: {e}"),
-            )
+            ServiceError::Internal(format!("the report's manifest s3://{bucket}/{key} is not valid: {e}"))
         })?;
         Ok(Some(JobReportFiles { bucket: bucket.to_string(), manifest_key: key.clone(), manifest }))
     }
@@ -528,6 +531,16 @@ impl JobService {
     }
 }
 
+/// One page of [`JobService::browse`].
+#[derive(Debug, Clone)]
+pub struct BrowsePage {
+    pub jobs: Vec<Job>,
+    /// Jobs in each status (statuses with none left out).
+    pub counts: Vec<(JobStatus, i64)>,
+    /// Jobs that match the status filter and the search.
+    pub matching: i64,
+}
+
 /// A written completion report.
 #[derive(Debug, Clone)]
 pub struct JobReportFiles {
@@ -538,16 +551,11 @@ pub struct JobReportFiles {
 }
 
 fn no_storage() -> ServiceError {
-    ServiceError::new("InternalServiceException", 500, "this server has no storage")
+    ServiceError::Internal("this server has no storage".into())
 }
 
 fn storage_error(e: s3batch_storage::StorageError) -> ServiceError {
-    let (code, status) = match e.http_status {
-        404 => ("NotFoundException", 404),
-        403 => ("AccessDenied", 403),
-        _ => ("InternalServiceException", 500),
-    };
-    ServiceError::new(code, status, format!("{}: {}", e.code, e.message))
+    ServiceError::Storage(e)
 }
 
 /// JobId: 5..36 characters of `[a-zA-Z0-9\-_]`.
@@ -566,7 +574,7 @@ fn token_check(account: &str, created_at: i64, id: &str) -> String {
 }
 
 fn decode_token(account: &str, t: &str) -> Result<(i64, String)> {
-    let bad = || ServiceError::new("InvalidNextTokenException", 400, "the nextToken is not one this server issued");
+    let bad = || ServiceError::InvalidPageToken("the nextToken is not one this server issued".into());
     let raw = String::from_utf8(hex::decode(t).map_err(|_| bad())?).map_err(|_| bad())?;
     let mut parts = raw.splitn(3, '.');
     let (Some(ts), Some(id), Some(check)) = (parts.next(), parts.next(), parts.next()) else {
@@ -592,7 +600,7 @@ mod tests {
         assert!(decode_token("222222222222", &t).is_err(), "a token is only good for its account");
         let unchecked = hex::encode(format!("1700000000000.{id}.0000000000000000"));
         for forged in ["zz", "abcd", &hex::encode("x.y"), &hex::encode("12.bad id!"), &unchecked] {
-            assert_eq!(decode_token("111111111111", forged).unwrap_err().code, "InvalidNextTokenException");
+            assert!(matches!(decode_token("111111111111", forged), Err(ServiceError::InvalidPageToken(_))));
         }
     }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use s3batch_core::{JobSpec, JobStatus, Tag};
-use s3batch_engine::service::JobService;
+use s3batch_engine::service::{JobService, RequestedStatus, ServiceError};
 use s3batch_engine::{CancellationToken, Engine, EngineConfig};
 use s3batch_storage::memory::{Faults, MemoryStore};
 use s3batch_storage::{ObjectRef, ObjectStore, PutBody, PutOptions, Router};
@@ -193,11 +193,11 @@ async fn the_rate_limit_holds_and_a_new_limit_applies_while_the_job_runs() {
 
     // A finished job's limit cannot change; bad limits are refused.
     let e = h.service.update_rate_limit(ACCOUNT, &id, Some(5)).await.unwrap_err();
-    assert_eq!(e.code, "JobStatusException");
+    assert!(matches!(e, ServiceError::WrongStatus { .. }), "{e:?}");
     let other = h.create("rl2", &keys(1), tagging(), json!({"ConfirmationRequired": true})).await;
     for bad in [0, -3, 1_000_001] {
         let e = h.service.update_rate_limit(ACCOUNT, &other, Some(bad)).await.unwrap_err();
-        assert_eq!(e.status, 400, "{bad}: {e}");
+        assert!(matches!(e, ServiceError::Invalid(_)), "{bad}: {e:?}");
     }
     assert_eq!(h.service.update_rate_limit(ACCOUNT, &other, Some(3)).await.unwrap().rate_limit, Some(3));
     assert_eq!(h.service.update_rate_limit(ACCOUNT, &other, None).await.unwrap().rate_limit, None);
@@ -218,7 +218,7 @@ async fn a_lowered_limit_applies_within_about_a_second() {
     let data = h.data.clone();
     never_above(Duration::from_secs(2), || data.request_count() - at, |t| 2.0 + 10.0 * t).await;
     assert_eq!(h.engine(0).job_control(&id).map(|c| c.0), Some(Some(10.0)));
-    h.service.update_status(ACCOUNT, &id, "Cancelled", None).await.unwrap();
+    h.service.update_status(ACCOUNT, &id, RequestedStatus::Cancelled, None).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,7 +242,7 @@ async fn a_fleet_shares_the_job_limit() {
     let at = h.data.request_count();
     let data = h.data.clone();
     never_above(Duration::from_secs(3), || data.request_count() - at, |t| 10.0 + 1.25 * 40.0 * t).await;
-    h.service.update_status(ACCOUNT, &id, "Cancelled", None).await.unwrap();
+    h.service.update_status(ACCOUNT, &id, RequestedStatus::Cancelled, None).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,7 +305,7 @@ async fn two_equal_jobs_share_a_worker_evenly() {
         h.wait_for(id, "Suspended", |j| j.status == JobStatus::Suspended).await;
     }
     for id in [&a, &b] {
-        h.service.update_status(ACCOUNT, id, "Ready", None).await.unwrap();
+        h.service.update_status(ACCOUNT, id, RequestedStatus::Ready, None).await.unwrap();
     }
     // Halfway through the work of both, each has had about half of it.
     let deadline = Instant::now() + TIMEOUT;
@@ -415,5 +415,5 @@ async fn the_preview_counts_tasks_bytes_requests_and_time() {
 
     // Not another account's job.
     let e = h.service.preview("210987654321", &id).await.unwrap_err();
-    assert_eq!(e.code, "NotFoundException");
+    assert!(matches!(e, ServiceError::NoSuchJob(_)), "{e:?}");
 }

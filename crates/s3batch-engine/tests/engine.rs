@@ -15,7 +15,7 @@ use futures::future::BoxFuture;
 use s3batch_core::manifest::encode_key;
 use s3batch_core::report::{OwnedReportRow, ReportManifest, TaskStatus, parse_rows};
 use s3batch_core::{JobSpec, JobStatus, Tag};
-use s3batch_engine::service::JobService;
+use s3batch_engine::service::{JobService, RequestedStatus, ServiceError};
 use s3batch_engine::{CancellationToken, Engine, EngineConfig, now};
 use s3batch_storage::memory::{Faults, MemoryStore};
 use s3batch_storage::{Metadata, ObjectRef, ObjectStore, PutBody, PutOptions, Router, md5_hex};
@@ -517,7 +517,7 @@ async fn confirmation_required_waits_in_suspended() {
     assert_eq!(h.data.request_count(), requests, "no task runs before confirmation");
     assert_eq!(h.tags("data", "c-0").await, [Tag::new("old", "1")]);
 
-    let confirmed = h.service.update_status(ACCOUNT, &id, "Ready", Some("go".into())).await.unwrap();
+    let confirmed = h.service.update_status(ACCOUNT, &id, RequestedStatus::Ready, Some("go".into())).await.unwrap();
     assert!(!matches!(confirmed.status, JobStatus::Suspended), "{:?}", confirmed.status);
     assert_eq!(confirmed.status_update_reason.as_deref(), Some("go"));
     let job = h.finished(&id).await;
@@ -528,8 +528,8 @@ async fn confirmation_required_waits_in_suspended() {
     }
 
     // Confirming a job that is not Suspended.
-    let e = h.service.update_status(ACCOUNT, &id, "Ready", None).await.unwrap_err();
-    assert_eq!((e.code, e.status), ("JobStatusException", 400), "{e}");
+    let e = h.service.update_status(ACCOUNT, &id, RequestedStatus::Ready, None).await.unwrap_err();
+    assert!(matches!(e, ServiceError::WrongStatus { .. }), "{e:?}");
     assert_eq!(h.job(&id).await.status, JobStatus::Complete);
 }
 
@@ -746,7 +746,8 @@ async fn cancel_while_active_reports_only_tasks_that_ran() {
     let id = h.create(spec(&m, tagging())).await;
     h.wait_status(&id, JobStatus::Active).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let cancelling = h.service.update_status(ACCOUNT, &id, "Cancelled", Some("stop".into())).await.unwrap();
+    let cancelling =
+        h.service.update_status(ACCOUNT, &id, RequestedStatus::Cancelled, Some("stop".into())).await.unwrap();
     assert_eq!(cancelling.status, JobStatus::Cancelling, "tasks are in flight");
     let job = h.finished(&id).await;
     h.data.set_faults(Faults::default());
@@ -778,7 +779,7 @@ async fn cancel_suspended_job_runs_nothing_and_writes_no_report() {
     h.wait_status(&id, JobStatus::Suspended).await;
     let requests = h.data.request_count();
 
-    let r = h.service.update_status(ACCOUNT, &id, "Cancelled", None).await.unwrap();
+    let r = h.service.update_status(ACCOUNT, &id, RequestedStatus::Cancelled, None).await.unwrap();
     assert!(matches!(r.status, JobStatus::Cancelling | JobStatus::Cancelled), "{:?}", r.status);
     let job = h.finished(&id).await;
 
@@ -799,8 +800,8 @@ async fn cancel_finished_job_is_refused() {
     let (job, _) = h.run_job(spec(&m, tagging())).await;
     assert_eq!(job.status, JobStatus::Complete);
 
-    let e = h.service.update_status(ACCOUNT, &job.id, "Cancelled", None).await.unwrap_err();
-    assert_eq!((e.code, e.status), ("JobStatusException", 400), "{e}");
+    let e = h.service.update_status(ACCOUNT, &job.id, RequestedStatus::Cancelled, None).await.unwrap_err();
+    assert!(matches!(e, ServiceError::WrongStatus { .. }), "{e:?}");
     assert_eq!(h.job(&job.id).await.status, JobStatus::Complete);
 }
 
@@ -988,7 +989,7 @@ async fn a_stalled_workers_late_commit_after_cancel_is_not_counted() {
     let mut h = Harness::new().await;
     let w = stall_a_worker_mid_chunk(&mut h).await;
     let b = start_b(&mut h);
-    h.service.update_status(ACCOUNT, &w.id, "Cancelled", None).await.unwrap();
+    h.service.update_status(ACCOUNT, &w.id, RequestedStatus::Cancelled, None).await.unwrap();
     let job = h.finished(&w.id).await;
     assert_eq!(job.status, JobStatus::Cancelled);
 
@@ -1031,7 +1032,10 @@ async fn higher_priority_runs_first_and_the_other_waits_in_ready() {
     // Confirm both with no engine running, so the next engine's first tick sees both Ready.
     h.stop().await;
     for id in [&low, &high] {
-        assert_eq!(h.service.update_status(ACCOUNT, id, "Ready", None).await.unwrap().status, JobStatus::Ready);
+        assert_eq!(
+            h.service.update_status(ACCOUNT, id, RequestedStatus::Ready, None).await.unwrap().status,
+            JobStatus::Ready
+        );
     }
     h.start(cfg);
 

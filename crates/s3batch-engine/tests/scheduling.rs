@@ -30,7 +30,7 @@ use bytes::Bytes;
 use common::{ACCOUNT, Rows, report_rows};
 use futures::future::BoxFuture;
 use s3batch_core::{JobSpec, JobStatus, Tag};
-use s3batch_engine::service::{JobService, USER_PAUSE_CAUSE};
+use s3batch_engine::service::{JobService, RequestedStatus, ServiceError, USER_PAUSE_CAUSE};
 use s3batch_engine::{CancellationToken, Engine, EngineConfig, clock, now};
 use s3batch_storage::memory::{Faults, MemoryStore};
 use s3batch_storage::{ObjectRef, ObjectStore, PutBody, PutOptions, Router};
@@ -285,11 +285,14 @@ impl Harness {
     }
 
     async fn cancel(&self, id: &str) -> Job {
-        self.service.update_status(ACCOUNT, id, "Cancelled", Some("test".into())).await.expect("cancel accepted")
+        self.service
+            .update_status(ACCOUNT, id, RequestedStatus::Cancelled, Some("test".into()))
+            .await
+            .expect("cancel accepted")
     }
 
     async fn pause(&self, id: &str, pause: bool) -> Job {
-        let requested = if pause { "Paused" } else { "Active" };
+        let requested = if pause { RequestedStatus::Paused } else { RequestedStatus::Active };
         self.service.update_status(ACCOUNT, id, requested, None).await.expect("pause/resume accepted")
     }
 
@@ -437,9 +440,9 @@ fn all(status: JobStatus) -> impl Fn(&[Job]) -> bool {
     move |jobs| jobs.iter().all(|j| j.status == status)
 }
 
-fn assert_refused(r: Result<Job, s3batch_engine::service::ServiceError>, what: &str) {
+fn assert_refused(r: Result<Job, ServiceError>, what: &str) {
     let e = r.expect_err(what);
-    assert_eq!((e.code, e.status), ("JobStatusException", 400), "{what}: {e}");
+    assert!(matches!(e, ServiceError::WrongStatus { .. }), "{what}: {e:?}");
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -545,7 +548,7 @@ async fn a_waiting_job_raised_above_the_running_one_takes_over() {
 
     for bad in [-1, 2_147_483_648] {
         let e = h.service.update_priority(ACCOUNT, &b.id, bad).await.expect_err("out of range");
-        assert_eq!((e.code, e.status), ("BadRequestException", 400), "{e}");
+        assert!(matches!(e, ServiceError::Invalid(_)), "{e:?}");
     }
     let raised = h.service.update_priority(ACCOUNT, &b.id, 2_147_483_647).await.unwrap();
     assert_eq!((raised.priority, raised.status), (2_147_483_647, Ready));
@@ -626,7 +629,7 @@ async fn unconfirmed_jobs_expire_after_30_days_confirmed_ones_never_return_to_su
 
     let confirmed = h.job("data", "confirmed", 30, 1, true).await;
     h.wait_status(&confirmed.id, Suspended).await;
-    let c = h.service.update_status(ACCOUNT, &confirmed.id, "Ready", None).await.unwrap();
+    let c = h.service.update_status(ACCOUNT, &confirmed.id, RequestedStatus::Ready, None).await.unwrap();
     assert_ne!(c.status, Suspended);
     let mut t = Timeline::default();
     h.wait_running(&confirmed.id).await;
@@ -811,32 +814,35 @@ async fn cancel_is_refused_in_completing_cancelling_and_finished_jobs() {
     });
     let done = h.create(&quick_manifest.0, &quick_manifest.1, 1, false).await;
     h.wait_status(&done, Completing).await;
-    assert_refused(h.service.update_status(ACCOUNT, &done, "Cancelled", None).await, "Completing");
+    assert_refused(h.service.update_status(ACCOUNT, &done, RequestedStatus::Cancelled, None).await, "Completing");
     assert_eq!(h.get(&done).await.status, Completing);
     let d = h.wait_status(&done, Complete).await;
     assert_eq!(d.succeeded, 10);
-    assert_refused(h.service.update_status(ACCOUNT, &done, "Cancelled", None).await, "Complete");
+    assert_refused(h.service.update_status(ACCOUNT, &done, RequestedStatus::Cancelled, None).await, "Complete");
 
     slow(&h.data, TASK);
     let slow_job = h.job("data", "slow", 20, 1, false).await;
     h.wait_running(&slow_job.id).await;
     assert_eq!(h.cancel(&slow_job.id).await.status, Cancelling);
-    assert_refused(h.service.update_status(ACCOUNT, &slow_job.id, "Cancelled", None).await, "Cancelling");
+    assert_refused(
+        h.service.update_status(ACCOUNT, &slow_job.id, RequestedStatus::Cancelled, None).await,
+        "Cancelling",
+    );
     h.wait_status(&slow_job.id, Cancelled).await;
-    assert_refused(h.service.update_status(ACCOUNT, &slow_job.id, "Cancelled", None).await, "Cancelled");
+    assert_refused(h.service.update_status(ACCOUNT, &slow_job.id, RequestedStatus::Cancelled, None).await, "Cancelled");
 
     // More than half of 1,000 tasks failed: Failing while the report is written.
     let gone: Vec<String> = (0..1000).map(|i| format!("gone-{i:04}")).collect();
     let failing = h.job_over("other", gone, 1, false).await;
     h.wait_status(&failing.id, JobStatus::Failing).await;
-    assert_refused(h.service.update_status(ACCOUNT, &failing.id, "Cancelled", None).await, "Failing");
+    assert_refused(h.service.update_status(ACCOUNT, &failing.id, RequestedStatus::Cancelled, None).await, "Failing");
     let f = h.wait_status(&failing.id, Failed).await;
     assert_eq!((f.succeeded, f.failed), (0, 1000));
     assert_eq!(f.failure_reasons[0].failure_code, "TaskFailureThresholdExceeded");
 
     let failed = h.create(&bad.0, "0123456789abcdef0123456789abcdef", 1, false).await;
     h.wait_status(&failed, Failed).await;
-    assert_refused(h.service.update_status(ACCOUNT, &failed, "Cancelled", None).await, "Failed");
+    assert_refused(h.service.update_status(ACCOUNT, &failed, RequestedStatus::Cancelled, None).await, "Failed");
     assert_eq!(h.get(&failed).await.status, Failed);
 }
 
@@ -963,8 +969,14 @@ async fn user_pause_and_resume_including_while_outranked() {
     assert_eq!(h.counts(&b.id).await.leased + h.counts(&d.id).await.leased, 0);
 
     // Refused: resuming a job no user paused, pausing a finished job.
-    assert_refused(h.service.update_status(ACCOUNT, &a.id, "Active", None).await, "resume a Complete job");
-    assert_refused(h.service.update_status(ACCOUNT, &a.id, "Paused", None).await, "pause a Complete job");
+    assert_refused(
+        h.service.update_status(ACCOUNT, &a.id, RequestedStatus::Active, None).await,
+        "resume a Complete job",
+    );
+    assert_refused(
+        h.service.update_status(ACCOUNT, &a.id, RequestedStatus::Paused, None).await,
+        "pause a Complete job",
+    );
 
     // Both resumed: D (priority 3) first, then B.
     // (D first: resumed first, B could start before D's resume and be pre-empted once more.)

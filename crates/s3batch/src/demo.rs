@@ -10,6 +10,7 @@ use s3batch_core::manifest::encode_key;
 use s3batch_core::report::parse_rows;
 use s3batch_core::{JobSpec, JobStatus, Tag};
 use s3batch_engine::CancellationToken;
+use s3batch_engine::service::RequestedStatus;
 use s3batch_storage::{ObjectRef, PutBody, PutOptions};
 
 use crate::config::Config;
@@ -93,7 +94,7 @@ pub async fn run(data_dir: PathBuf, objects: usize, missing: usize) -> Result<()
         "  prepared: {} tasks; the job is Suspended, awaiting confirmation — confirming",
         j.total_tasks.unwrap_or(0)
     );
-    parts.service.update_status(ACCOUNT, &job.id, "Ready", Some("confirmed by the demo".into())).await?;
+    parts.service.update_status(ACCOUNT, &job.id, RequestedStatus::Ready, Some("confirmed by the demo".into())).await?;
 
     let progress = Progress::new(j.total_tasks.unwrap_or(0) as u64);
     let run_start = Instant::now();

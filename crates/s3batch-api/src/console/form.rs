@@ -218,8 +218,24 @@ pub type Errors = BTreeMap<String, String>;
 pub fn to_spec(v: &Values) -> Result<(JobSpec, Option<String>), Errors> {
     let mut errors = Errors::new();
     let mut spec = Map::new();
+    operation_part(v, &mut spec, &mut errors);
+    let etag_wanted = manifest_part(v, &mut spec, &mut errors);
+    report_part(v, &mut spec, &mut errors);
+    general_part(v, &mut spec, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let spec: JobSpec = serde_path_to_error::deserialize(Value::Object(spec)).map_err(|e| {
+        let path = e.path().to_string();
+        let mut errors = Errors::new();
+        errors.insert(field_of(&path).into(), format!("{path}: {}", e.inner()));
+        errors
+    })?;
+    Ok((spec, etag_wanted))
+}
 
-    // Operation.
+/// The operation and its parameters (the form's fields, then the "more parameters" JSON).
+fn operation_part(v: &Values, spec: &mut Map<String, Value>, errors: &mut Errors) {
     let op_name = v.get("operation");
     match op_form(op_name) {
         None => {
@@ -252,8 +268,10 @@ pub fn to_spec(v: &Values) -> Result<(JobSpec, Option<String>), Errors> {
             spec.insert("Operation".into(), json!({ op_name: op }));
         }
     }
+}
 
-    // Manifest.
+/// The manifest (a CSV object, an inventory report) or the generator; the ETag field to look up, if left empty.
+fn manifest_part(v: &Values, spec: &mut Map<String, Value>, errors: &mut Errors) -> Option<String> {
     let mut etag_wanted = None;
     match v.get("source") {
         "csv" | "inventory" => {
@@ -289,84 +307,92 @@ pub fn to_spec(v: &Values) -> Result<(JobSpec, Option<String>), Errors> {
             spec.insert("Manifest".into(), json!({ "Spec": spec_part, "Location": location }));
         }
         "generate" => {
-            let bucket = v.get("gen.bucket");
-            if bucket.is_empty() {
-                errors.insert("gen.bucket".into(), "enter the bucket to list".into());
-            }
-            let mut filter = Value::Object(Map::new());
-            for (name, path) in [
-                ("gen.prefixes", "KeyNameConstraint.MatchAnyPrefix"),
-                ("gen.suffixes", "KeyNameConstraint.MatchAnySuffix"),
-                ("gen.substrings", "KeyNameConstraint.MatchAnySubstring"),
-            ] {
-                let items = split_list(v.get(name));
-                if !items.is_empty() {
-                    put(&mut filter, path, json!(items));
-                }
-            }
-            for (name, path) in [("gen.created_after", "CreatedAfter"), ("gen.created_before", "CreatedBefore")] {
-                match v.get(name) {
-                    "" => {}
-                    d if d.len() == 10 => put(&mut filter, path, json!(format!("{d}T00:00:00Z"))),
-                    d => put(&mut filter, path, json!(d)),
-                }
-            }
-            for (name, path) in
-                [("gen.larger_than", "ObjectSizeGreaterThanBytes"), ("gen.smaller_than", "ObjectSizeLessThanBytes")]
-            {
-                match parse_int(v.get(name)) {
-                    Ok(Some(n)) => put(&mut filter, path, json!(n)),
-                    Ok(None) => {}
-                    Err(e) => {
-                        errors.insert(name.into(), e);
-                    }
-                }
-            }
-            let classes = v.all("gen.storage_class");
-            if !classes.is_empty() {
-                put(&mut filter, "MatchAnyStorageClass", json!(classes));
-            }
-            let enc: Vec<Value> = v.all("gen.encryption").iter().map(|e| json!({ *e: {} })).collect();
-            if !enc.is_empty() {
-                put(&mut filter, "MatchAnyObjectEncryption", Value::Array(enc));
-            }
-            let repl = v.all("gen.replication");
-            if !repl.is_empty() {
-                put(&mut filter, "ObjectReplicationStatuses", json!(repl));
-            }
-            if v.checked("gen.eligible") {
-                put(&mut filter, "EligibleForReplication", json!(true));
-            }
-            let output = v.checked("gen.output");
-            let mut generator = json!({
-                "SourceBucket": format!("arn:aws:s3:::{bucket}"),
-                "EnableManifestOutput": output,
-            });
-            if filter.as_object().is_some_and(|m| !m.is_empty()) {
-                generator["Filter"] = filter;
-            }
-            if output {
-                let out_bucket = v.get("gen.output_bucket");
-                if out_bucket.is_empty() {
-                    errors.insert("gen.output_bucket".into(), "enter where the generated manifest goes".into());
-                }
-                let mut loc = json!({
-                    "Bucket": format!("arn:aws:s3:::{out_bucket}"),
-                    "ManifestFormat": "S3InventoryReport_CSV_20211130",
-                });
-                if !v.get("gen.output_prefix").is_empty() {
-                    loc["ManifestPrefix"] = json!(v.get("gen.output_prefix"));
-                }
-                generator["ManifestOutputLocation"] = loc;
-            }
-            spec.insert("ManifestGenerator".into(), json!({ "S3JobManifestGenerator": generator }));
+            spec.insert("ManifestGenerator".into(), generator_part(v, errors));
         }
         _ => {
             errors.insert("source".into(), "choose where the list of objects comes from".into());
         }
     }
+    etag_wanted
+}
 
-    // Report.
+/// The manifest generator: the bucket, every filter, and where the generated manifest goes.
+fn generator_part(v: &Values, errors: &mut Errors) -> Value {
+    let bucket = v.get("gen.bucket");
+    if bucket.is_empty() {
+        errors.insert("gen.bucket".into(), "enter the bucket to list".into());
+    }
+    let mut filter = Value::Object(Map::new());
+    for (name, path) in [
+        ("gen.prefixes", "KeyNameConstraint.MatchAnyPrefix"),
+        ("gen.suffixes", "KeyNameConstraint.MatchAnySuffix"),
+        ("gen.substrings", "KeyNameConstraint.MatchAnySubstring"),
+    ] {
+        let items = split_list(v.get(name));
+        if !items.is_empty() {
+            put(&mut filter, path, json!(items));
+        }
+    }
+    for (name, path) in [("gen.created_after", "CreatedAfter"), ("gen.created_before", "CreatedBefore")] {
+        match v.get(name) {
+            "" => {}
+            d if d.len() == 10 => put(&mut filter, path, json!(format!("{d}T00:00:00Z"))),
+            d => put(&mut filter, path, json!(d)),
+        }
+    }
+    for (name, path) in
+        [("gen.larger_than", "ObjectSizeGreaterThanBytes"), ("gen.smaller_than", "ObjectSizeLessThanBytes")]
+    {
+        match parse_int(v.get(name)) {
+            Ok(Some(n)) => put(&mut filter, path, json!(n)),
+            Ok(None) => {}
+            Err(e) => {
+                errors.insert(name.into(), e);
+            }
+        }
+    }
+    let classes = v.all("gen.storage_class");
+    if !classes.is_empty() {
+        put(&mut filter, "MatchAnyStorageClass", json!(classes));
+    }
+    let enc: Vec<Value> = v.all("gen.encryption").iter().map(|e| json!({ *e: {} })).collect();
+    if !enc.is_empty() {
+        put(&mut filter, "MatchAnyObjectEncryption", Value::Array(enc));
+    }
+    let repl = v.all("gen.replication");
+    if !repl.is_empty() {
+        put(&mut filter, "ObjectReplicationStatuses", json!(repl));
+    }
+    if v.checked("gen.eligible") {
+        put(&mut filter, "EligibleForReplication", json!(true));
+    }
+    let output = v.checked("gen.output");
+    let mut generator = json!({
+        "SourceBucket": format!("arn:aws:s3:::{bucket}"),
+        "EnableManifestOutput": output,
+    });
+    if filter.as_object().is_some_and(|m| !m.is_empty()) {
+        generator["Filter"] = filter;
+    }
+    if output {
+        let out_bucket = v.get("gen.output_bucket");
+        if out_bucket.is_empty() {
+            errors.insert("gen.output_bucket".into(), "enter where the generated manifest goes".into());
+        }
+        let mut loc = json!({
+            "Bucket": format!("arn:aws:s3:::{out_bucket}"),
+            "ManifestFormat": "S3InventoryReport_CSV_20211130",
+        });
+        if !v.get("gen.output_prefix").is_empty() {
+            loc["ManifestPrefix"] = json!(v.get("gen.output_prefix"));
+        }
+        generator["ManifestOutputLocation"] = loc;
+    }
+    json!({ "S3JobManifestGenerator": generator })
+}
+
+/// The completion report.
+fn report_part(v: &Values, spec: &mut Map<String, Value>, errors: &mut Errors) {
     if v.checked("report.enabled") {
         let bucket = v.get("report.bucket");
         if bucket.is_empty() {
@@ -385,8 +411,10 @@ pub fn to_spec(v: &Values) -> Result<(JobSpec, Option<String>), Errors> {
     } else {
         spec.insert("Report".into(), json!({ "Enabled": false }));
     }
+}
 
-    // The rest.
+/// Priority, description, role, tags, dry run and rate limit.
+fn general_part(v: &Values, spec: &mut Map<String, Value>, errors: &mut Errors) {
     match parse_int(v.get("priority")) {
         Ok(Some(p)) => {
             spec.insert("Priority".into(), json!(p));
@@ -427,17 +455,6 @@ pub fn to_spec(v: &Values) -> Result<(JobSpec, Option<String>), Errors> {
             errors.insert("rate_limit".into(), e);
         }
     }
-
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let spec: JobSpec = serde_path_to_error::deserialize(Value::Object(spec)).map_err(|e| {
-        let path = e.path().to_string();
-        let mut errors = Errors::new();
-        errors.insert(field_of(&path).into(), format!("{path}: {}", e.inner()));
-        errors
-    })?;
-    Ok((spec, etag_wanted))
 }
 
 /// The form's values for an existing job's spec (Clone job).

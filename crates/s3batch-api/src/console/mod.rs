@@ -19,12 +19,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::Markup;
 use s3batch_core::{JobStatus, Tag, time};
-use s3batch_engine::service::ServiceError;
-use s3batch_store::Job;
+use s3batch_engine::service::{RequestedStatus, ServiceError};
+use s3batch_store::Browse;
 
 use crate::AppState;
 use crate::auth::{DEFAULT_ACCOUNT, constant_time_eq};
 use crate::json::JobView;
+use crate::pipeline::{ApiError, WireError};
 use form::Values;
 use session::{COOKIE, IDLE_MS, PRE_COOKIE, Session, set_cookie};
 use views::Who;
@@ -35,6 +36,9 @@ pub const PAGE_SIZE: usize = 25;
 pub const REPORT_PAGE_SIZE: usize = 100;
 /// The list covers jobs created in the last this many days, as the S3 console's does.
 pub const LIST_DAYS: i64 = 90;
+/// Sign-in attempts for one access key id: a burst of this many, then one every five seconds.
+pub const SIGN_IN_BURST: u32 = 10;
+pub const SIGN_INS_PER_SECOND: f64 = 0.2;
 
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
@@ -83,11 +87,17 @@ impl Ctx {
     }
 }
 
-/// The session of this request; on an open server a new one for the default account; else a redirect to sign in.
+/// The session of this request, within its account's request rate (as every front end's calls are); on an open
+/// server a new one for the default account; else a redirect to sign in.
 fn ctx(st: &AppState, headers: &HeaderMap) -> Result<Ctx, Box<Response>> {
     if let Some(id) = session::cookie(headers, COOKIE)
         && let Some(s) = st.sessions.get(id, now())
     {
+        if !st.limiter.admit(&s.account) {
+            let e = named(ApiError::RateLimited);
+            let body = views::message(None, "Slow down", &format!("{}: {}", e.code, e.message));
+            return Err(Box::new(page(None, e.status, body)));
+        }
         return Ok(Ctx { s, set_cookie: None });
     }
     if st.accounts.is_open() {
@@ -150,13 +160,16 @@ fn see_other(to: &str) -> Response {
     r
 }
 
-fn status_of(e: &ServiceError) -> StatusCode {
-    StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+/// An error as the console shows it: named as the APIs name it (the S3 Control exception names), with the same
+/// HTTP status.
+fn named(e: impl Into<ApiError>) -> WireError {
+    crate::s3control::wire_error(e.into())
 }
 
-fn error_page(ctx: &Ctx, e: &ServiceError) -> Response {
-    let title = if e.status == 404 { "Not found" } else { "That did not work" };
-    page(Some(ctx), status_of(e), views::message(Some(&ctx.who()), title, &format!("{}: {}", e.code, e.message)))
+fn error_page(ctx: &Ctx, e: impl Into<ApiError>) -> Response {
+    let e = named(e);
+    let title = if e.status == StatusCode::NOT_FOUND { "Not found" } else { "That did not work" };
+    page(Some(ctx), e.status, views::message(Some(&ctx.who()), title, &format!("{}: {}", e.code, e.message)))
 }
 
 /// A POST's form, checked against the session's CSRF token.
@@ -217,6 +230,10 @@ async fn sign_in(
     }
     let key = v.get("access_key_id");
     let secret = v.get("secret");
+    if !st.sign_ins.admit(key) {
+        tracing::info!(access_key_id = key, "console sign-in throttled");
+        return again(StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts for this access key. Wait a minute.");
+    }
     let ok = st.accounts.lookup(key).filter(|(_, expected)| constant_time_eq(secret.as_bytes(), expected.as_bytes()));
     let Some((account, _)) = ok else {
         tracing::info!(access_key_id = key, "console sign-in refused");
@@ -262,61 +279,44 @@ async fn list(
     let sort = if q.get("sort") == "priority" { "priority" } else { "created" };
     let page_no = q.get("page").parse::<usize>().unwrap_or(1).max(1);
     let notice = Some(q.get("notice").to_string()).filter(|n| !n.is_empty());
-    let jobs = match recent_jobs(&st, &ctx.s.account).await {
-        Ok(j) => j,
-        Err(e) => return error_page(&ctx, &e),
+    let per_page = PAGE_SIZE as i64;
+    let query = Browse {
+        statuses: statuses.clone(),
+        search: Some(search.clone()).filter(|s| !s.is_empty()),
+        created_after: now() - LIST_DAYS * 24 * 3600 * 1000,
+        by_priority: sort == "priority",
+        offset: (page_no as i64 - 1) * per_page,
+        limit: per_page,
+        ..Default::default()
     };
-    let mut counts: Vec<(JobStatus, usize)> = JobStatus::ALL
-        .iter()
-        .map(|s| (*s, jobs.iter().filter(|j| j.status == *s).count()))
-        .filter(|(_, n)| *n > 0)
-        .collect();
-    counts.sort_by_key(|(s, _)| JobStatus::ALL.iter().position(|x| x == s));
-    let needle = search.to_lowercase();
-    let mut matching: Vec<&Job> = jobs
-        .iter()
-        .filter(|j| statuses.is_empty() || statuses.contains(&j.status))
-        .filter(|j| {
-            needle.is_empty()
-                || j.id.to_lowercase().contains(&needle)
-                || j.spec.description.as_deref().is_some_and(|d| d.to_lowercase().contains(&needle))
-        })
-        .collect();
-    if sort == "priority" {
-        matching.sort_by(|a, b| b.priority.cmp(&a.priority).then(b.created_at.cmp(&a.created_at)));
+    let mut found = match st.service.browse(&ctx.s.account, query.clone()).await {
+        Ok(p) => p,
+        Err(e) => return error_page(&ctx, e),
+    };
+    let pages = (found.matching.max(0) as usize).div_ceil(PAGE_SIZE).max(1);
+    if page_no > pages {
+        // Past the last page (the list shrank): show the last one.
+        let last = Browse { offset: (pages as i64 - 1) * per_page, ..query };
+        found = match st.service.browse(&ctx.s.account, last).await {
+            Ok(p) => p,
+            Err(e) => return error_page(&ctx, e),
+        };
     }
-    let pages = matching.len().div_ceil(PAGE_SIZE).max(1);
-    let page_no = page_no.min(pages);
-    let n_matching = matching.len();
-    let shown: Vec<&Job> = matching.into_iter().skip((page_no - 1) * PAGE_SIZE).take(PAGE_SIZE).collect();
+    let mut counts: Vec<(JobStatus, usize)> = found.counts.iter().map(|(s, n)| (*s, *n as usize)).collect();
+    counts.sort_by_key(|(s, _)| JobStatus::ALL.iter().position(|x| x == s));
     let p = views::ListPage {
-        jobs: shown,
+        jobs: found.jobs.iter().collect(),
+        total: counts.iter().map(|(_, n)| n).sum(),
         counts,
-        total: jobs.len(),
-        matching: n_matching,
+        matching: found.matching as usize,
         statuses,
         q: search,
         sort: sort.into(),
-        page: page_no,
+        page: page_no.min(pages),
         pages,
         notice,
     };
     page(Some(&ctx), StatusCode::OK, views::list(&ctx.who(), &p))
-}
-
-/// The account's jobs created in the last [`LIST_DAYS`] days, newest first.
-async fn recent_jobs(st: &AppState, account: &str) -> Result<Vec<Job>, ServiceError> {
-    let since = now() - LIST_DAYS * 24 * 3600 * 1000;
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let (jobs, more) = st.service.list_created_since(account, vec![], after.as_deref(), 1000, since).await?;
-        after = jobs.last().map(|j| j.id.clone());
-        out.extend(jobs);
-        if !more || after.is_none() {
-            return Ok(out);
-        }
-    }
 }
 
 // ---- a job ----
@@ -336,30 +336,30 @@ async fn render_detail(
     ctx: &Ctx,
     id: &str,
     notice: Option<String>,
-    error: Option<&ServiceError>,
+    error: Option<WireError>,
 ) -> Response {
     let job = match st.service.describe(&ctx.s.account, id).await {
         Ok(j) => j,
-        Err(e) => return error_page(ctx, &e),
+        Err(e) => return error_page(ctx, e),
     };
     let history = match st.service.history(&ctx.s.account, id).await {
         Ok(events) => {
             events.into_iter().map(|e| (time::format_iso(e.time), e.to.as_str().to_string(), e.reason)).collect()
         }
-        Err(e) => return error_page(ctx, &e),
+        Err(e) => return error_page(ctx, e),
     };
     let view = JobView::new(&job, &st.region);
+    let status = error.as_ref().map_or(StatusCode::OK, |e| e.status);
     let x = views::DetailExtras { notice, error: error.map(|e| format!("{}: {}", e.code, e.message)), history };
-    let status = error.map_or(StatusCode::OK, status_of);
     page(Some(ctx), status, views::detail(&ctx.who(), &job, &view, &x, now()))
 }
 
 async fn confirm_page(State(st): State<AppState>, ctx: Ctx, Path(id): Path<String>) -> Response {
     let job = match st.service.describe(&ctx.s.account, &id).await {
         Ok(j) => j,
-        Err(e) => return error_page(&ctx, &e),
+        Err(e) => return error_page(&ctx, e),
     };
-    let preview = st.service.preview(&ctx.s.account, &id).await.map_err(|e| e.message);
+    let preview = st.service.preview(&ctx.s.account, &id).await.map_err(|e| named(e).message);
     page(Some(&ctx), StatusCode::OK, views::confirm(&ctx.who(), &job, preview.as_ref().map_err(Clone::clone)))
 }
 
@@ -373,7 +373,7 @@ async fn act<F, Fut>(
 ) -> Response
 where
     F: FnOnce(AppState, String, String, Values) -> Fut,
-    Fut: std::future::Future<Output = Result<(String, String), ServiceError>>,
+    Fut: std::future::Future<Output = Result<(String, String), ApiError>>,
 {
     let v = match checked_form(&ctx, form) {
         Ok(v) => v,
@@ -381,7 +381,7 @@ where
     };
     match f(st.clone(), ctx.s.account.clone(), id.clone(), v).await {
         Ok((job, notice)) => see_other(&format!("/console/jobs/{job}?notice={}", views::urlencode(&notice))),
-        Err(e) => render_detail(&st, &ctx, &id, None, Some(&e)).await,
+        Err(e) => render_detail(&st, &ctx, &id, None, Some(named(e))).await,
     }
 }
 
@@ -392,14 +392,14 @@ async fn set_status(
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
     act(st, ctx, id, form, |st, account, id, v| async move {
-        let requested = v.get("requested").to_string();
+        let requested: RequestedStatus = v.get("requested").parse()?;
         let reason = Some(v.get("reason").to_string()).filter(|r| !r.is_empty());
-        let job = st.service.update_status(&account, &id, &requested, reason).await?;
-        let notice = match requested.as_str() {
-            "Ready" => "Confirmed: the job runs when its priority comes up.".to_string(),
-            "Cancelled" => format!("Cancel requested: the job is {}.", job.status),
-            "Paused" => format!("Pause requested: the job is {}.", job.status),
-            _ => "Resumed.".to_string(),
+        let job = st.service.update_status(&account, &id, requested, reason).await?;
+        let notice = match requested {
+            RequestedStatus::Ready => "Confirmed: the job runs when its priority comes up.".to_string(),
+            RequestedStatus::Cancelled => format!("Cancel requested: the job is {}.", job.status),
+            RequestedStatus::Paused => format!("Pause requested: the job is {}.", job.status),
+            RequestedStatus::Active => "Resumed.".to_string(),
         };
         Ok((id, notice))
     })
@@ -496,7 +496,7 @@ async fn new_job(
                 }
                 v
             }
-            Err(e) => return error_page(&ctx, &e),
+            Err(e) => return error_page(&ctx, e),
         },
     };
     let roles = st.role_arns(&ctx.s.account);
@@ -537,10 +537,11 @@ async fn create(
         match st.service.head_object(&ctx.s.account, spec.role_arn.as_deref(), bucket, key).await {
             Ok(info) => m.location.etag = Some(info.etag),
             Err(e) => {
+                let e = named(e);
                 let mut errors = form::Errors::new();
                 let key_field = field.replace(".etag", ".key");
                 errors.insert(key_field, format!("cannot read s3://{bucket}/{key}: {}", e.message));
-                return again(errors, status_of(&e));
+                return again(errors, e.status);
             }
         }
     }
@@ -551,9 +552,10 @@ async fn create(
             views::urlencode("Job created. It waits in Suspended until you confirm it.")
         )),
         Err(e) => {
+            let e = named(e);
             let mut errors = form::Errors::new();
             errors.insert(form::field_of(&e.message).into(), format!("{}: {}", e.code, e.message));
-            again(errors, status_of(&e))
+            again(errors, e.status)
         }
     }
 }
@@ -571,7 +573,10 @@ async fn etag(
     let role = Some(q.get("role")).filter(|r| !r.is_empty());
     match st.service.head_object(&ctx.s.account, role, q.get("bucket"), q.get("key")).await {
         Ok(info) => axum::Json(serde_json::json!({"ETag": info.etag})).into_response(),
-        Err(e) => (status_of(&e), axum::Json(serde_json::json!({"Message": e.message}))).into_response(),
+        Err(e) => {
+            let e = named(e);
+            (e.status, axum::Json(serde_json::json!({"Message": e.message}))).into_response()
+        }
     }
 }
 
@@ -588,18 +593,18 @@ async fn report_page(
     let page_no = q.get("page").parse::<usize>().unwrap_or(1).max(1);
     let job = match st.service.describe(&ctx.s.account, &id).await {
         Ok(j) => j,
-        Err(e) => return error_page(&ctx, &e),
+        Err(e) => return error_page(&ctx, e),
     };
     let files = match st.service.report(&ctx.s.account, &id).await {
         Ok(f) => f,
-        Err(e) => return error_page(&ctx, &e),
+        Err(e) => return error_page(&ctx, e),
     };
     let Some(files) = files else {
         return page(Some(&ctx), StatusCode::OK, views::report(&ctx.who(), &job, None));
     };
     match read_report(&st, &files, failed_only, page_no).await {
         Ok(r) => page(Some(&ctx), StatusCode::OK, views::report(&ctx.who(), &job, Some(&r))),
-        Err(e) => error_page(&ctx, &e),
+        Err(e) => error_page(&ctx, e),
     }
 }
 
@@ -615,8 +620,7 @@ async fn read_report(
     let skip = (page_no - 1) * REPORT_PAGE_SIZE;
     let (mut seen, mut rows, mut more) = (0usize, Vec::new(), false);
     let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
-    let bad =
-        |e: csv::Error| ServiceError::new("InternalServiceException", 500, format!("a report file is not CSV: {e}"));
+    let bad = |e: csv::Error| ServiceError::Internal(format!("a report file is not CSV: {e}"));
     for f in &files.manifest.results {
         let failed_file = f.task_execution_status == TaskStatus::Failed;
         if failed_only && !failed_file {
@@ -678,14 +682,14 @@ async fn report_file(
         match n.parse::<usize>().ok().and_then(|i| files.manifest.results.get(i)) {
             Some(f) => (f.bucket.clone(), f.key.clone(), "text/csv; charset=utf-8"),
             None => {
-                let e = ServiceError::new("NotFoundException", 404, format!("the report has no file '{n}'"));
-                return error_page(&ctx, &e);
+                let e = WireError::new("NotFoundException", 404, format!("the report has no file '{n}'"));
+                return error_page(&ctx, e);
             }
         }
     };
     match st.service.open_object(&bucket, &key).await {
         Ok(get) => streamed(get.body, content_type),
-        Err(e) => error_page(&ctx, &e),
+        Err(e) => error_page(&ctx, e),
     }
 }
 
@@ -697,10 +701,8 @@ async fn written_report(
 ) -> Result<s3batch_engine::service::JobReportFiles, Box<Response>> {
     match st.service.report(&ctx.s.account, id).await {
         Ok(Some(f)) => Ok(f),
-        Ok(None) => {
-            Err(Box::new(error_page(ctx, &ServiceError::new("NotFoundException", 404, "this job has no report"))))
-        }
-        Err(e) => Err(Box::new(error_page(ctx, &e))),
+        Ok(None) => Err(Box::new(error_page(ctx, WireError::new("NotFoundException", 404, "this job has no report")))),
+        Err(e) => Err(Box::new(error_page(ctx, e))),
     }
 }
 

@@ -1,0 +1,228 @@
+//! The one request pipeline every API front end runs: **extract** the request ([`Call`]), **authenticate** the
+//! caller the dialect's way, apply the per-account **rate limit**, **call** the job service, **render** the answer
+//! or the error in the dialect's envelope, and stamp the request id on it.
+//!
+//! What differs between the S3 Control, COS and JSON front ends is a [`Dialect`]: how a caller proves who it is,
+//! how the query string is decoded, how each [`ApiError`] is named (one match per dialect), the error envelope and
+//! the request-id headers. A new front end is one `Dialect` impl and its routes. A new kind of error is one variant
+//! of [`ServiceError`] (the engine's) or [`ApiError`] (the wire's) plus one arm in each dialect's `wire_error`:
+//! the compiler asks for the `ApiError` arms; `ServiceError` is `#[non_exhaustive]`, so a kind a dialect has not
+//! named yet answers as that dialect's internal error until it does.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use s3batch_engine::service::ServiceError;
+
+use crate::AppState;
+use crate::signature::AuthError;
+
+/// Why a call failed: the job service's errors, and what only the wire knows.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The job service refused or failed the call.
+    Service(ServiceError),
+    /// The body is not a document of the expected shape (bad XML, bad JSON, a wrong root element, …).
+    Malformed(String),
+    /// A query parameter or header is missing or not valid.
+    BadParameter(String),
+    /// The body could not be read (too large, or the connection failed).
+    Body { too_large: bool, message: String },
+    /// The signature check refused the request (its code is the dialect's: SignatureDoesNotMatch, …).
+    Auth(AuthError),
+    /// HTTP Basic credentials missing or wrong (the JSON API).
+    Unauthenticated(String),
+    /// The account made more requests than its rate allows.
+    RateLimited,
+    /// The path exists, the method does not.
+    MethodNotAllowed { method: Method, path: String },
+    /// An operation of the API that s3batch does not implement.
+    NotImplemented(String),
+    /// A rule of one dialect only, already named in that dialect.
+    Dialect(WireError),
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        ApiError::Service(e)
+    }
+}
+
+impl From<s3batch_core::ValidationError> for ApiError {
+    fn from(e: s3batch_core::ValidationError) -> Self {
+        ApiError::Service(e.into())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        ApiError::Auth(e)
+    }
+}
+
+impl From<crate::xml::XmlError> for ApiError {
+    fn from(e: crate::xml::XmlError) -> Self {
+        ApiError::Malformed(e.0)
+    }
+}
+
+impl From<WireError> for ApiError {
+    fn from(e: WireError) -> Self {
+        ApiError::Dialect(e)
+    }
+}
+
+/// An error as one dialect puts it on the wire: its code, the HTTP status and the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError {
+    pub code: &'static str,
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl WireError {
+    pub fn new(code: &'static str, status: u16, message: impl Into<String>) -> Self {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        WireError { code, status, message: message.into() }
+    }
+}
+
+/// What one front end does its own way; everything else is the pipeline's.
+pub trait Dialect: Sized + Send + Sync + 'static {
+    /// For logs: `S3 Control`, `COS`, `JSON API`.
+    const NAME: &'static str;
+    /// Who a request comes from.
+    type Caller: Send;
+    /// The request id every answer carries.
+    type RequestId: Send + Sync;
+
+    fn request_id() -> Self::RequestId;
+    /// The id as logs print it.
+    fn log_id(rid: &Self::RequestId) -> &str;
+    /// Check who is calling (the body is there for signatures that cover it).
+    fn authenticate(call: &Call<Self>) -> Result<Self::Caller, ApiError>;
+    /// The account a caller's jobs belong to (the rate limit's key).
+    fn account(caller: &Self::Caller) -> &str;
+    /// The query string's pairs, decoded as the dialect's clients encode them.
+    fn decode_query(raw: &str) -> Result<Vec<(String, String)>, ApiError>;
+    /// The dialect's name and HTTP status for an error: the one place a dialect names errors.
+    fn wire_error(e: ApiError) -> WireError;
+    /// The error envelope.
+    fn error_response(e: &WireError, call: &Call<Self>) -> Response;
+    /// Put the request id on an answer.
+    fn stamp(rid: &Self::RequestId, resp: &mut Response);
+}
+
+/// A request as every handler sees it: the state, the request line, the headers and the buffered body.
+pub struct Call<D: Dialect> {
+    pub state: AppState,
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    pub rid: D::RequestId,
+}
+
+impl<D: Dialect> FromRequest<AppState> for Call<D> {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let (method, uri, headers) = (parts.method.clone(), parts.uri.clone(), parts.headers.clone());
+        let body = Bytes::from_request(Request::from_parts(parts, body), state).await;
+        Ok(Call { state: state.clone(), method, uri, headers, body, rid: D::request_id() })
+    }
+}
+
+impl<D: Dialect> Call<D> {
+    /// Who is calling, within the account's request rate.
+    pub fn caller(&self) -> Result<D::Caller, ApiError> {
+        let caller = D::authenticate(self)?;
+        if !self.state.limiter.admit(D::account(&caller)) {
+            return Err(ApiError::RateLimited);
+        }
+        Ok(caller)
+    }
+
+    /// The request body.
+    pub fn body(&self) -> Result<&[u8], ApiError> {
+        match &self.body {
+            Ok(b) => Ok(b),
+            Err(e) => Err(ApiError::Body {
+                too_large: e.status() == StatusCode::PAYLOAD_TOO_LARGE,
+                message: format!("the request body could not be read: {}", e.body_text()),
+            }),
+        }
+    }
+
+    /// The body as JSON of type `T`.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let body = self.body()?;
+        let de = &mut serde_json::Deserializer::from_slice(body);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let at = e.path().to_string();
+            let at = if at == "." { String::new() } else { format!(" at {at}") };
+            ApiError::Malformed(format!("the request body is not valid{at}: {}", e.into_inner()))
+        })
+    }
+
+    /// The query string's pairs, in order.
+    pub fn query(&self) -> Result<Vec<(String, String)>, ApiError> {
+        D::decode_query(self.uri.query().unwrap_or(""))
+    }
+
+    /// The last value of a query parameter.
+    pub fn param(&self, name: &str) -> Result<Option<String>, ApiError> {
+        Ok(self.query()?.into_iter().rev().find(|(k, _)| k == name).map(|(_, v)| v))
+    }
+
+    pub fn wrong_method(&self) -> ApiError {
+        ApiError::MethodNotAllowed { method: self.method.clone(), path: self.uri.path().to_string() }
+    }
+
+    /// The answer: the handler's response, or its error in the dialect's envelope; the request id on both.
+    pub fn finish(&self, outcome: Result<Response, ApiError>) -> Response {
+        let mut resp = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                let e = D::wire_error(e);
+                let rid = D::log_id(&self.rid);
+                if e.status.is_server_error() {
+                    tracing::error!(code = e.code, message = %e.message, request = rid, "{} call failed", D::NAME);
+                } else {
+                    tracing::debug!(code = e.code, message = %e.message, request = rid, "{} call refused", D::NAME);
+                }
+                D::error_response(&e, self)
+            }
+        };
+        D::stamp(&self.rid, &mut resp);
+        resp
+    }
+
+    /// Run a handler's body and [`finish`](Self::finish) its outcome.
+    pub async fn answer(self, handler: impl AsyncFnOnce(&Self) -> Result<Response, ApiError>) -> Response {
+        let outcome = handler(&self).await;
+        self.finish(outcome)
+    }
+}
+
+/// Decode `k=v&k2=v2` percent-encoding; with `plus_is_space`, a `+` is a space (HTML forms, the COS SDKs).
+pub fn decode_pairs(raw: &str, plus_is_space: bool) -> Result<Vec<(String, String)>, ApiError> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let dec = |s: &str| {
+                let s = if plus_is_space { s.replace('+', " ") } else { s.to_string() };
+                percent_encoding::percent_decode_str(&s)
+                    .decode_utf8()
+                    .map(|c| c.into_owned())
+                    .map_err(|_| ApiError::BadParameter("the query string is not UTF-8".into()))
+            };
+            Ok((dec(k)?, dec(v)?))
+        })
+        .collect()
+}
