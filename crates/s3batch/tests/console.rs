@@ -244,3 +244,82 @@ fn a_cross_site_page_cannot_use_an_open_server() {
     assert_eq!(status, 200);
     assert_eq!(jobs["Jobs"].as_array().map(Vec::len), Some(0), "no job was created: {jobs}");
 }
+
+/// Guessing secrets online does not work: console sign-ins are throttled per access key id, and the JSON API
+/// answers an unknown key and a wrong secret alike and has the same per-account request rate as the other APIs.
+#[test]
+fn sign_in_and_api_calls_are_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("s3batch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nrequests_per_second = 0.001\nrequest_burst = 3\n\n\
+             [engine]\ntick_ms = 50\n\n[[accounts]]\naccount_id = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n\n\
+             [[accounts]]\naccount_id = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
+            dir.path().join("data").display(),
+            A.0,
+            A.1,
+            A.2,
+            B.0,
+            B.1,
+            B.2
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&config);
+    let base = server.endpoint.clone();
+    block(async move {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let sign_in = |key: &'static str, secret: &'static str| {
+            let (client, base) = (client.clone(), base.clone());
+            async move {
+                let page = client.get(format!("{base}/console/sign-in")).send().await.unwrap();
+                let cookie = page
+                    .headers()
+                    .get_all("set-cookie")
+                    .iter()
+                    .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let html = page.text().await.unwrap();
+                let token = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap();
+                let form = [("csrf", token), ("access_key_id", key), ("secret", secret)];
+                let resp = client
+                    .post(format!("{base}/console/sign-in"))
+                    .header("cookie", cookie)
+                    .header("origin", base.as_str())
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap();
+                resp.status().as_u16()
+            }
+        };
+        for i in 0..10 {
+            assert_eq!(sign_in(A.1, "guess").await, 401, "attempt {i}");
+        }
+        assert_eq!(sign_in(A.1, "guess").await, 429, "the 11th attempt in a row is throttled");
+        assert_eq!(sign_in(A.1, A.2).await, 429, "even with the right secret, until the key's bucket refills");
+        assert_eq!(sign_in(B.1, B.2).await, 303, "another key signs in");
+
+        let jobs = format!("{base}/api/v1/jobs");
+        let call = |key: &'static str, secret: &'static str| {
+            let (client, jobs) = (client.clone(), jobs.clone());
+            async move {
+                let r = client.get(&jobs).basic_auth(key, Some(secret)).send().await.unwrap();
+                (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap())
+            }
+        };
+        let (s1, wrong_secret) = call(A.1, "guess").await;
+        let (s2, unknown_key) = call("AKIDNOSUCHKEY", A.2).await;
+        assert_eq!((s1, s2), (403, 403));
+        assert_eq!(wrong_secret, unknown_key, "the answer does not tell which keys exist");
+        for i in 0..3 {
+            assert_eq!(call(A.1, A.2).await.0, 200, "call {i} is within the burst");
+        }
+        let (status, body) = call(A.1, A.2).await;
+        assert_eq!((status, body["Code"].as_str()), (429, Some("TooManyRequestsException")), "{body}");
+        assert_eq!(call(B.1, B.2).await.0, 200, "accounts have their own rate");
+    });
+}
