@@ -17,7 +17,7 @@
 //! Errors are `{"Code": "<S3 Control exception name>", "Message": "…"}` with a 4xx/5xx status.
 
 use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -65,17 +65,8 @@ impl Dialect for JsonApi {
     type Caller = String;
     type RequestId = RequestId;
 
-    fn request_id() -> RequestId {
-        RequestId::new()
-    }
-    fn log_id(rid: &RequestId) -> &str {
-        &rid.0
-    }
     fn authenticate(call: &Call) -> Result<String, ApiError> {
         call.state.accounts.authenticate_basic(&call.headers).map_err(|d| ApiError::Unauthenticated(d.0))
-    }
-    fn account(caller: &String) -> &str {
-        caller
     }
     /// As HTML forms and `reqwest` encode them: `+` is a space.
     fn decode_query(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
@@ -86,11 +77,6 @@ impl Dialect for JsonApi {
     }
     fn error_response(e: &WireError, _: &Call) -> Response {
         (e.status, Json(ErrorBody { code: e.code.into(), message: e.message.clone() })).into_response()
-    }
-    fn stamp(rid: &RequestId, resp: &mut Response) {
-        if let Ok(v) = HeaderValue::from_str(&rid.0) {
-            resp.headers_mut().insert("x-amz-request-id", v);
-        }
     }
 }
 

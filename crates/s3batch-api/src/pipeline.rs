@@ -90,30 +90,42 @@ impl WireError {
     }
 }
 
+/// Who a request comes from, as a dialect authenticated it.
+pub trait Caller: Send {
+    /// The account its jobs belong to (the rate limit's key).
+    fn account(&self) -> &str;
+}
+
+impl Caller for String {
+    fn account(&self) -> &str {
+        self
+    }
+}
+
+/// The request id a dialect puts on every answer.
+pub trait RequestId: Send + Sync {
+    fn new() -> Self;
+    /// The id as logs print it.
+    fn log_id(&self) -> &str;
+    /// Put the id on an answer.
+    fn stamp(&self, resp: &mut Response);
+}
+
 /// What one front end does its own way; everything else is the pipeline's.
 pub trait Dialect: Sized + Send + Sync + 'static {
     /// For logs: `S3 Control`, `COS`, `JSON API`.
     const NAME: &'static str;
-    /// Who a request comes from.
-    type Caller: Send;
-    /// The request id every answer carries.
-    type RequestId: Send + Sync;
+    type Caller: Caller;
+    type RequestId: RequestId;
 
-    fn request_id() -> Self::RequestId;
-    /// The id as logs print it.
-    fn log_id(rid: &Self::RequestId) -> &str;
     /// Check who is calling (the body is there for signatures that cover it).
     fn authenticate(call: &Call<Self>) -> Result<Self::Caller, ApiError>;
-    /// The account a caller's jobs belong to (the rate limit's key).
-    fn account(caller: &Self::Caller) -> &str;
     /// The query string's pairs, decoded as the dialect's clients encode them.
     fn decode_query(raw: &str) -> Result<Vec<(String, String)>, ApiError>;
     /// The dialect's name and HTTP status for an error: the one place a dialect names errors.
     fn wire_error(e: ApiError) -> WireError;
     /// The error envelope.
     fn error_response(e: &WireError, call: &Call<Self>) -> Response;
-    /// Put the request id on an answer.
-    fn stamp(rid: &Self::RequestId, resp: &mut Response);
 }
 
 /// A request as every handler sees it: the state, the request line, the headers and the buffered body.
@@ -133,7 +145,7 @@ impl<D: Dialect> FromRequest<AppState> for Call<D> {
         let (parts, body) = req.into_parts();
         let (method, uri, headers) = (parts.method.clone(), parts.uri.clone(), parts.headers.clone());
         let body = Bytes::from_request(Request::from_parts(parts, body), state).await;
-        Ok(Call { state: state.clone(), method, uri, headers, body, rid: D::request_id() })
+        Ok(Call { state: state.clone(), method, uri, headers, body, rid: D::RequestId::new() })
     }
 }
 
@@ -141,7 +153,7 @@ impl<D: Dialect> Call<D> {
     /// Who is calling, within the account's request rate.
     pub fn caller(&self) -> Result<D::Caller, ApiError> {
         let caller = D::authenticate(self)?;
-        if !self.state.limiter.admit(D::account(&caller)) {
+        if !self.state.limiter.admit(caller.account()) {
             return Err(ApiError::RateLimited);
         }
         Ok(caller)
@@ -189,7 +201,7 @@ impl<D: Dialect> Call<D> {
             Ok(r) => r,
             Err(e) => {
                 let e = D::wire_error(e);
-                let rid = D::log_id(&self.rid);
+                let rid = self.rid.log_id();
                 if e.status.is_server_error() {
                     tracing::error!(code = e.code, message = %e.message, request = rid, "{} call failed", D::NAME);
                 } else {
@@ -198,7 +210,7 @@ impl<D: Dialect> Call<D> {
                 D::error_response(&e, self)
             }
         };
-        D::stamp(&self.rid, &mut resp);
+        self.rid.stamp(&mut resp);
         resp
     }
 

@@ -52,15 +52,18 @@ type WireResult = Result<Response, ApiError>;
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-impl RequestId {
-    pub fn new() -> Self {
+impl pipeline::RequestId for RequestId {
+    fn new() -> Self {
         RequestId(uuid::Uuid::new_v4().simple().to_string()[..16].to_uppercase())
     }
-}
-
-impl Default for RequestId {
-    fn default() -> Self {
-        Self::new()
+    fn log_id(&self) -> &str {
+        &self.0
+    }
+    fn stamp(&self, resp: &mut Response) {
+        let h = resp.headers_mut();
+        let id = HeaderValue::from_str(&self.0).expect("hex is a valid header value");
+        h.insert("x-amz-request-id", id.clone());
+        h.insert("x-amz-id-2", id);
     }
 }
 
@@ -69,19 +72,10 @@ impl Dialect for S3Control {
     type Caller = String;
     type RequestId = RequestId;
 
-    fn request_id() -> RequestId {
-        RequestId::new()
-    }
-    fn log_id(rid: &RequestId) -> &str {
-        &rid.0
-    }
     /// SigV4 when accounts are configured; the account is `x-amz-account-id`'s, which must be the key's.
     fn authenticate(call: &Call) -> Result<String, ApiError> {
         let body = call.body()?;
         Ok(call.state.accounts.authenticate_sigv4(&call.method, &call.uri, &call.headers, body)?)
-    }
-    fn account(caller: &String) -> &str {
-        caller
     }
     /// Percent-decoded; `+` stays `+`, as SigV4 reads it.
     fn decode_query(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
@@ -99,12 +93,6 @@ impl Dialect for S3Control {
             quick_xml::escape::escape(e.message.as_str()),
         );
         (e.status, [(axum::http::header::CONTENT_TYPE, "application/xml")], body).into_response()
-    }
-    fn stamp(rid: &RequestId, resp: &mut Response) {
-        let h = resp.headers_mut();
-        let id = HeaderValue::from_str(&rid.0).expect("hex is a valid header value");
-        h.insert("x-amz-request-id", id.clone());
-        h.insert("x-amz-id-2", id);
     }
 }
 

@@ -503,7 +503,9 @@ impl JobService {
     }
 
     /// The completion report of a job of `account`: where its manifest.json is and what it lists. `None` while
-    /// no report was written (the job has not finished, or it has none).
+    /// no report was written (the job has not finished, or it has none). The report is read through the job's
+    /// role, as the job wrote it, and only within the report's own directory (`…/job-<id>/`): a manifest.json
+    /// that lists a file anywhere else is refused, whoever wrote it.
     pub async fn report(&self, account: &str, id: &str) -> Result<Option<JobReportFiles>> {
         let job = self.describe(account, id).await?;
         let (Some(key), Some(bucket)) =
@@ -511,23 +513,28 @@ impl JobService {
         else {
             return Ok(None);
         };
-        let bytes = self.read_object(&bucket, key).await?;
-        let manifest: s3batch_core::report::ReportManifest = serde_json::from_slice(&bytes).map_err(|e| {
+        let dir = match key.rsplit_once('/') {
+            Some((d, _)) => format!("{d}/"),
+            None => String::new(),
+        };
+        let router = match &self.roles {
+            Some(roles) => roles.router_for(&job.account_id, job.spec.named_role()),
+            None => self.storage().ok_or_else(no_storage)?.clone(),
+        };
+        let store = router.store_for(&bucket).map_err(storage_error)?;
+        let got = store.get_object(&s3batch_storage::ObjectRef::new(&bucket, key), None).await;
+        let bytes = got.map_err(storage_error)?.bytes().await.map_err(storage_error)?;
+        let manifest = serde_json::from_slice(&bytes).map_err(|e| {
             ServiceError::Internal(format!("the report's manifest s3://{bucket}/{key} is not valid: {e}"))
         })?;
-        Ok(Some(JobReportFiles { bucket: bucket.to_string(), manifest_key: key.clone(), manifest }))
-    }
-
-    /// A report file's bytes (one results file: a part of the report, never the whole of a large one).
-    pub async fn read_object(&self, bucket: &str, key: &str) -> Result<bytes::Bytes> {
-        self.open_object(bucket, key).await?.bytes().await.map_err(storage_error)
-    }
-
-    /// A report file as a stream, for a download.
-    pub async fn open_object(&self, bucket: &str, key: &str) -> Result<s3batch_storage::GetResult> {
-        let router = self.storage().ok_or_else(no_storage)?;
-        let store = router.store_for(bucket).map_err(storage_error)?;
-        store.get_object(&s3batch_storage::ObjectRef::new(bucket, key), None).await.map_err(storage_error)
+        let files = JobReportFiles { bucket: bucket.to_string(), manifest_key: key.clone(), manifest, dir, router };
+        if let Some(f) = files.manifest.results.iter().find(|f| !files.holds(&f.bucket, &f.key)) {
+            return Err(ServiceError::Internal(format!(
+                "the report's manifest lists s3://{}/{}, which is not in the report's directory s3://{}/{}",
+                f.bucket, f.key, files.bucket, files.dir
+            )));
+        }
+        Ok(Some(files))
     }
 }
 
@@ -541,13 +548,38 @@ pub struct BrowsePage {
     pub matching: i64,
 }
 
-/// A written completion report.
+/// A written completion report, and the way to read its files.
 #[derive(Debug, Clone)]
 pub struct JobReportFiles {
     pub bucket: String,
     /// The key of its `manifest.json`.
     pub manifest_key: String,
     pub manifest: s3batch_core::report::ReportManifest,
+    /// The report's directory (`<prefix>/job-<id>/`): every file of the report is in it.
+    dir: String,
+    /// The job's storage, through its role.
+    router: Arc<s3batch_storage::Router>,
+}
+
+impl JobReportFiles {
+    /// Whether `s3://bucket/key` is a file of this report's directory.
+    pub fn holds(&self, bucket: &str, key: &str) -> bool {
+        bucket == self.bucket && key.starts_with(&self.dir)
+    }
+
+    /// A file of the report, as a stream (for a download).
+    pub async fn open(&self, bucket: &str, key: &str) -> Result<s3batch_storage::GetResult> {
+        if !self.holds(bucket, key) {
+            return Err(ServiceError::Invalid(format!("s3://{bucket}/{key} is not a file of this job's report")));
+        }
+        let store = self.router.store_for(bucket).map_err(storage_error)?;
+        store.get_object(&s3batch_storage::ObjectRef::new(bucket, key), None).await.map_err(storage_error)
+    }
+
+    /// A file's bytes (one results file: a part of the report, never the whole of a large one).
+    pub async fn read(&self, bucket: &str, key: &str) -> Result<bytes::Bytes> {
+        self.open(bucket, key).await?.bytes().await.map_err(storage_error)
+    }
 }
 
 fn no_storage() -> ServiceError {

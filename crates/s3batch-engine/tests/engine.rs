@@ -1114,3 +1114,33 @@ async fn shutdown_past_the_grace_period_gives_the_chunks_back() {
     let report = h.report(&job).await;
     assert_reported_once(&job, &m, &report, true);
 }
+
+/// The service (the console) reads a report through the job's storage and only within the report's own
+/// directory: a file elsewhere is refused, and so is a manifest.json rewritten to list one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_is_read_only_within_its_directory() {
+    let h = Harness::new().await;
+    h.put_objects(["a", "b"]).await;
+    let m = h.manifest(data_lines(["a", "b", "gone"])).await;
+    let (job, _) = h.run_job(spec(&m, tagging())).await;
+    assert_eq!(job.status, JobStatus::Complete);
+    let service = h.service.clone().with_storage(h.router.clone(), 8);
+
+    let files = service.report(ACCOUNT, &job.id).await.unwrap().expect("a written report");
+    assert!(files.manifest_key.ends_with(&format!("job-{}/manifest.json", job.id)), "{}", files.manifest_key);
+    for f in &files.manifest.results {
+        assert!(!files.read(&f.bucket, &f.key).await.unwrap().is_empty(), "{}", f.key);
+    }
+    let e = files.read("data", "a").await.unwrap_err();
+    assert!(matches!(e, ServiceError::Invalid(_)), "{e:?}");
+    let e = files.read("reports", "out/elsewhere.csv").await.unwrap_err();
+    assert!(matches!(e, ServiceError::Invalid(_)), "{e:?}");
+
+    let mut tampered = files.manifest.clone();
+    tampered.results[0].bucket = "data".into();
+    tampered.results[0].key = "a".into();
+    let body = PutBody::Bytes(Bytes::from(serde_json::to_vec(&tampered).unwrap()));
+    h.meta.put_object("reports", &files.manifest_key, body, &PutOptions::default()).await.unwrap();
+    let e = service.report(ACCOUNT, &job.id).await.unwrap_err();
+    assert!(matches!(&e, ServiceError::Internal(m) if m.contains("not in the report's directory")), "{e:?}");
+}

@@ -172,7 +172,7 @@ fn a_user_manages_jobs_in_the_console() {
     for (id, key, secret) in [A, B] {
         accounts.push_str(&format!(
             "[[accounts]]\naccount_id = \"{id}\"\naccess_key_id = \"{key}\"\nsecret_access_key = \"{secret}\"\n\n\
-             [[roles]]\narn = \"arn:aws:iam::{id}:role/console\"\nread = [\"manifests\", \"photos\"]\n\
+             [[roles]]\narn = \"arn:aws:iam::{id}:role/console\"\nread = [\"manifests\", \"photos\", \"reports\"]\n\
              write = [\"photos\", \"reports\"]\n\n"
         ));
     }

@@ -602,7 +602,7 @@ async fn report_page(
     let Some(files) = files else {
         return page(Some(&ctx), StatusCode::OK, views::report(&ctx.who(), &job, None));
     };
-    match read_report(&st, &files, failed_only, page_no).await {
+    match read_report(&files, failed_only, page_no).await {
         Ok(r) => page(Some(&ctx), StatusCode::OK, views::report(&ctx.who(), &job, Some(&r))),
         Err(e) => error_page(&ctx, e),
     }
@@ -611,7 +611,6 @@ async fn report_page(
 /// One page of a report's rows, and its failures counted by (HTTP status, error code). Files are read one at a
 /// time; the rows before the page are skipped, not kept.
 async fn read_report(
-    st: &AppState,
     files: &s3batch_engine::service::JobReportFiles,
     failed_only: bool,
     page_no: usize,
@@ -630,7 +629,7 @@ async fn read_report(
         if !failed_file && !need_rows {
             continue;
         }
-        let bytes = st.service.read_object(&f.bucket, &f.key).await?;
+        let bytes = files.read(&f.bucket, &f.key).await?;
         for row in parse_rows(&bytes).map_err(bad)? {
             if row.status == "failed" {
                 *counts.entry((row.http_status.clone(), row.error_code.clone())).or_default() += 1;
@@ -687,7 +686,7 @@ async fn report_file(
             }
         }
     };
-    match st.service.open_object(&bucket, &key).await {
+    match files.open(&bucket, &key).await {
         Ok(get) => streamed(get.body, content_type),
         Err(e) => error_page(&ctx, e),
     }
@@ -735,15 +734,15 @@ async fn report_csv(
     let wanted: Vec<(String, String)> = files
         .manifest
         .results
-        .into_iter()
+        .iter()
         .filter(|f| !failed_only || f.task_execution_status == s3batch_core::report::TaskStatus::Failed)
-        .map(|f| (f.bucket, f.key))
+        .map(|f| (f.bucket.clone(), f.key.clone()))
         .collect();
-    let service = st.service.clone();
+    let files = std::sync::Arc::new(files);
     let body = futures::stream::iter(wanted)
         .then(move |(bucket, key)| {
-            let service = service.clone();
-            async move { service.open_object(&bucket, &key).await }
+            let files = files.clone();
+            async move { files.open(&bucket, &key).await }
         })
         .flat_map(|r| match r {
             Ok(get) => get.body.map(|b| b.map_err(std::io::Error::other)).boxed(),

@@ -98,16 +98,24 @@ pub struct CosRequestId {
     pub trace_id: String,
 }
 
-impl CosRequestId {
-    pub fn new() -> Self {
+impl pipeline::RequestId for CosRequestId {
+    fn new() -> Self {
         let id = || crate::auth::encode_base64(&uuid::Uuid::new_v4().simple().to_string().as_bytes()[..24]);
         CosRequestId { request_id: id(), trace_id: id() }
     }
+    fn log_id(&self) -> &str {
+        &self.request_id
+    }
+    fn stamp(&self, resp: &mut Response) {
+        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
+            resp.headers_mut().insert("x-cos-request-id", v);
+        }
+    }
 }
 
-impl Default for CosRequestId {
-    fn default() -> Self {
-        Self::new()
+impl pipeline::Caller for CosCaller {
+    fn account(&self) -> &str {
+        &self.account
     }
 }
 
@@ -116,12 +124,6 @@ impl Dialect for Cos {
     type Caller = CosCaller;
     type RequestId = CosRequestId;
 
-    fn request_id() -> CosRequestId {
-        CosRequestId::new()
-    }
-    fn log_id(rid: &CosRequestId) -> &str {
-        &rid.request_id
-    }
     /// q-sign when accounts are configured, and `Content-MD5` when sent.
     fn authenticate(call: &Call) -> Result<CosCaller, ApiError> {
         let c = call.state.accounts.authenticate_qsign(&call.method, &call.uri, &call.headers)?;
@@ -129,9 +131,6 @@ impl Dialect for Cos {
             check_content_md5(md5.as_bytes(), call.body()?)?;
         }
         Ok(c)
-    }
-    fn account(caller: &CosCaller) -> &str {
-        &caller.account
     }
     /// As the COS SDKs encode it: `+` is a space.
     fn decode_query(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
@@ -148,11 +147,6 @@ impl Dialect for Cos {
             r.headers_mut().insert("x-cos-trace-id", v);
         }
         r
-    }
-    fn stamp(rid: &CosRequestId, resp: &mut Response) {
-        if let Ok(v) = HeaderValue::from_str(&rid.request_id) {
-            resp.headers_mut().insert("x-cos-request-id", v);
-        }
     }
 }
 
@@ -875,7 +869,7 @@ mod tests {
 
     #[test]
     fn error_bodies_and_ids() {
-        let rid = CosRequestId::new();
+        let rid = <CosRequestId as pipeline::RequestId>::new();
         assert!(rid.request_id.len() == 32 && HeaderValue::from_str(&rid.request_id).is_ok());
         let body = error_body(&wire_error(no_such_job("a<b")), "127.0.0.1:1/jobs/a<b", &rid);
         assert!(body.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchJob</Code><Message>"));
