@@ -62,6 +62,7 @@ type ApiResult = Result<Response, ApiError>;
 
 impl Dialect for JsonApi {
     const NAME: &'static str = "JSON API";
+    const ID: &'static str = "json";
     type Caller = String;
     type RequestId = RequestId;
 

@@ -15,7 +15,10 @@
 //! - [`crosssite`]: the guard in front of every route that refuses cross-site state changes from browsers and,
 //!   on an open server, requests under a non-loopback `Host`.
 //!
-//! [`router`] puts them together; `/healthz` answers `ok`.
+//! - [`metrics`]: `/metrics` (Prometheus) and `/readyz`; [`pipeline`]: the request pipeline every API front end
+//!   runs.
+//!
+//! [`router`] puts them together; `/healthz` answers `ok` while the process runs.
 
 pub mod auth;
 pub mod console;
@@ -23,6 +26,7 @@ pub mod cos;
 pub mod crosssite;
 pub mod json;
 pub mod limit;
+pub mod metrics;
 pub mod pipeline;
 pub mod qsign;
 pub mod s3control;
@@ -54,6 +58,10 @@ pub struct AppState {
     pub sign_ins: Arc<RateLimiter>,
     /// Host names an open server answers to besides loopback ones (`server.allowed_hosts`).
     pub allowed_hosts: Vec<String>,
+    /// The process's metrics, rendered at `/metrics` (none: `/metrics` answers 404).
+    pub metrics: Option<metrics::PrometheusHandle>,
+    /// The worker id of the engine running in this process, if one does: `/readyz` checks its heartbeat.
+    pub engine_worker: Option<String>,
 }
 
 impl AppState {
@@ -67,6 +75,8 @@ impl AppState {
             sessions: Arc::default(),
             sign_ins: Arc::new(RateLimiter::new(console::SIGN_INS_PER_SECOND, console::SIGN_IN_BURST)),
             allowed_hosts: Vec::new(),
+            metrics: None,
+            engine_worker: None,
         }
     }
 
@@ -84,6 +94,7 @@ pub fn router(state: AppState) -> Router {
     let guard = Arc::new(crosssite::SiteGuard::new(state.accounts.is_open(), &state.allowed_hosts));
     Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .merge(metrics::routes())
         .merge(json::routes())
         .merge(s3control::routes())
         .merge(cos::routes())

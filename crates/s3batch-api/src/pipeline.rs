@@ -115,6 +115,8 @@ pub trait RequestId: Send + Sync {
 pub trait Dialect: Sized + Send + Sync + 'static {
     /// For logs: `S3 Control`, `COS`, `JSON API`.
     const NAME: &'static str;
+    /// For metrics' `dialect` label: `s3control`, `cos`, `json`.
+    const ID: &'static str;
     type Caller: Caller;
     type RequestId: RequestId;
 
@@ -136,16 +138,18 @@ pub struct Call<D: Dialect> {
     pub headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     pub rid: D::RequestId,
+    started: std::time::Instant,
 }
 
 impl<D: Dialect> FromRequest<AppState> for Call<D> {
     type Rejection = std::convert::Infallible;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let started = std::time::Instant::now();
         let (parts, body) = req.into_parts();
         let (method, uri, headers) = (parts.method.clone(), parts.uri.clone(), parts.headers.clone());
         let body = Bytes::from_request(Request::from_parts(parts, body), state).await;
-        Ok(Call { state: state.clone(), method, uri, headers, body, rid: D::RequestId::new() })
+        Ok(Call { state: state.clone(), method, uri, headers, body, rid: D::RequestId::new(), started })
     }
 }
 
@@ -197,10 +201,12 @@ impl<D: Dialect> Call<D> {
 
     /// The answer: the handler's response, or its error in the dialect's envelope; the request id on both.
     pub fn finish(&self, outcome: Result<Response, ApiError>) -> Response {
+        let mut code = "OK";
         let mut resp = match outcome {
             Ok(r) => r,
             Err(e) => {
                 let e = D::wire_error(e);
+                code = e.code;
                 let rid = self.rid.log_id();
                 if e.status.is_server_error() {
                     tracing::error!(code = e.code, message = %e.message, request = rid, "{} call failed", D::NAME);
@@ -211,6 +217,11 @@ impl<D: Dialect> Call<D> {
             }
         };
         self.rid.stamp(&mut resp);
+        let operation = operation(&self.method, self.uri.path());
+        metrics::counter!("s3batch_api_requests_total", "dialect" => D::ID, "operation" => operation, "code" => code)
+            .increment(1);
+        metrics::histogram!("s3batch_api_request_duration_seconds", "dialect" => D::ID, "operation" => operation)
+            .record(self.started.elapsed().as_secs_f64());
         resp
     }
 
@@ -218,6 +229,31 @@ impl<D: Dialect> Call<D> {
     pub async fn answer(self, handler: impl AsyncFnOnce(&Self) -> Result<Response, ApiError>) -> Response {
         let outcome = handler(&self).await;
         self.finish(outcome)
+    }
+}
+
+/// The API operation a request is, by its method and the last part of its path (the same in every dialect):
+/// `CreateJob`, `ListJobs`, `DescribeJob`, … (`Other` for anything else).
+pub fn operation(method: &Method, path: &str) -> &'static str {
+    let mut parts = path.trim_end_matches('/').rsplit('/');
+    let last = parts.next().unwrap_or("");
+    let before = parts.next().unwrap_or("");
+    match (method.as_str(), before, last) {
+        ("POST", _, "jobs") => "CreateJob",
+        ("GET", _, "jobs") => "ListJobs",
+        ("GET", "jobs", _) => "DescribeJob",
+        ("DELETE", "jobs", _) => "DeleteJob",
+        (_, _, "priority") => "UpdateJobPriority",
+        (_, _, "status") => "UpdateJobStatus",
+        ("GET", _, "tagging") => "GetJobTagging",
+        ("PUT", _, "tagging") => "PutJobTagging",
+        ("DELETE", _, "tagging") => "DeleteJobTagging",
+        (_, _, "rerun") => "RerunFailedTasks",
+        (_, _, "rate-limit") => "UpdateJobRateLimit",
+        (_, _, "preview") => "PreviewJob",
+        (_, _, "workers") => "ListWorkers",
+        (_, _, "roles") => "ListRoles",
+        _ => "Other",
     }
 }
 

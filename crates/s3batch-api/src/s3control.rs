@@ -69,6 +69,7 @@ impl pipeline::RequestId for RequestId {
 
 impl Dialect for S3Control {
     const NAME: &'static str = "S3 Control";
+    const ID: &'static str = "s3control";
     type Caller = String;
     type RequestId = RequestId;
 

@@ -27,6 +27,7 @@ pub mod config;
 pub mod conformance;
 pub mod local;
 pub mod memory;
+pub mod metered;
 pub mod router;
 pub mod s3;
 

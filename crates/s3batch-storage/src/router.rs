@@ -108,6 +108,11 @@ impl Router {
     }
 
     /// Add a route (tests use this to put a prepared `MemoryStore` behind some buckets).
+    /// The same routes with every backend's calls counted and timed ([`crate::metered`]).
+    pub fn metered(&self) -> Router {
+        self.map_stores(|_, store| Arc::new(crate::metered::MeteredStore::new(store.clone())))
+    }
+
     pub fn add(&mut self, name: &str, patterns: Vec<String>, store: Arc<dyn ObjectStore>) {
         self.routes.push(Route { name: name.into(), patterns, owner: None, store });
     }

@@ -210,6 +210,9 @@ pub async fn browse_filters_searches_and_counts(s: &dyn JobStore) {
     assert_eq!(counts, vec![(JobStatus::Cancelling, 1), (JobStatus::New, 3)]);
     let counts = s.count_jobs("111111111111", &Browse { search: Some("logs".into()), ..recent }).await.unwrap();
     assert_eq!(counts, vec![(JobStatus::New, 2)]);
+    let mut all = s.count_by_status().await.unwrap();
+    all.sort_by_key(|(st, _)| st.as_str());
+    assert_eq!(all, vec![(JobStatus::Cancelling, 1), (JobStatus::New, 5)], "every account, every time");
 }
 
 pub async fn chunks_leases_and_commit(s: &dyn JobStore) {

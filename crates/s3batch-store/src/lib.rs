@@ -54,6 +54,8 @@ pub trait JobStore: std::fmt::Debug + Send + Sync + 'static {
     async fn list_jobs(&self, account: &str, filter: &ListFilter) -> Result<Vec<Job>>;
     /// Jobs in any of these statuses, any account (the scheduler's view).
     async fn jobs_in(&self, statuses: &[JobStatus]) -> Result<Vec<Job>>;
+    /// How many jobs of every account are in each status (statuses with none left out): the metrics' view.
+    async fn count_by_status(&self) -> Result<Vec<(JobStatus, i64)>>;
     /// A page of an account's recent jobs, filtered, searched and ordered in the database (see [`Browse`]).
     async fn browse_jobs(&self, account: &str, q: &Browse) -> Result<Vec<Job>>;
     /// How many of the jobs [`browse_jobs`](Self::browse_jobs) would page through are in each status (its

@@ -237,6 +237,17 @@ impl JobStore for SqliteStore {
         rows.iter().map(job_from_row).collect()
     }
 
+    async fn count_by_status(&self) -> Result<Vec<(JobStatus, i64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|r| {
+                let status: String = r.try_get("status")?;
+                let status = JobStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok((status, r.try_get("n")?))
+            })
+            .collect()
+    }
+
     async fn count_jobs(&self, account: &str, q: &Browse) -> Result<Vec<(JobStatus, i64)>> {
         let (filter, pattern) = browse_where(q, false);
         let sql = format!("SELECT status, COUNT(*) AS n FROM jobs WHERE {filter} GROUP BY status");

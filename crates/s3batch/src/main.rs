@@ -4,6 +4,7 @@ mod bench;
 mod client;
 mod config;
 mod demo;
+mod metrics;
 mod progress;
 mod serve;
 
@@ -17,8 +18,18 @@ use s3batch_engine::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(name = "s3batch", version, about = "Self-hosted S3 Batch Operations for any S3-compatible storage")]
 struct Cli {
+    /// How log lines are written to stderr: `text` (the default) or `json` (one object per line, with the span
+    /// fields — job, chunk, worker — of every engine line). Filtering stays `S3BATCH_LOG` (e.g. `info,sqlx=warn`).
+    #[arg(long, global = true, value_enum, env = "S3BATCH_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,6 +63,9 @@ enum Command {
         /// The job store the fleet shares: postgres://user:password@host/db (or server.database_url).
         #[arg(long)]
         database_url: Option<String>,
+        /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` on this address (off unless set).
+        #[arg(long)]
+        metrics_listen: Option<String>,
     },
     /// List the processes running an engine on a server's database (id, host, pid, chunks in flight, state).
     Workers {
@@ -205,13 +219,13 @@ async fn main() {
     } else {
         "warn"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("S3BATCH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("S3BATCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).flatten_event(true).init(),
+    }
     if let Err(e) = run(cli).await {
         eprintln!("error: {e:#}");
         std::process::exit(1);
@@ -240,14 +254,14 @@ async fn run(cli: Cli) -> Result<()> {
             })
             .await
         }
-        Command::Worker { config, database_url } => {
+        Command::Worker { config, database_url, metrics_listen } => {
             let mut cfg = config::Config::load(config.as_deref(), std::env::vars())?;
             if let Some(u) = database_url {
                 cfg.server.database_url = Some(u);
             }
             let shutdown = CancellationToken::new();
             serve::cancel_on_signal(shutdown.clone());
-            serve::worker(cfg, shutdown, |id| {
+            serve::worker(cfg, metrics_listen, shutdown, |id| {
                 println!("s3batch worker {id} running");
                 use std::io::Write;
                 let _ = std::io::stdout().flush();

@@ -75,7 +75,9 @@ pub async fn build(config: &Config, role: &str) -> Result<Parts> {
     std::fs::create_dir_all(&config.server.data_dir)
         .with_context(|| format!("creating data dir {}", config.server.data_dir.display()))?;
     let store = open_store(&config.database_url()).await?;
-    let router = open_router(config)?;
+    // Every storage call is counted and timed (the recorder is installed first, so the handles are live).
+    crate::metrics::install()?;
+    let router = Arc::new(open_router(config)?.metered());
     let mut engine_config = config.engine.clone();
     // Events name the region of the job ARNs the API gives out, unless [engine.events] names one.
     engine_config.events.region.get_or_insert_with(|| config.server.region.clone());
@@ -112,6 +114,8 @@ pub async fn serve(
             Arc::new(s3batch_api::RateLimiter::new(config.server.requests_per_second, config.server.request_burst));
     }
     state.allowed_hosts = config.server.allowed_hosts.clone();
+    state.metrics = Some(crate::metrics::install()?);
+    state.engine_worker = with_engine.then(|| parts.engine.worker_id.clone());
     let app = s3batch_api::router(state);
     if with_engine {
         parts.engine.register().await; // listed in `s3batch workers` by the time the address is printed
@@ -130,7 +134,12 @@ pub async fn serve(
 
 /// `s3batch worker`: the engine alone until `shutdown`, then drain (see [`Engine::run`]). `ready` gets the worker
 /// id once it runs.
-pub async fn worker(config: Config, shutdown: CancellationToken, ready: impl FnOnce(&str)) -> Result<()> {
+pub async fn worker(
+    config: Config,
+    metrics_listen: Option<String>,
+    shutdown: CancellationToken,
+    ready: impl FnOnce(&str),
+) -> Result<()> {
     let Some(url) = config.server.database_url.as_deref() else {
         bail!(
             "s3batch worker needs the database the fleet shares: --database-url postgres://… \
@@ -143,6 +152,24 @@ pub async fn worker(config: Config, shutdown: CancellationToken, ready: impl FnO
         );
     }
     let parts = build(&config, "worker").await?;
+    if let Some(addr) = &metrics_listen {
+        let mut state = AppState::new(parts.service.clone(), Arc::new(Accounts::default()), "");
+        state.metrics = Some(crate::metrics::install()?);
+        state.engine_worker = Some(parts.engine.worker_id.clone());
+        let app = axum::Router::new()
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
+            .merge(s3batch_api::metrics::routes())
+            .with_state(state);
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding --metrics-listen {addr}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "metrics on /metrics");
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+                tracing::warn!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     parts.engine.register().await; // listed in `s3batch workers` by the time it says it runs
     let engine = tokio::spawn(parts.engine.clone().run(shutdown));
     ready(&parts.engine.worker_id);

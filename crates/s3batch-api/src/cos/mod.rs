@@ -121,6 +121,7 @@ impl pipeline::Caller for CosCaller {
 
 impl Dialect for Cos {
     const NAME: &'static str = "COS";
+    const ID: &'static str = "cos";
     type Caller = CosCaller;
     type RequestId = CosRequestId;
 

@@ -49,6 +49,9 @@ impl<G: Gate> JobStore for Wrapped<G> {
     async fn browse_jobs(&self, account: &str, q: &Browse) -> StoreResult<Vec<Job>> {
         self.gate.around(self.inner.browse_jobs(account, q)).await
     }
+    async fn count_by_status(&self) -> StoreResult<Vec<(JobStatus, i64)>> {
+        self.gate.around(self.inner.count_by_status()).await
+    }
     async fn count_jobs(&self, account: &str, q: &Browse) -> StoreResult<Vec<(JobStatus, i64)>> {
         self.gate.around(self.inner.count_jobs(account, q)).await
     }

@@ -1,0 +1,249 @@
+//! A backend with every call counted and timed (the `metrics` facade; the process chooses the exporter):
+//!
+//! - `s3batch_storage_requests_total{backend, request, status}`: `request` is the S3 call (`CopyObject`,
+//!   `PutObjectTagging`, …), `status` the HTTP status answered (`200` for a success) or `error` when none came
+//!   back (a connection reset, a timeout);
+//! - `s3batch_storage_request_duration_seconds{backend, request}`: a histogram of every call's time;
+//! - `s3batch_throttled_total{backend}`: answers that asked to slow down (`SlowDown`, 503, throttling codes).
+//!
+//! The success path uses handles made once per request kind, so a call costs two clock reads, an atomic add and a
+//! histogram sample.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use metrics::{Counter, Histogram};
+
+use crate::*;
+
+const REQUESTS: [&str; 23] = [
+    "CreateBucket",
+    "HeadObject",
+    "GetObject",
+    "PutObject",
+    "CopyObject",
+    "DeleteObject",
+    "GetObjectTagging",
+    "PutObjectTagging",
+    "DeleteObjectTagging",
+    "ListObjectsV2",
+    "ListObjectVersions",
+    "PutObjectAcl",
+    "GetObjectAcl",
+    "PutObjectRetention",
+    "GetObjectRetention",
+    "PutObjectLegalHold",
+    "GetObjectLegalHold",
+    "RestoreObject",
+    "CreateMultipartUpload",
+    "UploadPartCopy",
+    "UploadPart",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+];
+
+/// The index of a request name in [`REQUESTS`].
+fn at(request: &'static str) -> usize {
+    REQUESTS.iter().position(|r| *r == request).expect("a known request name")
+}
+
+#[derive(Debug, Clone)]
+struct Meter {
+    ok: Counter,
+    duration: Histogram,
+}
+
+/// A backend whose calls are counted and timed.
+#[derive(Debug)]
+pub struct MeteredStore {
+    inner: Arc<dyn ObjectStore>,
+    backend: &'static str,
+    meters: Vec<Meter>,
+    throttled: Counter,
+}
+
+impl MeteredStore {
+    pub fn new(inner: Arc<dyn ObjectStore>) -> MeteredStore {
+        let backend = inner.kind();
+        let meters = REQUESTS
+            .iter()
+            .map(|r| Meter {
+                ok: metrics::counter!("s3batch_storage_requests_total", "backend" => backend, "request" => *r,
+                    "status" => if *r == "DeleteObject" { "204" } else { "200" }),
+                duration: metrics::histogram!("s3batch_storage_request_duration_seconds", "backend" => backend,
+                    "request" => *r),
+            })
+            .collect();
+        let throttled = metrics::counter!("s3batch_throttled_total", "backend" => backend);
+        MeteredStore { inner, backend, meters, throttled }
+    }
+
+    async fn timed<T>(&self, request: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
+        let start = Instant::now();
+        let out = call.await;
+        let meter = &self.meters[at(request)];
+        meter.duration.record(start.elapsed().as_secs_f64());
+        match &out {
+            Ok(_) => meter.ok.increment(1),
+            Err(e) => {
+                let status = if e.http_status == 0 { "error".to_string() } else { e.http_status.to_string() };
+                metrics::counter!("s3batch_storage_requests_total", "backend" => self.backend, "request" => request,
+                    "status" => status)
+                .increment(1);
+                if throttling(e) {
+                    self.throttled.increment(1);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// An answer that asks the client to slow down.
+fn throttling(e: &StorageError) -> bool {
+    e.http_status == 503
+        || e.http_status == 429
+        || matches!(
+            e.code.as_str(),
+            "SlowDown" | "Throttling" | "ThrottlingException" | "TooManyRequests" | "RequestLimitExceeded"
+        )
+}
+
+#[async_trait]
+impl ObjectStore for MeteredStore {
+    fn kind(&self) -> &'static str {
+        self.backend
+    }
+    async fn create_bucket(&self, bucket: &str) -> Result<()> {
+        self.timed("CreateBucket", self.inner.create_bucket(bucket)).await
+    }
+    async fn head_object(&self, obj: &ObjectRef) -> Result<ObjectInfo> {
+        self.timed("HeadObject", self.inner.head_object(obj)).await
+    }
+    async fn get_object(&self, obj: &ObjectRef, range: Option<Range<u64>>) -> Result<GetResult> {
+        self.timed("GetObject", self.inner.get_object(obj, range)).await
+    }
+    async fn put_object(&self, bucket: &str, key: &str, body: PutBody, opts: &PutOptions) -> Result<WriteResult> {
+        self.timed("PutObject", self.inner.put_object(bucket, key, body, opts)).await
+    }
+    async fn copy_object(&self, req: &CopyRequest) -> Result<WriteResult> {
+        self.timed("CopyObject", self.inner.copy_object(req)).await
+    }
+    async fn delete_object(&self, obj: &ObjectRef) -> Result<WriteResult> {
+        self.timed("DeleteObject", self.inner.delete_object(obj)).await
+    }
+    async fn get_object_tagging(&self, obj: &ObjectRef) -> Result<Vec<Tag>> {
+        self.timed("GetObjectTagging", self.inner.get_object_tagging(obj)).await
+    }
+    async fn put_object_tagging(&self, obj: &ObjectRef, tags: &[Tag]) -> Result<WriteResult> {
+        self.timed("PutObjectTagging", self.inner.put_object_tagging(obj, tags)).await
+    }
+    async fn delete_object_tagging(&self, obj: &ObjectRef) -> Result<WriteResult> {
+        self.timed("DeleteObjectTagging", self.inner.delete_object_tagging(obj)).await
+    }
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<String>,
+        max_keys: usize,
+    ) -> Result<ListPage> {
+        self.timed("ListObjectsV2", self.inner.list_objects(bucket, prefix, continuation, max_keys)).await
+    }
+    async fn list_objects_after(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<String>,
+        max_keys: usize,
+    ) -> Result<ListPage> {
+        self.timed("ListObjectsV2", self.inner.list_objects_after(bucket, prefix, start_after, max_keys)).await
+    }
+    async fn list_object_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key_marker: Option<String>,
+        version_marker: Option<String>,
+        max_keys: usize,
+    ) -> Result<VersionPage> {
+        let call = self.inner.list_object_versions(bucket, prefix, key_marker, version_marker, max_keys);
+        self.timed("ListObjectVersions", call).await
+    }
+    async fn put_object_acl(&self, obj: &ObjectRef, acl: &Acl) -> Result<()> {
+        self.timed("PutObjectAcl", self.inner.put_object_acl(obj, acl)).await
+    }
+    async fn get_object_acl(&self, obj: &ObjectRef) -> Result<AclPolicy> {
+        self.timed("GetObjectAcl", self.inner.get_object_acl(obj)).await
+    }
+    async fn put_object_retention(
+        &self,
+        obj: &ObjectRef,
+        mode: Option<RetentionMode>,
+        retain_until: Option<Millis>,
+        bypass_governance: bool,
+        event_hold: Option<EventHold>,
+    ) -> Result<()> {
+        let call = self.inner.put_object_retention(obj, mode, retain_until, bypass_governance, event_hold);
+        self.timed("PutObjectRetention", call).await
+    }
+    async fn get_object_retention(&self, obj: &ObjectRef) -> Result<Retention> {
+        self.timed("GetObjectRetention", self.inner.get_object_retention(obj)).await
+    }
+    async fn put_object_legal_hold(&self, obj: &ObjectRef, on: bool) -> Result<()> {
+        self.timed("PutObjectLegalHold", self.inner.put_object_legal_hold(obj, on)).await
+    }
+    async fn get_object_legal_hold(&self, obj: &ObjectRef) -> Result<bool> {
+        self.timed("GetObjectLegalHold", self.inner.get_object_legal_hold(obj)).await
+    }
+    async fn restore_object(&self, obj: &ObjectRef, days: Option<i32>, tier: Option<RestoreTier>) -> Result<()> {
+        self.timed("RestoreObject", self.inner.restore_object(obj, days, tier)).await
+    }
+    async fn create_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        opts: &MultipartOptions,
+    ) -> Result<MultipartUpload> {
+        self.timed("CreateMultipartUpload", self.inner.create_multipart_upload(bucket, key, opts)).await
+    }
+    async fn upload_part_copy(
+        &self,
+        upload: &MultipartUpload,
+        part_number: i32,
+        source: &ObjectRef,
+        range: Option<Range<u64>>,
+    ) -> Result<CompletedPart> {
+        self.timed("UploadPartCopy", self.inner.upload_part_copy(upload, part_number, source, range)).await
+    }
+    async fn upload_part(&self, upload: &MultipartUpload, part_number: i32, data: Bytes) -> Result<CompletedPart> {
+        self.timed("UploadPart", self.inner.upload_part(upload, part_number, data)).await
+    }
+    async fn complete_multipart_upload(
+        &self,
+        upload: &MultipartUpload,
+        parts: &[CompletedPart],
+    ) -> Result<WriteResult> {
+        self.timed("CompleteMultipartUpload", self.inner.complete_multipart_upload(upload, parts)).await
+    }
+    async fn abort_multipart_upload(&self, upload: &MultipartUpload) -> Result<()> {
+        self.timed("AbortMultipartUpload", self.inner.abort_multipart_upload(upload)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_request_name_is_known_once() {
+        let mut names = REQUESTS.to_vec();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), REQUESTS.len());
+        assert_eq!(at("CopyObject"), 4);
+    }
+}

@@ -1,0 +1,58 @@
+//! The process's metrics recorder: installed once, before anything records, so the handles the storage and the
+//! engine make up front are live. `/metrics` renders it (on `serve`, and on a worker's `--metrics-listen`).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Latency buckets in seconds, for every `*_duration_seconds` histogram: 1 ms to 1 min.
+const BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0];
+
+/// The recorder, installed on first use; every later call returns the same handle.
+pub fn install() -> Result<PrometheusHandle> {
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let recorder = PrometheusBuilder::new()
+        .set_buckets(&BUCKETS)
+        .context("histogram buckets")?
+        .build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).context("installing the metrics recorder")?;
+    describe();
+    metrics::gauge!("s3batch_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    // Histograms are kept as raw samples until upkeep folds them into buckets.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!("s3batch_build_info", "The running s3batch version (always 1).");
+    describe_gauge!("s3batch_jobs", "Jobs by status, every account's, as this process's job store sees them.");
+    describe_counter!("s3batch_tasks_total", "Tasks finished, by operation and outcome (succeeded, failed).");
+    describe_counter!("s3batch_task_retries_total", "Task attempts retried, by operation and reason.");
+    describe_counter!("s3batch_storage_requests_total", "Storage calls, by backend, S3 request and HTTP status.");
+    describe_histogram!(
+        "s3batch_storage_request_duration_seconds",
+        Unit::Seconds,
+        "Storage call time, by backend and S3 request."
+    );
+    describe_counter!("s3batch_throttled_total", "Storage answers that asked to slow down, by backend.");
+    describe_counter!("s3batch_api_requests_total", "API calls, by dialect, operation and answer code.");
+    describe_histogram!(
+        "s3batch_api_request_duration_seconds",
+        Unit::Seconds,
+        "API call time, by dialect and operation."
+    );
+}
