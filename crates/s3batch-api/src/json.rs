@@ -11,6 +11,8 @@
 //! | workers | `GET /api/v1/workers`: the processes running an engine on this database ([`WorkersResult`]) |
 //! | rate limit | `POST /api/v1/jobs/{id}/rate-limit` `{"RateLimit": N}` (tasks/s for the whole job) or `{"RateLimit": null}` |
 //! | preview | `GET /api/v1/jobs/{id}/preview`: tasks, bytes, requests, estimated duration ([`Preview`]) |
+//! | report | `GET /api/v1/jobs/{id}/report`: where the completion report is and its files ([`ReportResult`]) |
+//! | report file | `GET /api/v1/jobs/{id}/report/files/{n}`: the report's `n`th results file (CSV), streamed |
 //!
 //! A create body may also carry `"DryRun": true` and `"RateLimit": N` (extensions of the job spec).
 //!
@@ -43,6 +45,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/roles", get(roles))
         .route("/api/v1/jobs/{id}/rate-limit", post(update_rate_limit))
         .route("/api/v1/jobs/{id}/preview", get(preview))
+        .route("/api/v1/jobs/{id}/report", get(report))
+        .route("/api/v1/jobs/{id}/report/files/{n}", get(report_file))
 }
 
 /// An error response.
@@ -386,6 +390,47 @@ async fn preview(Path(id): Path<String>, call: Call) -> Response {
     call.answer(async |c| {
         let account = c.caller()?;
         ok(&c.state.service.preview(&account, &id).await?)
+    })
+    .await
+}
+
+/// `GET /api/v1/jobs/{id}/report`: the written completion report (404 `NotFoundException` while there is none).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReportResult {
+    /// `s3://bucket/…/job-<id>/manifest.json`.
+    pub location: String,
+    /// The report's `manifest.json`, as written: `Results` lists its files, by task status.
+    pub manifest: s3batch_core::report::ReportManifest,
+}
+
+async fn written_report(c: &Call, id: &str) -> Result<(String, s3batch_engine::service::JobReportFiles), ApiError> {
+    let account = c.caller()?;
+    match c.state.service.report(&account, id).await? {
+        Some(files) => Ok((account, files)),
+        None => Err(WireError::new("NotFoundException", 404, format!("job {id} has no report (yet)")).into()),
+    }
+}
+
+async fn report(Path(id): Path<String>, call: Call) -> Response {
+    call.answer(async |c| {
+        let (_, files) = written_report(c, &id).await?;
+        let location = format!("s3://{}/{}", files.bucket, files.manifest_key);
+        ok(&ReportResult { location, manifest: files.manifest })
+    })
+    .await
+}
+
+async fn report_file(Path((id, n)): Path<(String, String)>, call: Call) -> Response {
+    call.answer(async |c| {
+        let (_, files) = written_report(c, &id).await?;
+        let Some(f) = n.parse::<usize>().ok().and_then(|i| files.manifest.results.get(i)) else {
+            return Err(WireError::new("NotFoundException", 404, format!("the report has no file {n}")).into());
+        };
+        let got = files.open(&f.bucket, &f.key).await?;
+        let body =
+            axum::body::Body::from_stream(futures::StreamExt::map(got.body, |b| b.map_err(std::io::Error::other)));
+        Ok(([(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
     })
     .await
 }

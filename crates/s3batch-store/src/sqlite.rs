@@ -238,7 +238,8 @@ impl JobStore for SqliteStore {
     }
 
     async fn count_by_status(&self) -> Result<Vec<(JobStatus, i64)>> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetch_all(&self.reader).await?;
+        let rows =
+            sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetch_all(&self.reader).await?;
         rows.iter()
             .map(|r| {
                 let status: String = r.try_get("status")?;

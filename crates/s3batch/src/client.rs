@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use s3batch_api::json::{
-    CreateJobBody, CreateJobResult, ErrorBody, JobView, ListJobsResult, PriorityBody, RateLimitBody, RolesResult,
-    UpdateStatusBody, WorkersResult,
+    CreateJobBody, CreateJobResult, ErrorBody, JobView, ListJobsResult, PriorityBody, RateLimitBody, ReportResult,
+    RolesResult, UpdateStatusBody, WorkersResult,
 };
 use s3batch_core::JobSpec;
 use s3batch_engine::preview::Preview;
@@ -29,7 +29,7 @@ pub struct Conn {
     /// Account id to act for (an open server's jobs are grouped by it).
     #[arg(long, env = "S3BATCH_ACCOUNT_ID", global = true)]
     pub account_id: Option<String>,
-    /// How to print results.
+    /// How to print results (`csv` is for `job report`'s rows).
     #[arg(long, value_enum, default_value = "table", global = true)]
     pub output: Output,
 }
@@ -38,6 +38,7 @@ pub struct Conn {
 pub enum Output {
     Table,
     Json,
+    Csv,
 }
 
 pub struct Client {
@@ -161,8 +162,35 @@ impl Client {
         match self.conn.output {
             Output::Json => println!("{}", serde_json::to_string_pretty(v)?),
             Output::Table => table(v),
+            Output::Csv => bail!("--output csv prints the rows of `s3batch job report`; use table or json here"),
         }
         Ok(())
+    }
+
+    pub fn output(&self) -> Output {
+        self.conn.output
+    }
+
+    /// Where a job's completion report is, and its files.
+    pub async fn report(&self, id: &str) -> Result<ReportResult> {
+        self.send(self.req(reqwest::Method::GET, &format!("/jobs/{}/report", path_seg(id)))).await
+    }
+
+    /// The `n`th results file of a job's report, as a response whose body is still to be read.
+    pub async fn report_file(&self, id: &str, n: usize) -> Result<reqwest::Response> {
+        let path = format!("/jobs/{}/report/files/{n}", path_seg(id));
+        // A large file takes longer than one API call: no overall timeout, only the connect one.
+        let r = self.req(reqwest::Method::GET, &path).timeout(Duration::from_secs(24 * 3600));
+        let resp = r.send().await.with_context(|| format!("cannot reach s3batch at {}", self.conn.endpoint))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let bytes = resp.bytes().await?;
+            match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(e) => bail!("{}: {}", e.code, e.message),
+                Err(_) => bail!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)),
+            }
+        }
+        Ok(resp)
     }
 }
 

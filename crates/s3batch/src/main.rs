@@ -6,6 +6,7 @@ mod config;
 mod demo;
 mod metrics;
 mod progress;
+mod report;
 mod serve;
 
 use std::path::PathBuf;
@@ -208,6 +209,15 @@ enum JobCmd {
     },
     /// Impact preview of a prepared job: tasks, bytes (from a HEAD of a sample), requests, estimated duration.
     Preview { id: String },
+    /// A finished job's completion report: a summary (rows, succeeded, failed, failures by error code and HTTP
+    /// status with an example key each); with `--output csv` or `--output json` the rows themselves (one JSON
+    /// object a line). Reports are streamed file by file: memory stays flat however large they are.
+    Report {
+        id: String,
+        /// Only the failed tasks' rows (in the table output, listed under the summary).
+        #[arg(long)]
+        failed: bool,
+    },
 }
 
 #[tokio::main]
@@ -345,5 +355,6 @@ async fn job(conn: client::Conn, cmd: JobCmd) -> Result<()> {
             c.print(&c.rate_limit(&id, limit).await?, client::print_job)
         }
         JobCmd::Preview { id } => c.print(&c.preview(&id).await?, client::print_preview),
+        JobCmd::Report { id, failed } => report::print(&c, &id, failed).await,
     }
 }

@@ -17,10 +17,7 @@ pub fn install() -> Result<PrometheusHandle> {
     if let Some(h) = HANDLE.get() {
         return Ok(h.clone());
     }
-    let recorder = PrometheusBuilder::new()
-        .set_buckets(&BUCKETS)
-        .context("histogram buckets")?
-        .build_recorder();
+    let recorder = PrometheusBuilder::new().set_buckets(&BUCKETS).context("histogram buckets")?.build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).context("installing the metrics recorder")?;
     describe();

@@ -8,69 +8,16 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, write_config};
+use common::{Server, block, moto_put, start_moto, write_config};
 
 const A: (&str, &str, &str) = ("111111111111", "AKIDCONSOLEA", "secret-a");
 const B: (&str, &str, &str) = ("222222222222", "AKIDCONSOLEB", "secret-b");
 const OBJECTS: usize = 30;
 const MISSING: usize = 5;
-
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_moto() -> Moto {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("python3")
-        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start moto ({e}); install it with `pip install 'moto[server]'`"));
-    let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-            let mut buf = [0u8; 5];
-            if s.read_exact(&mut buf).is_ok() && &buf == b"HTTP/" {
-                return moto;
-            }
-        }
-        if let Ok(Some(status)) = moto.child.try_wait() {
-            panic!("moto server exited with {status}; is `moto[server]` installed?");
-        }
-        assert!(Instant::now() < deadline, "moto did not answer within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn block<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
-}
-
-/// PUT to moto, path style (moto takes unsigned requests).
-fn moto_put(moto: &Moto, path: &str, body: &str) {
-    let url = format!("{}/{path}", moto.endpoint);
-    let status =
-        block(async { reqwest::Client::new().put(&url).body(body.to_string()).send().await.unwrap().status() });
-    assert!(status.is_success(), "PUT {url}: {status}");
-}
 
 /// A JSON API call with HTTP Basic credentials.
 fn api(

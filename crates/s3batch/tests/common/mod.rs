@@ -2,7 +2,8 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -185,4 +186,65 @@ pub fn api(method: &str, url: &str, body: Option<serde_json::Value>) -> (u16, se
             Err(e) => (0, serde_json::Value::String(e.to_string())),
         }
     })
+}
+
+/// A moto server (PyPI `moto[server]`), the S3 protocol peer; killed when dropped.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start moto on a free port; with `log`, its request log (one line per request) goes to that file.
+pub fn start_moto_logged(log: Option<&Path>) -> Moto {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("python3")
+        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(match log {
+            Some(p) => Stdio::from(std::fs::File::create(p).expect("creating moto's log")),
+            None => Stdio::null(),
+        })
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start moto ({e}); install it with `pip install 'moto[server]'`"));
+    let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+            let mut buf = [0u8; 5];
+            if s.read_exact(&mut buf).is_ok() && &buf == b"HTTP/" {
+                return moto;
+            }
+        }
+        if let Ok(Some(status)) = moto.child.try_wait() {
+            panic!("moto server exited with {status}; is `moto[server]` installed?");
+        }
+        assert!(Instant::now() < deadline, "moto did not answer within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
+
+/// PUT to moto, path style (moto takes unsigned requests).
+pub fn moto_put(moto: &Moto, path: &str, body: &str) {
+    let url = format!("{}/{path}", moto.endpoint);
+    let status =
+        block(async { reqwest::Client::new().put(&url).body(body.to_string()).send().await.unwrap().status() });
+    assert!(status.is_success(), "PUT {url}: {status}");
+}
+
+/// Start moto on a free port.
+pub fn start_moto() -> Moto {
+    start_moto_logged(None)
 }
