@@ -71,11 +71,27 @@ pub struct EventsConfig {
     pub poll_ms: u64,
     /// Events every sink has are kept this long, then pruned, in hours. Default: 24.
     pub retention_hours: i64,
+    /// Per-task audit events, one CloudTrail-shaped JSON line per task ([`crate::data_events`]). Default: off.
+    pub data_events: bool,
+    /// Where they go. Default: `data-events.jsonl` in the server's data dir.
+    pub data_events_log: Option<PathBuf>,
+    /// Lines that may wait for the disk; beyond that, events are dropped and counted, never the job slowed.
+    /// Default: 65536.
+    pub data_events_buffer: usize,
 }
 
 impl Default for EventsConfig {
     fn default() -> Self {
-        EventsConfig { audit_log: None, webhooks: Vec::new(), region: None, poll_ms: 500, retention_hours: 24 }
+        EventsConfig {
+            audit_log: None,
+            webhooks: Vec::new(),
+            region: None,
+            poll_ms: 500,
+            retention_hours: 24,
+            data_events: false,
+            data_events_log: None,
+            data_events_buffer: 65_536,
+        }
     }
 }
 

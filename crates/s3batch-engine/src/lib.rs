@@ -30,6 +30,7 @@
 
 pub mod checksum;
 pub mod control;
+pub mod data_events;
 pub mod error;
 pub mod events;
 pub mod execute;

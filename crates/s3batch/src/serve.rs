@@ -81,6 +81,8 @@ pub async fn build(config: &Config, role: &str) -> Result<Parts> {
     let mut engine_config = config.engine.clone();
     // Events name the region of the job ARNs the API gives out, unless [engine.events] names one.
     engine_config.events.region.get_or_insert_with(|| config.server.region.clone());
+    // Per-task events go to the data dir unless [engine.events] names a file.
+    engine_config.events.data_events_log.get_or_insert_with(|| config.server.data_dir.join("data-events.jsonl"));
     let roles = Roles::new(&config.roles, &config.storage_or_default(), router.clone(), !config.accounts.is_empty())
         .map_err(anyhow::Error::msg)?;
     let roles = Arc::new(roles);
