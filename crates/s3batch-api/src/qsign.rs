@@ -36,6 +36,9 @@ pub struct Verified {
     pub access_key_id: String,
 }
 
+/// The longest signature window accepted, in seconds (7 days, as for presigned S3 URLs).
+pub const MAX_SIGN_WINDOW_SECS: i64 = 7 * 24 * 3600;
+
 /// The `q-*` values of a signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Signed {
@@ -186,6 +189,9 @@ pub fn verify<'s>(
 ) -> Result<Verified, AuthError> {
     let query = query_pairs(uri);
     let signed = find_signature(headers, &query)?;
+    if !signed.header_list.iter().any(|h| h == "host") {
+        return Err(denied("AccessDenied", "q-header-list must name host: a signature must be bound to the server"));
+    }
     let secret = secret_of(&signed.access_key_id).ok_or_else(|| {
         denied("InvalidAccessKeyId", format!("the SecretId {} is not known to this server", signed.access_key_id))
     })?;
@@ -234,11 +240,18 @@ fn find_signature(headers: &HeaderMap, query: &[(String, String)]) -> Result<Sig
     }
 }
 
-/// `q-sign-time` and `q-key-time` cover `now` (give or take the clock skew allowed).
+/// `q-sign-time` and `q-key-time` cover `now` (give or take the clock skew allowed), and are no longer than
+/// [`MAX_SIGN_WINDOW_SECS`]: a signature good for years would be a bearer token.
 fn check_window(signed: &Signed, now: i64) -> Result<(), AuthError> {
     let bad_time = |t: &str| denied("AccessDenied", format!("q-sign-time/q-key-time '{t}' is not <start>;<end>"));
     let (start, end) = window(&signed.sign_time).ok_or_else(|| bad_time(&signed.sign_time))?;
     let (kstart, kend) = window(&signed.key_time).ok_or_else(|| bad_time(&signed.key_time))?;
+    if end - start > MAX_SIGN_WINDOW_SECS || kend - kstart > MAX_SIGN_WINDOW_SECS {
+        return Err(denied(
+            "AccessDenied",
+            format!("the signature's q-sign-time/q-key-time is longer than {MAX_SIGN_WINDOW_SECS} seconds (7 days)"),
+        ));
+    }
     if now > end.min(kend) + MAX_CLOCK_SKEW_SECS {
         return Err(denied("AccessDenied", "Request has expired: the signature's q-sign-time has passed"));
     }
@@ -426,6 +439,14 @@ mod tests {
         let early = verify(&m, &u, &h, 1576812701 - MAX_CLOCK_SKEW_SECS - 1, secret).unwrap_err();
         assert_eq!(early.code, "RequestTimeTooSkewed");
         assert!(verify(&m, &u, &h, 1576812701 - 60, secret).is_ok(), "a little skew is allowed");
+
+        // A window of years is a bearer token; a signature not bound to the host could be replayed elsewhere.
+        let forever = GO_STATUS_AUTH.replace("1576812701;1576819901", "0;4102444800");
+        let (m, u, h) = status_request(&forever, HOST);
+        assert!(verify(&m, &u, &h, now, secret).unwrap_err().message.contains("7 days"));
+        let hostless = GO_STATUS_AUTH.replace("content-length;host;x-cos-appid", "content-length;x-cos-appid");
+        let (m, u, h) = status_request(&hostless, HOST);
+        assert!(verify(&m, &u, &h, now, secret).unwrap_err().message.contains("host"));
 
         // A listed header or parameter that is not there.
         let (m, _, h) = status_request(GO_STATUS_AUTH, HOST);

@@ -25,7 +25,7 @@ pub struct Config {
 }
 
 /// `[server]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Default: `127.0.0.1:8080`.
@@ -43,6 +43,21 @@ pub struct ServerConfig {
     /// Host names (without port) an open server (no `[[accounts]]`) answers to besides loopback names and
     /// addresses; requests under any other `Host` are refused (DNS rebinding). Default: none.
     pub allowed_hosts: Vec<String>,
+}
+
+/// The database URL's password never reaches a log line or an error.
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_deref().map(crate::serve::redact_url))
+            .field("region", &self.region)
+            .field("requests_per_second", &self.requests_per_second)
+            .field("request_burst", &self.request_burst)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .finish()
+    }
 }
 
 impl Default for ServerConfig {
@@ -69,14 +84,17 @@ impl Config {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
             value = toml::from_str(&text).with_context(|| format!("config file {}", p.display()))?;
         }
+        // Each value set from the environment, by its place in the config, with the text it was given.
+        let mut from_env: Vec<(String, String)> = Vec::new();
         for (k, v) in env {
             if let Some(rest) = k.strip_prefix("S3BATCH_")
                 && rest.contains("__")
             {
-                set_path(&mut value, rest, &v).with_context(|| format!("environment variable {k}"))?;
+                let at = set_path(&mut value, rest, &v).with_context(|| format!("environment variable {k}"))?;
+                from_env.push((at, v));
             }
         }
-        let config: Config = value.try_into().context("configuration")?;
+        let config = deserialize(value, &from_env)?;
         config.engine.validate().map_err(anyhow::Error::msg)?;
         // Roles are checked now, so that a bad one stops every command that reads the config.
         let storage = config.storage_or_default();
@@ -104,10 +122,88 @@ impl Config {
     }
 }
 
+/// The config from its TOML value. An environment value read as a number or a boolean where the config wants
+/// text (`S3BATCH_ACCOUNTS__0__ACCOUNT_ID=123456789012`, an all-digit secret) is taken as the text it was
+/// given. Errors name the key and never repeat the value (it may be a secret).
+fn deserialize(mut value: toml::Value, from_env: &[(String, String)]) -> Result<Config> {
+    for _ in 0..=from_env.len() {
+        let err = match serde_path_to_error::deserialize::<_, Config>(value.clone()) {
+            Ok(c) => return Ok(c),
+            Err(e) => e,
+        };
+        let at = err.path().to_string();
+        let message = err.inner().to_string();
+        let wants_text = message.contains("expected a string") || message.contains("expected a borrowed string");
+        match from_env.iter().find(|(p, _)| *p == at) {
+            Some((_, raw)) if wants_text && !matches!(value_at(&value, &at), Some(toml::Value::String(_))) => {
+                set_value(&mut value, &at, toml::Value::String(raw.clone()));
+            }
+            _ => bail!("configuration: {at}: {}", without_values(&message)),
+        }
+    }
+    bail!("configuration: the environment's values do not fit")
+}
+
+/// A deserializer message without the value it quotes (`invalid type: integer `123`, expected …`); messages about
+/// names (an unknown field) keep them.
+fn without_values(message: &str) -> String {
+    if !message.starts_with("invalid") {
+        return message.to_string();
+    }
+    let mut out = String::new();
+    for (i, part) in message.split('`').enumerate() {
+        out.push_str(if i % 2 == 1 { "…" } else { part });
+    }
+    out
+}
+
+/// The steps of a path as [`serde_path_to_error`] prints it (`accounts[0].account_id`).
+fn steps(path: &str) -> Vec<String> {
+    path.split(['.', '[']).map(|s| s.trim_end_matches(']').to_string()).filter(|s| !s.is_empty()).collect()
+}
+
+fn value_at<'v>(root: &'v toml::Value, path: &str) -> Option<&'v toml::Value> {
+    steps(path).iter().try_fold(root, |cur, step| match cur {
+        toml::Value::Array(a) => a.get(step.parse::<usize>().ok()?),
+        toml::Value::Table(t) => t.get(step),
+        _ => None,
+    })
+}
+
+fn set_value(root: &mut toml::Value, path: &str, new: toml::Value) {
+    let mut cur = root;
+    for step in steps(path) {
+        cur = match cur {
+            toml::Value::Array(a) => match step.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+                Some(v) => v,
+                None => return,
+            },
+            toml::Value::Table(t) => match t.get_mut(&step) {
+                Some(v) => v,
+                None => return,
+            },
+            _ => return,
+        };
+    }
+    *cur = new;
+}
+
 /// `ENGINE__CONCURRENCY=32` sets `engine.concurrency`; `STORAGE__0__ENDPOINT=…` sets `storage[0].endpoint`.
-/// Values are read as TOML scalars (numbers, booleans) where they parse as one, else as strings.
-fn set_path(root: &mut toml::Value, path: &str, raw: &str) -> Result<()> {
+/// Values are read as TOML scalars (numbers, booleans) where they parse as one, else as strings. Returns the
+/// place it set, as [`serde_path_to_error`] names it (`storage[0].endpoint`).
+fn set_path(root: &mut toml::Value, path: &str, raw: &str) -> Result<String> {
     let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
+    let mut at = String::new();
+    for part in &parts {
+        if part.parse::<usize>().is_ok() {
+            at.push_str(&format!("[{part}]"));
+        } else {
+            if !at.is_empty() {
+                at.push('.');
+            }
+            at.push_str(part);
+        }
+    }
     let mut cur = root;
     for (i, part) in parts.iter().enumerate() {
         let last = i == parts.len() - 1;
@@ -131,7 +227,7 @@ fn set_path(root: &mut toml::Value, path: &str, raw: &str) -> Result<()> {
             let toml::Value::Table(t) = cur else { bail!("'{part}' is not inside a section") };
             if last {
                 t.insert(part.clone(), scalar(raw));
-                return Ok(());
+                return Ok(at);
             }
             cur = t.entry(part.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
         }
@@ -285,6 +381,34 @@ secret_access_key = "SECRET"
         assert_eq!(c.database_url(), "postgres://s3batch:pw@db.internal:5432/s3batch");
         assert_eq!(c.engine.shutdown_grace_ms, 5000);
         assert_eq!(Config::load(None, vec![]).unwrap().engine.shutdown_grace_ms, 30_000);
+    }
+
+    /// All-digit values that the config wants as text (account ids, APPIDs, secrets) can come from the
+    /// environment, and no error or Debug output repeats a secret or a database password.
+    #[test]
+    fn numeric_text_from_the_environment_and_no_secret_in_errors() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("S3BATCH_ACCOUNTS__0__ACCOUNT_ID", "123456789012"),
+                ("S3BATCH_ACCOUNTS__0__ACCESS_KEY_ID", "12345"),
+                ("S3BATCH_ACCOUNTS__0__SECRET_ACCESS_KEY", "987654321"),
+                ("S3BATCH_ACCOUNTS__0__COS_APPID", "1250000000"),
+                ("S3BATCH_SERVER__DATABASE_URL", "postgres://u:pw-77@db/x"),
+            ]),
+        )
+        .unwrap();
+        let a = &c.accounts[0];
+        assert_eq!((a.account_id.as_str(), a.access_key_id.as_str()), ("123456789012", "12345"));
+        assert_eq!(a.cos_appid.as_deref(), Some("1250000000"));
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("987654321") && !debug.contains("pw-77"), "{debug}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[[accounts]]\naccount_id = \"123456789012\"\naccess_key_id = \"AK\"\nsecret_access_key = 424242\n")
+            .unwrap();
+        let e = format!("{:#}", Config::load(Some(&f), vec![]).unwrap_err());
+        assert!(e.contains("accounts[0].secret_access_key") && !e.contains("424242"), "{e}");
     }
 
     #[test]

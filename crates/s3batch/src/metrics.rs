@@ -46,6 +46,18 @@ fn describe() {
         "Storage call time, by backend and S3 request."
     );
     describe_counter!("s3batch_throttled_total", "Storage answers that asked to slow down, by backend.");
+    describe_gauge!("s3batch_job_concurrency", "Requests in flight the adaptive limit allows, per running job.");
+    describe_gauge!("s3batch_chunks_in_flight", "Chunks this process holds leases on.");
+    describe_counter!("s3batch_chunk_lease_lost_total", "Chunks whose lease this process lost before committing.");
+    describe_histogram!(
+        "s3batch_chunk_commit_duration_seconds",
+        Unit::Seconds,
+        "Time to commit a chunk's counters and report rows."
+    );
+    describe_gauge!("s3batch_events_pending", "Job events recorded but not yet delivered, per sink.");
+    describe_counter!("s3batch_events_delivered_total", "Job events delivered, per sink and outcome.");
+    describe_counter!("s3batch_data_events_written_total", "Per-task data events written (fsync'd).");
+    describe_counter!("s3batch_data_events_dropped_total", "Per-task data events dropped: the buffer was full.");
     describe_counter!("s3batch_api_requests_total", "API calls, by dialect, operation and answer code.");
     describe_histogram!(
         "s3batch_api_request_duration_seconds",

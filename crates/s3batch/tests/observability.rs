@@ -331,3 +331,23 @@ fn json_logs() {
     let about_job: Vec<_> = lines.iter().filter(|l| l["job"].as_str() == Some(id.as_str())).collect();
     assert!(about_job.iter().any(|l| l["message"] == "job created"), "{text}");
 }
+
+/// The Grafana dashboard in the repository graphs only metrics the process describes.
+#[test]
+fn the_dashboard_uses_the_metrics_s3batch_exports() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dashboard = std::fs::read_to_string(root.join("docs/grafana/s3batch.json")).unwrap();
+    let _: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let described = std::fs::read_to_string(root.join("crates/s3batch/src/metrics.rs")).unwrap();
+    let mut used: Vec<&str> = dashboard
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("s3batch_"))
+        .map(|w| w.trim_end_matches("_bucket"))
+        .collect();
+    used.sort();
+    used.dedup();
+    assert!(used.len() >= 12, "{used:?}");
+    for name in used {
+        assert!(described.contains(&format!("\"{name}\"")), "the dashboard graphs {name}, which s3batch does not describe");
+    }
+}
