@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use s3batch_core::manifest::{CsvLayout, ManifestFormat, ManifestTask, csv_reader};
 use s3batch_core::report::{ReportRow, TaskStatus};
-use s3batch_core::{JobSpec, JobStatus, Operation, arn};
+use s3batch_core::{Event, JobSpec, JobStatus, Operation, arn};
 use s3batch_storage::{ObjectRef, StorageError};
-use s3batch_store::{Chunk, ChunkId, ChunkResult, StatusChange};
+use s3batch_store::{CasOutcome, Chunk, ChunkId, ChunkResult, StatusChange};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +24,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::control::{Controls, JobControl, REFRESH};
 use crate::prepare::unquote_etag;
-use crate::{Engine, Held, now, ops, retry};
+use crate::{Engine, Held, now, ops, retry, status_write};
 
 /// After the grace period, how long chunks get to give themselves back before they are stopped where they are
 /// (a manifest read or a commit still retrying) and released from here.
@@ -330,11 +330,12 @@ impl ChunkRun {
                 return;
             }
             Err(ReadError::Fatal(code, reason)) => {
-                let change = StatusChange::to(JobStatus::Failing).failure(code, reason);
-                for from in [JobStatus::Active, JobStatus::Pausing] {
-                    if let Ok(true) = self.engine.store.update_status(&self.job.id, from, &change, now()).await {
-                        break;
-                    }
+                // The job fails from wherever it is now (Active, or Pausing: a leased chunk keeps it from Paused).
+                let change = StatusChange::default().failure(code, reason);
+                if let Err(e) =
+                    status_write::apply_current(&*self.engine.store, &self.job.id, Event::Fail, &change).await
+                {
+                    tracing::warn!(job = %self.job.id, error = %e, "failing the job failed");
                 }
                 release(&self.engine, &self.held, &self.chunk.id).await;
                 self.engine.wake.notify_waiters();
@@ -407,8 +408,8 @@ impl ChunkRun {
         let mut attempt = 0;
         loop {
             match self.engine.store.complete_chunk(&self.engine.worker_id, &self.chunk.id, &result, now()).await {
-                Ok(true) => break,
-                Ok(false) => {
+                Ok(CasOutcome::Applied) => break,
+                Ok(CasOutcome::Conflict { .. } | CasOutcome::NotFound) => {
                     tracing::warn!(job = %self.job.id, chunk = self.chunk.id.seq, "lease lost before commit; results dropped");
                     break;
                 }
