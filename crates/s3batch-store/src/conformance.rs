@@ -739,8 +739,11 @@ pub async fn events_record_creation_and_changes(s: &dyn JobStore) {
     // A deleted job's events stay (the audit trail outlives the job).
     s.delete_job(&other.id).await.unwrap();
     assert_eq!(s.events_after(0, 100).await.unwrap().len(), 8);
+}
 
-    // A user's pause of a job already pausing keeps its status: the pause and the reason are written, no event.
+/// A user's pause of a job already pausing keeps its status (the transition leads back to it): the pause and the
+/// reason are written, and no event is recorded, as for any write that is not a status change.
+pub async fn user_pause_of_a_pausing_job_records_no_event(s: &dyn JobStore) {
     let p = active_job(s, "111111111111", "paused", 1, 20).await;
     let pause = |r: &str| StatusChange::default().reason(Some(r.into())).user_paused(true);
     let to_pausing = Transition::new(JobStatus::Active, Event::UserPause).unwrap();

@@ -774,6 +774,7 @@ mod tests {
         claims_of_one_job_and_chunk_samples,
         workers_register_beat_and_prune,
         events_record_creation_and_changes,
+        user_pause_of_a_pausing_job_records_no_event,
         event_cursors_and_pruning,
     );
 
