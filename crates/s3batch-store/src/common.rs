@@ -447,3 +447,297 @@ pub(crate) fn job_conflict(row: Option<&impl Columns>) -> Result<CasOutcome> {
         Some(r) => Ok(CasOutcome::Conflict { found: Some(r.status("status")?) }),
     }
 }
+
+/// The `JobStore` implementation of a dialect: the methods it writes itself (`$own`), and the ones both dialects run
+/// the same way, written once here. `writer` and `reader` name the store's pools (the same one on PostgreSQL),
+/// `lock_row` what locks a job row read before it is written (nothing on SQLite, whose write transactions take the
+/// database's lock first). A store provides `write_tx`, `job_outcome`, `leave_preparing` and `sql_limit`.
+macro_rules! job_store_impl {
+    ($store:ty, writer: $writer:ident, reader: $reader:ident, lock_row: $lock_row:literal, $($own:tt)*) => {
+        #[async_trait::async_trait]
+        impl JobStore for $store {
+            $($own)*
+
+
+            async fn get_job(&self, account: Option<&str>, id: &str) -> Result<Option<Job>> {
+                let row =
+                    sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND (CAST($2 AS TEXT) IS NULL OR account_id = $2)"))
+                        .bind(id)
+                        .bind(account)
+                        .fetch_optional(&self.$reader)
+                        .await?;
+                row.as_ref().map(job_from_row).transpose()
+            }
+
+            async fn update_status(&self, id: &str, t: Transition, ch: &StatusChange, now: Millis) -> Result<CasOutcome> {
+                // The row is read under the write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: FOR UPDATE): the status is
+                // checked, and the failure reasons read, appended to and written back, with no change slipping in between.
+                let mut tx = self.write_tx().await?;
+                let row = sqlx::query(concat!("SELECT status, failure_reasons, account_id FROM jobs WHERE id = $1", $lock_row))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let (account, reasons) = match status_write(row.as_ref(), t, ch)? {
+                    StatusWrite::Refused(outcome) => return Ok(outcome),
+                    StatusWrite::Apply { account, reasons } => (account, reasons),
+                };
+                bind_status_update(sqlx::query(UPDATE_STATUS), id, t, ch, &reasons, now).execute(&mut *tx).await?;
+                if let Some(e) = JobEventRecord::status_changed((&account, id), t.from(), t.to(), ch, &reasons, now) {
+                    insert_event(&mut tx, &e).await?;
+                }
+                tx.commit().await?;
+                Ok(CasOutcome::Applied)
+            }
+
+            async fn set_priority(&self, account: &str, id: &str, priority: i64, now: Millis) -> Result<CasOutcome> {
+                let res =
+                    sqlx::query(SET_PRIORITY).bind(priority).bind(now).bind(id).bind(account).execute(&self.$writer).await?;
+                self.job_outcome(res.rows_affected() == 1, Some(account), id).await
+            }
+
+            async fn set_tags(&self, account: &str, id: &str, tags: &[Tag], now: Millis) -> Result<CasOutcome> {
+                let res =
+                    sqlx::query(SET_TAGS).bind(json(&tags)).bind(now).bind(id).bind(account).execute(&self.$writer).await?;
+                self.job_outcome(res.rows_affected() == 1, Some(account), id).await
+            }
+
+            async fn set_rate_limit(
+                &self,
+                account: &str,
+                id: &str,
+                rate_limit: Option<i64>,
+                now: Millis,
+            ) -> Result<CasOutcome> {
+                let res =
+                    sqlx::query(SET_RATE_LIMIT).bind(rate_limit).bind(now).bind(id).bind(account).execute(&self.$writer).await?;
+                self.job_outcome(res.rows_affected() == 1, Some(account), id).await
+            }
+
+            async fn job_controls(&self, job_id: &str, now: Millis) -> Result<Option<JobControls>> {
+                let row = sqlx::query(JOB_CONTROLS).bind(now).bind(job_id).fetch_optional(&self.$reader).await?;
+                row.as_ref().map(job_controls_from_row).transpose()
+            }
+
+            async fn set_report_key(&self, job_id: &str, key: &str) -> Result<()> {
+                sqlx::query("UPDATE jobs SET report_key = $1 WHERE id = $2")
+                    .bind(key)
+                    .bind(job_id)
+                    .execute(&self.$writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn set_generated_manifest(&self, job_id: &str, descriptor: &str) -> Result<()> {
+                sqlx::query("UPDATE jobs SET generated_manifest = $1 WHERE id = $2")
+                    .bind(descriptor)
+                    .bind(job_id)
+                    .execute(&self.$writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_job(&self, job_id: &str) -> Result<()> {
+                let mut tx = self.write_tx().await?;
+                sqlx::query("DELETE FROM chunks WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn claim_duty(&self, id: &str, owner: &str, now: Millis, ttl_ms: i64) -> Result<CasOutcome> {
+                let res =
+                    sqlx::query(CLAIM_DUTY).bind(owner).bind(now + ttl_ms).bind(id).bind(now).execute(&self.$writer).await?;
+                self.job_outcome(res.rows_affected() == 1, None, id).await
+            }
+
+            async fn release_duty(&self, id: &str, owner: &str) -> Result<()> {
+                sqlx::query(RELEASE_DUTY).bind(id).bind(owner).execute(&self.$writer).await?;
+                Ok(())
+            }
+
+            async fn clear_chunks(&self, job_id: &str) -> Result<()> {
+                sqlx::query("DELETE FROM chunks WHERE job_id = $1").bind(job_id).execute(&self.$writer).await?;
+                Ok(())
+            }
+
+            async fn finish_preparing(
+                &self,
+                job_id: &str,
+                owner: &str,
+                total_tasks: i64,
+                manifest_etag: &str,
+                t: Transition,
+                now: Millis,
+            ) -> Result<CasOutcome> {
+                let q = bind_leave_preparing(sqlx::query(FINISH_PREPARING), job_id, owner, t, now)
+                    .bind(total_tasks)
+                    .bind(manifest_etag);
+                self.leave_preparing(q, job_id, t, now).await
+            }
+
+            async fn open_preparing(&self, job_id: &str, owner: &str, t: Transition, now: Millis) -> Result<CasOutcome> {
+                self.leave_preparing(bind_leave_preparing(sqlx::query(OPEN_PREPARING), job_id, owner, t, now), job_id, t, now)
+                    .await
+            }
+
+            async fn finish_listing(&self, job_id: &str, owner: &str, total_tasks: i64, now: Millis) -> Result<CasOutcome> {
+                let res = sqlx::query(FINISH_LISTING)
+                    .bind(total_tasks)
+                    .bind(now)
+                    .bind(job_id)
+                    .bind(owner)
+                    .execute(&self.$writer)
+                    .await?;
+                self.job_outcome(res.rows_affected() == 1, None, job_id).await
+            }
+
+            async fn last_chunk(&self, job_id: &str) -> Result<Option<Chunk>> {
+                let row =
+                    sqlx::query(&format!("SELECT {CHUNK_COLUMNS} FROM chunks WHERE job_id = $1 ORDER BY seq DESC LIMIT 1"))
+                        .bind(job_id)
+                        .fetch_optional(&self.$reader)
+                        .await?;
+                row.as_ref().map(chunk_from_row).transpose()
+            }
+
+            async fn chunk_results(&self, job_id: &str, after_seq: i64, limit: i64) -> Result<Vec<ChunkRows>> {
+                let rows = sqlx::query(
+                    "SELECT seq, succeeded_rows, failed_rows FROM chunks
+                     WHERE job_id = $1 AND seq > $2 AND state = 'done' ORDER BY seq LIMIT $3",
+                )
+                .bind(job_id)
+                .bind(after_seq)
+                .bind(Self::sql_limit(limit))
+                .fetch_all(&self.$reader)
+                .await?;
+                rows.iter().map(chunk_rows_from_row).collect()
+            }
+
+            async fn chunk_payloads(&self, job_id: &str, after_seq: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+                let rows = sqlx::query("SELECT seq, payload FROM chunks WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+                    .bind(job_id)
+                    .bind(after_seq)
+                    .bind(Self::sql_limit(limit))
+                    .fetch_all(&self.$reader)
+                    .await?;
+                rows.iter().map(|r| Ok((r.int("seq")?, r.bytes("payload")?))).collect()
+            }
+
+            async fn release_chunk(&self, owner: &str, chunk: &ChunkId) -> Result<()> {
+                sqlx::query(RELEASE_CHUNK).bind(&chunk.job_id).bind(chunk.seq).bind(owner).execute(&self.$writer).await?;
+                Ok(())
+            }
+
+            async fn fence_chunks(&self, job_id: &str) -> Result<u64> {
+                Ok(sqlx::query(FENCE_CHUNKS).bind(job_id).execute(&self.$writer).await?.rows_affected())
+            }
+
+            async fn claim_singleton(&self, name: &str, owner: &str, now: Millis, lease_ms: i64) -> Result<CasOutcome> {
+                let res = sqlx::query(CLAIM_SINGLETON)
+                    .bind(name)
+                    .bind(owner)
+                    .bind(now + lease_ms)
+                    .bind(now)
+                    .execute(&self.$writer)
+                    .await?;
+                Ok(if res.rows_affected() == 1 { CasOutcome::Applied } else { CasOutcome::Conflict { found: None } })
+            }
+
+            async fn release_singleton(&self, name: &str, owner: &str) -> Result<()> {
+                sqlx::query("DELETE FROM singletons WHERE name = $1 AND owner = $2")
+                    .bind(name)
+                    .bind(owner)
+                    .execute(&self.$writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn singleton_owner(&self, name: &str, now: Millis) -> Result<Option<String>> {
+                let owner = sqlx::query_scalar("SELECT owner FROM singletons WHERE name = $1 AND expires >= $2")
+                    .bind(name)
+                    .bind(now)
+                    .fetch_optional(&self.$reader)
+                    .await?;
+                Ok(owner)
+            }
+
+            async fn events_after(&self, after_seq: i64, limit: i64) -> Result<Vec<JobEventRecord>> {
+                let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"))
+                    .bind(after_seq)
+                    .bind(Self::sql_limit(limit))
+                    .fetch_all(&self.$reader)
+                    .await?;
+                rows.iter().map(event_from_row).collect()
+            }
+
+            async fn job_events(&self, job_id: &str, limit: i64) -> Result<Vec<JobEventRecord>> {
+                let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE job_id = $1 ORDER BY seq LIMIT $2"))
+                    .bind(job_id)
+                    .bind(Self::sql_limit(limit))
+                    .fetch_all(&self.$reader)
+                    .await?;
+                rows.iter().map(event_from_row).collect()
+            }
+
+            async fn event_cursor(&self, sink: &str) -> Result<Option<i64>> {
+                let seq = sqlx::query_scalar("SELECT seq FROM event_cursors WHERE sink = $1")
+                    .bind(sink)
+                    .fetch_optional(&self.$reader)
+                    .await?;
+                Ok(seq)
+            }
+
+            async fn advance_event_cursor(&self, sink: &str, seq: i64, now: Millis) -> Result<()> {
+                sqlx::query(ADVANCE_EVENT_CURSOR).bind(sink).bind(seq).bind(now).execute(&self.$writer).await?;
+                Ok(())
+            }
+
+            async fn prune_events(&self, up_to_seq: i64, before: Millis) -> Result<u64> {
+                let res = sqlx::query("DELETE FROM events WHERE seq <= $1 AND time < $2")
+                    .bind(up_to_seq)
+                    .bind(before)
+                    .execute(&self.$writer)
+                    .await?;
+                Ok(res.rows_affected())
+            }
+
+            async fn worker_heartbeat(
+                &self,
+                id: &str,
+                chunks_in_flight: i64,
+                draining: bool,
+                now: Millis,
+            ) -> Result<CasOutcome> {
+                let res = sqlx::query(WORKER_HEARTBEAT)
+                    .bind(now)
+                    .bind(chunks_in_flight)
+                    .bind(draining)
+                    .bind(id)
+                    .execute(&self.$writer)
+                    .await?;
+                Ok(if res.rows_affected() == 1 { CasOutcome::Applied } else { CasOutcome::NotFound })
+            }
+
+            async fn deregister_worker(&self, id: &str) -> Result<()> {
+                sqlx::query("DELETE FROM workers WHERE id = $1").bind(id).execute(&self.$writer).await?;
+                Ok(())
+            }
+
+            async fn list_workers(&self) -> Result<Vec<Worker>> {
+                let rows = sqlx::query(&format!("SELECT {WORKER_COLUMNS} FROM workers ORDER BY started_at, id"))
+                    .fetch_all(&self.$reader)
+                    .await?;
+                rows.iter().map(worker_from_row).collect()
+            }
+
+            async fn prune_workers(&self, heartbeat_before: Millis) -> Result<u64> {
+                let res = sqlx::query("DELETE FROM workers WHERE heartbeat_at < $1")
+                    .bind(heartbeat_before)
+                    .execute(&self.$writer)
+                    .await?;
+                Ok(res.rows_affected())
+            }
+        }
+    };
+}
+pub(crate) use job_store_impl;

@@ -7,6 +7,52 @@ use s3batch_core::{Event, JobSpec, JobStatus, Tag, Transition};
 
 use crate::*;
 
+/// Calls `$test!` with the name of every test of one store: each store's test module runs the suite through this,
+/// so a test added here runs on both.
+#[cfg(test)]
+macro_rules! single_store_tests {
+    ($test:ident) => {
+        $test!(
+            create_and_idempotency,
+            status_compare_and_set,
+            timers_and_dates,
+            list_filter_and_paging,
+            chunks_leases_and_commit,
+            expired_leases_are_reclaimed,
+            fenced_chunks_refuse_late_commits,
+            claim_order_follows_priority,
+            duty_lease,
+            priority_tags_and_delete,
+            singleton_lease,
+            payload_chunks_and_open_preparing,
+            rate_limit_and_job_controls,
+            claims_of_one_job_and_chunk_samples,
+            workers_register_beat_and_prune,
+            events_record_creation_and_changes,
+            user_pause_of_a_pausing_job_records_no_event,
+            event_cursors_and_pruning,
+        );
+    };
+}
+#[cfg(test)]
+pub(crate) use single_store_tests;
+
+/// Calls `$test!` with the name of every test of two handles on one database (see the module's docs).
+#[cfg(test)]
+macro_rules! shared_store_tests {
+    ($test:ident) => {
+        $test!(
+            concurrent_claims_are_exclusive,
+            concurrent_duty_claims_have_one_winner,
+            concurrent_creates_are_idempotent,
+            concurrent_singleton_claims_have_one_winner,
+            concurrent_events_are_read_without_gaps,
+        );
+    };
+}
+#[cfg(test)]
+pub(crate) use shared_store_tests;
+
 /// The move `from` → `to`, along the first event that makes it (the store only takes moves the transition function
 /// made).
 pub fn mv(from: JobStatus, to: JobStatus) -> Transition {

@@ -20,7 +20,6 @@
 
 use std::str::FromStr;
 
-use async_trait::async_trait;
 use s3batch_core::{JobStatus, Millis, Tag, Transition};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
@@ -64,6 +63,16 @@ impl PgStore {
         self.pool.close().await;
     }
 
+    /// A transaction for a write (READ COMMITTED: a compare-and-set re-checks its condition on the row it locks).
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// A negative LIMIT means "no limit": PostgreSQL refuses it, and reads NULL that way.
+    fn sql_limit(n: i64) -> Option<i64> {
+        (n >= 0).then_some(n)
+    }
+
     /// Applied if `changed`, else what the job row says (see [`job_conflict`]).
     async fn job_outcome(&self, changed: bool, account: Option<&str>, id: &str) -> Result<CasOutcome> {
         if changed { Ok(CasOutcome::Applied) } else { job_conflict_in(&self.pool, account, id).await }
@@ -78,7 +87,7 @@ impl PgStore {
         t: Transition,
         now: Millis,
     ) -> Result<CasOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let Some(row) = query.fetch_optional(&mut *tx).await? else {
             return job_conflict_in(&mut *tx, None, job_id).await;
         };
@@ -94,19 +103,15 @@ fn status_names(statuses: &[JobStatus]) -> Vec<&'static str> {
     statuses.iter().map(|s| s.as_str()).collect()
 }
 
-/// SQLite reads a negative LIMIT as "no limit"; PostgreSQL refuses it, and reads NULL that way.
-fn pg_limit(n: i64) -> Option<i64> {
-    (n >= 0).then_some(n)
-}
+job_store_impl! {
+    PgStore, writer: pool, reader: pool, lock_row: " FOR UPDATE",
 
-#[async_trait]
-impl JobStore for PgStore {
     async fn create_job(&self, new: &NewJob, now: Millis) -> Result<CreateOutcome> {
         loop {
             // The unique index decides between two processes creating the same job at once: the loser's insert
             // waits for the winner's commit, does nothing, and reads the winner's job below. The winner records
             // the JobCreated event in the same transaction.
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             let sql = format!(
                 "{INSERT_JOB} ON CONFLICT (account_id, client_request_token) DO NOTHING RETURNING {JOB_COLUMNS}"
             );
@@ -139,17 +144,6 @@ impl JobStore for PgStore {
         }
     }
 
-    async fn get_job(&self, account: Option<&str>, id: &str) -> Result<Option<Job>> {
-        let row = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND ($2::text IS NULL OR account_id = $2)"
-        ))
-        .bind(id)
-        .bind(account)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(job_from_row).transpose()
-    }
-
     async fn list_jobs(&self, account: &str, f: &ListFilter) -> Result<Vec<Job>> {
         let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE account_id = "));
         q.push_bind(account);
@@ -162,7 +156,7 @@ impl JobStore for PgStore {
         if let Some(t) = f.terminated_after {
             q.push(" AND (terminated_at IS NULL OR terminated_at >= ").push_bind(t).push(")");
         }
-        q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(pg_limit(f.limit));
+        q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(PgStore::sql_limit(f.limit));
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(job_from_row).collect()
     }
@@ -180,95 +174,8 @@ impl JobStore for PgStore {
         rows.iter().map(job_from_row).collect()
     }
 
-    async fn update_status(&self, id: &str, t: Transition, ch: &StatusChange, now: Millis) -> Result<CasOutcome> {
-        let mut tx = self.pool.begin().await?;
-        // FOR UPDATE: the status is checked, and the failure reasons read, appended to and written back, under the
-        // row lock, so a concurrent change cannot slip in between (and lose a reason).
-        let row = sqlx::query("SELECT status, failure_reasons, account_id FROM jobs WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (account, reasons) = match status_write(row.as_ref(), t, ch)? {
-            StatusWrite::Refused(outcome) => return Ok(outcome),
-            StatusWrite::Apply { account, reasons } => (account, reasons),
-        };
-        bind_status_update(sqlx::query(UPDATE_STATUS), id, t, ch, &reasons, now).execute(&mut *tx).await?;
-        if let Some(e) = JobEventRecord::status_changed((&account, id), t.from(), t.to(), ch, &reasons, now) {
-            insert_event(&mut tx, &e).await?;
-        }
-        tx.commit().await?;
-        Ok(CasOutcome::Applied)
-    }
-
-    async fn set_priority(&self, account: &str, id: &str, priority: i64, now: Millis) -> Result<CasOutcome> {
-        let res = sqlx::query(SET_PRIORITY).bind(priority).bind(now).bind(id).bind(account).execute(&self.pool).await?;
-        self.job_outcome(res.rows_affected() == 1, Some(account), id).await
-    }
-
-    async fn set_tags(&self, account: &str, id: &str, tags: &[Tag], now: Millis) -> Result<CasOutcome> {
-        let res = sqlx::query(SET_TAGS).bind(json(&tags)).bind(now).bind(id).bind(account).execute(&self.pool).await?;
-        self.job_outcome(res.rows_affected() == 1, Some(account), id).await
-    }
-
-    async fn set_rate_limit(
-        &self,
-        account: &str,
-        id: &str,
-        rate_limit: Option<i64>,
-        now: Millis,
-    ) -> Result<CasOutcome> {
-        let res =
-            sqlx::query(SET_RATE_LIMIT).bind(rate_limit).bind(now).bind(id).bind(account).execute(&self.pool).await?;
-        self.job_outcome(res.rows_affected() == 1, Some(account), id).await
-    }
-
-    async fn job_controls(&self, job_id: &str, now: Millis) -> Result<Option<JobControls>> {
-        let row = sqlx::query(JOB_CONTROLS).bind(now).bind(job_id).fetch_optional(&self.pool).await?;
-        row.as_ref().map(job_controls_from_row).transpose()
-    }
-
-    async fn set_report_key(&self, job_id: &str, key: &str) -> Result<()> {
-        sqlx::query("UPDATE jobs SET report_key = $1 WHERE id = $2").bind(key).bind(job_id).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn set_generated_manifest(&self, job_id: &str, descriptor: &str) -> Result<()> {
-        sqlx::query("UPDATE jobs SET generated_manifest = $1 WHERE id = $2")
-            .bind(descriptor)
-            .bind(job_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn delete_job(&self, job_id: &str) -> Result<()> {
-        // Chunks first, then the job: the same lock order as complete_chunk (chunk row, then job row).
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM chunks WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn claim_duty(&self, id: &str, owner: &str, now: Millis, ttl_ms: i64) -> Result<CasOutcome> {
-        // Two processes racing for a free or expired lease: the second waits for the first's row lock, then
-        // re-checks the condition against the new owner and expiry, and updates nothing.
-        let res = sqlx::query(CLAIM_DUTY).bind(owner).bind(now + ttl_ms).bind(id).bind(now).execute(&self.pool).await?;
-        self.job_outcome(res.rows_affected() == 1, None, id).await
-    }
-
-    async fn release_duty(&self, id: &str, owner: &str) -> Result<()> {
-        sqlx::query(RELEASE_DUTY).bind(id).bind(owner).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn clear_chunks(&self, job_id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM chunks WHERE job_id = $1").bind(job_id).execute(&self.pool).await?;
-        Ok(())
-    }
-
     async fn insert_chunks(&self, job_id: &str, owner: &str, chunks: &[NewChunk]) -> Result<CasOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         // FOR SHARE keeps the duty lease from changing hands until these chunks are committed.
         let held = sqlx::query("SELECT 1 FROM jobs WHERE id = $1 AND duty_owner = $2 FOR SHARE")
             .bind(job_id)
@@ -298,46 +205,6 @@ impl JobStore for PgStore {
         }
         tx.commit().await?;
         Ok(CasOutcome::Applied)
-    }
-
-    async fn finish_preparing(
-        &self,
-        job_id: &str,
-        owner: &str,
-        total_tasks: i64,
-        manifest_etag: &str,
-        t: Transition,
-        now: Millis,
-    ) -> Result<CasOutcome> {
-        let q = bind_leave_preparing(sqlx::query(FINISH_PREPARING), job_id, owner, t, now)
-            .bind(total_tasks)
-            .bind(manifest_etag);
-        self.leave_preparing(q, job_id, t, now).await
-    }
-
-    async fn open_preparing(&self, job_id: &str, owner: &str, t: Transition, now: Millis) -> Result<CasOutcome> {
-        self.leave_preparing(bind_leave_preparing(sqlx::query(OPEN_PREPARING), job_id, owner, t, now), job_id, t, now)
-            .await
-    }
-
-    async fn finish_listing(&self, job_id: &str, owner: &str, total_tasks: i64, now: Millis) -> Result<CasOutcome> {
-        let res = sqlx::query(FINISH_LISTING)
-            .bind(total_tasks)
-            .bind(now)
-            .bind(job_id)
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
-        self.job_outcome(res.rows_affected() == 1, None, job_id).await
-    }
-
-    async fn last_chunk(&self, job_id: &str) -> Result<Option<Chunk>> {
-        let row =
-            sqlx::query(&format!("SELECT {CHUNK_COLUMNS} FROM chunks WHERE job_id = $1 ORDER BY seq DESC LIMIT 1"))
-                .bind(job_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.as_ref().map(chunk_from_row).transpose()
     }
 
     async fn claim_chunk(&self, owner: &str, now: Millis, lease_ms: i64) -> Result<Option<Chunk>> {
@@ -453,15 +320,6 @@ impl JobStore for PgStore {
         Ok(if exists.is_some() { CasOutcome::Conflict { found: None } } else { CasOutcome::NotFound })
     }
 
-    async fn release_chunk(&self, owner: &str, chunk: &ChunkId) -> Result<()> {
-        sqlx::query(RELEASE_CHUNK).bind(&chunk.job_id).bind(chunk.seq).bind(owner).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn fence_chunks(&self, job_id: &str) -> Result<u64> {
-        Ok(sqlx::query(FENCE_CHUNKS).bind(job_id).execute(&self.pool).await?.rows_affected())
-    }
-
     async fn chunk_counts(&self, job_id: &str, now: Millis) -> Result<ChunkCounts> {
         let r = sqlx::query(
             "SELECT
@@ -478,29 +336,6 @@ impl JobStore for PgStore {
         chunk_counts_from_row(&r)
     }
 
-    async fn chunk_results(&self, job_id: &str, after_seq: i64, limit: i64) -> Result<Vec<ChunkRows>> {
-        let rows = sqlx::query(
-            "SELECT seq, succeeded_rows, failed_rows FROM chunks
-             WHERE job_id = $1 AND seq > $2 AND state = 'done' ORDER BY seq LIMIT $3",
-        )
-        .bind(job_id)
-        .bind(after_seq)
-        .bind(pg_limit(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(chunk_rows_from_row).collect()
-    }
-
-    async fn chunk_payloads(&self, job_id: &str, after_seq: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>> {
-        let rows = sqlx::query("SELECT seq, payload FROM chunks WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
-            .bind(job_id)
-            .bind(after_seq)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok((r.int("seq")?, r.bytes("payload")?))).collect()
-    }
-
     async fn chunks_at(&self, job_id: &str, seqs: &[i64]) -> Result<Vec<NewChunk>> {
         let rows = sqlx::query(
             "SELECT seq, start_offset, end_offset, first_line, line_count, payload FROM chunks
@@ -511,78 +346,6 @@ impl JobStore for PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(new_chunk_from_row).collect()
-    }
-
-    async fn claim_singleton(&self, name: &str, owner: &str, now: Millis, lease_ms: i64) -> Result<CasOutcome> {
-        // Two processes racing: for a missing row, the second insert waits on the unique index and then takes the
-        // conflict path; ON CONFLICT DO UPDATE locks the row and checks the WHERE against its latest version, so
-        // a lease just taken by another (not ours, not expired) is left alone and nothing is updated.
-        let res = sqlx::query(CLAIM_SINGLETON)
-            .bind(name)
-            .bind(owner)
-            .bind(now + lease_ms)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(if res.rows_affected() == 1 { CasOutcome::Applied } else { CasOutcome::Conflict { found: None } })
-    }
-
-    async fn release_singleton(&self, name: &str, owner: &str) -> Result<()> {
-        sqlx::query("DELETE FROM singletons WHERE name = $1 AND owner = $2")
-            .bind(name)
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn singleton_owner(&self, name: &str, now: Millis) -> Result<Option<String>> {
-        let owner = sqlx::query_scalar("SELECT owner FROM singletons WHERE name = $1 AND expires >= $2")
-            .bind(name)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(owner)
-    }
-
-    async fn events_after(&self, after_seq: i64, limit: i64) -> Result<Vec<JobEventRecord>> {
-        let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"))
-            .bind(after_seq)
-            .bind(pg_limit(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(event_from_row).collect()
-    }
-
-    async fn job_events(&self, job_id: &str, limit: i64) -> Result<Vec<JobEventRecord>> {
-        let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE job_id = $1 ORDER BY seq LIMIT $2"))
-            .bind(job_id)
-            .bind(pg_limit(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(event_from_row).collect()
-    }
-
-    async fn event_cursor(&self, sink: &str) -> Result<Option<i64>> {
-        let seq = sqlx::query_scalar("SELECT seq FROM event_cursors WHERE sink = $1")
-            .bind(sink)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(seq)
-    }
-
-    async fn advance_event_cursor(&self, sink: &str, seq: i64, now: Millis) -> Result<()> {
-        sqlx::query(ADVANCE_EVENT_CURSOR).bind(sink).bind(seq).bind(now).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn prune_events(&self, up_to_seq: i64, before: Millis) -> Result<u64> {
-        let res = sqlx::query("DELETE FROM events WHERE seq <= $1 AND time < $2")
-            .bind(up_to_seq)
-            .bind(before)
-            .execute(&self.pool)
-            .await?;
-        Ok(res.rows_affected())
     }
 
     async fn register_worker(&self, w: &Worker) -> Result<()> {
@@ -597,42 +360,6 @@ impl JobStore for PgStore {
         Ok(())
     }
 
-    async fn worker_heartbeat(
-        &self,
-        id: &str,
-        chunks_in_flight: i64,
-        draining: bool,
-        now: Millis,
-    ) -> Result<CasOutcome> {
-        let res = sqlx::query(WORKER_HEARTBEAT)
-            .bind(now)
-            .bind(chunks_in_flight)
-            .bind(draining)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(if res.rows_affected() == 1 { CasOutcome::Applied } else { CasOutcome::NotFound })
-    }
-
-    async fn deregister_worker(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM workers WHERE id = $1").bind(id).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn list_workers(&self) -> Result<Vec<Worker>> {
-        let rows = sqlx::query(&format!("SELECT {WORKER_COLUMNS} FROM workers ORDER BY started_at, id"))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(worker_from_row).collect()
-    }
-
-    async fn prune_workers(&self, heartbeat_before: Millis) -> Result<u64> {
-        let res = sqlx::query("DELETE FROM workers WHERE heartbeat_at < $1")
-            .bind(heartbeat_before)
-            .execute(&self.pool)
-            .await?;
-        Ok(res.rows_affected())
-    }
 }
 
 /// What a job-level compare-and-set that changed nothing found (see [`job_conflict`]).
@@ -757,26 +484,7 @@ mod tests {
         )*};
     }
 
-    conformance!(
-        create_and_idempotency,
-        status_compare_and_set,
-        timers_and_dates,
-        list_filter_and_paging,
-        chunks_leases_and_commit,
-        expired_leases_are_reclaimed,
-        fenced_chunks_refuse_late_commits,
-        claim_order_follows_priority,
-        duty_lease,
-        priority_tags_and_delete,
-        singleton_lease,
-        payload_chunks_and_open_preparing,
-        rate_limit_and_job_controls,
-        claims_of_one_job_and_chunk_samples,
-        workers_register_beat_and_prune,
-        events_record_creation_and_changes,
-        user_pause_of_a_pausing_job_records_no_event,
-        event_cursors_and_pruning,
-    );
+    crate::conformance::single_store_tests!(conformance);
 
     /// Tests of several processes sharing one database: each handle has its own pool, as a process would.
     macro_rules! conformance_shared {
@@ -795,13 +503,7 @@ mod tests {
         )*};
     }
 
-    conformance_shared!(
-        concurrent_claims_are_exclusive,
-        concurrent_duty_claims_have_one_winner,
-        concurrent_creates_are_idempotent,
-        concurrent_singleton_claims_have_one_winner,
-        concurrent_events_are_read_without_gaps,
-    );
+    crate::conformance::shared_store_tests!(conformance_shared);
 
     #[tokio::test]
     async fn unknown_status_is_refused() {

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use s3batch_core::{JobStatus, Millis, Tag, Transition};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
@@ -57,6 +56,11 @@ impl SqliteStore {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// SQLite reads a negative LIMIT as "no limit".
+    fn sql_limit(n: i64) -> i64 {
+        n
+    }
+
     /// Applied if `changed`, else what the job row says (see [`job_conflict`]).
     async fn job_outcome(&self, changed: bool, account: Option<&str>, id: &str) -> Result<CasOutcome> {
         if changed { Ok(CasOutcome::Applied) } else { job_conflict_in(&self.writer, account, id).await }
@@ -94,8 +98,9 @@ fn status_list(statuses: &[JobStatus]) -> String {
     statuses.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",")
 }
 
-#[async_trait]
-impl JobStore for SqliteStore {
+job_store_impl! {
+    SqliteStore, writer: writer, reader: reader, lock_row: "",
+
     async fn create_job(&self, new: &NewJob, now: Millis) -> Result<CreateOutcome> {
         let mut tx = self.write_tx().await?;
         let existing = sqlx::query(&format!(
@@ -124,16 +129,6 @@ impl JobStore for SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(CreateOutcome::Created(job))
-    }
-
-    async fn get_job(&self, account: Option<&str>, id: &str) -> Result<Option<Job>> {
-        let row =
-            sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND ($2 IS NULL OR account_id = $2)"))
-                .bind(id)
-                .bind(account)
-                .fetch_optional(&self.reader)
-                .await?;
-        row.as_ref().map(job_from_row).transpose()
     }
 
     async fn list_jobs(&self, account: &str, f: &ListFilter) -> Result<Vec<Job>> {
@@ -172,96 +167,6 @@ impl JobStore for SqliteStore {
         rows.iter().map(job_from_row).collect()
     }
 
-    async fn update_status(&self, id: &str, t: Transition, ch: &StatusChange, now: Millis) -> Result<CasOutcome> {
-        // BEGIN IMMEDIATE: nothing changes the row between this read and the write.
-        let mut tx = self.write_tx().await?;
-        let row = sqlx::query("SELECT status, failure_reasons, account_id FROM jobs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (account, reasons) = match status_write(row.as_ref(), t, ch)? {
-            StatusWrite::Refused(outcome) => return Ok(outcome),
-            StatusWrite::Apply { account, reasons } => (account, reasons),
-        };
-        bind_status_update(sqlx::query(UPDATE_STATUS), id, t, ch, &reasons, now).execute(&mut *tx).await?;
-        if let Some(e) = JobEventRecord::status_changed((&account, id), t.from(), t.to(), ch, &reasons, now) {
-            insert_event(&mut tx, &e).await?;
-        }
-        tx.commit().await?;
-        Ok(CasOutcome::Applied)
-    }
-
-    async fn set_priority(&self, account: &str, id: &str, priority: i64, now: Millis) -> Result<CasOutcome> {
-        let res =
-            sqlx::query(SET_PRIORITY).bind(priority).bind(now).bind(id).bind(account).execute(&self.writer).await?;
-        self.job_outcome(res.rows_affected() == 1, Some(account), id).await
-    }
-
-    async fn set_tags(&self, account: &str, id: &str, tags: &[Tag], now: Millis) -> Result<CasOutcome> {
-        let res =
-            sqlx::query(SET_TAGS).bind(json(&tags)).bind(now).bind(id).bind(account).execute(&self.writer).await?;
-        self.job_outcome(res.rows_affected() == 1, Some(account), id).await
-    }
-
-    async fn set_rate_limit(
-        &self,
-        account: &str,
-        id: &str,
-        rate_limit: Option<i64>,
-        now: Millis,
-    ) -> Result<CasOutcome> {
-        let res =
-            sqlx::query(SET_RATE_LIMIT).bind(rate_limit).bind(now).bind(id).bind(account).execute(&self.writer).await?;
-        self.job_outcome(res.rows_affected() == 1, Some(account), id).await
-    }
-
-    async fn job_controls(&self, job_id: &str, now: Millis) -> Result<Option<JobControls>> {
-        let row = sqlx::query(JOB_CONTROLS).bind(now).bind(job_id).fetch_optional(&self.reader).await?;
-        row.as_ref().map(job_controls_from_row).transpose()
-    }
-
-    async fn set_report_key(&self, job_id: &str, key: &str) -> Result<()> {
-        sqlx::query("UPDATE jobs SET report_key = $1 WHERE id = $2")
-            .bind(key)
-            .bind(job_id)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    async fn set_generated_manifest(&self, job_id: &str, descriptor: &str) -> Result<()> {
-        sqlx::query("UPDATE jobs SET generated_manifest = $1 WHERE id = $2")
-            .bind(descriptor)
-            .bind(job_id)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    async fn delete_job(&self, job_id: &str) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM chunks WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn claim_duty(&self, id: &str, owner: &str, now: Millis, ttl_ms: i64) -> Result<CasOutcome> {
-        let res =
-            sqlx::query(CLAIM_DUTY).bind(owner).bind(now + ttl_ms).bind(id).bind(now).execute(&self.writer).await?;
-        self.job_outcome(res.rows_affected() == 1, None, id).await
-    }
-
-    async fn release_duty(&self, id: &str, owner: &str) -> Result<()> {
-        sqlx::query(RELEASE_DUTY).bind(id).bind(owner).execute(&self.writer).await?;
-        Ok(())
-    }
-
-    async fn clear_chunks(&self, job_id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM chunks WHERE job_id = $1").bind(job_id).execute(&self.writer).await?;
-        Ok(())
-    }
-
     async fn insert_chunks(&self, job_id: &str, owner: &str, chunks: &[NewChunk]) -> Result<CasOutcome> {
         let mut tx = self.write_tx().await?;
         let held = sqlx::query("SELECT 1 FROM jobs WHERE id = $1 AND duty_owner = $2")
@@ -290,46 +195,6 @@ impl JobStore for SqliteStore {
         }
         tx.commit().await?;
         Ok(CasOutcome::Applied)
-    }
-
-    async fn finish_preparing(
-        &self,
-        job_id: &str,
-        owner: &str,
-        total_tasks: i64,
-        manifest_etag: &str,
-        t: Transition,
-        now: Millis,
-    ) -> Result<CasOutcome> {
-        let q = bind_leave_preparing(sqlx::query(FINISH_PREPARING), job_id, owner, t, now)
-            .bind(total_tasks)
-            .bind(manifest_etag);
-        self.leave_preparing(q, job_id, t, now).await
-    }
-
-    async fn open_preparing(&self, job_id: &str, owner: &str, t: Transition, now: Millis) -> Result<CasOutcome> {
-        self.leave_preparing(bind_leave_preparing(sqlx::query(OPEN_PREPARING), job_id, owner, t, now), job_id, t, now)
-            .await
-    }
-
-    async fn finish_listing(&self, job_id: &str, owner: &str, total_tasks: i64, now: Millis) -> Result<CasOutcome> {
-        let res = sqlx::query(FINISH_LISTING)
-            .bind(total_tasks)
-            .bind(now)
-            .bind(job_id)
-            .bind(owner)
-            .execute(&self.writer)
-            .await?;
-        self.job_outcome(res.rows_affected() == 1, None, job_id).await
-    }
-
-    async fn last_chunk(&self, job_id: &str) -> Result<Option<Chunk>> {
-        let row =
-            sqlx::query(&format!("SELECT {CHUNK_COLUMNS} FROM chunks WHERE job_id = $1 ORDER BY seq DESC LIMIT 1"))
-                .bind(job_id)
-                .fetch_optional(&self.reader)
-                .await?;
-        row.as_ref().map(chunk_from_row).transpose()
     }
 
     async fn claim_chunk(&self, owner: &str, now: Millis, lease_ms: i64) -> Result<Option<Chunk>> {
@@ -423,15 +288,6 @@ impl JobStore for SqliteStore {
         Ok(CasOutcome::Applied)
     }
 
-    async fn release_chunk(&self, owner: &str, chunk: &ChunkId) -> Result<()> {
-        sqlx::query(RELEASE_CHUNK).bind(&chunk.job_id).bind(chunk.seq).bind(owner).execute(&self.writer).await?;
-        Ok(())
-    }
-
-    async fn fence_chunks(&self, job_id: &str) -> Result<u64> {
-        Ok(sqlx::query(FENCE_CHUNKS).bind(job_id).execute(&self.writer).await?.rows_affected())
-    }
-
     async fn chunk_counts(&self, job_id: &str, now: Millis) -> Result<ChunkCounts> {
         let r = sqlx::query(
             "SELECT
@@ -448,29 +304,6 @@ impl JobStore for SqliteStore {
         chunk_counts_from_row(&r)
     }
 
-    async fn chunk_results(&self, job_id: &str, after_seq: i64, limit: i64) -> Result<Vec<ChunkRows>> {
-        let rows = sqlx::query(
-            "SELECT seq, succeeded_rows, failed_rows FROM chunks
-             WHERE job_id = $1 AND seq > $2 AND state = 'done' ORDER BY seq LIMIT $3",
-        )
-        .bind(job_id)
-        .bind(after_seq)
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(chunk_rows_from_row).collect()
-    }
-
-    async fn chunk_payloads(&self, job_id: &str, after_seq: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>> {
-        let rows = sqlx::query("SELECT seq, payload FROM chunks WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
-            .bind(job_id)
-            .bind(after_seq)
-            .bind(limit)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(|r| Ok((r.int("seq")?, r.bytes("payload")?))).collect()
-    }
-
     async fn chunks_at(&self, job_id: &str, seqs: &[i64]) -> Result<Vec<NewChunk>> {
         let rows = sqlx::query(
             "SELECT seq, start_offset, end_offset, first_line, line_count, payload FROM chunks
@@ -483,75 +316,6 @@ impl JobStore for SqliteStore {
         rows.iter().map(new_chunk_from_row).collect()
     }
 
-    async fn claim_singleton(&self, name: &str, owner: &str, now: Millis, lease_ms: i64) -> Result<CasOutcome> {
-        let res = sqlx::query(CLAIM_SINGLETON)
-            .bind(name)
-            .bind(owner)
-            .bind(now + lease_ms)
-            .bind(now)
-            .execute(&self.writer)
-            .await?;
-        Ok(if res.rows_affected() == 1 { CasOutcome::Applied } else { CasOutcome::Conflict { found: None } })
-    }
-
-    async fn release_singleton(&self, name: &str, owner: &str) -> Result<()> {
-        sqlx::query("DELETE FROM singletons WHERE name = $1 AND owner = $2")
-            .bind(name)
-            .bind(owner)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    async fn singleton_owner(&self, name: &str, now: Millis) -> Result<Option<String>> {
-        let owner = sqlx::query_scalar("SELECT owner FROM singletons WHERE name = $1 AND expires >= $2")
-            .bind(name)
-            .bind(now)
-            .fetch_optional(&self.reader)
-            .await?;
-        Ok(owner)
-    }
-
-    async fn events_after(&self, after_seq: i64, limit: i64) -> Result<Vec<JobEventRecord>> {
-        let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"))
-            .bind(after_seq)
-            .bind(limit)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(event_from_row).collect()
-    }
-
-    async fn job_events(&self, job_id: &str, limit: i64) -> Result<Vec<JobEventRecord>> {
-        let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE job_id = $1 ORDER BY seq LIMIT $2"))
-            .bind(job_id)
-            .bind(limit)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(event_from_row).collect()
-    }
-
-    async fn event_cursor(&self, sink: &str) -> Result<Option<i64>> {
-        let seq = sqlx::query_scalar("SELECT seq FROM event_cursors WHERE sink = $1")
-            .bind(sink)
-            .fetch_optional(&self.reader)
-            .await?;
-        Ok(seq)
-    }
-
-    async fn advance_event_cursor(&self, sink: &str, seq: i64, now: Millis) -> Result<()> {
-        sqlx::query(ADVANCE_EVENT_CURSOR).bind(sink).bind(seq).bind(now).execute(&self.writer).await?;
-        Ok(())
-    }
-
-    async fn prune_events(&self, up_to_seq: i64, before: Millis) -> Result<u64> {
-        let res = sqlx::query("DELETE FROM events WHERE seq <= $1 AND time < $2")
-            .bind(up_to_seq)
-            .bind(before)
-            .execute(&self.writer)
-            .await?;
-        Ok(res.rows_affected())
-    }
-
     async fn register_worker(&self, w: &Worker) -> Result<()> {
         let sql =
             format!("INSERT OR REPLACE INTO workers ({WORKER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
@@ -559,42 +323,6 @@ impl JobStore for SqliteStore {
         Ok(())
     }
 
-    async fn worker_heartbeat(
-        &self,
-        id: &str,
-        chunks_in_flight: i64,
-        draining: bool,
-        now: Millis,
-    ) -> Result<CasOutcome> {
-        let res = sqlx::query(WORKER_HEARTBEAT)
-            .bind(now)
-            .bind(chunks_in_flight)
-            .bind(draining)
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
-        Ok(if res.rows_affected() == 1 { CasOutcome::Applied } else { CasOutcome::NotFound })
-    }
-
-    async fn deregister_worker(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM workers WHERE id = $1").bind(id).execute(&self.writer).await?;
-        Ok(())
-    }
-
-    async fn list_workers(&self) -> Result<Vec<Worker>> {
-        let rows = sqlx::query(&format!("SELECT {WORKER_COLUMNS} FROM workers ORDER BY started_at, id"))
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(worker_from_row).collect()
-    }
-
-    async fn prune_workers(&self, heartbeat_before: Millis) -> Result<u64> {
-        let res = sqlx::query("DELETE FROM workers WHERE heartbeat_at < $1")
-            .bind(heartbeat_before)
-            .execute(&self.writer)
-            .await?;
-        Ok(res.rows_affected())
-    }
 }
 
 /// What a job-level compare-and-set that changed nothing found (see [`job_conflict`]).
@@ -636,26 +364,7 @@ mod tests {
         )*};
     }
 
-    conformance!(
-        create_and_idempotency,
-        status_compare_and_set,
-        timers_and_dates,
-        list_filter_and_paging,
-        chunks_leases_and_commit,
-        expired_leases_are_reclaimed,
-        fenced_chunks_refuse_late_commits,
-        claim_order_follows_priority,
-        duty_lease,
-        priority_tags_and_delete,
-        singleton_lease,
-        payload_chunks_and_open_preparing,
-        rate_limit_and_job_controls,
-        claims_of_one_job_and_chunk_samples,
-        workers_register_beat_and_prune,
-        events_record_creation_and_changes,
-        user_pause_of_a_pausing_job_records_no_event,
-        event_cursors_and_pruning,
-    );
+    crate::conformance::single_store_tests!(conformance);
 
     /// One process, one store: the "two handles" of the shared-database tests are the same store.
     macro_rules! conformance_shared {
@@ -668,13 +377,7 @@ mod tests {
         )*};
     }
 
-    conformance_shared!(
-        concurrent_claims_are_exclusive,
-        concurrent_duty_claims_have_one_winner,
-        concurrent_creates_are_idempotent,
-        concurrent_singleton_claims_have_one_winner,
-        concurrent_events_are_read_without_gaps,
-    );
+    crate::conformance::shared_store_tests!(conformance_shared);
 
     /// Two stores on one database file, as two processes would open it: each has its own writer connection, so
     /// their write transactions contend for SQLite's lock rather than for one pool's connection.
@@ -692,13 +395,7 @@ mod tests {
             )*};
         }
 
-        two_stores!(
-            concurrent_claims_are_exclusive,
-            concurrent_duty_claims_have_one_winner,
-            concurrent_creates_are_idempotent,
-            concurrent_singleton_claims_have_one_winner,
-            concurrent_events_are_read_without_gaps,
-        );
+        crate::conformance::shared_store_tests!(two_stores);
     }
 
     #[tokio::test]
