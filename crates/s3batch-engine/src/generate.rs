@@ -175,6 +175,44 @@ async fn resume_point(engine: &Engine, job: &Job) -> Result<Resume, StoreError> 
     Ok(Resume { after, seq: last.id.seq + 1, next_line: last.first_line + last.line_count })
 }
 
+/// The bucket being listed and what is kept of it.
+struct Source {
+    bucket: String,
+    objects: Arc<dyn ObjectStore>,
+    filter: Filter,
+    /// The bucket matches the filter's `EligibleForReplication` (or the filter has none).
+    eligible: bool,
+}
+
+impl Source {
+    /// One page of `prefix` after the key `after`: the objects the filter keeps (HEADing them if it must), and the
+    /// key the next page starts after (None: the prefix is done).
+    async fn page(
+        &self,
+        engine: &Engine,
+        prefix: &str,
+        after: Option<String>,
+    ) -> Result<(Vec<ListedObject>, Option<String>), ManifestProblem> {
+        let (objects, bucket, filter) = (&self.objects, self.bucket.as_str(), &self.filter);
+        let page = retry::storage_call(
+            &engine.config,
+            || false,
+            || objects.list_objects_after(bucket, prefix, after.clone(), PAGE),
+        )
+        .await
+        .map_err(|e| listing_failed(bucket, &e))?;
+        let candidates: Vec<ListedObject> =
+            page.objects.iter().filter(|o| self.eligible && filter.listed_ok(o)).cloned().collect();
+        let kept =
+            if filter.needs_head() { headed(engine, objects, bucket, candidates, filter).await } else { candidates };
+        let next = match (page.next_token, page.objects.last()) {
+            (Some(_), Some(last)) => Some(last.key.clone()),
+            _ => None,
+        };
+        Ok((kept, next))
+    }
+}
+
 /// List `g.source_bucket`, record chunks, open the job once the first ones are in, and set the total at the end.
 pub async fn list(engine: &Arc<Engine>, job: &Job, g: &S3JobManifestGenerator) -> Result<Listed, StoreError> {
     let Some(bucket) = arn::parse_bucket_arn(&g.source_bucket) else {
@@ -193,35 +231,23 @@ pub async fn list(engine: &Arc<Engine>, job: &Job, g: &S3JobManifestGenerator) -
         Ok(s) => s,
         Err(e) => return Ok(Listed::Refused(listing_failed(&bucket, &e))),
     };
+    let source = Source { bucket: bucket.clone(), objects, filter, eligible };
     let resume = resume_point(engine, job).await?;
     let mut lister = Lister {
         engine,
         job,
-        bucket: bucket.clone(),
+        bucket,
         chunks: PayloadChunker::new(engine.config.chunk_size as i64, resume.seq, resume.next_line),
         batch: Vec::new(),
         opened: job.status != JobStatus::Preparing,
         last_renew: now(),
     };
     let mut after = resume.after;
-    for prefix in &filter.prefixes {
+    for prefix in &source.filter.prefixes {
         loop {
-            let page = retry::storage_call(
-                &engine.config,
-                || false,
-                || objects.list_objects_after(&bucket, prefix, after.clone(), PAGE),
-            )
-            .await;
-            let page = match page {
-                Ok(p) => p,
-                Err(e) => return Ok(Listed::Refused(listing_failed(&bucket, &e))),
-            };
-            let candidates: Vec<ListedObject> =
-                page.objects.iter().filter(|o| eligible && filter.listed_ok(o)).cloned().collect();
-            let kept = if filter.needs_head() {
-                headed(engine, &objects, &bucket, candidates, &filter).await
-            } else {
-                candidates
+            let (kept, next) = match source.page(engine, prefix, after.clone()).await {
+                Ok(page) => page,
+                Err(p) => return Ok(Listed::Refused(p)),
             };
             for o in &kept {
                 lister.push(&o.key);
@@ -229,9 +255,9 @@ pub async fn list(engine: &Arc<Engine>, job: &Job, g: &S3JobManifestGenerator) -
             if !lister.flush_full(false).await? {
                 return Ok(Listed::Abandoned);
             }
-            match (page.next_token, page.objects.last()) {
-                (Some(_), Some(last)) => after = Some(last.key.clone()),
-                _ => break,
+            match next {
+                Some(key) => after = Some(key),
+                None => break,
             }
         }
     }
