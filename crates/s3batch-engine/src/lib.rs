@@ -4,6 +4,7 @@
 //!
 //! - [`prepare`]: streams the manifest once, checks its ETag, validates every line, records a chunk every
 //!   `chunk_size` lines;
+//! - [`problem`]: why a manifest cannot be used (preparing, listing, inventory reports, the generated manifest);
 //! - [`schedule`]: the scheduler tick: starts preparing, ranks jobs by priority and lets at most `max_active_jobs`
 //!   run, pauses the ones that fall out, completes, fails (threshold, expired confirmation) and finishes jobs;
 //! - [`execute`]: claims chunks under a lease, runs their tasks with bounded concurrency and retries, and commits
