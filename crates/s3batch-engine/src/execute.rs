@@ -56,12 +56,9 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
                 Ok(Some(chunk)) => {
                     let lost = CancellationToken::new();
                     held.lock().expect("held poisoned").insert(chunk.id.clone(), lost.clone());
-                    let job = match specs.get(&engine, &chunk.id.job_id).await {
-                        Some(j) => j,
-                        None => {
-                            release(&engine, &held, &chunk.id).await;
-                            break;
-                        }
+                    let Some(job) = specs.get(&engine, &chunk.id.job_id).await else {
+                        release(&engine, &held, &chunk.id).await;
+                        break;
                     };
                     let control = control_of(&engine, &controls, &job.id).await;
                     let ctx = ChunkRun {
