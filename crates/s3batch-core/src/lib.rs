@@ -16,7 +16,7 @@ pub mod status;
 pub mod time;
 
 pub use spec::{JobSpec, Operation, Tag, ValidationError, ValidationKind};
-pub use status::{Event, JobStatus};
+pub use status::{Event, JobStatus, Transition};
 
 /// Milliseconds since the Unix epoch; every timestamp in the store is one of these.
 pub type Millis = i64;

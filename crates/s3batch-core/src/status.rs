@@ -5,9 +5,12 @@
 //!                                                    Ready|Active ─Pause─> Pausing ─Drained─> Paused ─Activate─> Active
 //! any non-terminal but Cancelling/Failing/Completing ─Cancel─> Cancelling ─Finished─> Cancelled
 //! Preparing|Suspended|Ready|Active|Pausing|Paused|Completing ─Fail─> Failing ─Finished─> Failed
+//! a user's pause (extension): Ready ─UserPause─> Paused, Active ─UserPause─> Pausing, Pausing|Paused stay;
+//!                             Pausing|Paused ─UserResume─> the same status (the scheduler activates it later)
 //! ```
 //!
-//! Every status write in every store is a compare-and-set on the status this function was given.
+//! Every status write in every store is a compare-and-set on the status this function was given: the store takes
+//! a [`Transition`], which only [`Transition::new`] (that is, [`transition`]) makes.
 
 use std::fmt;
 use std::str::FromStr;
@@ -57,7 +60,44 @@ pub enum Event {
     Fail,
     /// The transitional state's work is done (report written, in-flight tasks settled).
     Finished,
+    /// A user paused the job (extension): unlike the scheduler's [`Event::Pause`], a job already pausing or
+    /// paused stays where it is (the user's pause is then recorded on it).
+    UserPause,
+    /// A user resumed a job they paused (extension): its status stays Pausing or Paused; the scheduler activates
+    /// it when it ranks among the jobs that may run.
+    UserResume,
 }
+
+impl Event {
+    /// Every event, for tables over (status, event).
+    pub const ALL: [Event; 13] = [
+        Event::Start,
+        Event::PreparedNeedsConfirmation,
+        Event::Prepared,
+        Event::Confirm,
+        Event::Activate,
+        Event::Pause,
+        Event::Drained,
+        Event::TasksDone,
+        Event::Cancel,
+        Event::Fail,
+        Event::Finished,
+        Event::UserPause,
+        Event::UserResume,
+    ];
+
+    /// What preparing ends with: the job waits for a confirmation, or may run at once.
+    pub fn prepared(confirmation_required: bool) -> Event {
+        if confirmation_required { Event::PreparedNeedsConfirmation } else { Event::Prepared }
+    }
+}
+
+/// SuspendedCause of a job waiting for its confirmation (Suspended after preparing).
+pub const AWAITING_CONFIRMATION_CAUSE: &str = "AwaitingConfirmation";
+/// SuspendedCause of a job a user paused.
+pub const USER_PAUSE_CAUSE: &str = "Paused by user";
+/// SuspendedCause of a job the scheduler paused for a job of higher priority.
+pub const PREEMPTED_CAUSE: &str = "Preempted by a job with a higher priority";
 
 /// The event is not allowed in the status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -151,28 +191,49 @@ pub fn transition(from: JobStatus, event: Event) -> Result<JobStatus, IllegalTra
         (S::Completing, E::Finished) => S::Complete,
         (S::Cancelling, E::Finished) => S::Cancelled,
         (S::Failing, E::Finished) => S::Failed,
+        (S::Ready, E::UserPause) => S::Paused,
+        (S::Active, E::UserPause) => S::Pausing,
+        (S::Pausing | S::Paused, E::UserPause | E::UserResume) => from,
         _ => return Err(IllegalTransition { from, event }),
     };
     Ok(to)
+}
+
+/// A legal move of a job, as [`transition`] found it: `from` along `event` to `to`. The only status write a store
+/// accepts, as a compare-and-set on `from`; its fields are private, so no writer can pick a target status itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Transition {
+    from: JobStatus,
+    event: Event,
+    to: JobStatus,
+}
+
+impl Transition {
+    /// Where `event` takes a job in `from`, if it may go there.
+    pub fn new(from: JobStatus, event: Event) -> Result<Transition, IllegalTransition> {
+        transition(from, event).map(|to| Transition { from, event, to })
+    }
+
+    /// The status the job must still be in for the move to apply.
+    pub fn from(&self) -> JobStatus {
+        self.from
+    }
+
+    pub fn event(&self) -> Event {
+        self.event
+    }
+
+    /// The status the job is in afterwards (`from` itself for a user's pause or resume of a paused job).
+    pub fn to(&self) -> JobStatus {
+        self.to
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const EVENTS: [Event; 11] = [
-        Event::Start,
-        Event::PreparedNeedsConfirmation,
-        Event::Prepared,
-        Event::Confirm,
-        Event::Activate,
-        Event::Pause,
-        Event::Drained,
-        Event::TasksDone,
-        Event::Cancel,
-        Event::Fail,
-        Event::Finished,
-    ];
+    const EVENTS: [Event; 13] = Event::ALL;
 
     /// The whole table: every (status, event) pair and where it leads, `None` where it is illegal.
     fn expected(from: JobStatus, e: Event) -> Option<JobStatus> {
@@ -206,6 +267,12 @@ mod tests {
             (S::Completing, E::Fail, S::Failing),
             (S::Cancelling, E::Finished, S::Cancelled),
             (S::Failing, E::Finished, S::Failed),
+            (S::Ready, E::UserPause, S::Paused),
+            (S::Active, E::UserPause, S::Pausing),
+            (S::Pausing, E::UserPause, S::Pausing),
+            (S::Paused, E::UserPause, S::Paused),
+            (S::Pausing, E::UserResume, S::Pausing),
+            (S::Paused, E::UserResume, S::Paused),
         ];
         table.iter().find(|(f, ev, _)| *f == from && *ev == e).map(|(_, _, to)| *to)
     }
@@ -217,6 +284,25 @@ mod tests {
                 assert_eq!(transition(from, e).ok(), expected(from, e), "{from} on {e:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_transition_is_what_the_function_says() {
+        for from in JobStatus::ALL {
+            for e in EVENTS {
+                let t = Transition::new(from, e);
+                assert_eq!(
+                    t.map(|t| (t.from(), t.event(), t.to())).ok(),
+                    transition(from, e).ok().map(|to| (from, e, to))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn prepared_event_follows_confirmation() {
+        assert_eq!(Event::prepared(true), Event::PreparedNeedsConfirmation);
+        assert_eq!(Event::prepared(false), Event::Prepared);
     }
 
     #[test]

@@ -420,7 +420,7 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     loop {
         let held =
             match engine.store.claim_singleton(EVENTS_LEASE, &engine.worker_id, now(), engine.config.lease_ms).await {
-                Ok(held) => held,
+                Ok(outcome) => outcome.is_applied(),
                 Err(e) => {
                     tracing::warn!(error = %e, "renewing the events lease failed");
                     false

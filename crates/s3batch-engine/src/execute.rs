@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use s3batch_core::manifest::{CsvLayout, ManifestFormat, ManifestTask, csv_reader};
 use s3batch_core::report::{ReportRow, TaskStatus};
-use s3batch_core::{JobSpec, JobStatus, Operation, arn};
+use s3batch_core::{Event, JobSpec, JobStatus, Operation, arn};
 use s3batch_storage::{ObjectRef, StorageError};
-use s3batch_store::{Chunk, ChunkId, ChunkResult, StatusChange};
+use s3batch_store::{CasOutcome, Chunk, ChunkId, ChunkResult, StatusChange};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +24,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::control::{Controls, JobControl, REFRESH};
 use crate::prepare::unquote_etag;
-use crate::{Engine, Held, now, ops, retry};
+use crate::{Engine, Held, now, ops, retry, status_write};
 
 /// After the grace period, how long chunks get to give themselves back before they are stopped where they are
 /// (a manifest read or a commit still retrying) and released from here.
@@ -56,12 +56,9 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
                 Ok(Some(chunk)) => {
                     let lost = CancellationToken::new();
                     held.lock().expect("held poisoned").insert(chunk.id.clone(), lost.clone());
-                    let job = match specs.get(&engine, &chunk.id.job_id).await {
-                        Some(j) => j,
-                        None => {
-                            release(&engine, &held, &chunk.id).await;
-                            break;
-                        }
+                    let Some(job) = specs.get(&engine, &chunk.id.job_id).await else {
+                        release(&engine, &held, &chunk.id).await;
+                        break;
                     };
                     let control = control_of(&engine, &controls, &job.id).await;
                     let ctx = ChunkRun {
@@ -322,29 +319,54 @@ impl ChunkRun {
     }
 
     async fn run(self) {
-        let tasks = match self.read_tasks().await {
-            Ok(t) => t,
+        let Some(tasks) = self.tasks_or_give_up().await else { return };
+        let tasks = Arc::new(tasks);
+        let outcomes = self.run_tasks(&tasks).await;
+        let ran = outcomes.iter().filter(|o| o.is_some()).count();
+        if self.lost.is_cancelled() {
+            self.held.lock().expect("held poisoned").remove(&self.chunk.id);
+            return;
+        }
+        if ran < tasks.len() && !self.job_stopping() {
+            // Shutting down part-way: give the chunk back; its tasks run again elsewhere (at least once).
+            release(&self.engine, &self.held, &self.chunk.id).await;
+            return;
+        }
+        self.commit(&build_result(&tasks, &outcomes)).await;
+        self.held.lock().expect("held poisoned").remove(&self.chunk.id);
+        self.engine.wake.notify_waiters();
+    }
+
+    /// The chunk's tasks; None once the chunk was given back (unreadable for now) or the job failed (unreadable
+    /// for good).
+    async fn tasks_or_give_up(&self) -> Option<Vec<ManifestTask>> {
+        match self.read_tasks().await {
+            Ok(t) => Some(t),
             Err(ReadError::Transient(e)) => {
                 tracing::warn!(job = %self.job.id, chunk = self.chunk.id.seq, error = %e, "manifest chunk unreadable; will retry");
                 release(&self.engine, &self.held, &self.chunk.id).await;
-                return;
+                None
             }
             Err(ReadError::Fatal(code, reason)) => {
-                let change = StatusChange::to(JobStatus::Failing).failure(code, reason);
-                for from in [JobStatus::Active, JobStatus::Pausing] {
-                    if let Ok(true) = self.engine.store.update_status(&self.job.id, from, &change, now()).await {
-                        break;
-                    }
+                // The job fails from wherever it is now (Active, or Pausing: a leased chunk keeps it from Paused).
+                let change = StatusChange::default().failure(code, reason);
+                if let Err(e) =
+                    status_write::apply_current(&*self.engine.store, &self.job.id, Event::Fail, &change).await
+                {
+                    tracing::warn!(job = %self.job.id, error = %e, "failing the job failed");
                 }
                 release(&self.engine, &self.held, &self.chunk.id).await;
                 self.engine.wake.notify_waiters();
-                return;
+                None
             }
-        };
+        }
+    }
 
+    /// Run the tasks with bounded concurrency until they are done, the job stops wanting them, the lease is lost
+    /// or the process shuts down. Each task's outcome, `None` for the ones that did not run.
+    async fn run_tasks(&self, tasks: &Arc<Vec<ManifestTask>>) -> Vec<Option<Outcome>> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; tasks.len()];
         let mut set = JoinSet::new();
-        let tasks = Arc::new(tasks);
         for i in 0..tasks.len() {
             if self.lost.is_cancelled() || self.shutdown.is_cancelled() || self.job_stopping() {
                 break;
@@ -376,39 +398,37 @@ impl ChunkRun {
                 record(&mut outcomes, r);
             }
         }
+        self.settle(&mut set, &mut outcomes).await;
+        outcomes
+    }
+
+    /// Wait for the tasks in flight, or, once the grace period is over, abort them.
+    async fn settle(&self, set: &mut JoinSet<(usize, Outcome)>, outcomes: &mut [Option<Outcome>]) {
         loop {
             tokio::select! {
                 r = set.join_next() => match r {
-                    Some(r) => record(&mut outcomes, r),
+                    Some(r) => record(outcomes, r),
                     None => break,
                 },
                 _ = self.abandon.cancelled() => {
                     // Their results are lost with them: the chunk is given back below, and runs again elsewhere.
                     set.abort_all();
                     while let Some(r) = set.join_next().await {
-                        record(&mut outcomes, r);
+                        record(outcomes, r);
                     }
                     break;
                 }
             }
         }
+    }
 
-        let ran = outcomes.iter().filter(|o| o.is_some()).count();
-        if self.lost.is_cancelled() {
-            self.held.lock().expect("held poisoned").remove(&self.chunk.id);
-            return;
-        }
-        if ran < tasks.len() && !self.job_stopping() {
-            // Shutting down part-way: give the chunk back; its tasks run again elsewhere (at least once).
-            release(&self.engine, &self.held, &self.chunk.id).await;
-            return;
-        }
-        let result = build_result(&tasks, &outcomes);
+    /// Commit the chunk's results and the job's counters (retried a few times on a store error).
+    async fn commit(&self, result: &ChunkResult) {
         let mut attempt = 0;
         loop {
-            match self.engine.store.complete_chunk(&self.engine.worker_id, &self.chunk.id, &result, now()).await {
-                Ok(true) => break,
-                Ok(false) => {
+            match self.engine.store.complete_chunk(&self.engine.worker_id, &self.chunk.id, result, now()).await {
+                Ok(CasOutcome::Applied) => break,
+                Ok(CasOutcome::Conflict { .. } | CasOutcome::NotFound) => {
                     tracing::warn!(job = %self.job.id, chunk = self.chunk.id.seq, "lease lost before commit; results dropped");
                     break;
                 }
@@ -423,8 +443,6 @@ impl ChunkRun {
                 }
             }
         }
-        self.held.lock().expect("held poisoned").remove(&self.chunk.id);
-        self.engine.wake.notify_waiters();
     }
 
     /// The chunk's lines: the ones it carries, or its byte range of the manifest, range-read.

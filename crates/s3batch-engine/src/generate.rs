@@ -22,7 +22,7 @@ use s3batch_storage::{ListedObject, ObjectInfo, ObjectRef, ObjectStore, StorageE
 use s3batch_store::{Job, NewChunk, StoreError};
 
 use crate::inventory::PayloadChunker;
-use crate::prepare::{ManifestProblem, problem};
+use crate::problem::{ManifestProblem, problem};
 use crate::{Engine, now, retry};
 
 /// Objects listed per request.
@@ -36,6 +36,8 @@ pub enum Listed {
     Done { total: i64, opened: bool },
     /// The job stopped wanting tasks (cancelled, failed) or the duty lease was lost: stop quietly.
     Abandoned,
+    /// The listing cannot be done: the job fails for this.
+    Refused(ManifestProblem),
 }
 
 /// The filter, checked and ready to apply.
@@ -173,74 +175,96 @@ async fn resume_point(engine: &Engine, job: &Job) -> Result<Resume, StoreError> 
     Ok(Resume { after, seq: last.id.seq + 1, next_line: last.first_line + last.line_count })
 }
 
+/// The bucket being listed and what is kept of it.
+struct Source {
+    bucket: String,
+    objects: Arc<dyn ObjectStore>,
+    filter: Filter,
+    /// The bucket matches the filter's `EligibleForReplication` (or the filter has none).
+    eligible: bool,
+}
+
+impl Source {
+    /// One page of `prefix` after the key `after`: the objects the filter keeps (HEADing them if it must), and the
+    /// key the next page starts after (None: the prefix is done).
+    async fn page(
+        &self,
+        engine: &Engine,
+        prefix: &str,
+        after: Option<String>,
+    ) -> Result<(Vec<ListedObject>, Option<String>), ManifestProblem> {
+        let (objects, bucket, filter) = (&self.objects, self.bucket.as_str(), &self.filter);
+        let page = retry::storage_call(
+            &engine.config,
+            || false,
+            || objects.list_objects_after(bucket, prefix, after.clone(), PAGE),
+        )
+        .await
+        .map_err(|e| listing_failed(bucket, &e))?;
+        let candidates: Vec<ListedObject> =
+            page.objects.iter().filter(|o| self.eligible && filter.listed_ok(o)).cloned().collect();
+        let kept =
+            if filter.needs_head() { headed(engine, objects, bucket, candidates, filter).await } else { candidates };
+        let next = match (page.next_token, page.objects.last()) {
+            (Some(_), Some(last)) => Some(last.key.clone()),
+            _ => None,
+        };
+        Ok((kept, next))
+    }
+}
+
 /// List `g.source_bucket`, record chunks, open the job once the first ones are in, and set the total at the end.
-pub async fn list(
-    engine: &Arc<Engine>,
-    job: &Job,
-    g: &S3JobManifestGenerator,
-) -> Result<Result<Listed, ManifestProblem>, StoreError> {
+pub async fn list(engine: &Arc<Engine>, job: &Job, g: &S3JobManifestGenerator) -> Result<Listed, StoreError> {
     let Some(bucket) = arn::parse_bucket_arn(&g.source_bucket) else {
-        return Ok(Err(problem(
+        return Ok(Listed::Refused(problem(
             "InvalidManifestGenerator",
             format!("SourceBucket '{}' is not a bucket ARN", g.source_bucket),
         )));
     };
     let filter = match Filter::new(g.filter.as_ref()) {
         Ok(f) => f,
-        Err(p) => return Ok(Err(p)),
+        Err(p) => return Ok(Listed::Refused(p)),
     };
     let eligible =
         filter.eligible_for_replication.is_none_or(|want| engine.config.replication.contains_key(&bucket) == want);
     let objects = match engine.router_for(job).store_for(&bucket) {
         Ok(s) => s,
-        Err(e) => return Ok(Err(listing_failed(&bucket, &e))),
+        Err(e) => return Ok(Listed::Refused(listing_failed(&bucket, &e))),
     };
+    let source = Source { bucket: bucket.clone(), objects, filter, eligible };
     let resume = resume_point(engine, job).await?;
     let mut lister = Lister {
         engine,
         job,
-        bucket: bucket.clone(),
+        bucket,
         chunks: PayloadChunker::new(engine.config.chunk_size as i64, resume.seq, resume.next_line),
         batch: Vec::new(),
         opened: job.status != JobStatus::Preparing,
         last_renew: now(),
     };
     let mut after = resume.after;
-    for prefix in &filter.prefixes {
+    for prefix in &source.filter.prefixes {
         loop {
-            let page = retry::storage_call(
-                &engine.config,
-                || false,
-                || objects.list_objects_after(&bucket, prefix, after.clone(), PAGE),
-            )
-            .await;
-            let page = match page {
-                Ok(p) => p,
-                Err(e) => return Ok(Err(listing_failed(&bucket, &e))),
-            };
-            let candidates: Vec<ListedObject> =
-                page.objects.iter().filter(|o| eligible && filter.listed_ok(o)).cloned().collect();
-            let kept = if filter.needs_head() {
-                headed(engine, &objects, &bucket, candidates, &filter).await
-            } else {
-                candidates
+            let (kept, next) = match source.page(engine, prefix, after.clone()).await {
+                Ok(page) => page,
+                Err(p) => return Ok(Listed::Refused(p)),
             };
             for o in &kept {
                 lister.push(&o.key);
             }
             if !lister.flush_full(false).await? {
-                return Ok(Ok(Listed::Abandoned));
+                return Ok(Listed::Abandoned);
             }
-            match (page.next_token, page.objects.last()) {
-                (Some(_), Some(last)) => after = Some(last.key.clone()),
-                _ => break,
+            match next {
+                Some(key) => after = Some(key),
+                None => break,
             }
         }
     }
     if !lister.flush_full(true).await? {
-        return Ok(Ok(Listed::Abandoned));
+        return Ok(Listed::Abandoned);
     }
-    Ok(Ok(Listed::Done { total: lister.chunks.total(), opened: lister.opened }))
+    Ok(Listed::Done { total: lister.chunks.total(), opened: lister.opened })
 }
 
 fn listing_failed(bucket: &str, e: &StorageError) -> ManifestProblem {
@@ -296,16 +320,16 @@ impl Lister<'_> {
         }
         let store = &self.engine.store;
         if !self.batch.is_empty() {
-            if !store.insert_chunks(&self.job.id, &self.engine.worker_id, &self.batch).await? {
+            if !store.insert_chunks(&self.job.id, &self.engine.worker_id, &self.batch).await?.is_applied() {
                 return Ok(false);
             }
             self.batch.clear();
             if !self.opened && !end {
-                let to = if self.job.spec.confirmation_required { JobStatus::Suspended } else { JobStatus::Ready };
-                if !store.open_preparing(&self.job.id, &self.engine.worker_id, to, now()).await? {
+                let t = crate::status_write::prepared(self.job);
+                if !store.open_preparing(&self.job.id, &self.engine.worker_id, t, now()).await?.is_applied() {
                     return Ok(false);
                 }
-                tracing::info!(job = %self.job.id, status = %to, "first chunks listed; the job runs while the listing goes on");
+                tracing::info!(job = %self.job.id, status = %t.to(), "first chunks listed; the job runs while the listing goes on");
                 self.opened = true;
                 self.engine.wake.notify_waiters();
             }
@@ -322,6 +346,7 @@ impl Lister<'_> {
             if !store
                 .claim_duty(&self.job.id, &self.engine.worker_id, self.last_renew, self.engine.config.lease_ms)
                 .await?
+                .is_applied()
             {
                 return Ok(false);
             }

@@ -18,7 +18,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use crate::prepare::{ManifestProblem, problem};
+use crate::problem::{ManifestProblem, problem};
 use crate::{Engine, retry};
 
 /// Builds chunks that carry their lines: one every `chunk_size` lines.

@@ -4,6 +4,7 @@
 //!
 //! - [`prepare`]: streams the manifest once, checks its ETag, validates every line, records a chunk every
 //!   `chunk_size` lines;
+//! - [`problem`]: why a manifest cannot be used (preparing, listing, inventory reports, the generated manifest);
 //! - [`schedule`]: the scheduler tick: starts preparing, ranks jobs by priority and lets at most `max_active_jobs`
 //!   run, pauses the ones that fall out, completes, fails (threshold, expired confirmation) and finishes jobs;
 //! - [`execute`]: claims chunks under a lease, runs their tasks with bounded concurrency and retries, and commits
@@ -11,6 +12,7 @@
 //! - [`ops`]: one function per operation;
 //! - [`report`]: the completion report in the AWS layout;
 //! - [`service`]: what the API front ends call (create, describe, list, confirm, cancel, priority, tags);
+//! - [`status_write`]: every status write, as `transition(status, event)` and then a compare-and-set in the store;
 //! - [`events`]: delivers the job events the store records (creation, every status change) to the audit log and
 //!   to signed webhooks, under the `events` singleton lease.
 //! - [`control`]: per-job rate limit (token bucket, shared by a fleet), adaptive back-off on throttling, fairness;
@@ -41,11 +43,13 @@ pub mod manifest_output;
 pub mod ops;
 pub mod prepare;
 pub mod preview;
+pub mod problem;
 pub mod report;
 pub mod retry;
 pub mod roles;
 pub mod schedule;
 pub mod service;
+pub mod status_write;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -54,7 +58,7 @@ use std::time::Duration;
 
 use s3batch_core::JobStatus;
 use s3batch_storage::Router;
-use s3batch_store::{ChunkId, JobStore, Worker};
+use s3batch_store::{CasOutcome, ChunkId, JobStore, Worker};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 pub use tokio_util::sync::CancellationToken;
@@ -339,9 +343,8 @@ async fn worker_beats(engine: Arc<Engine>, shutdown: CancellationToken, stop: Ca
         draining_sent |= draining;
         let held = engine.chunks_in_flight() as i64;
         match engine.store.worker_heartbeat(&engine.worker_id, held, draining, now()).await {
-            Ok(true) => {}
-            Ok(false) if !draining => engine.register().await,
-            Ok(false) => {}
+            Ok(CasOutcome::NotFound) if !draining => engine.register().await,
+            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "worker heartbeat failed"),
         }
     }

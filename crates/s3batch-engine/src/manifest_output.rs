@@ -12,12 +12,12 @@ use std::sync::Arc;
 use s3batch_core::arn;
 use s3batch_core::manifest::{CsvLayout, csv_reader};
 use s3batch_core::spec::S3JobManifestGenerator;
-use s3batch_inventory::{DirSink, GeneratedManifestOptions, GeneratedManifestWriter};
+use s3batch_inventory::{DirSink, GeneratedManifest, GeneratedManifestOptions, GeneratedManifestWriter};
 use s3batch_storage::{PutBody, PutOptions, StorageError};
 use s3batch_store::{Job, StoreError};
 use serde_json::json;
 
-use crate::prepare::{ManifestProblem, problem};
+use crate::problem::{ManifestProblem, problem};
 use crate::{Engine, now, retry};
 
 /// Rows per data file.
@@ -28,57 +28,121 @@ const CHUNKS_PER_READ: i64 = 50;
 /// The format the generated manifest is written in.
 pub const FORMAT: &str = "S3InventoryReport_CSV_20211130";
 
-/// Write the generated manifest. `Err(None)`: transient trouble, try again later (the job stays as it is).
-pub async fn write(
-    engine: &Arc<Engine>,
-    job: &Job,
-    g: &S3JobManifestGenerator,
-) -> Result<Result<(), Option<ManifestProblem>>, StoreError> {
-    let Some(out) = &g.manifest_output_location else {
-        return Ok(Err(Some(problem(
-            "InvalidManifestGenerator",
-            "EnableManifestOutput is true but ManifestOutputLocation is missing",
-        ))));
-    };
-    let Some(out_bucket) = arn::parse_bucket_arn(&out.bucket) else {
-        return Ok(Err(Some(problem(
-            "InvalidManifestGenerator",
-            format!("ManifestOutputLocation.Bucket '{}' is not a bucket ARN", out.bucket),
-        ))));
-    };
-    let source = arn::parse_bucket_arn(&g.source_bucket).unwrap_or_default();
-    let base = match out.manifest_prefix.as_deref().map(|p| p.trim_end_matches('/')) {
-        Some(p) if !p.is_empty() => format!("{p}/job-{}", job.id),
-        _ => format!("job-{}", job.id),
-    };
+/// What writing the generated manifest ended with.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Written, and its descriptor recorded on the job.
+    Written,
+    /// It cannot be written: the job fails for this.
+    Refused(ManifestProblem),
+    /// Transient trouble: try again later (the job stays as it is).
+    TryLater,
+}
+
+/// Why writing stopped part-way.
+enum Stop {
+    Store(StoreError),
+    Refused(ManifestProblem),
+    TryLater,
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Stop::Store(e)
+    }
+}
+
+impl From<ManifestProblem> for Stop {
+    fn from(p: ManifestProblem) -> Self {
+        Stop::Refused(p)
+    }
+}
+
+/// A storage failure while uploading: transient ones are tried again later, others fail the job.
+fn upload_failed(bucket: &str, e: StorageError) -> Stop {
+    classify(bucket, e).map_or(Stop::TryLater, Stop::Refused)
+}
+
+/// Where the generated manifest goes: the output bucket and the key prefix of this job's files.
+struct Destination {
+    bucket: String,
+    base: String,
+}
+
+/// Write the generated manifest: assemble its data files from the job's chunks, upload them, then record the
+/// GeneratedManifestDescriptor.
+pub async fn write(engine: &Arc<Engine>, job: &Job, g: &S3JobManifestGenerator) -> Result<Outcome, StoreError> {
+    match write_all(engine, job, g).await {
+        Ok(()) => Ok(Outcome::Written),
+        Err(Stop::Store(e)) => Err(e),
+        Err(Stop::Refused(p)) => Ok(Outcome::Refused(p)),
+        Err(Stop::TryLater) => Ok(Outcome::TryLater),
+    }
+}
+
+async fn write_all(engine: &Arc<Engine>, job: &Job, g: &S3JobManifestGenerator) -> Result<(), Stop> {
+    let dest = destination(job, g)?;
     let dir = match &engine.config.work_dir {
         Some(d) => tempfile::tempdir_in(d),
         None => tempfile::tempdir(),
-    };
-    let dir = match dir {
-        Ok(d) => d,
-        Err(e) => return Ok(Err(Some(problem("ManifestOutputNotWritten", format!("no temporary directory: {e}"))))),
-    };
+    }
+    .map_err(|e| problem("ManifestOutputNotWritten", format!("no temporary directory: {e}")))?;
     let opts = GeneratedManifestOptions {
-        source_bucket: source,
-        destination_bucket: out.bucket.clone(),
-        data_prefix: format!("{base}/data/"),
+        source_bucket: arn::parse_bucket_arn(&g.source_bucket).unwrap_or_default(),
+        destination_bucket: g.manifest_output_location.as_ref().map(|o| o.bucket.clone()).unwrap_or_default(),
+        data_prefix: format!("{}/data/", dest.base),
         max_rows_per_file: ROWS_PER_FILE,
         with_versions: false,
         creation_timestamp_ms: now(),
     };
     let sink = DirSink::new(dir.path());
-    let mut writer = match GeneratedManifestWriter::new(sink.clone(), opts) {
-        Ok(w) => w,
-        Err(e) => return Ok(Err(Some(problem("ManifestOutputNotWritten", e.to_string())))),
+    let done = assemble(engine, job, GeneratedManifestWriter::new(sink.clone(), opts).map_err(output_problem)?).await?;
+    let manifest_key = upload(engine, job, &dest, &sink, &done).await?;
+    tracing::info!(job = %job.id, rows = done.rows, key = %manifest_key, "generated manifest written");
+    Ok(())
+}
+
+/// The output bucket and prefix `ManifestOutputLocation` names.
+fn destination(job: &Job, g: &S3JobManifestGenerator) -> Result<Destination, ManifestProblem> {
+    let Some(out) = &g.manifest_output_location else {
+        return Err(problem(
+            "InvalidManifestGenerator",
+            "EnableManifestOutput is true but ManifestOutputLocation is missing",
+        ));
     };
-    // Assemble the data files from the chunks, in order.
+    let Some(bucket) = arn::parse_bucket_arn(&out.bucket) else {
+        return Err(problem(
+            "InvalidManifestGenerator",
+            format!("ManifestOutputLocation.Bucket '{}' is not a bucket ARN", out.bucket),
+        ));
+    };
+    let base = match out.manifest_prefix.as_deref().map(|p| p.trim_end_matches('/')) {
+        Some(p) if !p.is_empty() => format!("{p}/job-{}", job.id),
+        _ => format!("job-{}", job.id),
+    };
+    Ok(Destination { bucket, base })
+}
+
+fn output_problem(e: impl std::fmt::Display) -> ManifestProblem {
+    problem("ManifestOutputNotWritten", e.to_string())
+}
+
+fn writer_stopped(e: tokio::task::JoinError) -> ManifestProblem {
+    problem("InternalError", format!("the manifest writer stopped: {e}"))
+}
+
+/// Assemble the data files from the job's chunks, in order, on a blocking thread.
+async fn assemble(
+    engine: &Engine,
+    job: &Job,
+    mut writer: GeneratedManifestWriter<DirSink>,
+) -> Result<GeneratedManifest, Stop> {
     let mut after = -1;
     loop {
         let batch = engine.store.chunk_payloads(&job.id, after, CHUNKS_PER_READ).await?;
         let Some(last) = batch.last() else { break };
         after = last.0;
-        let res = tokio::task::spawn_blocking(move || {
+        writer = tokio::task::spawn_blocking(move || {
             let layout = CsvLayout::payload();
             for (seq, payload) in &batch {
                 let mut rdr = csv_reader(&payload[..]);
@@ -90,52 +154,41 @@ pub async fn write(
             }
             Ok::<_, String>(writer)
         })
-        .await;
-        writer = match res {
-            Ok(Ok(w)) => w,
-            Ok(Err(e)) => return Ok(Err(Some(problem("ManifestOutputNotWritten", e)))),
-            Err(e) => return Ok(Err(Some(problem("InternalError", format!("the manifest writer stopped: {e}"))))),
-        };
+        .await
+        .map_err(writer_stopped)?
+        .map_err(output_problem)?;
     }
-    let done = match tokio::task::spawn_blocking(move || writer.finish()).await {
-        Ok(Ok(d)) => d,
-        Ok(Err(e)) => return Ok(Err(Some(problem("ManifestOutputNotWritten", e.to_string())))),
-        Err(e) => return Ok(Err(Some(problem("InternalError", format!("the manifest writer stopped: {e}"))))),
-    };
+    Ok(tokio::task::spawn_blocking(move || writer.finish()).await.map_err(writer_stopped)?.map_err(output_problem)?)
+}
 
-    // Upload: data files first, then manifest.checksum, then manifest.json (whose presence means complete).
-    let store = match engine.router_for(job).store_for(&out_bucket) {
-        Ok(s) => s,
-        Err(e) => return Ok(Err(Some(not_written(&out_bucket, &e)))),
-    };
+/// Upload the data files first, then manifest.checksum, then manifest.json (whose presence means complete), and
+/// record the descriptor. Returns manifest.json's key.
+async fn upload(
+    engine: &Engine,
+    job: &Job,
+    dest: &Destination,
+    sink: &DirSink,
+    done: &GeneratedManifest,
+) -> Result<String, Stop> {
+    let bucket = dest.bucket.as_str();
+    let store = engine.router_for(job).store_for(bucket).map_err(|e| not_written(bucket, &e))?;
     let opts = PutOptions::default();
     let put = |key: String, body: PutBody| {
-        let (store, bucket, opts) = (store.clone(), out_bucket.clone(), &opts);
+        let (store, opts) = (store.clone(), &opts);
         async move {
-            retry::storage_call(&engine.config, || false, || store.put_object(&bucket, &key, body.clone(), opts)).await
+            retry::storage_call(&engine.config, || false, || store.put_object(bucket, &key, body.clone(), opts))
+                .await
+                .map_err(|e| upload_failed(bucket, e))
         }
     };
     for f in &done.files {
-        let path = match sink.path_of(&f.key) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(Some(problem("ManifestOutputNotWritten", e.to_string())))),
-        };
-        if let Err(e) = put(f.key.clone(), PutBody::File(path)).await {
-            return Ok(Err(classify(&out_bucket, e)));
-        }
+        put(f.key.clone(), PutBody::File(sink.path_of(&f.key).map_err(output_problem)?)).await?;
     }
-    if let Err(e) =
-        put(format!("{base}/manifest.checksum"), PutBody::Bytes(done.manifest_checksum.clone().into())).await
-    {
-        return Ok(Err(classify(&out_bucket, e)));
-    }
-    let manifest_key = format!("{base}/manifest.json");
-    let written = match put(manifest_key.clone(), PutBody::Bytes(done.manifest_json.clone().into())).await {
-        Ok(w) => w,
-        Err(e) => return Ok(Err(classify(&out_bucket, e))),
-    };
+    put(format!("{}/manifest.checksum", dest.base), PutBody::Bytes(done.manifest_checksum.clone().into())).await?;
+    let manifest_key = format!("{}/manifest.json", dest.base);
+    let written = put(manifest_key.clone(), PutBody::Bytes(done.manifest_json.clone().into())).await?;
     let mut location = json!({
-        "ObjectArn": arn::object_arn(&out_bucket, &manifest_key),
+        "ObjectArn": arn::object_arn(bucket, &manifest_key),
         "ETag": written.etag.unwrap_or_default(),
     });
     if let Some(v) = written.version_id {
@@ -143,8 +196,7 @@ pub async fn write(
     }
     let descriptor = json!({ "Format": FORMAT, "Location": location });
     engine.store.set_generated_manifest(&job.id, &descriptor.to_string()).await?;
-    tracing::info!(job = %job.id, rows = done.rows, key = %manifest_key, "generated manifest written");
-    Ok(Ok(()))
+    Ok(manifest_key)
 }
 
 fn not_written(bucket: &str, e: &StorageError) -> ManifestProblem {

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use s3batch_core::manifest::ManifestTask;
-use s3batch_core::spec::{self, MetadataDirective, ObjectMetadata, PutObjectCopy};
+use s3batch_core::spec::{
+    self, InitiateRestoreObject, MetadataDirective, ObjectMetadata, PutObjectCopy, PutObjectRetention,
+};
 use s3batch_core::{Operation, Tag, arn};
 use s3batch_storage::{
     Acl, AclPolicy, AnnotationDirective, CompletedPart, CopyRequest, EventHold, EventHoldDuration, Grant, Grantee,
@@ -57,14 +59,7 @@ pub async fn run(op: &Operation, ctx: &OpCtx<'_>, task: &ManifestTask) -> Result
         }
         Operation::S3PutObjectCopy(c) => copy(c, router, obj).await?,
         Operation::S3PutObjectAcl(a) => store()?.put_object_acl(&obj, &acl(a)?).await?,
-        Operation::S3InitiateRestoreObject(r) => {
-            let days = match r.expiration_in_days {
-                None => None,
-                Some(d) => Some(i32::try_from(d).map_err(|_| invalid(format!("ExpirationInDays {d} is too large")))?),
-            };
-            let tier = r.glacier_job_tier.as_deref().map(RestoreTier::parse).transpose()?;
-            store()?.restore_object(&obj, days, tier).await?;
-        }
+        Operation::S3InitiateRestoreObject(r) => restore(store()?.as_ref(), &obj, r).await?,
         Operation::S3PutObjectLegalHold(l) => {
             let on = match l.legal_hold.status.as_str() {
                 "ON" => true,
@@ -73,39 +68,10 @@ pub async fn run(op: &Operation, ctx: &OpCtx<'_>, task: &ManifestTask) -> Result
             };
             store()?.put_object_legal_hold(&obj, on).await?;
         }
-        Operation::S3PutObjectRetention(r) => {
-            let (mode, until) = match (&r.retention.mode, &r.retention.retain_until_date) {
-                (Some(m), Some(d)) => (Some(RetentionMode::parse(m)?), Some(date("RetainUntilDate", d)?)),
-                (None, None) => (None, None),
-                _ => return Err(invalid("Retention needs both Mode and RetainUntilDate, or neither to remove it")),
-            };
-            let bypass = r.bypass_governance_retention.unwrap_or(false);
-            let hold = event_hold(r.retention.event_hold.as_deref(), r.retention.event_hold_duration.as_ref())?;
-            store()?.put_object_retention(&obj, mode, until, bypass, hold).await?;
-        }
+        Operation::S3PutObjectRetention(r) => retention(store()?.as_ref(), &obj, r).await?,
         Operation::S3ReplicateObject(_) => replicate(ctx, obj).await?,
         Operation::S3UpdateObjectEncryption(u) => update_encryption(store()?.as_ref(), obj, u).await?,
-        Operation::S3AddObjectTagging(t) => {
-            let mut tags = store()?.get_object_tagging(&obj).await?;
-            for new in &t.tag_set {
-                match tags.iter_mut().find(|old| old.key == new.key) {
-                    Some(old) => old.value = new.value.clone(),
-                    None => tags.push(new.clone()),
-                }
-            }
-            if tags.len() > MAX_OBJECT_TAGS {
-                return Err(StorageError::new(
-                    "BadRequest",
-                    400,
-                    format!(
-                        "Object tags cannot be greater than {MAX_OBJECT_TAGS}: adding the tags would give the object \
-                         {} tags",
-                        tags.len()
-                    ),
-                ));
-            }
-            store()?.put_object_tagging(&obj, &tags).await?;
-        }
+        Operation::S3AddObjectTagging(t) => add_tags(store()?.as_ref(), &obj, &t.tag_set).await?,
         Operation::S3RemoveObjectTagging(t) => {
             let tags = store()?.get_object_tagging(&obj).await?;
             let kept: Vec<Tag> = tags.iter().filter(|tag| !t.tag_keys.contains(&tag.key)).cloned().collect();
@@ -115,6 +81,51 @@ pub async fn run(op: &Operation, ctx: &OpCtx<'_>, task: &ManifestTask) -> Result
         }
     }
     Ok("Successful".into())
+}
+
+/// S3InitiateRestoreObject.
+async fn restore(store: &dyn ObjectStore, obj: &ObjectRef, r: &InitiateRestoreObject) -> Result<(), StorageError> {
+    let days = match r.expiration_in_days {
+        None => None,
+        Some(d) => Some(i32::try_from(d).map_err(|_| invalid(format!("ExpirationInDays {d} is too large")))?),
+    };
+    let tier = r.glacier_job_tier.as_deref().map(RestoreTier::parse).transpose()?;
+    store.restore_object(obj, days, tier).await
+}
+
+/// S3PutObjectRetention: set (both Mode and RetainUntilDate) or remove (neither) the retention, and the event hold.
+async fn retention(store: &dyn ObjectStore, obj: &ObjectRef, r: &PutObjectRetention) -> Result<(), StorageError> {
+    let (mode, until) = match (&r.retention.mode, &r.retention.retain_until_date) {
+        (Some(m), Some(d)) => (Some(RetentionMode::parse(m)?), Some(date("RetainUntilDate", d)?)),
+        (None, None) => (None, None),
+        _ => return Err(invalid("Retention needs both Mode and RetainUntilDate, or neither to remove it")),
+    };
+    let bypass = r.bypass_governance_retention.unwrap_or(false);
+    let hold = event_hold(r.retention.event_hold.as_deref(), r.retention.event_hold_duration.as_ref())?;
+    store.put_object_retention(obj, mode, until, bypass, hold).await
+}
+
+/// S3AddObjectTagging (extension): the object's tags with these added (a key it has takes the new value).
+async fn add_tags(store: &dyn ObjectStore, obj: &ObjectRef, add: &[Tag]) -> Result<(), StorageError> {
+    let mut tags = store.get_object_tagging(obj).await?;
+    for new in add {
+        match tags.iter_mut().find(|old| old.key == new.key) {
+            Some(old) => old.value = new.value.clone(),
+            None => tags.push(new.clone()),
+        }
+    }
+    if tags.len() > MAX_OBJECT_TAGS {
+        return Err(StorageError::new(
+            "BadRequest",
+            400,
+            format!(
+                "Object tags cannot be greater than {MAX_OBJECT_TAGS}: adding the tags would give the object {} tags",
+                tags.len()
+            ),
+        ));
+    }
+    store.put_object_tagging(obj, &tags).await?;
+    Ok(())
 }
 
 fn invalid(message: impl Into<String>) -> StorageError {

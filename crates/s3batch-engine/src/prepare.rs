@@ -6,31 +6,19 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use s3batch_core::manifest::{CsvLayout, ManifestFormat, csv_reader};
-use s3batch_core::{JobStatus, arn};
+use s3batch_core::spec::{ManifestGenerator, S3JobManifestGenerator};
+use s3batch_core::{Event, JobStatus, arn};
 use s3batch_storage::ObjectRef;
-use s3batch_store::{Job, NewChunk, StatusChange};
+use s3batch_store::{Job, NewChunk, StatusChange, StoreError};
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use s3batch_core::Event;
-use s3batch_core::spec::{ManifestGenerator, S3JobManifestGenerator};
-use s3batch_core::status::transition;
-
-use crate::{Engine, generate, inventory, now, retry};
+pub use crate::problem::ManifestProblem;
+use crate::problem::problem;
+use crate::{Engine, generate, inventory, manifest_output, now, retry, status_write};
 
 /// Largest inventory `manifest.json` read (it lists data files, not objects).
 const MAX_INVENTORY_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Why a manifest cannot be used: becomes a FailureReason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestProblem {
-    pub code: &'static str,
-    pub reason: String,
-}
-
-pub(crate) fn problem(code: &'static str, reason: impl Into<String>) -> ManifestProblem {
-    ManifestProblem { code, reason: reason.into() }
-}
 
 /// What preparing ended with.
 #[derive(Debug)]
@@ -50,7 +38,7 @@ pub fn unquote_etag(e: &str) -> &str {
 
 /// Prepare `job`, which is in Preparing (or, for a ManifestGenerator job still listing, any live status) and whose
 /// duty lease this process holds.
-pub async fn prepare(engine: &Arc<Engine>, job: &Job) -> Result<Prepared, s3batch_store::StoreError> {
+pub async fn prepare(engine: &Arc<Engine>, job: &Job) -> Result<Prepared, StoreError> {
     if let Some(p) = check_destinations(engine, job) {
         return fail(engine, job, p).await;
     }
@@ -63,23 +51,23 @@ pub async fn prepare(engine: &Arc<Engine>, job: &Job) -> Result<Prepared, s3batc
     let store = &engine.store;
     store.clear_chunks(&job.id).await?;
     match read_manifest(engine, job).await? {
-        Ok((total, etag)) => {
-            let to = if job.spec.confirmation_required { JobStatus::Suspended } else { JobStatus::Ready };
-            if store.finish_preparing(&job.id, &engine.worker_id, total, &etag, to, now()).await? {
-                tracing::info!(job = %job.id, total, status = %to, "prepared");
+        Read::Done { total, etag } => {
+            let t = status_write::prepared(job);
+            if store.finish_preparing(&job.id, &engine.worker_id, total, &etag, t, now()).await?.is_applied() {
+                tracing::info!(job = %job.id, total, status = %t.to(), "prepared");
                 Ok(Prepared::Done { total })
             } else {
                 Ok(Prepared::Abandoned)
             }
         }
-        Err(Some(p)) => {
+        Read::Refused(p) => {
             tracing::warn!(job = %job.id, code = p.code, reason = %p.reason, "manifest refused");
-            let change = StatusChange::to(JobStatus::Failing).failure(p.code, p.reason.clone());
-            store.update_status(&job.id, JobStatus::Preparing, &change, now()).await?;
+            let change = StatusChange::default().failure(p.code, p.reason.clone());
+            let _ = status_write::apply(&**store, &job.id, JobStatus::Preparing, Event::Fail, &change).await?;
             store.clear_chunks(&job.id).await?;
             Ok(Prepared::Failed(p))
         }
-        Err(None) => Ok(Prepared::Abandoned),
+        Read::Abandoned => Ok(Prepared::Abandoned),
     }
 }
 
@@ -88,12 +76,12 @@ async fn prepare_generated(
     engine: &Arc<Engine>,
     job: &Job,
     g: &S3JobManifestGenerator,
-) -> Result<Prepared, s3batch_store::StoreError> {
+) -> Result<Prepared, StoreError> {
     let store = &engine.store;
     let (total, opened) = match generate::list(engine, job, g).await? {
-        Ok(generate::Listed::Done { total, opened }) => (total, opened),
-        Ok(generate::Listed::Abandoned) => return Ok(Prepared::Abandoned),
-        Err(p) => return fail(engine, job, p).await,
+        generate::Listed::Done { total, opened } => (total, opened),
+        generate::Listed::Abandoned => return Ok(Prepared::Abandoned),
+        generate::Listed::Refused(p) => return fail(engine, job, p).await,
     };
     if total == 0 {
         let p =
@@ -101,19 +89,18 @@ async fn prepare_generated(
         return fail(engine, job, p).await;
     }
     if g.enable_manifest_output {
-        match crate::manifest_output::write(engine, job, g).await? {
-            Ok(()) => {}
-            Err(Some(p)) => return fail(engine, job, p).await,
-            Err(None) => return Ok(Prepared::Abandoned),
+        match manifest_output::write(engine, job, g).await? {
+            manifest_output::Outcome::Written => {}
+            manifest_output::Outcome::Refused(p) => return fail(engine, job, p).await,
+            manifest_output::Outcome::TryLater => return Ok(Prepared::Abandoned),
         }
     }
     let done = if opened {
         store.finish_listing(&job.id, &engine.worker_id, total, now()).await?
     } else {
-        let to = if job.spec.confirmation_required { JobStatus::Suspended } else { JobStatus::Ready };
-        store.finish_preparing(&job.id, &engine.worker_id, total, "", to, now()).await?
+        store.finish_preparing(&job.id, &engine.worker_id, total, "", status_write::prepared(job), now()).await?
     };
-    if done {
+    if done.is_applied() {
         tracing::info!(job = %job.id, total, "manifest generated");
         engine.wake.notify_waiters();
         Ok(Prepared::Done { total })
@@ -124,7 +111,7 @@ async fn prepare_generated(
 
 /// A re-run: its tasks are the failed tasks of `original` (same account, finished), read from that job's chunk
 /// results in manifest order.
-async fn prepare_rerun(engine: &Arc<Engine>, job: &Job, original: &str) -> Result<Prepared, s3batch_store::StoreError> {
+async fn prepare_rerun(engine: &Arc<Engine>, job: &Job, original: &str) -> Result<Prepared, StoreError> {
     let store = &engine.store;
     store.clear_chunks(&job.id).await?;
     let orig = match store.get_job(Some(&job.account_id), original).await? {
@@ -161,12 +148,14 @@ async fn prepare_rerun(engine: &Arc<Engine>, job: &Job, original: &str) -> Resul
                 batch.extend(chunker.push(&text(0), &text(1), Some(version.as_str()).filter(|v| !v.is_empty())));
             }
         }
-        if batch.len() >= 100 && !store.insert_chunks(&job.id, &engine.worker_id, &std::mem::take(&mut batch)).await? {
+        if batch.len() >= 100
+            && !store.insert_chunks(&job.id, &engine.worker_id, &std::mem::take(&mut batch)).await?.is_applied()
+        {
             return Ok(Prepared::Abandoned);
         }
     }
     batch.extend(chunker.finish());
-    if !store.insert_chunks(&job.id, &engine.worker_id, &batch).await? {
+    if !store.insert_chunks(&job.id, &engine.worker_id, &batch).await?.is_applied() {
         return Ok(Prepared::Abandoned);
     }
     let total = chunker.total();
@@ -174,8 +163,8 @@ async fn prepare_rerun(engine: &Arc<Engine>, job: &Job, original: &str) -> Resul
         let p = problem("InvalidManifestContent", format!("job {original} has no failed task to run again"));
         return fail(engine, job, p).await;
     }
-    let to = if job.spec.confirmation_required { JobStatus::Suspended } else { JobStatus::Ready };
-    if store.finish_preparing(&job.id, &engine.worker_id, total, "", to, now()).await? {
+    let t = status_write::prepared(job);
+    if store.finish_preparing(&job.id, &engine.worker_id, total, "", t, now()).await?.is_applied() {
         tracing::info!(job = %job.id, original, total, "re-run prepared");
         Ok(Prepared::Done { total })
     } else {
@@ -233,114 +222,143 @@ fn check_destinations(engine: &Engine, job: &Job) -> Option<ManifestProblem> {
 }
 
 /// Fail the job for `p` from whatever live status it is in (a generator job may have left Preparing already).
-async fn fail(engine: &Arc<Engine>, job: &Job, p: ManifestProblem) -> Result<Prepared, s3batch_store::StoreError> {
+async fn fail(engine: &Arc<Engine>, job: &Job, p: ManifestProblem) -> Result<Prepared, StoreError> {
     tracing::warn!(job = %job.id, code = p.code, reason = %p.reason, "manifest refused");
     let Some(current) = engine.store.get_job(None, &job.id).await? else { return Ok(Prepared::Abandoned) };
-    let Ok(to) = transition(current.status, Event::Fail) else { return Ok(Prepared::Abandoned) };
-    let change = StatusChange::to(to).failure(p.code, p.reason.clone());
-    if !engine.store.update_status(&job.id, current.status, &change, now()).await? {
+    let change = StatusChange::default().failure(p.code, p.reason.clone());
+    let status_write::Written::Applied(t) =
+        status_write::apply(&*engine.store, &job.id, current.status, Event::Fail, &change).await?
+    else {
         return Ok(Prepared::Abandoned);
-    }
-    if current.status == JobStatus::Preparing {
+    };
+    if t.from() == JobStatus::Preparing {
         engine.store.clear_chunks(&job.id).await?;
     }
     engine.wake.notify_waiters();
     Ok(Prepared::Failed(p))
 }
 
-type ReadOutcome = Result<(i64, String), Option<ManifestProblem>>;
+/// What reading a manifest ended with.
+enum Read {
+    /// Every line is recorded in chunks.
+    Done { total: i64, etag: String },
+    /// The manifest cannot be used.
+    Refused(ManifestProblem),
+    /// The duty lease was lost or the job left Preparing (cancelled): stop quietly.
+    Abandoned,
+}
 
-async fn read_manifest(engine: &Arc<Engine>, job: &Job) -> Result<ReadOutcome, s3batch_store::StoreError> {
+/// The manifest's parser, running on a blocking thread: its chunks come out of `chunks`, its line count at the end.
+struct Parser {
+    lines: tokio::task::JoinHandle<Result<i64, ManifestProblem>>,
+    chunks: mpsc::Receiver<Vec<NewChunk>>,
+    etag: String,
+}
+
+async fn read_manifest(engine: &Arc<Engine>, job: &Job) -> Result<Read, StoreError> {
+    let mut parser = match start_parser(engine, job).await {
+        Ok(p) => p,
+        Err(p) => return Ok(Read::Refused(p)),
+    };
+    if !record_chunks(engine, job, &mut parser.chunks).await? {
+        return Ok(Read::Abandoned);
+    }
+    Ok(match parser.lines.await {
+        Ok(Ok(0)) => Read::Refused(problem("InvalidManifestContent", "the manifest is empty: it names no object")),
+        Ok(Ok(total)) => Read::Done { total, etag: parser.etag },
+        Ok(Err(p)) => Read::Refused(p),
+        Err(e) => Read::Refused(problem("InternalError", format!("the manifest parser stopped: {e}"))),
+    })
+}
+
+/// Open the job's manifest, check its ETag, and start its parser (CSV manifest, or inventory manifest.json).
+async fn start_parser(engine: &Arc<Engine>, job: &Job) -> Result<Parser, ManifestProblem> {
     let Some(manifest) = &job.spec.manifest else {
-        return Ok(Err(Some(problem(
+        return Err(problem(
             "ManifestGeneratorNotSupported",
             "s3batch does not run S3JobManifestGenerator yet; give the job a Manifest".to_string(),
-        ))));
+        ));
     };
     let loc = &manifest.location;
     let Some((bucket, key)) = arn::parse_object_arn(&loc.object_arn) else {
-        return Ok(Err(Some(problem("InvalidManifest", format!("'{}' is not an object ARN", loc.object_arn)))));
+        return Err(problem("InvalidManifest", format!("'{}' is not an object ARN", loc.object_arn)));
     };
     let obj = ObjectRef::new(&bucket, &key).with_version(loc.object_version_id.clone());
     let unreadable = |e: s3batch_storage::StorageError| {
-        Err(Some(problem(
+        problem(
             "ManifestNotReadable",
             format!("reading the manifest s3://{bucket}/{key} failed: {} ({}): {}", e.code, e.http_status, e.message),
-        )))
+        )
     };
     let router = engine.router_for(job);
-    let objects = match router.store_for(&bucket) {
-        Ok(s) => s,
-        Err(e) => return Ok(unreadable(e)),
-    };
+    let objects = router.store_for(&bucket).map_err(unreadable)?;
     // Throttling, 5xx and resets are retried (bounded, with backoff) before the job is failed for them.
-    let got = match retry::storage_call(&engine.config, || false, || objects.get_object(&obj, None)).await {
-        Ok(g) => g,
-        Err(e) => return Ok(unreadable(e)),
-    };
+    let got =
+        retry::storage_call(&engine.config, || false, || objects.get_object(&obj, None)).await.map_err(unreadable)?;
     let etag = got.info.etag.clone();
     if let Some(expected) = &loc.etag
         && unquote_etag(expected) != unquote_etag(&etag)
     {
-        return Ok(Err(Some(problem(
+        return Err(problem(
             "ManifestETagMismatch",
             format!("the manifest's ETag is \"{}\", the job names \"{}\"", unquote_etag(&etag), unquote_etag(expected)),
-        ))));
+        ));
     }
     let chunk_size = engine.config.chunk_size as i64;
-    let (tx, mut rx) = mpsc::channel::<Vec<NewChunk>>(4);
-    let parser = match manifest.spec.format {
+    let (tx, chunks) = mpsc::channel::<Vec<NewChunk>>(4);
+    let lines = match manifest.spec.format {
         ManifestFormat::S3BatchOperationsCsv20180820 => {
-            let layout = match CsvLayout::new(&manifest.spec.fields) {
-                Ok(l) => l,
-                Err(e) => return Ok(Err(Some(problem("InvalidManifestContent", e.to_string())))),
-            };
+            let layout =
+                CsvLayout::new(&manifest.spec.fields).map_err(|e| problem("InvalidManifestContent", e.to_string()))?;
             let body = got.body.map_err(|e| io::Error::other(e.to_string()));
             let reader = SyncIoBridge::new(StreamReader::new(body));
             tokio::task::spawn_blocking(move || parse_into_chunks(reader, layout, chunk_size, &tx))
         }
         ManifestFormat::S3InventoryReportCsv20161130 => {
             if got.info.size > MAX_INVENTORY_MANIFEST_BYTES {
-                return Ok(Err(Some(problem(
+                return Err(problem(
                     "InvalidManifestContent",
                     format!(
                         "the inventory manifest.json is {} bytes; at most {MAX_INVENTORY_MANIFEST_BYTES} are read",
                         got.info.size
                     ),
-                ))));
+                ));
             }
-            let json = match got.bytes().await {
-                Ok(b) => b.to_vec(),
-                Err(e) => return Ok(unreadable(e)),
-            };
+            let json = got.bytes().await.map_err(unreadable)?.to_vec();
             let (engine, rt) = (engine.clone(), tokio::runtime::Handle::current());
             tokio::task::spawn_blocking(move || inventory::read(engine, router, rt, json, (bucket, key), tx))
         }
     };
+    Ok(Parser { lines, chunks, etag })
+}
 
-    // Record chunks as the parser finds them, renewing the duty lease and watching for a cancel.
+/// Record chunks as the parser finds them, renewing the duty lease and watching for a cancel. False: stop (the
+/// lease was lost, or the job left Preparing).
+async fn record_chunks(
+    engine: &Engine,
+    job: &Job,
+    chunks: &mut mpsc::Receiver<Vec<NewChunk>>,
+) -> Result<bool, StoreError> {
     let mut last_renew = now();
-    while let Some(batch) = rx.recv().await {
-        if !engine.store.insert_chunks(&job.id, &engine.worker_id, &batch).await? {
-            return Ok(Err(None));
+    while let Some(batch) = chunks.recv().await {
+        if !engine.store.insert_chunks(&job.id, &engine.worker_id, &batch).await?.is_applied() {
+            return Ok(false);
         }
         if now() - last_renew > engine.config.lease_ms / 3 {
             last_renew = now();
-            let still_ours =
-                engine.store.claim_duty(&job.id, &engine.worker_id, last_renew, engine.config.lease_ms).await?;
+            let still_ours = engine
+                .store
+                .claim_duty(&job.id, &engine.worker_id, last_renew, engine.config.lease_ms)
+                .await?
+                .is_applied();
             let still_preparing =
                 engine.store.get_job(None, &job.id).await?.is_some_and(|j| j.status == JobStatus::Preparing);
             if !still_ours || !still_preparing {
-                return Ok(Err(None));
+                return Ok(false);
             }
         }
     }
-    match parser.await {
-        Ok(Ok(0)) => Ok(Err(Some(problem("InvalidManifestContent", "the manifest is empty: it names no object")))),
-        Ok(Ok(total)) => Ok(Ok((total, etag))),
-        Ok(Err(p)) => Ok(Err(Some(p))),
-        Err(e) => Ok(Err(Some(problem("InternalError", format!("the manifest parser stopped: {e}"))))),
-    }
+    Ok(true)
 }
 
 /// The blocking half: CSV records → validated lines → chunks, sent in batches. Returns the number of lines.

@@ -21,13 +21,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use s3batch_core::status::transition;
+use s3batch_core::status::{PREEMPTED_CAUSE, USER_PAUSE_CAUSE};
 use s3batch_core::{Event, JobStatus};
 use s3batch_store::{Job, StatusChange, StoreError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Engine, now, prepare, report};
+use crate::{Engine, now, prepare, report, status_write};
 
 /// The singleton lease held by the one process of a fleet that ranks jobs and sweeps.
 pub const SCHEDULER_LEASE: &str = "scheduler";
@@ -62,7 +62,7 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
         leader =
             match engine.store.claim_singleton(SCHEDULER_LEASE, &engine.worker_id, now(), engine.config.lease_ms).await
             {
-                Ok(l) => l,
+                Ok(outcome) => outcome.is_applied(),
                 Err(e) => {
                     tracing::warn!(error = %e, "renewing the scheduler lease failed");
                     false
@@ -97,15 +97,13 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     }
 }
 
-/// Compare-and-set `job` along `event`. False if the job moved meanwhile (or the event is illegal there).
+/// Move `job` (as the tick read it) along `event`. False if the job moved meanwhile (or the event is illegal there).
 async fn apply(engine: &Engine, job: &Job, event: Event, change: StatusChange) -> Result<bool, StoreError> {
-    let Ok(to) = transition(job.status, event) else { return Ok(false) };
-    let ok = engine.store.update_status(&job.id, job.status, &StatusChange { to: Some(to), ..change }, now()).await?;
-    if ok {
-        tracing::info!(job = %job.id, from = %job.status, to = %to, "status");
+    let applied = status_write::apply(&*engine.store, &job.id, job.status, event, &change).await?.is_applied();
+    if applied {
         engine.wake.notify_waiters();
     }
-    Ok(ok)
+    Ok(applied)
 }
 
 /// One look at every live job. `leader`: this process holds the scheduler lease (ranks, expires confirmations).
@@ -174,11 +172,7 @@ fn still_listing(job: &Job) -> bool {
 /// A pausing job with no chunk in flight is Paused.
 async fn drain(engine: &Engine, job: &Job, t: i64) -> Result<(), StoreError> {
     if engine.store.chunk_counts(&job.id, t).await?.leased == 0 {
-        let cause = if job.user_paused {
-            crate::service::USER_PAUSE_CAUSE
-        } else {
-            "Preempted by a job with a higher priority"
-        };
+        let cause = if job.user_paused { USER_PAUSE_CAUSE } else { PREEMPTED_CAUSE };
         apply(engine, job, Event::Drained, StatusChange::default().cause(cause)).await?;
     }
     Ok(())
@@ -224,7 +218,7 @@ async fn start_preparing(engine: &Arc<Engine>, duties: &mut Duties, job: &Job) -
     if duties.running.contains(&job.id) || duties.running.len() >= MAX_DUTIES {
         return Ok(());
     }
-    if !engine.store.claim_duty(&job.id, &engine.worker_id, now(), engine.config.lease_ms).await? {
+    if !engine.store.claim_duty(&job.id, &engine.worker_id, now(), engine.config.lease_ms).await?.is_applied() {
         return Ok(());
     }
     let mut job = job.clone();
@@ -257,7 +251,7 @@ async fn start_finishing(engine: &Arc<Engine>, duties: &mut Duties, job: &Job) -
     if engine.store.chunk_counts(&job.id, now()).await?.leased > 0 {
         return Ok(()); // tasks still in flight
     }
-    if !engine.store.claim_duty(&job.id, &engine.worker_id, now(), engine.config.lease_ms).await? {
+    if !engine.store.claim_duty(&job.id, &engine.worker_id, now(), engine.config.lease_ms).await?.is_applied() {
         return Ok(());
     }
     duties.running.insert(job.id.clone());

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use s3batch_core::spec::{MAX_JOB_TAGS, MAX_PRIORITY, validate_tags};
-use s3batch_core::status::transition;
 use s3batch_core::{Event, JobSpec, JobStatus, Millis, Tag};
 use s3batch_store::{Browse, CreateOutcome, Job, JobStore, ListFilter, NewJob, StatusChange, Worker, WorkerState};
 use sha1::{Digest, Sha1};
@@ -13,6 +12,7 @@ use tokio::sync::Notify;
 pub use crate::error::ServiceError;
 use crate::now;
 use crate::roles::{Role, Roles};
+use crate::status_write::{self, Written};
 
 /// The statuses a caller may ask a job to go to (UpdateJobStatus' `requestedJobStatus`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +61,7 @@ impl std::str::FromStr for RequestedStatus {
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
-/// SuspendedCause of a job a user paused.
-pub const USER_PAUSE_CAUSE: &str = "Paused by user";
+pub use s3batch_core::status::USER_PAUSE_CAUSE;
 
 /// The largest page ListJobs returns.
 pub const MAX_LIST_RESULTS: i64 = 1000;
@@ -287,19 +286,23 @@ impl JobService {
             RequestedStatus::Active => return self.pause_or_resume(account, id, false, reason).await,
         };
         // A compare-and-set can lose to the engine moving the job; read again and retry a few times.
+        let change = StatusChange::default().reason(reason);
         for _ in 0..10 {
             let job = self.describe(account, id).await?;
-            let Ok(to) = transition(job.status, event) else {
-                return Err(ServiceError::wrong_status(
-                    job.status,
-                    format!("a job in status {} cannot be set to {requested}", job.status),
-                ));
-            };
-            let change = StatusChange::to(to).reason(reason.clone());
-            if self.store.update_status(id, job.status, &change, now()).await? {
-                tracing::info!(job = id, from = %job.status, to = %to, "status requested");
-                self.wake.notify_waiters();
-                return self.describe(account, id).await;
+            match status_write::apply(&*self.store, id, job.status, event, &change).await? {
+                Written::Applied(t) => {
+                    tracing::info!(job = id, from = %t.from(), to = %t.to(), "status requested");
+                    self.wake.notify_waiters();
+                    return self.describe(account, id).await;
+                }
+                Written::Illegal(_) => {
+                    return Err(ServiceError::wrong_status(
+                        job.status,
+                        format!("a job in status {} cannot be set to {requested}", job.status),
+                    ));
+                }
+                Written::NotFound => return Err(ServiceError::not_found(id)),
+                Written::Conflict { .. } => {}
             }
         }
         Err(ServiceError::Contended)
@@ -309,39 +312,42 @@ impl JobService {
     /// Paused, a job already paused for a higher-priority job stays Paused; the scheduler then leaves it alone.
     /// Resume clears the pause: the job runs again when it ranks among the top `max_active_jobs`.
     async fn pause_or_resume(&self, account: &str, id: &str, pause: bool, reason: Option<String>) -> Result<Job> {
+        let (event, change) = if pause {
+            (Event::UserPause, StatusChange::default().reason(reason).user_paused(true).cause(USER_PAUSE_CAUSE))
+        } else {
+            (Event::UserResume, StatusChange::default().reason(reason).user_paused(false))
+        };
         for _ in 0..10 {
             let job = self.describe(account, id).await?;
-            let to = if pause {
-                match job.status {
-                    JobStatus::Ready => JobStatus::Paused,
-                    JobStatus::Active => JobStatus::Pausing,
-                    JobStatus::Pausing | JobStatus::Paused => job.status,
-                    other => {
-                        return Err(ServiceError::wrong_status(
-                            other,
-                            format!(
-                                "a job in status {other} cannot be paused; only Ready, Active, Pausing and Paused jobs can"
-                            ),
-                        ));
-                    }
-                }
+            // Only a job a user paused can be resumed: the scheduler's own pauses are not the user's to lift.
+            let written = if pause || job.user_paused {
+                status_write::apply(&*self.store, id, job.status, event, &change).await?
             } else {
-                if !job.user_paused || !matches!(job.status, JobStatus::Pausing | JobStatus::Paused) {
+                Written::Illegal(s3batch_core::status::IllegalTransition { from: job.status, event })
+            };
+            match written {
+                Written::Applied(t) => {
+                    tracing::info!(job = id, from = %t.from(), to = %t.to(), pause, "pause requested");
+                    self.wake.notify_waiters();
+                    return self.describe(account, id).await;
+                }
+                Written::Illegal(_) if pause => {
+                    return Err(ServiceError::wrong_status(
+                        job.status,
+                        format!(
+                            "a job in status {} cannot be paused; only Ready, Active, Pausing and Paused jobs can",
+                            job.status
+                        ),
+                    ));
+                }
+                Written::Illegal(_) => {
                     return Err(ServiceError::wrong_status(
                         job.status,
                         format!("only a job paused by a user can be resumed; this one is {}", job.status),
                     ));
                 }
-                job.status
-            };
-            let mut change = StatusChange::to(to).reason(reason.clone()).user_paused(pause);
-            if pause {
-                change = change.cause(USER_PAUSE_CAUSE);
-            }
-            if self.store.update_status(id, job.status, &change, now()).await? {
-                tracing::info!(job = id, from = %job.status, to = %to, pause, "pause requested");
-                self.wake.notify_waiters();
-                return self.describe(account, id).await;
+                Written::NotFound => return Err(ServiceError::not_found(id)),
+                Written::Conflict { .. } => {}
             }
         }
         Err(ServiceError::Contended)
@@ -361,7 +367,7 @@ impl JobService {
                 job.status
             )));
         }
-        if !self.store.set_priority(account, id, priority, now()).await? {
+        if !self.store.set_priority(account, id, priority, now()).await?.is_applied() {
             return Err(ServiceError::not_found(id));
         }
         self.wake.notify_waiters();
@@ -392,7 +398,7 @@ impl JobService {
     pub async fn put_tags(&self, account: &str, id: &str, tags: &[Tag]) -> Result<()> {
         validate_tags("job tag", tags, MAX_JOB_TAGS)?;
         self.describe(account, id).await?;
-        if !self.store.set_tags(account, id, tags, now()).await? {
+        if !self.store.set_tags(account, id, tags, now()).await?.is_applied() {
             return Err(ServiceError::not_found(id));
         }
         Ok(())
@@ -435,7 +441,7 @@ impl JobService {
                 format!("the job has finished ({}); its rate limit cannot change", job.status),
             ));
         }
-        if !self.store.set_rate_limit(account, id, rate_limit, now()).await? {
+        if !self.store.set_rate_limit(account, id, rate_limit, now()).await?.is_applied() {
             return Err(ServiceError::not_found(id));
         }
         tracing::info!(job = id, ?rate_limit, "rate limit changed");

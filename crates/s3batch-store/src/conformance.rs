@@ -3,9 +3,66 @@
 //! The `concurrent_*` ones take two handles on the same database, as two processes of a fleet would hold (an
 //! embedded store, which has one process, passes the same store twice).
 
-use s3batch_core::{JobSpec, JobStatus, Tag};
+use s3batch_core::{Event, JobSpec, JobStatus, Tag, Transition};
 
 use crate::*;
+
+/// Calls `$test!` with the name of every test of one store: each store's test module runs the suite through this,
+/// so a test added here runs on both.
+#[cfg(test)]
+macro_rules! single_store_tests {
+    ($test:ident) => {
+        $test!(
+            create_and_idempotency,
+            status_compare_and_set,
+            timers_and_dates,
+            list_filter_and_paging,
+            browse_filters_searches_and_counts,
+            chunks_leases_and_commit,
+            expired_leases_are_reclaimed,
+            fenced_chunks_refuse_late_commits,
+            claim_order_follows_priority,
+            duty_lease,
+            priority_tags_and_delete,
+            singleton_lease,
+            payload_chunks_and_open_preparing,
+            rate_limit_and_job_controls,
+            claims_of_one_job_and_chunk_samples,
+            workers_register_beat_and_prune,
+            events_record_creation_and_changes,
+            user_pause_of_a_pausing_job_records_no_event,
+            event_cursors_and_pruning,
+        );
+    };
+}
+#[cfg(test)]
+pub(crate) use single_store_tests;
+
+/// Calls `$test!` with the name of every test of two handles on one database (see the module's docs).
+#[cfg(test)]
+macro_rules! shared_store_tests {
+    ($test:ident) => {
+        $test!(
+            concurrent_claims_are_exclusive,
+            concurrent_duty_claims_have_one_winner,
+            concurrent_creates_are_idempotent,
+            concurrent_singleton_claims_have_one_winner,
+            concurrent_events_are_read_without_gaps,
+        );
+    };
+}
+#[cfg(test)]
+pub(crate) use shared_store_tests;
+
+/// The move `from` → `to`, along the first event that makes it (the store only takes moves the transition function
+/// made).
+pub fn mv(from: JobStatus, to: JobStatus) -> Transition {
+    Event::ALL
+        .into_iter()
+        .filter_map(|e| Transition::new(from, e).ok())
+        .find(|t| t.to() == to)
+        .unwrap_or_else(|| panic!("no event moves a job from {from} to {to}"))
+}
 
 /// A minimal valid job for `account` with idempotency token `token`.
 pub fn new_job(account: &str, token: &str) -> NewJob {
@@ -36,8 +93,13 @@ async fn created(s: &dyn JobStore, account: &str, token: &str, now: i64) -> Job 
 /// Walk a job to Active with `lines` chunks of one line each.
 async fn active_job(s: &dyn JobStore, account: &str, token: &str, chunks: i64, now: i64) -> Job {
     let j = created(s, account, token, now).await;
-    assert!(s.update_status(&j.id, JobStatus::New, &StatusChange::to(JobStatus::Preparing), now).await.unwrap());
-    assert!(s.claim_duty(&j.id, "prep", now, 1000).await.unwrap());
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::New, JobStatus::Preparing), &StatusChange::default(), now)
+            .await
+            .unwrap()
+            .is_applied()
+    );
+    assert!(s.claim_duty(&j.id, "prep", now, 1000).await.unwrap().is_applied());
     let cs: Vec<NewChunk> = (0..chunks)
         .map(|i| NewChunk {
             seq: i,
@@ -48,9 +110,19 @@ async fn active_job(s: &dyn JobStore, account: &str, token: &str, chunks: i64, n
             payload: None,
         })
         .collect();
-    assert!(s.insert_chunks(&j.id, "prep", &cs).await.unwrap());
-    assert!(s.finish_preparing(&j.id, "prep", chunks, "etag", JobStatus::Ready, now).await.unwrap());
-    assert!(s.update_status(&j.id, JobStatus::Ready, &StatusChange::to(JobStatus::Active), now).await.unwrap());
+    assert!(s.insert_chunks(&j.id, "prep", &cs).await.unwrap().is_applied());
+    assert!(
+        s.finish_preparing(&j.id, "prep", chunks, "etag", mv(JobStatus::Preparing, JobStatus::Ready), now)
+            .await
+            .unwrap()
+            .is_applied()
+    );
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::Ready, JobStatus::Active), &StatusChange::default(), now)
+            .await
+            .unwrap()
+            .is_applied()
+    );
     s.get_job(None, &j.id).await.unwrap().unwrap()
 }
 
@@ -86,48 +158,102 @@ pub async fn create_and_idempotency(s: &dyn JobStore) {
 
 pub async fn status_compare_and_set(s: &dyn JobStore) {
     let j = created(s, "111111111111", "t", 1).await;
-    assert!(s.update_status(&j.id, JobStatus::New, &StatusChange::to(JobStatus::Preparing), 2).await.unwrap());
-    // The expected status is stale: nothing changes.
-    assert!(!s.update_status(&j.id, JobStatus::New, &StatusChange::to(JobStatus::Cancelling), 3).await.unwrap());
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::New, JobStatus::Preparing), &StatusChange::default(), 2)
+            .await
+            .unwrap()
+            .is_applied()
+    );
+    // The expected status is stale: nothing changes, and the status found is named.
+    assert_eq!(
+        s.update_status(&j.id, mv(JobStatus::New, JobStatus::Cancelling), &StatusChange::default(), 3).await.unwrap(),
+        CasOutcome::Conflict { found: Some(JobStatus::Preparing) }
+    );
     let now = s.get_job(None, &j.id).await.unwrap().unwrap();
     assert_eq!(now.status, JobStatus::Preparing);
-    let change = StatusChange::to(JobStatus::Failing).failure("InvalidManifestContent", "line 3: bad escape");
-    assert!(s.update_status(&j.id, JobStatus::Preparing, &change, 4).await.unwrap());
-    let change = StatusChange::to(JobStatus::Failed).reason(Some("why".into()));
-    assert!(s.update_status(&j.id, JobStatus::Failing, &change, 5).await.unwrap());
+    let change = StatusChange::default().failure("InvalidManifestContent", "line 3: bad escape");
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::Preparing, JobStatus::Failing), &change, 4).await.unwrap().is_applied()
+    );
+    let change = StatusChange::default().reason(Some("why".into()));
+    assert!(s.update_status(&j.id, mv(JobStatus::Failing, JobStatus::Failed), &change, 5).await.unwrap().is_applied());
     let done = s.get_job(None, &j.id).await.unwrap().unwrap();
     assert_eq!(done.status, JobStatus::Failed);
     assert_eq!(done.terminated_at, Some(5));
     assert_eq!(done.status_update_reason.as_deref(), Some("why"));
     assert_eq!(done.failure_reasons.len(), 1);
     assert_eq!(done.failure_reasons[0].failure_code, "InvalidManifestContent");
-    assert!(!s.update_status("missing", JobStatus::New, &StatusChange::to(JobStatus::Preparing), 6).await.unwrap());
+    assert_eq!(
+        s.update_status("missing", mv(JobStatus::New, JobStatus::Preparing), &StatusChange::default(), 6)
+            .await
+            .unwrap(),
+        CasOutcome::NotFound
+    );
 }
 
 pub async fn timers_and_dates(s: &dyn JobStore) {
     let j = created(s, "111111111111", "t", 0).await;
-    s.update_status(&j.id, JobStatus::New, &StatusChange::to(JobStatus::Preparing), 0).await.unwrap();
-    assert!(s.claim_duty(&j.id, "p", 0, 100).await.unwrap());
-    assert!(s.finish_preparing(&j.id, "p", 0, "e", JobStatus::Suspended, 10).await.unwrap());
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::New, JobStatus::Preparing), &StatusChange::default(), 0)
+            .await
+            .unwrap()
+            .is_applied()
+    );
+    assert!(s.claim_duty(&j.id, "p", 0, 100).await.unwrap().is_applied());
+    assert!(
+        s.finish_preparing(&j.id, "p", 0, "e", mv(JobStatus::Preparing, JobStatus::Suspended), 10)
+            .await
+            .unwrap()
+            .is_applied()
+    );
     let sus = s.get_job(None, &j.id).await.unwrap().unwrap();
     assert_eq!(sus.status, JobStatus::Suspended);
     assert_eq!(sus.suspended_at, Some(10));
     assert!(sus.suspended_cause.is_some());
     assert_eq!(sus.total_tasks, Some(0));
-    s.update_status(&j.id, JobStatus::Suspended, &StatusChange::to(JobStatus::Ready), 20).await.unwrap();
-    s.update_status(&j.id, JobStatus::Ready, &StatusChange::to(JobStatus::Active), 1_000).await.unwrap();
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::Suspended, JobStatus::Ready), &StatusChange::default(), 20)
+            .await
+            .unwrap()
+            .is_applied()
+    );
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::Ready, JobStatus::Active), &StatusChange::default(), 1_000)
+            .await
+            .unwrap()
+            .is_applied()
+    );
     let act = s.get_job(None, &j.id).await.unwrap().unwrap();
     assert_eq!(act.suspended_at, None);
     assert_eq!(act.active_seconds(4_000), 3);
-    s.update_status(&j.id, JobStatus::Active, &StatusChange::to(JobStatus::Pausing), 5_000).await.unwrap();
-    s.update_status(&j.id, JobStatus::Pausing, &StatusChange::to(JobStatus::Paused).cause("preempted"), 6_000)
-        .await
-        .unwrap();
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::Active, JobStatus::Pausing), &StatusChange::default(), 5_000)
+            .await
+            .unwrap()
+            .is_applied()
+    );
+    let preempted = StatusChange::default().cause("preempted");
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::Pausing, JobStatus::Paused), &preempted, 6_000)
+            .await
+            .unwrap()
+            .is_applied()
+    );
     let p = s.get_job(None, &j.id).await.unwrap().unwrap();
     assert_eq!(p.active_seconds(100_000), 4, "only time in Active counts");
     assert_eq!(p.suspended_cause.as_deref(), Some("preempted"));
-    s.update_status(&j.id, JobStatus::Paused, &StatusChange::to(JobStatus::Active), 50_000).await.unwrap();
-    s.update_status(&j.id, JobStatus::Active, &StatusChange::to(JobStatus::Completing), 52_000).await.unwrap();
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::Paused, JobStatus::Active), &StatusChange::default(), 50_000)
+            .await
+            .unwrap()
+            .is_applied()
+    );
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::Active, JobStatus::Completing), &StatusChange::default(), 52_000)
+            .await
+            .unwrap()
+            .is_applied()
+    );
     let c = s.get_job(None, &j.id).await.unwrap().unwrap();
     assert_eq!(c.active_seconds(999_999), 6);
     assert_eq!(c.terminated_at, None);
@@ -139,7 +265,12 @@ pub async fn list_filter_and_paging(s: &dyn JobStore) {
         ids.push(created(s, "111111111111", &format!("t{i}"), 100 + i).await.id);
     }
     created(s, "222222222222", "x", 100).await;
-    s.update_status(&ids[1], JobStatus::New, &StatusChange::to(JobStatus::Cancelling), 200).await.unwrap();
+    assert!(
+        s.update_status(&ids[1], mv(JobStatus::New, JobStatus::Cancelling), &StatusChange::default(), 200)
+            .await
+            .unwrap()
+            .is_applied()
+    );
     let all = s.list_jobs("111111111111", &ListFilter { limit: 100, ..Default::default() }).await.unwrap();
     assert_eq!(all.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), ids.iter().rev().cloned().collect::<Vec<_>>());
     let page1 = s.list_jobs("111111111111", &ListFilter { limit: 2, ..Default::default() }).await.unwrap();
@@ -182,7 +313,9 @@ pub async fn browse_filters_searches_and_counts(s: &dyn JobStore) {
         ids.push(created.id);
     }
     created(s, "222222222222", "other-account", 1_001).await;
-    s.update_status(&ids[3], JobStatus::New, &StatusChange::to(JobStatus::Cancelling), 2_000).await.unwrap();
+    let cancelled =
+        s.update_status(&ids[3], mv(JobStatus::New, JobStatus::Cancelling), &StatusChange::default(), 2_000);
+    assert!(cancelled.await.unwrap().is_applied());
     let recent = Browse { created_after: 1_001, limit: 10, ..Default::default() };
     let page = |b: &Browse| {
         let b = b.clone();
@@ -232,10 +365,12 @@ pub async fn chunks_leases_and_commit(s: &dyn JobStore) {
         ..Default::default()
     };
     // Someone else's lease: refused, nothing counted.
-    assert!(!s.complete_chunk("w2", &c0.id, &r, 1).await.unwrap());
-    assert!(s.complete_chunk("w1", &c0.id, &r, 1).await.unwrap());
+    assert_eq!(s.complete_chunk("w2", &c0.id, &r, 1).await.unwrap(), CasOutcome::Conflict { found: None });
+    assert!(s.complete_chunk("w1", &c0.id, &r, 1).await.unwrap().is_applied());
     // Twice: refused, counted once.
-    assert!(!s.complete_chunk("w1", &c0.id, &r, 1).await.unwrap());
+    assert_eq!(s.complete_chunk("w1", &c0.id, &r, 1).await.unwrap(), CasOutcome::Conflict { found: None });
+    let missing = ChunkId { job_id: j.id.clone(), seq: 99 };
+    assert_eq!(s.complete_chunk("w1", &missing, &r, 1).await.unwrap(), CasOutcome::NotFound);
     let job = s.get_job(None, &j.id).await.unwrap().unwrap();
     assert_eq!((job.succeeded, job.failed), (1, 0));
 
@@ -253,7 +388,12 @@ pub async fn chunks_leases_and_commit(s: &dyn JobStore) {
     assert!(rows[0].failed_rows.is_empty());
 
     // Nothing to claim from jobs that are not Active.
-    s.update_status(&j.id, JobStatus::Active, &StatusChange::to(JobStatus::Pausing), 600).await.unwrap();
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::Active, JobStatus::Pausing), &StatusChange::default(), 600)
+            .await
+            .unwrap()
+            .is_applied()
+    );
     assert!(s.claim_chunk("w3", 600, 1000).await.unwrap().is_none());
 }
 
@@ -266,9 +406,9 @@ pub async fn expired_leases_are_reclaimed(s: &dyn JobStore) {
     assert_eq!(again.id, c.id);
     assert_eq!(again.attempts, 2);
     let r = ChunkResult { succeeded: 1, ..Default::default() };
-    assert!(!s.complete_chunk("dead", &c.id, &r, 1002).await.unwrap(), "the dead worker lost its lease");
+    assert!(!s.complete_chunk("dead", &c.id, &r, 1002).await.unwrap().is_applied(), "the dead worker lost its lease");
     assert!(s.heartbeat("dead", std::slice::from_ref(&c.id), 1002, 1000).await.unwrap().is_empty());
-    assert!(s.complete_chunk("w2", &c.id, &r, 1002).await.unwrap());
+    assert!(s.complete_chunk("w2", &c.id, &r, 1002).await.unwrap().is_applied());
     assert_eq!(s.get_job(None, &j.id).await.unwrap().unwrap().succeeded, 1);
 }
 
@@ -277,10 +417,18 @@ pub async fn fenced_chunks_refuse_late_commits(s: &dyn JobStore) {
     let stalled = s.claim_chunk("stalled", 0, 1000).await.unwrap().unwrap();
     let r = ChunkResult { succeeded: 1, ..Default::default() };
     let done = s.claim_chunk("w", 0, 1000).await.unwrap().unwrap();
-    assert!(s.complete_chunk("w", &done.id, &r, 1).await.unwrap());
-    s.update_status(&j.id, JobStatus::Active, &StatusChange::to(JobStatus::Cancelling), 2).await.unwrap();
+    assert!(s.complete_chunk("w", &done.id, &r, 1).await.unwrap().is_applied());
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::Active, JobStatus::Cancelling), &StatusChange::default(), 2)
+            .await
+            .unwrap()
+            .is_applied()
+    );
     assert_eq!(s.fence_chunks(&j.id).await.unwrap(), 1);
-    assert!(!s.complete_chunk("stalled", &stalled.id, &r, 5000).await.unwrap(), "fenced: the late commit is refused");
+    assert!(
+        !s.complete_chunk("stalled", &stalled.id, &r, 5000).await.unwrap().is_applied(),
+        "fenced: the late commit is refused"
+    );
     assert!(s.heartbeat("stalled", std::slice::from_ref(&stalled.id), 5000, 1000).await.unwrap().is_empty());
     let job = s.get_job(None, &j.id).await.unwrap().unwrap();
     assert_eq!(job.succeeded, 1, "only the chunk committed before the fence counts");
@@ -290,7 +438,7 @@ pub async fn fenced_chunks_refuse_late_commits(s: &dyn JobStore) {
 pub async fn claim_order_follows_priority(s: &dyn JobStore) {
     let low = active_job(s, "111111111111", "low", 2, 0).await;
     let high = active_job(s, "111111111111", "high", 2, 10).await;
-    assert!(s.set_priority("111111111111", &high.id, 99, 20).await.unwrap());
+    assert!(s.set_priority("111111111111", &high.id, 99, 20).await.unwrap().is_applied());
     let c = s.claim_chunk("w", 30, 1000).await.unwrap().unwrap();
     assert_eq!(c.id.job_id, high.id);
     assert_eq!(c.id.seq, 0);
@@ -302,28 +450,47 @@ pub async fn claim_order_follows_priority(s: &dyn JobStore) {
 
 pub async fn duty_lease(s: &dyn JobStore) {
     let j = created(s, "111111111111", "t", 0).await;
-    assert!(s.claim_duty(&j.id, "a", 0, 100).await.unwrap());
-    assert!(!s.claim_duty(&j.id, "b", 50, 100).await.unwrap());
-    assert!(s.claim_duty(&j.id, "a", 50, 100).await.unwrap(), "the holder renews");
-    assert!(!s.insert_chunks(&j.id, "b", &[]).await.unwrap());
-    assert!(s.claim_duty(&j.id, "b", 151, 100).await.unwrap(), "expired: taken over");
-    assert!(!s.insert_chunks(&j.id, "a", &[]).await.unwrap());
+    assert!(s.claim_duty(&j.id, "a", 0, 100).await.unwrap().is_applied());
+    assert_eq!(s.claim_duty(&j.id, "b", 50, 100).await.unwrap(), CasOutcome::Conflict { found: Some(JobStatus::New) });
+    assert_eq!(s.claim_duty("missing", "b", 50, 100).await.unwrap(), CasOutcome::NotFound);
+    assert!(s.claim_duty(&j.id, "a", 50, 100).await.unwrap().is_applied(), "the holder renews");
+    assert!(!s.insert_chunks(&j.id, "b", &[]).await.unwrap().is_applied());
+    assert!(s.claim_duty(&j.id, "b", 151, 100).await.unwrap().is_applied(), "expired: taken over");
+    assert!(!s.insert_chunks(&j.id, "a", &[]).await.unwrap().is_applied());
     s.release_duty(&j.id, "b").await.unwrap();
-    assert!(s.claim_duty(&j.id, "c", 152, 100).await.unwrap());
-    s.update_status(&j.id, JobStatus::New, &StatusChange::to(JobStatus::Preparing), 153).await.unwrap();
-    assert!(!s.finish_preparing(&j.id, "a", 0, "e", JobStatus::Ready, 154).await.unwrap());
-    assert!(s.finish_preparing(&j.id, "c", 0, "e", JobStatus::Ready, 154).await.unwrap());
+    assert!(s.claim_duty(&j.id, "c", 152, 100).await.unwrap().is_applied());
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::New, JobStatus::Preparing), &StatusChange::default(), 153)
+            .await
+            .unwrap()
+            .is_applied()
+    );
+    assert_eq!(
+        s.finish_preparing(&j.id, "a", 0, "e", mv(JobStatus::Preparing, JobStatus::Ready), 154).await.unwrap(),
+        CasOutcome::Conflict { found: Some(JobStatus::Preparing) },
+        "the duty lease is c's"
+    );
+    assert!(
+        s.finish_preparing(&j.id, "c", 0, "e", mv(JobStatus::Preparing, JobStatus::Ready), 154)
+            .await
+            .unwrap()
+            .is_applied()
+    );
 }
 
 pub async fn priority_tags_and_delete(s: &dyn JobStore) {
     let j = active_job(s, "111111111111", "t", 2, 0).await;
-    assert!(!s.set_priority("222222222222", &j.id, 5, 1).await.unwrap(), "other accounts cannot");
-    assert!(s.set_priority("111111111111", &j.id, 5, 1).await.unwrap());
+    assert_eq!(
+        s.set_priority("222222222222", &j.id, 5, 1).await.unwrap(),
+        CasOutcome::NotFound,
+        "other accounts cannot"
+    );
+    assert!(s.set_priority("111111111111", &j.id, 5, 1).await.unwrap().is_applied());
     let tags = vec![Tag::new("team", "data"), Tag::new("env", "ci")];
-    assert!(s.set_tags("111111111111", &j.id, &tags, 2).await.unwrap());
+    assert!(s.set_tags("111111111111", &j.id, &tags, 2).await.unwrap().is_applied());
     let got = s.get_job(None, &j.id).await.unwrap().unwrap();
     assert_eq!((got.priority, got.tags), (5, tags));
-    assert!(!s.set_tags("111111111111", "missing", &[], 2).await.unwrap());
+    assert_eq!(s.set_tags("111111111111", "missing", &[], 2).await.unwrap(), CasOutcome::NotFound);
     s.set_report_key(&j.id, "reports/job-x/manifest.json").await.unwrap();
     assert_eq!(
         s.get_job(None, &j.id).await.unwrap().unwrap().report_key.as_deref(),
@@ -345,7 +512,11 @@ pub async fn concurrent_claims_are_exclusive(a: &dyn JobStore, b: &dyn JobStore)
         while let Some(c) = s.claim_chunk(owner, 10, 60_000).await.unwrap() {
             assert_eq!(c.attempts, 1, "{owner} claimed {:?}, which was claimed before", c.id);
             let r = ChunkResult { succeeded: 1, ..Default::default() };
-            assert!(s.complete_chunk(owner, &c.id, &r, 11).await.unwrap(), "{owner} lost the lease on {:?}", c.id);
+            assert!(
+                s.complete_chunk(owner, &c.id, &r, 11).await.unwrap().is_applied(),
+                "{owner} lost the lease on {:?}",
+                c.id
+            );
             got.push(c.id);
         }
         got
@@ -380,10 +551,14 @@ pub async fn concurrent_duty_claims_have_one_winner(a: &dyn JobStore, b: &dyn Jo
             a.claim_duty(&j.id, &o[4], now, 100),
             b.claim_duty(&j.id, &o[5], now, 100),
         );
-        let won = [won.0, won.1, won.2, won.3, won.4, won.5].map(Result::unwrap);
+        let won = [won.0, won.1, won.2, won.3, won.4, won.5].map(|w| w.unwrap().is_applied());
         assert_eq!(won.iter().filter(|w| **w).count(), 1, "round {round}: {won:?}");
         for (owner, won) in o.iter().zip(won) {
-            assert_eq!(a.insert_chunks(&j.id, owner, &[]).await.unwrap(), won, "round {round}: {owner} holds it?");
+            assert_eq!(
+                a.insert_chunks(&j.id, owner, &[]).await.unwrap().is_applied(),
+                won,
+                "round {round}: {owner} holds it?"
+            );
         }
     }
 }
@@ -403,20 +578,24 @@ pub async fn concurrent_creates_are_idempotent(a: &dyn JobStore, b: &dyn JobStor
 
 pub async fn singleton_lease(s: &dyn JobStore) {
     assert_eq!(s.singleton_owner("scheduler", 0).await.unwrap(), None);
-    assert!(s.claim_singleton("scheduler", "a", 0, 100).await.unwrap(), "free: taken");
-    assert!(!s.claim_singleton("scheduler", "b", 50, 100).await.unwrap(), "held: refused");
-    assert!(s.claim_singleton("other", "b", 50, 100).await.unwrap(), "another name is another lease");
-    assert!(s.claim_singleton("scheduler", "a", 90, 100).await.unwrap(), "the holder renews");
+    assert!(s.claim_singleton("scheduler", "a", 0, 100).await.unwrap().is_applied(), "free: taken");
+    assert_eq!(
+        s.claim_singleton("scheduler", "b", 50, 100).await.unwrap(),
+        CasOutcome::Conflict { found: None },
+        "held"
+    );
+    assert!(s.claim_singleton("other", "b", 50, 100).await.unwrap().is_applied(), "another name is another lease");
+    assert!(s.claim_singleton("scheduler", "a", 90, 100).await.unwrap().is_applied(), "the holder renews");
     assert_eq!(s.singleton_owner("scheduler", 150).await.unwrap().as_deref(), Some("a"));
-    assert!(!s.claim_singleton("scheduler", "b", 190, 100).await.unwrap(), "renewed until 190");
+    assert!(!s.claim_singleton("scheduler", "b", 190, 100).await.unwrap().is_applied(), "renewed until 190");
     assert_eq!(s.singleton_owner("scheduler", 191).await.unwrap(), None, "expired: nobody holds it");
-    assert!(s.claim_singleton("scheduler", "b", 191, 100).await.unwrap(), "expired: taken over");
-    assert!(!s.claim_singleton("scheduler", "a", 192, 100).await.unwrap(), "the old holder lost it");
+    assert!(s.claim_singleton("scheduler", "b", 191, 100).await.unwrap().is_applied(), "expired: taken over");
+    assert!(!s.claim_singleton("scheduler", "a", 192, 100).await.unwrap().is_applied(), "the old holder lost it");
     s.release_singleton("scheduler", "a").await.unwrap();
     assert_eq!(s.singleton_owner("scheduler", 193).await.unwrap().as_deref(), Some("b"), "only the holder releases");
     s.release_singleton("scheduler", "b").await.unwrap();
     assert_eq!(s.singleton_owner("scheduler", 194).await.unwrap(), None);
-    assert!(s.claim_singleton("scheduler", "c", 195, 100).await.unwrap(), "released: taken at once");
+    assert!(s.claim_singleton("scheduler", "c", 195, 100).await.unwrap().is_applied(), "released: taken at once");
     assert_eq!(s.singleton_owner("other", 100).await.unwrap().as_deref(), Some("b"));
 }
 
@@ -438,14 +617,18 @@ pub async fn workers_register_beat_and_prune(s: &dyn JobStore) {
     let listed = s.list_workers().await.unwrap();
     assert_eq!(listed, vec![worker("w1", 10), worker("w2", 20)], "oldest first");
 
-    assert!(s.worker_heartbeat("w1", 3, false, 500).await.unwrap());
-    assert!(!s.worker_heartbeat("nobody", 3, false, 500).await.unwrap(), "unknown workers must register again");
+    assert!(s.worker_heartbeat("w1", 3, false, 500).await.unwrap().is_applied());
+    assert_eq!(
+        s.worker_heartbeat("nobody", 3, false, 500).await.unwrap(),
+        CasOutcome::NotFound,
+        "unknown workers must register again"
+    );
     let w1 = s.list_workers().await.unwrap().remove(0);
     assert_eq!((w1.heartbeat_at, w1.chunks_in_flight, w1.started_at), (500, 3, 10));
     assert_eq!(w1.state(500 + LOST_AFTER_LEASES * 1000), WorkerState::Running);
     assert_eq!(w1.state(501 + LOST_AFTER_LEASES * 1000), WorkerState::Lost);
 
-    assert!(s.worker_heartbeat("w1", 1, true, 600).await.unwrap());
+    assert!(s.worker_heartbeat("w1", 1, true, 600).await.unwrap().is_applied());
     let w1 = s.list_workers().await.unwrap().remove(0);
     assert!(w1.draining);
     assert_eq!(w1.state(700), WorkerState::Draining);
@@ -481,7 +664,7 @@ pub async fn concurrent_singleton_claims_have_one_winner(a: &dyn JobStore, b: &d
             a.claim_singleton("scheduler", &o[4], now, 100),
             b.claim_singleton("scheduler", &o[5], now, 100),
         );
-        let won = [won.0, won.1, won.2, won.3, won.4, won.5].map(Result::unwrap);
+        let won = [won.0, won.1, won.2, won.3, won.4, won.5].map(|w| w.unwrap().is_applied());
         assert_eq!(won.iter().filter(|w| **w).count(), 1, "round {round}: {won:?}");
         let winner = o.iter().zip(won).find(|(_, w)| *w).map(|(o, _)| o.clone());
         assert_eq!(b.singleton_owner("scheduler", now).await.unwrap(), winner, "round {round}");
@@ -491,8 +674,13 @@ pub async fn concurrent_singleton_claims_have_one_winner(a: &dyn JobStore, b: &d
 /// Chunks that carry their lines, and a preparer that opens the job while it still lists.
 pub async fn payload_chunks_and_open_preparing(s: &dyn JobStore) {
     let j = created(s, "111111111111", "payload", 1000).await;
-    assert!(s.update_status(&j.id, JobStatus::New, &StatusChange::to(JobStatus::Preparing), 1000).await.unwrap());
-    assert!(s.claim_duty(&j.id, "prep", 1000, 60_000).await.unwrap());
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::New, JobStatus::Preparing), &StatusChange::default(), 1000)
+            .await
+            .unwrap()
+            .is_applied()
+    );
+    assert!(s.claim_duty(&j.id, "prep", 1000, 60_000).await.unwrap().is_applied());
     assert!(s.last_chunk(&j.id).await.unwrap().is_none());
     let chunk = |seq: i64, lines: &[u8]| NewChunk {
         seq,
@@ -502,16 +690,25 @@ pub async fn payload_chunks_and_open_preparing(s: &dyn JobStore) {
         line_count: 2,
         payload: Some(lines.to_vec()),
     };
-    assert!(s.insert_chunks(&j.id, "prep", &[chunk(0, b"b,k1,\nb,k2,\n")]).await.unwrap());
+    assert!(s.insert_chunks(&j.id, "prep", &[chunk(0, b"b,k1,\nb,k2,\n")]).await.unwrap().is_applied());
     // Not the preparer: refused.
-    assert!(!s.open_preparing(&j.id, "other", JobStatus::Ready, 1100).await.unwrap());
-    assert!(s.open_preparing(&j.id, "prep", JobStatus::Ready, 1100).await.unwrap());
+    assert!(
+        !s.open_preparing(&j.id, "other", mv(JobStatus::Preparing, JobStatus::Ready), 1100).await.unwrap().is_applied()
+    );
+    assert!(
+        s.open_preparing(&j.id, "prep", mv(JobStatus::Preparing, JobStatus::Ready), 1100).await.unwrap().is_applied()
+    );
     let got = s.get_job(None, &j.id).await.unwrap().unwrap();
     assert_eq!((got.status, got.total_tasks), (JobStatus::Ready, None));
     // The duty lease stays with the preparer, which goes on recording chunks.
-    assert!(!s.claim_duty(&j.id, "other", 1200, 60_000).await.unwrap());
-    assert!(s.insert_chunks(&j.id, "prep", &[chunk(1, b"b,k3,v1\nb,k4,\n")]).await.unwrap());
-    assert!(s.update_status(&j.id, JobStatus::Ready, &StatusChange::to(JobStatus::Active), 1300).await.unwrap());
+    assert!(!s.claim_duty(&j.id, "other", 1200, 60_000).await.unwrap().is_applied());
+    assert!(s.insert_chunks(&j.id, "prep", &[chunk(1, b"b,k3,v1\nb,k4,\n")]).await.unwrap().is_applied());
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::Ready, JobStatus::Active), &StatusChange::default(), 1300)
+            .await
+            .unwrap()
+            .is_applied()
+    );
     let c = s.claim_chunk("w", 1400, 1000).await.unwrap().expect("a chunk");
     assert_eq!((c.id.seq, c.payload.as_deref()), (0, Some(&b"b,k1,\nb,k2,\n"[..])));
     let last = s.last_chunk(&j.id).await.unwrap().expect("the last chunk");
@@ -520,9 +717,9 @@ pub async fn payload_chunks_and_open_preparing(s: &dyn JobStore) {
     let payloads = s.chunk_payloads(&j.id, 0, 10).await.unwrap();
     assert_eq!(payloads, vec![(1, b"b,k3,v1\nb,k4,\n".to_vec())]);
     assert_eq!(s.chunk_payloads(&j.id, -1, 1).await.unwrap().len(), 1);
-    assert!(!s.finish_listing(&j.id, "other", 4, 1500).await.unwrap());
-    assert!(s.finish_listing(&j.id, "prep", 4, 1500).await.unwrap());
-    assert!(!s.finish_listing(&j.id, "prep", 5, 1500).await.unwrap(), "the total is set once");
+    assert!(!s.finish_listing(&j.id, "other", 4, 1500).await.unwrap().is_applied());
+    assert!(s.finish_listing(&j.id, "prep", 4, 1500).await.unwrap().is_applied());
+    assert!(!s.finish_listing(&j.id, "prep", 5, 1500).await.unwrap().is_applied(), "the total is set once");
     let got = s.get_job(None, &j.id).await.unwrap().unwrap();
     assert_eq!((got.status, got.total_tasks), (JobStatus::Active, Some(4)));
     s.set_generated_manifest(&j.id, "{\"Format\":\"S3InventoryReport_CSV_20211130\"}").await.unwrap();
@@ -546,19 +743,47 @@ pub async fn events_record_creation_and_changes(s: &dyn JobStore) {
     let req = new_job("111111111111", "t");
     let CreateOutcome::Created(j) = s.create_job(&req, 10).await.unwrap() else { panic!("a new job") };
     assert!(matches!(s.create_job(&req, 11).await.unwrap(), CreateOutcome::Existing(_)));
-    assert!(!s.update_status(&j.id, JobStatus::Ready, &StatusChange::to(JobStatus::Active), 12).await.unwrap());
-    assert!(s.update_status(&j.id, JobStatus::New, &StatusChange::to(JobStatus::Preparing), 13).await.unwrap());
-    let same = StatusChange { reason: Some("only a reason".into()), ..Default::default() };
-    assert!(s.update_status(&j.id, JobStatus::Preparing, &same, 13).await.unwrap());
-    assert!(s.claim_duty(&j.id, "prep", 13, 1000).await.unwrap());
-    assert!(s.finish_preparing(&j.id, "prep", 3, "etag", JobStatus::Suspended, 14).await.unwrap());
-    assert!(!s.finish_preparing(&j.id, "prep", 3, "etag", JobStatus::Suspended, 14).await.unwrap());
-    let confirm = StatusChange::to(JobStatus::Ready).reason(Some("looks right".into()));
-    assert!(s.update_status(&j.id, JobStatus::Suspended, &confirm, 15).await.unwrap());
-    assert!(s.update_status(&j.id, JobStatus::Ready, &StatusChange::to(JobStatus::Active), 16).await.unwrap());
-    let fail = StatusChange::to(JobStatus::Failing).failure("TaskFailureThresholdExceeded", "too many failed");
-    assert!(s.update_status(&j.id, JobStatus::Active, &fail, 17).await.unwrap());
-    assert!(s.update_status(&j.id, JobStatus::Failing, &StatusChange::to(JobStatus::Failed), 18).await.unwrap());
+    assert_eq!(
+        s.update_status(&j.id, mv(JobStatus::Ready, JobStatus::Active), &StatusChange::default(), 12).await.unwrap(),
+        CasOutcome::Conflict { found: Some(JobStatus::New) }
+    );
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::New, JobStatus::Preparing), &StatusChange::default(), 13)
+            .await
+            .unwrap()
+            .is_applied()
+    );
+    assert!(s.claim_duty(&j.id, "prep", 13, 1000).await.unwrap().is_applied());
+    assert!(
+        s.finish_preparing(&j.id, "prep", 3, "etag", mv(JobStatus::Preparing, JobStatus::Suspended), 14)
+            .await
+            .unwrap()
+            .is_applied()
+    );
+    assert!(
+        !s.finish_preparing(&j.id, "prep", 3, "etag", mv(JobStatus::Preparing, JobStatus::Suspended), 14)
+            .await
+            .unwrap()
+            .is_applied()
+    );
+    let confirm = StatusChange::default().reason(Some("looks right".into()));
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::Suspended, JobStatus::Ready), &confirm, 15).await.unwrap().is_applied()
+    );
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::Ready, JobStatus::Active), &StatusChange::default(), 16)
+            .await
+            .unwrap()
+            .is_applied()
+    );
+    let fail = StatusChange::default().failure("TaskFailureThresholdExceeded", "too many failed");
+    assert!(s.update_status(&j.id, mv(JobStatus::Active, JobStatus::Failing), &fail, 17).await.unwrap().is_applied());
+    assert!(
+        s.update_status(&j.id, mv(JobStatus::Failing, JobStatus::Failed), &StatusChange::default(), 18)
+            .await
+            .unwrap()
+            .is_applied()
+    );
     // Another job's creation, in another account.
     let other = created(s, "222222222222", "t", 19).await;
 
@@ -600,6 +825,7 @@ pub async fn events_record_creation_and_changes(s: &dyn JobStore) {
     assert_eq!(s.job_events(&j.id, 100).await.unwrap(), evs[..7]);
     assert_eq!(s.job_events(&j.id, 2).await.unwrap(), evs[..2]);
     assert_eq!(s.job_events(&other.id, 100).await.unwrap(), evs[7..]);
+
     assert!(s.job_events("no-such-job", 100).await.unwrap().is_empty());
 
     // Paging with a cursor gives the same events.
@@ -610,6 +836,24 @@ pub async fn events_record_creation_and_changes(s: &dyn JobStore) {
     // A deleted job's events stay (the audit trail outlives the job).
     s.delete_job(&other.id).await.unwrap();
     assert_eq!(s.events_after(0, 100).await.unwrap().len(), 8);
+}
+
+/// A user's pause of a job already pausing keeps its status (the transition leads back to it): the pause and the
+/// reason are written, and no event is recorded, as for any write that is not a status change.
+pub async fn user_pause_of_a_pausing_job_records_no_event(s: &dyn JobStore) {
+    let p = active_job(s, "111111111111", "paused", 1, 20).await;
+    let pause = |r: &str| StatusChange::default().reason(Some(r.into())).user_paused(true);
+    let to_pausing = Transition::new(JobStatus::Active, Event::UserPause).unwrap();
+    assert!(s.update_status(&p.id, to_pausing, &pause("first"), 21).await.unwrap().is_applied());
+    let before = s.job_events(&p.id, 100).await.unwrap().len();
+    let again = Transition::new(JobStatus::Pausing, Event::UserPause).unwrap();
+    assert!(s.update_status(&p.id, again, &pause("again"), 22).await.unwrap().is_applied());
+    assert_eq!(s.job_events(&p.id, 100).await.unwrap().len(), before, "no status change, no event");
+    let got = s.get_job(None, &p.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.status, got.user_paused, got.status_update_reason.as_deref()),
+        (JobStatus::Pausing, true, Some("again"))
+    );
 }
 
 /// Sinks' cursors only move forward, each on its own; pruning removes only events both delivered (seq) and old
@@ -658,9 +902,17 @@ pub async fn concurrent_events_are_read_without_gaps(a: &dyn JobStore, b: &dyn J
     async fn write(s: &dyn JobStore, name: &str, finished: &AtomicUsize) {
         for i in 0..JOBS {
             let j = created(s, "111111111111", &format!("{name}-{i}"), 1).await;
-            assert!(s.update_status(&j.id, JobStatus::New, &StatusChange::to(JobStatus::Preparing), 2).await.unwrap());
             assert!(
-                s.update_status(&j.id, JobStatus::Preparing, &StatusChange::to(JobStatus::Failing), 3).await.unwrap()
+                s.update_status(&j.id, mv(JobStatus::New, JobStatus::Preparing), &StatusChange::default(), 2)
+                    .await
+                    .unwrap()
+                    .is_applied()
+            );
+            assert!(
+                s.update_status(&j.id, mv(JobStatus::Preparing, JobStatus::Failing), &StatusChange::default(), 3)
+                    .await
+                    .unwrap()
+                    .is_applied()
             );
         }
         finished.fetch_add(1, Ordering::SeqCst);
@@ -709,10 +961,10 @@ pub async fn rate_limit_and_job_controls(s: &dyn JobStore) {
         Some(JobControls { rate_limit: Some(50), lease_holders: 0 })
     );
     // Changed and removed by its account only.
-    assert!(s.set_rate_limit("111111111111", &j.id, Some(7), 2000).await.unwrap());
-    assert!(!s.set_rate_limit("222222222222", &j.id, Some(9), 2000).await.unwrap());
+    assert!(s.set_rate_limit("111111111111", &j.id, Some(7), 2000).await.unwrap().is_applied());
+    assert!(!s.set_rate_limit("222222222222", &j.id, Some(9), 2000).await.unwrap().is_applied());
     assert_eq!(s.get_job(None, &j.id).await.unwrap().unwrap().rate_limit, Some(7));
-    assert!(s.set_rate_limit("111111111111", &j.id, None, 3000).await.unwrap());
+    assert!(s.set_rate_limit("111111111111", &j.id, None, 3000).await.unwrap().is_applied());
     let got = s.get_job(None, &j.id).await.unwrap().unwrap();
     assert_eq!((got.rate_limit, got.updated_at), (None, 3000));
     assert_eq!(s.job_controls("no-such-job", 1000).await.unwrap(), None);
@@ -721,7 +973,7 @@ pub async fn rate_limit_and_job_controls(s: &dyn JobStore) {
 
     // Lease holders: distinct workers with live leases.
     let a = active_job(s, "111111111111", "rl-3", 4, 1000).await;
-    assert!(s.set_rate_limit("111111111111", &a.id, Some(100), 1000).await.unwrap());
+    assert!(s.set_rate_limit("111111111111", &a.id, Some(100), 1000).await.unwrap().is_applied());
     for owner in ["w1", "w1", "w2"] {
         assert!(s.claim_chunk(owner, 1000, 500).await.unwrap().is_some());
     }
@@ -734,15 +986,18 @@ pub async fn rate_limit_and_job_controls(s: &dyn JobStore) {
 
     // A finished job's limit cannot change.
     for (from, to) in [(JobStatus::Active, JobStatus::Cancelling), (JobStatus::Cancelling, JobStatus::Cancelled)] {
-        assert!(s.update_status(&a.id, from, &StatusChange::to(to), 2000).await.unwrap());
+        assert!(s.update_status(&a.id, mv(from, to), &StatusChange::default(), 2000).await.unwrap().is_applied());
     }
-    assert!(!s.set_rate_limit("111111111111", &a.id, Some(5), 3000).await.unwrap());
+    assert_eq!(
+        s.set_rate_limit("111111111111", &a.id, Some(5), 3000).await.unwrap(),
+        CasOutcome::Conflict { found: Some(JobStatus::Cancelled) }
+    );
     assert_eq!(s.get_job(None, &a.id).await.unwrap().unwrap().rate_limit, Some(100));
 }
 
 pub async fn claims_of_one_job_and_chunk_samples(s: &dyn JobStore) {
     let hi = active_job(s, "111111111111", "c-1", 2, 1000).await;
-    assert!(s.set_priority("111111111111", &hi.id, 99, 1000).await.unwrap());
+    assert!(s.set_priority("111111111111", &hi.id, 99, 1000).await.unwrap().is_applied());
     let lo = active_job(s, "111111111111", "c-2", 3, 1000).await;
     // claim_chunk would take the higher priority job's; claim_chunk_of takes the one asked for, in order.
     let c = s.claim_chunk_of("w1", &lo.id, 1000, 500).await.unwrap().expect("a chunk of lo");
@@ -755,7 +1010,12 @@ pub async fn claims_of_one_job_and_chunk_samples(s: &dyn JobStore) {
     assert_eq!((again.id.seq, again.attempts), (0, 2));
     assert_eq!(s.claim_chunk("w1", 2000, 500).await.unwrap().unwrap().id.job_id, hi.id);
     // Only Active jobs.
-    assert!(s.update_status(&hi.id, JobStatus::Active, &StatusChange::to(JobStatus::Pausing), 2000).await.unwrap());
+    assert!(
+        s.update_status(&hi.id, mv(JobStatus::Active, JobStatus::Pausing), &StatusChange::default(), 2000)
+            .await
+            .unwrap()
+            .is_applied()
+    );
     assert!(s.claim_chunk_of("w1", &hi.id, 2000, 500).await.unwrap().is_none());
     assert!(s.claim_chunk_of("w1", "no-such-job", 2000, 500).await.unwrap().is_none());
 
@@ -770,4 +1030,30 @@ pub async fn claims_of_one_job_and_chunk_samples(s: &dyn JobStore) {
     );
     assert!(s.chunks_at(&lo.id, &[]).await.unwrap().is_empty());
     assert!(s.chunks_at("no-such-job", &[0]).await.unwrap().is_empty());
+}
+
+/// The database itself refuses a status that is not one of the 13, whatever writes it: `execute` runs one SQL
+/// statement on the store's database and says whether it was accepted.
+pub async fn unknown_status_is_refused<F, Fut>(s: &dyn JobStore, execute: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let j = created(s, "111111111111", "t", 1).await;
+    let id = &j.id;
+    assert!(execute(format!("UPDATE jobs SET status = 'Ready' WHERE id = '{id}'")).await, "a known status is taken");
+    for bad in ["Running", "ready", ""] {
+        assert!(!execute(format!("UPDATE jobs SET status = '{bad}' WHERE id = '{id}'")).await, "{bad:?} was taken");
+        let sql = format!(
+            "INSERT INTO events (seq, event_id, job_event_id, time, account_id, job_id, name, from_status, to_status) \
+             VALUES (1000000, 'e', 'j', 1, '111111111111', '{id}', 'JobStatusChanged', 'Ready', '{bad}')"
+        );
+        assert!(!execute(sql).await, "an event to {bad:?} was taken");
+        let sql = format!(
+            "INSERT INTO events (seq, event_id, job_event_id, time, account_id, job_id, name, from_status, to_status) \
+             VALUES (1000001, 'e', 'j', 1, '111111111111', '{id}', 'JobStatusChanged', '{bad}', 'Ready')"
+        );
+        assert!(!execute(sql).await, "an event from {bad:?} was taken");
+    }
+    assert_eq!(s.get_job(None, id).await.unwrap().unwrap().status, JobStatus::Ready);
 }

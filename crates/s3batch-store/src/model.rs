@@ -82,10 +82,9 @@ impl Job {
     }
 }
 
-/// A status change and what goes with it.
+/// What goes with a status write (the move itself is the [`Transition`](s3batch_core::Transition) given with it).
 #[derive(Debug, Clone, Default)]
 pub struct StatusChange {
-    pub to: Option<JobStatus>,
     /// StatusUpdateReason (a user's reason for cancel or confirm).
     pub reason: Option<String>,
     /// Appended to FailureReasons.
@@ -97,9 +96,6 @@ pub struct StatusChange {
 }
 
 impl StatusChange {
-    pub fn to(status: JobStatus) -> Self {
-        StatusChange { to: Some(status), ..Default::default() }
-    }
     pub fn reason(mut self, r: Option<String>) -> Self {
         self.reason = r;
         self

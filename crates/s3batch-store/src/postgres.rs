@@ -20,11 +20,11 @@
 
 use std::str::FromStr;
 
-use async_trait::async_trait;
-use s3batch_core::{JobStatus, Millis, Tag};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use s3batch_core::{JobStatus, Millis, Tag, Transition};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 
+use crate::common::*;
 use crate::*;
 
 /// PostgreSQL-backed [`JobStore`].
@@ -35,10 +35,6 @@ pub struct PgStore {
 
 /// Connections per process. Store calls are short; the engine's task concurrency does not need one each.
 const MAX_CONNECTIONS: u32 = 10;
-
-const JOB_COLUMNS: &str = "id, account_id, status, priority, spec, client_request_token, tags, created_at, \
-    updated_at, suspended_at, suspended_cause, terminated_at, status_update_reason, failure_reasons, total_tasks, \
-    succeeded, failed, active_ms, active_since, manifest_etag, report_key, user_paused, generated_manifest, rate_limit";
 
 impl PgStore {
     /// Connect to a `postgres://…` URL and run the migrations.
@@ -66,57 +62,41 @@ impl PgStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
 
-fn json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("plain data always serialises")
-}
+    /// A transaction for a write (READ COMMITTED: a compare-and-set re-checks its condition on the row it locks).
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
 
-fn parse_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
+    /// A negative LIMIT means "no limit": PostgreSQL refuses it, and reads NULL that way.
+    fn sql_limit(n: i64) -> Option<i64> {
+        (n >= 0).then_some(n)
+    }
 
-fn job_from_row(r: &PgRow) -> Result<Job> {
-    let status: String = r.try_get("status")?;
-    Ok(Job {
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        status: JobStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        priority: r.try_get("priority")?,
-        spec: parse_json("spec", &r.try_get::<String, _>("spec")?)?,
-        client_request_token: r.try_get("client_request_token")?,
-        tags: parse_json("tags", &r.try_get::<String, _>("tags")?)?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        suspended_at: r.try_get("suspended_at")?,
-        suspended_cause: r.try_get("suspended_cause")?,
-        terminated_at: r.try_get("terminated_at")?,
-        status_update_reason: r.try_get("status_update_reason")?,
-        failure_reasons: parse_json("failure_reasons", &r.try_get::<String, _>("failure_reasons")?)?,
-        total_tasks: r.try_get("total_tasks")?,
-        succeeded: r.try_get("succeeded")?,
-        failed: r.try_get("failed")?,
-        active_ms: r.try_get("active_ms")?,
-        active_since: r.try_get("active_since")?,
-        manifest_etag: r.try_get("manifest_etag")?,
-        report_key: r.try_get("report_key")?,
-        user_paused: r.try_get("user_paused")?,
-        generated_manifest: r.try_get("generated_manifest")?,
-        rate_limit: r.try_get("rate_limit")?,
-    })
-}
+    /// Applied if `changed`, else what the job row says (see [`job_conflict`]).
+    async fn job_outcome(&self, changed: bool, account: Option<&str>, id: &str) -> Result<CasOutcome> {
+        if changed { Ok(CasOutcome::Applied) } else { job_conflict_in(&self.pool, account, id).await }
+    }
 
-fn chunk_from_row(r: &PgRow) -> Result<Chunk> {
-    Ok(Chunk {
-        id: ChunkId { job_id: r.try_get("job_id")?, seq: r.try_get("seq")? },
-        start_offset: r.try_get("start_offset")?,
-        end_offset: r.try_get("end_offset")?,
-        first_line: r.try_get("first_line")?,
-        line_count: r.try_get("line_count")?,
-        attempts: r.try_get("attempts")?,
-        lease_expires: r.try_get::<Option<Millis>, _>("lease_expires")?.unwrap_or(0),
-        payload: r.try_get("payload")?,
-    })
+    /// Move the job out of Preparing along `t` with `query` ([`OPEN_PREPARING`] or [`FINISH_PREPARING`] and its
+    /// extra values), recording the event in the same transaction.
+    async fn leave_preparing<'q>(
+        &self,
+        query: sqlx::query::Query<'q, Postgres, PgArguments>,
+        job_id: &str,
+        t: Transition,
+        now: Millis,
+    ) -> Result<CasOutcome> {
+        let mut tx = self.write_tx().await?;
+        let Some(row) = query.fetch_optional(&mut *tx).await? else {
+            return job_conflict_in(&mut *tx, None, job_id).await;
+        };
+        if let Some(e) = left_preparing_event(&row, job_id, t, now)? {
+            insert_event(&mut tx, &e).await?;
+        }
+        tx.commit().await?;
+        Ok(CasOutcome::Applied)
+    }
 }
 
 /// The `WHERE` of a [`Browse`].
@@ -139,39 +119,19 @@ fn status_names(statuses: &[JobStatus]) -> Vec<&'static str> {
     statuses.iter().map(|s| s.as_str()).collect()
 }
 
-/// SQLite reads a negative LIMIT as "no limit"; PostgreSQL refuses it, and reads NULL that way.
-fn pg_limit(n: i64) -> Option<i64> {
-    (n >= 0).then_some(n)
-}
+job_store_impl! {
+    PgStore, writer: pool, reader: pool, lock_row: " FOR UPDATE",
 
-#[async_trait]
-impl JobStore for PgStore {
     async fn create_job(&self, new: &NewJob, now: Millis) -> Result<CreateOutcome> {
         loop {
             // The unique index decides between two processes creating the same job at once: the loser's insert
             // waits for the winner's commit, does nothing, and reads the winner's job below. The winner records
             // the JobCreated event in the same transaction.
-            let mut tx = self.pool.begin().await?;
-            let inserted = sqlx::query(&format!(
-                "INSERT INTO jobs (id, account_id, status, priority, operation, description, spec, \
-                 client_request_token, request_hash, tags, created_at, updated_at, rate_limit)
-                 VALUES ($1, $2, 'New', $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)
-                 ON CONFLICT (account_id, client_request_token) DO NOTHING
-                 RETURNING {JOB_COLUMNS}"
-            ))
-            .bind(&new.id)
-            .bind(&new.account_id)
-            .bind(new.spec.priority)
-            .bind(new.spec.operation.name())
-            .bind(&new.spec.description)
-            .bind(json(&new.spec))
-            .bind(&new.client_request_token)
-            .bind(&new.request_hash)
-            .bind(json(&new.spec.tags))
-            .bind(now)
-            .bind(new.spec.rate_limit)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let mut tx = self.write_tx().await?;
+            let sql = format!(
+                "{INSERT_JOB} ON CONFLICT (account_id, client_request_token) DO NOTHING RETURNING {JOB_COLUMNS}"
+            );
+            let inserted = bind_new_job(sqlx::query(&sql), new, now).fetch_optional(&mut *tx).await?;
             if let Some(row) = inserted {
                 let job = job_from_row(&row)?;
                 let event = JobEventRecord::new((&job.account_id, &job.id), None, job.status, None, &[], now);
@@ -200,17 +160,6 @@ impl JobStore for PgStore {
         }
     }
 
-    async fn get_job(&self, account: Option<&str>, id: &str) -> Result<Option<Job>> {
-        let row = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND ($2::text IS NULL OR account_id = $2)"
-        ))
-        .bind(id)
-        .bind(account)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(job_from_row).transpose()
-    }
-
     async fn list_jobs(&self, account: &str, f: &ListFilter) -> Result<Vec<Job>> {
         let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE account_id = "));
         q.push_bind(account);
@@ -223,7 +172,7 @@ impl JobStore for PgStore {
         if let Some(t) = f.terminated_after {
             q.push(" AND (terminated_at IS NULL OR terminated_at >= ").push_bind(t).push(")");
         }
-        q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(pg_limit(f.limit));
+        q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(PgStore::sql_limit(f.limit));
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(job_from_row).collect()
     }
@@ -232,7 +181,7 @@ impl JobStore for PgStore {
         let mut b = QueryBuilder::<Postgres>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE "));
         browse_where(&mut b, account, q, true);
         let order = if q.by_priority { "priority DESC, created_at DESC, id DESC" } else { "created_at DESC, id DESC" };
-        b.push(format!(" ORDER BY {order} LIMIT ")).push_bind(pg_limit(q.limit));
+        b.push(format!(" ORDER BY {order} LIMIT ")).push_bind(PgStore::sql_limit(q.limit));
         b.push(" OFFSET ").push_bind(q.offset.max(0));
         let rows = b.build().fetch_all(&self.pool).await?;
         rows.iter().map(job_from_row).collect()
@@ -276,117 +225,8 @@ impl JobStore for PgStore {
         rows.iter().map(job_from_row).collect()
     }
 
-    async fn update_status(&self, id: &str, expected: JobStatus, ch: &StatusChange, now: Millis) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        // FOR UPDATE: the failure reasons are read, appended to and written back under the row lock, so a
-        // concurrent change cannot slip in between and lose a reason.
-        let Some(row) =
-            sqlx::query("SELECT failure_reasons, account_id FROM jobs WHERE id = $1 AND status = $2 FOR UPDATE")
-                .bind(id)
-                .bind(expected.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
-        else {
-            return Ok(false);
-        };
-        let mut reasons: Vec<FailureReason> = parse_json("failure_reasons", &row.try_get::<String, _>(0)?)?;
-        let account: String = row.try_get(1)?;
-        if let Some(f) = &ch.failure {
-            reasons.push(f.clone());
-        }
-        let to = ch.to.unwrap_or(expected);
-        let res = sqlx::query(
-            "UPDATE jobs SET status = $1, updated_at = $2,
-               active_ms = active_ms + CASE WHEN active_since IS NOT NULL AND $1 <> 'Active'
-                                            THEN GREATEST($2 - active_since, 0) ELSE 0 END,
-               active_since = CASE WHEN $1 = 'Active' THEN COALESCE(active_since, $2) ELSE NULL END,
-               suspended_at = CASE WHEN $1 IN ('Suspended', 'Paused') AND status <> $1 THEN $2
-                                   WHEN $1 IN ('Suspended', 'Paused') THEN suspended_at ELSE NULL END,
-               suspended_cause = CASE WHEN $1 IN ('Suspended', 'Paused') THEN COALESCE($3, suspended_cause)
-                                      ELSE NULL END,
-               terminated_at = CASE WHEN $1 IN ('Complete', 'Failed', 'Cancelled') THEN $2 ELSE terminated_at END,
-               status_update_reason = COALESCE($4, status_update_reason),
-               failure_reasons = $5,
-               user_paused = COALESCE($8, user_paused)
-             WHERE id = $6 AND status = $7",
-        )
-        .bind(to.as_str())
-        .bind(now)
-        .bind(&ch.suspended_cause)
-        .bind(&ch.reason)
-        .bind(json(&reasons))
-        .bind(id)
-        .bind(expected.as_str())
-        .bind(ch.user_paused)
-        .execute(&mut *tx)
-        .await?;
-        if res.rows_affected() != 1 {
-            return Ok(false);
-        }
-        if let Some(e) = JobEventRecord::status_changed((&account, id), expected, to, ch, &reasons, now) {
-            insert_event(&mut tx, &e).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn set_priority(&self, account: &str, id: &str, priority: i64, now: Millis) -> Result<bool> {
-        let res = sqlx::query(
-            "UPDATE jobs SET priority = $1, updated_at = $2 WHERE id = $3 AND account_id = $4
-             AND status NOT IN ('Complete', 'Failed', 'Cancelled')",
-        )
-        .bind(priority)
-        .bind(now)
-        .bind(id)
-        .bind(account)
-        .execute(&self.pool)
-        .await?;
-        Ok(res.rows_affected() == 1)
-    }
-
-    async fn set_tags(&self, account: &str, id: &str, tags: &[Tag], now: Millis) -> Result<bool> {
-        let res = sqlx::query("UPDATE jobs SET tags = $1, updated_at = $2 WHERE id = $3 AND account_id = $4")
-            .bind(json(&tags))
-            .bind(now)
-            .bind(id)
-            .bind(account)
-            .execute(&self.pool)
-            .await?;
-        Ok(res.rows_affected() == 1)
-    }
-
-    async fn claim_duty(&self, id: &str, owner: &str, now: Millis, ttl_ms: i64) -> Result<bool> {
-        // Two processes racing for a free or expired lease: the second waits for the first's row lock, then
-        // re-checks the condition against the new owner and expiry, and updates nothing.
-        let res = sqlx::query(
-            "UPDATE jobs SET duty_owner = $1, duty_expires = $2 WHERE id = $3
-             AND (duty_owner IS NULL OR duty_owner = $1 OR duty_expires < $4)",
-        )
-        .bind(owner)
-        .bind(now + ttl_ms)
-        .bind(id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(res.rows_affected() == 1)
-    }
-
-    async fn release_duty(&self, id: &str, owner: &str) -> Result<()> {
-        sqlx::query("UPDATE jobs SET duty_owner = NULL, duty_expires = NULL WHERE id = $1 AND duty_owner = $2")
-            .bind(id)
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn clear_chunks(&self, job_id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM chunks WHERE job_id = $1").bind(job_id).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn insert_chunks(&self, job_id: &str, owner: &str, chunks: &[NewChunk]) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+    async fn insert_chunks(&self, job_id: &str, owner: &str, chunks: &[NewChunk]) -> Result<CasOutcome> {
+        let mut tx = self.write_tx().await?;
         // FOR SHARE keeps the duty lease from changing hands until these chunks are committed.
         let held = sqlx::query("SELECT 1 FROM jobs WHERE id = $1 AND duty_owner = $2 FOR SHARE")
             .bind(job_id)
@@ -395,7 +235,7 @@ impl JobStore for PgStore {
             .await?
             .is_some();
         if !held {
-            return Ok(false);
+            return job_conflict_in(&mut *tx, None, job_id).await;
         }
         if !chunks.is_empty() {
             let column = |f: fn(&NewChunk) -> i64| chunks.iter().map(f).collect::<Vec<i64>>();
@@ -415,41 +255,7 @@ impl JobStore for PgStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn finish_preparing(
-        &self,
-        job_id: &str,
-        owner: &str,
-        total_tasks: i64,
-        manifest_etag: &str,
-        to: JobStatus,
-        now: Millis,
-    ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let Some(row) = sqlx::query(
-            "UPDATE jobs SET status = $1, total_tasks = $2, manifest_etag = $3, updated_at = $4,
-               suspended_at = CASE WHEN $1 = 'Suspended' THEN $4 ELSE NULL END,
-               suspended_cause = CASE WHEN $1 = 'Suspended' THEN 'AwaitingConfirmation' ELSE NULL END,
-               duty_owner = NULL, duty_expires = NULL
-             WHERE id = $5 AND status = 'Preparing' AND duty_owner = $6
-             RETURNING account_id, failure_reasons, suspended_cause",
-        )
-        .bind(to.as_str())
-        .bind(total_tasks)
-        .bind(manifest_etag)
-        .bind(now)
-        .bind(job_id)
-        .bind(owner)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Ok(false);
-        };
-        record_left_preparing(&mut tx, &row, job_id, to, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        Ok(CasOutcome::Applied)
     }
 
     async fn claim_chunk(&self, owner: &str, now: Millis, lease_ms: i64) -> Result<Option<Chunk>> {
@@ -486,377 +292,6 @@ impl JobStore for PgStore {
         row.as_ref().map(chunk_from_row).transpose()
     }
 
-    async fn heartbeat(&self, owner: &str, chunks: &[ChunkId], now: Millis, lease_ms: i64) -> Result<Vec<ChunkId>> {
-        if chunks.is_empty() {
-            return Ok(vec![]);
-        }
-        let job_ids: Vec<&str> = chunks.iter().map(|c| c.job_id.as_str()).collect();
-        let seqs: Vec<i64> = chunks.iter().map(|c| c.seq).collect();
-        let rows = sqlx::query(
-            "UPDATE chunks c SET lease_expires = $1
-             FROM UNNEST($2::text[], $3::bigint[]) AS u (job_id, seq)
-             WHERE c.job_id = u.job_id AND c.seq = u.seq AND c.state = 'leased' AND c.lease_owner = $4
-             RETURNING c.job_id, c.seq",
-        )
-        .bind(now + lease_ms)
-        .bind(job_ids)
-        .bind(seqs)
-        .bind(owner)
-        .fetch_all(&self.pool)
-        .await?;
-        let renewed = rows
-            .iter()
-            .map(|r| Ok(ChunkId { job_id: r.try_get(0)?, seq: r.try_get(1)? }))
-            .collect::<Result<std::collections::HashSet<ChunkId>>>()?;
-        // In the caller's order, as the SQLite store answers.
-        Ok(chunks.iter().filter(|c| renewed.contains(c)).cloned().collect())
-    }
-
-    async fn complete_chunk(&self, owner: &str, chunk: &ChunkId, r: &ChunkResult, now: Millis) -> Result<bool> {
-        // One statement, so one transaction: the chunk's rows and the job's counters commit together, and only if
-        // the chunk is still leased to `owner` (the chunk row's lock orders this against a reclaim or a fence).
-        let res = sqlx::query(
-            "WITH done AS (
-               UPDATE chunks SET state = 'done', lease_owner = NULL, lease_expires = NULL,
-                 succeeded = $1, failed = $2, succeeded_rows = $3, failed_rows = $4
-               WHERE job_id = $5 AND seq = $6 AND state = 'leased' AND lease_owner = $7
-               RETURNING job_id)
-             UPDATE jobs SET succeeded = jobs.succeeded + $1, failed = jobs.failed + $2, updated_at = $8
-             FROM done WHERE jobs.id = done.job_id",
-        )
-        .bind(r.succeeded)
-        .bind(r.failed)
-        .bind(&r.succeeded_rows)
-        .bind(&r.failed_rows)
-        .bind(&chunk.job_id)
-        .bind(chunk.seq)
-        .bind(owner)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(res.rows_affected() == 1)
-    }
-
-    async fn release_chunk(&self, owner: &str, chunk: &ChunkId) -> Result<()> {
-        sqlx::query(
-            "UPDATE chunks SET state = 'pending', lease_owner = NULL, lease_expires = NULL
-             WHERE job_id = $1 AND seq = $2 AND state = 'leased' AND lease_owner = $3",
-        )
-        .bind(&chunk.job_id)
-        .bind(chunk.seq)
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn fence_chunks(&self, job_id: &str) -> Result<u64> {
-        let res = sqlx::query(
-            "UPDATE chunks SET state = 'pending', lease_owner = NULL, lease_expires = NULL
-             WHERE job_id = $1 AND state = 'leased'",
-        )
-        .bind(job_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(res.rows_affected())
-    }
-
-    async fn chunk_counts(&self, job_id: &str, now: Millis) -> Result<ChunkCounts> {
-        let r = sqlx::query(
-            "SELECT
-               COUNT(*) FILTER (WHERE state = 'pending'),
-               COUNT(*) FILTER (WHERE state = 'leased' AND lease_expires >= $1),
-               COUNT(*) FILTER (WHERE state = 'leased' AND lease_expires < $1),
-               COUNT(*) FILTER (WHERE state = 'done')
-             FROM chunks WHERE job_id = $2",
-        )
-        .bind(now)
-        .bind(job_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(ChunkCounts { pending: r.try_get(0)?, leased: r.try_get(1)?, expired: r.try_get(2)?, done: r.try_get(3)? })
-    }
-
-    async fn chunk_results(&self, job_id: &str, after_seq: i64, limit: i64) -> Result<Vec<ChunkRows>> {
-        let rows = sqlx::query(
-            "SELECT seq, COALESCE(succeeded_rows, ''::bytea), COALESCE(failed_rows, ''::bytea) FROM chunks
-             WHERE job_id = $1 AND seq > $2 AND state = 'done' ORDER BY seq LIMIT $3",
-        )
-        .bind(job_id)
-        .bind(after_seq)
-        .bind(pg_limit(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok(ChunkRows { seq: r.try_get(0)?, succeeded_rows: r.try_get(1)?, failed_rows: r.try_get(2)? }))
-            .collect()
-    }
-
-    async fn set_report_key(&self, job_id: &str, key: &str) -> Result<()> {
-        sqlx::query("UPDATE jobs SET report_key = $1 WHERE id = $2").bind(key).bind(job_id).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn delete_job(&self, job_id: &str) -> Result<()> {
-        // Chunks first, then the job: the same lock order as complete_chunk (chunk row, then job row).
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM chunks WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn claim_singleton(&self, name: &str, owner: &str, now: Millis, lease_ms: i64) -> Result<bool> {
-        // Two processes racing: for a missing row, the second insert waits on the unique index and then takes the
-        // conflict path; ON CONFLICT DO UPDATE locks the row and checks the WHERE against its latest version, so
-        // a lease just taken by another (not ours, not expired) is left alone and nothing is updated.
-        let res = sqlx::query(
-            "INSERT INTO singletons (name, owner, expires) VALUES ($1, $2, $3)
-             ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires = EXCLUDED.expires
-             WHERE singletons.owner = EXCLUDED.owner OR singletons.expires < $4",
-        )
-        .bind(name)
-        .bind(owner)
-        .bind(now + lease_ms)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(res.rows_affected() == 1)
-    }
-
-    async fn release_singleton(&self, name: &str, owner: &str) -> Result<()> {
-        sqlx::query("DELETE FROM singletons WHERE name = $1 AND owner = $2")
-            .bind(name)
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn singleton_owner(&self, name: &str, now: Millis) -> Result<Option<String>> {
-        let owner = sqlx::query_scalar("SELECT owner FROM singletons WHERE name = $1 AND expires >= $2")
-            .bind(name)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(owner)
-    }
-
-    async fn register_worker(&self, w: &Worker) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO workers (id, host, pid, role, started_at, heartbeat_at, chunks_in_flight, lease_ms, draining)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, role = EXCLUDED.role,
-               started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at,
-               chunks_in_flight = EXCLUDED.chunks_in_flight, lease_ms = EXCLUDED.lease_ms,
-               draining = EXCLUDED.draining",
-        )
-        .bind(&w.id)
-        .bind(&w.host)
-        .bind(w.pid)
-        .bind(&w.role)
-        .bind(w.started_at)
-        .bind(w.heartbeat_at)
-        .bind(w.chunks_in_flight)
-        .bind(w.lease_ms)
-        .bind(w.draining)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn worker_heartbeat(&self, id: &str, chunks_in_flight: i64, draining: bool, now: Millis) -> Result<bool> {
-        let res =
-            sqlx::query("UPDATE workers SET heartbeat_at = $1, chunks_in_flight = $2, draining = $3 WHERE id = $4")
-                .bind(now)
-                .bind(chunks_in_flight)
-                .bind(draining)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-        Ok(res.rows_affected() == 1)
-    }
-
-    async fn deregister_worker(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM workers WHERE id = $1").bind(id).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn list_workers(&self) -> Result<Vec<Worker>> {
-        let rows = sqlx::query(
-            "SELECT id, host, pid, role, started_at, heartbeat_at, chunks_in_flight, lease_ms, draining
-             FROM workers ORDER BY started_at, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Worker {
-                    id: r.try_get("id")?,
-                    host: r.try_get("host")?,
-                    pid: r.try_get("pid")?,
-                    role: r.try_get("role")?,
-                    started_at: r.try_get("started_at")?,
-                    heartbeat_at: r.try_get("heartbeat_at")?,
-                    chunks_in_flight: r.try_get("chunks_in_flight")?,
-                    lease_ms: r.try_get("lease_ms")?,
-                    draining: r.try_get("draining")?,
-                })
-            })
-            .collect()
-    }
-
-    async fn prune_workers(&self, heartbeat_before: Millis) -> Result<u64> {
-        let res = sqlx::query("DELETE FROM workers WHERE heartbeat_at < $1")
-            .bind(heartbeat_before)
-            .execute(&self.pool)
-            .await?;
-        Ok(res.rows_affected())
-    }
-
-    async fn open_preparing(&self, job_id: &str, owner: &str, to: JobStatus, now: Millis) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let Some(row) = sqlx::query(
-            "UPDATE jobs SET status = $1, updated_at = $2,
-               suspended_at = CASE WHEN $1 = 'Suspended' THEN $2 ELSE NULL END,
-               suspended_cause = CASE WHEN $1 = 'Suspended' THEN 'AwaitingConfirmation' ELSE NULL END
-             WHERE id = $3 AND status = 'Preparing' AND duty_owner = $4
-             RETURNING account_id, failure_reasons, suspended_cause",
-        )
-        .bind(to.as_str())
-        .bind(now)
-        .bind(job_id)
-        .bind(owner)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Ok(false);
-        };
-        record_left_preparing(&mut tx, &row, job_id, to, now).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn finish_listing(&self, job_id: &str, owner: &str, total_tasks: i64, now: Millis) -> Result<bool> {
-        let res = sqlx::query(
-            "UPDATE jobs SET total_tasks = $1, updated_at = $2 WHERE id = $3 AND duty_owner = $4 AND total_tasks IS NULL",
-        )
-        .bind(total_tasks)
-        .bind(now)
-        .bind(job_id)
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(res.rows_affected() == 1)
-    }
-
-    async fn last_chunk(&self, job_id: &str) -> Result<Option<Chunk>> {
-        let row = sqlx::query(
-            "SELECT job_id, seq, start_offset, end_offset, first_line, line_count, attempts, lease_expires, payload
-             FROM chunks WHERE job_id = $1 ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(job_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(chunk_from_row).transpose()
-    }
-
-    async fn chunk_payloads(&self, job_id: &str, after_seq: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>> {
-        let rows = sqlx::query(
-            "SELECT seq, COALESCE(payload, ''::bytea) FROM chunks WHERE job_id = $1 AND seq > $2
-             ORDER BY seq LIMIT $3",
-        )
-        .bind(job_id)
-        .bind(after_seq)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
-    }
-
-    async fn set_generated_manifest(&self, job_id: &str, descriptor: &str) -> Result<()> {
-        sqlx::query("UPDATE jobs SET generated_manifest = $1 WHERE id = $2")
-            .bind(descriptor)
-            .bind(job_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-    async fn events_after(&self, after_seq: i64, limit: i64) -> Result<Vec<JobEventRecord>> {
-        let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"))
-            .bind(after_seq)
-            .bind(pg_limit(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(event_from_row).collect()
-    }
-
-    async fn job_events(&self, job_id: &str, limit: i64) -> Result<Vec<JobEventRecord>> {
-        let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE job_id = $1 ORDER BY seq LIMIT $2"))
-            .bind(job_id)
-            .bind(pg_limit(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(event_from_row).collect()
-    }
-
-    async fn event_cursor(&self, sink: &str) -> Result<Option<i64>> {
-        let seq = sqlx::query_scalar("SELECT seq FROM event_cursors WHERE sink = $1")
-            .bind(sink)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(seq)
-    }
-
-    async fn advance_event_cursor(&self, sink: &str, seq: i64, now: Millis) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO event_cursors (sink, seq, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (sink) DO UPDATE SET seq = EXCLUDED.seq, updated_at = EXCLUDED.updated_at
-             WHERE event_cursors.seq < EXCLUDED.seq",
-        )
-        .bind(sink)
-        .bind(seq)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn prune_events(&self, up_to_seq: i64, before: Millis) -> Result<u64> {
-        let res = sqlx::query("DELETE FROM events WHERE seq <= $1 AND time < $2")
-            .bind(up_to_seq)
-            .bind(before)
-            .execute(&self.pool)
-            .await?;
-        Ok(res.rows_affected())
-    }
-
-    async fn set_rate_limit(&self, account: &str, id: &str, rate_limit: Option<i64>, now: Millis) -> Result<bool> {
-        let res = sqlx::query(
-            "UPDATE jobs SET rate_limit = $1, updated_at = $2 WHERE id = $3 AND account_id = $4
-             AND status NOT IN ('Complete', 'Failed', 'Cancelled')",
-        )
-        .bind(rate_limit)
-        .bind(now)
-        .bind(id)
-        .bind(account)
-        .execute(&self.pool)
-        .await?;
-        Ok(res.rows_affected() == 1)
-    }
-
-    async fn job_controls(&self, job_id: &str, now: Millis) -> Result<Option<JobControls>> {
-        let row = sqlx::query(
-            "SELECT rate_limit, (SELECT COUNT(DISTINCT lease_owner) FROM chunks
-               WHERE job_id = jobs.id AND state = 'leased' AND lease_expires >= $1) FROM jobs WHERE id = $2",
-        )
-        .bind(now)
-        .bind(job_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| Ok(JobControls { rate_limit: r.try_get(0)?, lease_holders: r.try_get(1)? })).transpose()
-    }
-
     async fn claim_chunk_of(&self, owner: &str, job_id: &str, now: Millis, lease_ms: i64) -> Result<Option<Chunk>> {
         // As claim_chunk, for one job: its first claimable chunk, passing over the ones being claimed right now.
         let row = sqlx::query(
@@ -881,6 +316,77 @@ impl JobStore for PgStore {
         row.as_ref().map(chunk_from_row).transpose()
     }
 
+    async fn heartbeat(&self, owner: &str, chunks: &[ChunkId], now: Millis, lease_ms: i64) -> Result<Vec<ChunkId>> {
+        if chunks.is_empty() {
+            return Ok(vec![]);
+        }
+        let job_ids: Vec<&str> = chunks.iter().map(|c| c.job_id.as_str()).collect();
+        let seqs: Vec<i64> = chunks.iter().map(|c| c.seq).collect();
+        let rows = sqlx::query(
+            "UPDATE chunks c SET lease_expires = $1
+             FROM UNNEST($2::text[], $3::bigint[]) AS u (job_id, seq)
+             WHERE c.job_id = u.job_id AND c.seq = u.seq AND c.state = 'leased' AND c.lease_owner = $4
+             RETURNING c.job_id, c.seq",
+        )
+        .bind(now + lease_ms)
+        .bind(job_ids)
+        .bind(seqs)
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
+        let renewed = rows
+            .iter()
+            .map(|r| Ok(ChunkId { job_id: r.text("job_id")?, seq: r.int("seq")? }))
+            .collect::<Result<std::collections::HashSet<ChunkId>>>()?;
+        // In the caller's order, as the SQLite store answers.
+        Ok(chunks.iter().filter(|c| renewed.contains(c)).cloned().collect())
+    }
+
+    async fn complete_chunk(&self, owner: &str, chunk: &ChunkId, r: &ChunkResult, now: Millis) -> Result<CasOutcome> {
+        // One statement, so one transaction: the chunk's rows and the job's counters commit together, and only if
+        // the chunk is still leased to `owner` (the chunk row's lock orders this against a reclaim or a fence).
+        let res = sqlx::query(
+            "WITH done AS (
+               UPDATE chunks SET state = 'done', lease_owner = NULL, lease_expires = NULL,
+                 succeeded = $1, failed = $2, succeeded_rows = $3, failed_rows = $4
+               WHERE job_id = $5 AND seq = $6 AND state = 'leased' AND lease_owner = $7
+               RETURNING job_id)
+             UPDATE jobs SET succeeded = jobs.succeeded + $1, failed = jobs.failed + $2, updated_at = $8
+             FROM done WHERE jobs.id = done.job_id",
+        )
+        .bind(r.succeeded)
+        .bind(r.failed)
+        .bind(&r.succeeded_rows)
+        .bind(&r.failed_rows)
+        .bind(&chunk.job_id)
+        .bind(chunk.seq)
+        .bind(owner)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        if res.rows_affected() == 1 {
+            return Ok(CasOutcome::Applied);
+        }
+        let exists = sqlx::query(CHUNK_EXISTS).bind(&chunk.job_id).bind(chunk.seq).fetch_optional(&self.pool).await?;
+        Ok(if exists.is_some() { CasOutcome::Conflict { found: None } } else { CasOutcome::NotFound })
+    }
+
+    async fn chunk_counts(&self, job_id: &str, now: Millis) -> Result<ChunkCounts> {
+        let r = sqlx::query(
+            "SELECT
+               COUNT(*) FILTER (WHERE state = 'pending') AS pending,
+               COUNT(*) FILTER (WHERE state = 'leased' AND lease_expires >= $1) AS leased,
+               COUNT(*) FILTER (WHERE state = 'leased' AND lease_expires < $1) AS expired,
+               COUNT(*) FILTER (WHERE state = 'done') AS done
+             FROM chunks WHERE job_id = $2",
+        )
+        .bind(now)
+        .bind(job_id)
+        .fetch_one(&self.pool)
+        .await?;
+        chunk_counts_from_row(&r)
+    }
+
     async fn chunks_at(&self, job_id: &str, seqs: &[i64]) -> Result<Vec<NewChunk>> {
         let rows = sqlx::query(
             "SELECT seq, start_offset, end_offset, first_line, line_count, payload FROM chunks
@@ -890,84 +396,44 @@ impl JobStore for PgStore {
         .bind(seqs)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(NewChunk {
-                    seq: r.try_get(0)?,
-                    start_offset: r.try_get(1)?,
-                    end_offset: r.try_get(2)?,
-                    first_line: r.try_get(3)?,
-                    line_count: r.try_get(4)?,
-                    payload: r.try_get(5)?,
-                })
-            })
-            .collect()
+        rows.iter().map(new_chunk_from_row).collect()
     }
+
+    async fn register_worker(&self, w: &Worker) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO workers ({WORKER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, role = EXCLUDED.role,
+               started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at,
+               chunks_in_flight = EXCLUDED.chunks_in_flight, lease_ms = EXCLUDED.lease_ms,
+               draining = EXCLUDED.draining"
+        );
+        bind_worker(sqlx::query(&sql), w).execute(&self.pool).await?;
+        Ok(())
+    }
+
 }
 
-const EVENT_COLUMNS: &str =
-    "seq, event_id, job_event_id, time, account_id, job_id, name, from_status, to_status, reason, failure_codes";
-
-/// The JobStatusChanged event of a job leaving Preparing for `to`, in the transaction that moved it: `row` is the
-/// move's `RETURNING account_id, failure_reasons, suspended_cause`.
-async fn record_left_preparing(
-    tx: &mut sqlx::PgConnection,
-    row: &PgRow,
-    job_id: &str,
-    to: JobStatus,
-    now: Millis,
-) -> Result<()> {
-    let account: String = row.try_get(0)?;
-    let reasons: Vec<FailureReason> = parse_json("failure_reasons", &row.try_get::<String, _>(1)?)?;
-    let change = StatusChange { suspended_cause: row.try_get(2)?, ..StatusChange::to(to) };
-    if let Some(e) =
-        JobEventRecord::status_changed((&account, job_id), JobStatus::Preparing, to, &change, &reasons, now)
-    {
-        insert_event(tx, &e).await?;
-    }
-    Ok(())
+/// What a job-level compare-and-set that changed nothing found (see [`job_conflict`]).
+async fn job_conflict_in<'e>(
+    db: impl sqlx::Executor<'e, Database = Postgres>,
+    account: Option<&str>,
+    id: &str,
+) -> Result<CasOutcome> {
+    job_conflict(sqlx::query(JOB_STATUS).bind(id).bind(account).fetch_optional(db).await?.as_ref())
 }
 
 /// Record `e` in the caller's transaction (the one making the change it tells of), as its last statement: the
 /// number comes from the `event_seq` row, whose lock is then held until commit, so numbers commit in order (see
 /// migrations/postgres/0005_events.sql).
-async fn insert_event(tx: &mut sqlx::PgConnection, e: &JobEventRecord) -> Result<()> {
-    sqlx::query(
+async fn insert_event(tx: &mut PgConnection, e: &JobEventRecord) -> Result<()> {
+    let q = sqlx::query(
         "WITH n AS (UPDATE event_seq SET last = last + 1 RETURNING last)
          INSERT INTO events (seq, event_id, job_event_id, time, account_id, job_id, name, from_status, to_status,
            reason, failure_codes)
          SELECT n.last, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM n",
-    )
-    .bind(&e.event_id)
-    .bind(&e.job_event_id)
-    .bind(e.time)
-    .bind(&e.account_id)
-    .bind(&e.job_id)
-    .bind(&e.name)
-    .bind(e.from.map(JobStatus::as_str))
-    .bind(e.to.as_str())
-    .bind(&e.reason)
-    .bind(json(&e.failure_codes))
-    .execute(&mut *tx)
-    .await?;
+    );
+    bind_event(q, e).execute(&mut *tx).await?;
     Ok(())
-}
-
-fn event_from_row(r: &PgRow) -> Result<JobEventRecord> {
-    let status = |s: &str| JobStatus::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()));
-    Ok(JobEventRecord {
-        seq: r.try_get("seq")?,
-        event_id: r.try_get("event_id")?,
-        job_event_id: r.try_get("job_event_id")?,
-        time: r.try_get("time")?,
-        account_id: r.try_get("account_id")?,
-        job_id: r.try_get("job_id")?,
-        name: r.try_get("name")?,
-        from: r.try_get::<Option<String>, _>("from_status")?.as_deref().map(status).transpose()?,
-        to: status(&r.try_get::<String, _>("to_status")?)?,
-        reason: r.try_get("reason")?,
-        failure_codes: parse_json("failure_codes", &r.try_get::<String, _>("failure_codes")?)?,
-    })
 }
 
 #[cfg(test)]
@@ -1069,26 +535,7 @@ mod tests {
         )*};
     }
 
-    conformance!(
-        create_and_idempotency,
-        status_compare_and_set,
-        timers_and_dates,
-        list_filter_and_paging,
-        browse_filters_searches_and_counts,
-        chunks_leases_and_commit,
-        expired_leases_are_reclaimed,
-        fenced_chunks_refuse_late_commits,
-        claim_order_follows_priority,
-        duty_lease,
-        priority_tags_and_delete,
-        singleton_lease,
-        payload_chunks_and_open_preparing,
-        rate_limit_and_job_controls,
-        claims_of_one_job_and_chunk_samples,
-        workers_register_beat_and_prune,
-        events_record_creation_and_changes,
-        event_cursors_and_pruning,
-    );
+    crate::conformance::single_store_tests!(conformance);
 
     /// Tests of several processes sharing one database: each handle has its own pool, as a process would.
     macro_rules! conformance_shared {
@@ -1107,13 +554,22 @@ mod tests {
         )*};
     }
 
-    conformance_shared!(
-        concurrent_claims_are_exclusive,
-        concurrent_duty_claims_have_one_winner,
-        concurrent_creates_are_idempotent,
-        concurrent_singleton_claims_have_one_winner,
-        concurrent_events_are_read_without_gaps,
-    );
+    crate::conformance::shared_store_tests!(conformance_shared);
+
+    #[tokio::test]
+    async fn unknown_status_is_refused() {
+        on_fresh_database(|opts| async move {
+            let s = store(&opts).await;
+            let pool = s.pool.clone();
+            crate::conformance::unknown_status_is_refused(&s, |sql| {
+                let pool = pool.clone();
+                async move { sqlx::query(&sql).execute(&pool).await.is_ok() }
+            })
+            .await;
+            s.close().await;
+        })
+        .await;
+    }
 
     #[tokio::test]
     async fn survives_reconnect() {

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
-use s3batch_core::{JobStatus, Millis, Tag};
+use s3batch_core::{JobStatus, Millis, Tag, Transition};
 use s3batch_store::{
-    Browse, Chunk, ChunkCounts, ChunkId, ChunkResult, ChunkRows, CreateOutcome, Job, JobStore, ListFilter, NewChunk,
-    NewJob, StatusChange, Worker,
+    Browse, CasOutcome, Chunk, ChunkCounts, ChunkId, ChunkResult, ChunkRows, CreateOutcome, Job, JobStore, ListFilter,
+    NewChunk, NewJob, StatusChange, Worker,
 };
 
 type StoreResult<T> = s3batch_store::Result<T>;
@@ -55,16 +55,16 @@ impl<G: Gate> JobStore for Wrapped<G> {
     async fn count_jobs(&self, account: &str, q: &Browse) -> StoreResult<Vec<(JobStatus, i64)>> {
         self.gate.around(self.inner.count_jobs(account, q)).await
     }
-    async fn update_status(&self, id: &str, expected: JobStatus, ch: &StatusChange, now: Millis) -> StoreResult<bool> {
-        self.gate.around(self.inner.update_status(id, expected, ch, now)).await
+    async fn update_status(&self, id: &str, t: Transition, ch: &StatusChange, now: Millis) -> StoreResult<CasOutcome> {
+        self.gate.around(self.inner.update_status(id, t, ch, now)).await
     }
-    async fn set_priority(&self, account: &str, id: &str, priority: i64, now: Millis) -> StoreResult<bool> {
+    async fn set_priority(&self, account: &str, id: &str, priority: i64, now: Millis) -> StoreResult<CasOutcome> {
         self.gate.around(self.inner.set_priority(account, id, priority, now)).await
     }
-    async fn set_tags(&self, account: &str, id: &str, tags: &[Tag], now: Millis) -> StoreResult<bool> {
+    async fn set_tags(&self, account: &str, id: &str, tags: &[Tag], now: Millis) -> StoreResult<CasOutcome> {
         self.gate.around(self.inner.set_tags(account, id, tags, now)).await
     }
-    async fn claim_duty(&self, id: &str, owner: &str, now: Millis, ttl_ms: i64) -> StoreResult<bool> {
+    async fn claim_duty(&self, id: &str, owner: &str, now: Millis, ttl_ms: i64) -> StoreResult<CasOutcome> {
         self.gate.around(self.inner.claim_duty(id, owner, now, ttl_ms)).await
     }
     async fn release_duty(&self, id: &str, owner: &str) -> StoreResult<()> {
@@ -73,7 +73,7 @@ impl<G: Gate> JobStore for Wrapped<G> {
     async fn clear_chunks(&self, job_id: &str) -> StoreResult<()> {
         self.gate.around(self.inner.clear_chunks(job_id)).await
     }
-    async fn insert_chunks(&self, job_id: &str, owner: &str, chunks: &[NewChunk]) -> StoreResult<bool> {
+    async fn insert_chunks(&self, job_id: &str, owner: &str, chunks: &[NewChunk]) -> StoreResult<CasOutcome> {
         self.gate.around(self.inner.insert_chunks(job_id, owner, chunks)).await
     }
     async fn finish_preparing(
@@ -82,10 +82,10 @@ impl<G: Gate> JobStore for Wrapped<G> {
         owner: &str,
         total_tasks: i64,
         manifest_etag: &str,
-        to: JobStatus,
+        t: Transition,
         now: Millis,
-    ) -> StoreResult<bool> {
-        self.gate.around(self.inner.finish_preparing(job_id, owner, total_tasks, manifest_etag, to, now)).await
+    ) -> StoreResult<CasOutcome> {
+        self.gate.around(self.inner.finish_preparing(job_id, owner, total_tasks, manifest_etag, t, now)).await
     }
     async fn claim_chunk(&self, owner: &str, now: Millis, lease_ms: i64) -> StoreResult<Option<Chunk>> {
         self.gate.around(self.inner.claim_chunk(owner, now, lease_ms)).await
@@ -99,7 +99,13 @@ impl<G: Gate> JobStore for Wrapped<G> {
     ) -> StoreResult<Vec<ChunkId>> {
         self.gate.around(self.inner.heartbeat(owner, chunks, now, lease_ms)).await
     }
-    async fn complete_chunk(&self, owner: &str, chunk: &ChunkId, r: &ChunkResult, now: Millis) -> StoreResult<bool> {
+    async fn complete_chunk(
+        &self,
+        owner: &str,
+        chunk: &ChunkId,
+        r: &ChunkResult,
+        now: Millis,
+    ) -> StoreResult<CasOutcome> {
         self.gate.around(self.inner.complete_chunk(owner, chunk, r, now)).await
     }
     async fn release_chunk(&self, owner: &str, chunk: &ChunkId) -> StoreResult<()> {
@@ -120,7 +126,7 @@ impl<G: Gate> JobStore for Wrapped<G> {
     async fn delete_job(&self, job_id: &str) -> StoreResult<()> {
         self.gate.around(self.inner.delete_job(job_id)).await
     }
-    async fn claim_singleton(&self, name: &str, owner: &str, now: Millis, lease_ms: i64) -> StoreResult<bool> {
+    async fn claim_singleton(&self, name: &str, owner: &str, now: Millis, lease_ms: i64) -> StoreResult<CasOutcome> {
         self.gate.around(self.inner.claim_singleton(name, owner, now, lease_ms)).await
     }
     async fn release_singleton(&self, name: &str, owner: &str) -> StoreResult<()> {
@@ -132,7 +138,7 @@ impl<G: Gate> JobStore for Wrapped<G> {
     async fn register_worker(&self, worker: &Worker) -> StoreResult<()> {
         self.gate.around(self.inner.register_worker(worker)).await
     }
-    async fn worker_heartbeat(&self, id: &str, chunks: i64, draining: bool, now: Millis) -> StoreResult<bool> {
+    async fn worker_heartbeat(&self, id: &str, chunks: i64, draining: bool, now: Millis) -> StoreResult<CasOutcome> {
         self.gate.around(self.inner.worker_heartbeat(id, chunks, draining, now)).await
     }
     async fn deregister_worker(&self, id: &str) -> StoreResult<()> {
@@ -144,10 +150,10 @@ impl<G: Gate> JobStore for Wrapped<G> {
     async fn prune_workers(&self, heartbeat_before: Millis) -> StoreResult<u64> {
         self.gate.around(self.inner.prune_workers(heartbeat_before)).await
     }
-    async fn open_preparing(&self, job_id: &str, owner: &str, to: JobStatus, now: Millis) -> StoreResult<bool> {
-        self.gate.around(self.inner.open_preparing(job_id, owner, to, now)).await
+    async fn open_preparing(&self, job_id: &str, owner: &str, t: Transition, now: Millis) -> StoreResult<CasOutcome> {
+        self.gate.around(self.inner.open_preparing(job_id, owner, t, now)).await
     }
-    async fn finish_listing(&self, job_id: &str, owner: &str, total: i64, now: Millis) -> StoreResult<bool> {
+    async fn finish_listing(&self, job_id: &str, owner: &str, total: i64, now: Millis) -> StoreResult<CasOutcome> {
         self.gate.around(self.inner.finish_listing(job_id, owner, total, now)).await
     }
     async fn last_chunk(&self, job_id: &str) -> StoreResult<Option<Chunk>> {
@@ -174,7 +180,13 @@ impl<G: Gate> JobStore for Wrapped<G> {
     async fn prune_events(&self, up_to_seq: i64, before: Millis) -> StoreResult<u64> {
         self.gate.around(self.inner.prune_events(up_to_seq, before)).await
     }
-    async fn set_rate_limit(&self, account: &str, id: &str, limit: Option<i64>, now: Millis) -> StoreResult<bool> {
+    async fn set_rate_limit(
+        &self,
+        account: &str,
+        id: &str,
+        limit: Option<i64>,
+        now: Millis,
+    ) -> StoreResult<CasOutcome> {
         self.gate.around(self.inner.set_rate_limit(account, id, limit, now)).await
     }
     async fn job_controls(&self, job_id: &str, now: Millis) -> StoreResult<Option<s3batch_store::JobControls>> {
