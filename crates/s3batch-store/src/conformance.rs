@@ -313,9 +313,9 @@ pub async fn browse_filters_searches_and_counts(s: &dyn JobStore) {
         ids.push(created.id);
     }
     created(s, "222222222222", "other-account", 1_001).await;
-    let cancelled =
-        s.update_status(&ids[3], mv(JobStatus::New, JobStatus::Cancelling), &StatusChange::default(), 2_000);
-    assert!(cancelled.await.unwrap().is_applied());
+    let no_change = StatusChange::default();
+    let cancelled = s.update_status(&ids[3], mv(JobStatus::New, JobStatus::Cancelling), &no_change, 2_000).await;
+    assert!(cancelled.unwrap().is_applied());
     let recent = Browse { created_after: 1_001, limit: 10, ..Default::default() };
     let page = |b: &Browse| {
         let b = b.clone();
