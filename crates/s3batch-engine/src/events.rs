@@ -352,6 +352,17 @@ enum SinkKind {
     Webhook(WebhookConfig),
 }
 
+impl Sink {
+    /// The sink in metrics' `sink` label: `audit_log`, or `webhook:` and a digest of its URL (never the URL, which
+    /// may carry a token).
+    fn label(&self) -> String {
+        match &self.kind {
+            SinkKind::AuditLog(_) => "audit_log".into(),
+            SinkKind::Webhook(_) => self.cursor.clone(),
+        }
+    }
+}
+
 /// One place events go, with its own cursor and task.
 #[derive(Debug)]
 struct Sink {
@@ -511,7 +522,14 @@ async fn step(shared: &Shared, sink: &Sink) -> Result<usize, SinkError> {
     let store = &shared.engine.store;
     let cursor = store.event_cursor(&sink.cursor).await?.unwrap_or(0);
     let events = store.events_after(cursor, BATCH).await?;
-    let Some(last) = events.last() else { return Ok(0) };
+    let pending = metrics::gauge!("s3batch_events_pending", "sink" => sink.label());
+    let Some(last) = events.last() else {
+        pending.set(0.0);
+        return Ok(0);
+    };
+    pending.set(events.len() as f64);
+    let delivered =
+        metrics::counter!("s3batch_events_delivered_total", "sink" => sink.label(), "outcome" => "delivered");
     match &sink.kind {
         SinkKind::AuditLog(path) => {
             let mut lines = Vec::new();
@@ -524,6 +542,8 @@ async fn step(shared: &Shared, sink: &Sink) -> Result<usize, SinkError> {
                 .map_err(|source| SinkError::Io { path: path.display().to_string(), source })?;
             store.advance_event_cursor(&sink.cursor, last.seq, now()).await?;
             sink.counters.delivered.fetch_add(events.len() as u64, Ordering::Relaxed);
+            delivered.increment(events.len() as u64);
+            pending.set(0.0);
             Ok(events.len())
         }
         SinkKind::Webhook(w) => {
@@ -532,14 +552,18 @@ async fn step(shared: &Shared, sink: &Sink) -> Result<usize, SinkError> {
                 match post(shared, sink, w, e).await {
                     Posted::Delivered => {
                         sink.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                        delivered.increment(1);
                     }
                     Posted::GaveUp => {
                         sink.counters.given_up.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("s3batch_events_delivered_total", "sink" => sink.label(), "outcome" => "given_up")
+                            .increment(1);
                     }
                     Posted::Stopped => return Ok(done),
                 }
                 store.advance_event_cursor(&sink.cursor, e.seq, now()).await?;
                 done += 1;
+                pending.set((events.len() - done) as f64);
             }
             Ok(done)
         }

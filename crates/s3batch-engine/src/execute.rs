@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::control::{Controls, JobControl, REFRESH};
+use crate::data_events::{DataEvents, TaskEvent};
 use crate::prepare::unquote_etag;
 use crate::{Engine, Held, now, ops, retry, status_write};
 
@@ -51,6 +52,7 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     let mut specs = SpecCache::default();
     let mut turn = 0usize;
     loop {
+        metrics::gauge!("s3batch_chunks_in_flight").set(running_chunks(&engine) as f64);
         while chunks.len() < engine.config.chunks_in_flight && !shutdown.is_cancelled() {
             match claim_fair(&engine, &held, &mut turn).await {
                 Ok(Some(chunk)) => {
@@ -72,7 +74,14 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
                         abandon: abandon.clone(),
                         held: held.clone(),
                     };
-                    chunks.spawn(ctx.run());
+                    let span = tracing::info_span!(
+                        "chunk",
+                        job = %ctx.chunk.id.job_id,
+                        chunk = ctx.chunk.id.seq,
+                        worker = %engine.worker_id
+                    );
+                    chunks.spawn(tracing::Instrument::instrument(ctx.run(), span));
+                    metrics::gauge!("s3batch_chunks_in_flight").set(running_chunks(&engine) as f64);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -150,10 +159,15 @@ async fn refresh_controls(engine: Arc<Engine>, controls: Controls, stop: Cancell
             engine.held.lock().expect("held poisoned").keys().map(|c| c.job_id.clone()).collect();
         let jobs: Vec<(String, Arc<JobControl>)> = {
             let mut map = controls.lock().expect("controls poisoned");
+            for (id, _) in map.iter().filter(|(id, _)| !running.contains(*id)) {
+                metrics::gauge!("s3batch_job_concurrency", "job" => id.clone()).set(0.0);
+            }
             map.retain(|id, _| running.contains(id));
             map.iter().map(|(id, c)| (id.clone(), c.clone())).collect()
         };
+        metrics::gauge!("s3batch_chunks_in_flight").set(running_chunks(&engine) as f64);
         for (id, control) in jobs {
+            metrics::gauge!("s3batch_job_concurrency", "job" => id.clone()).set(control.window() as f64);
             match engine.store.job_controls(&id, now()).await {
                 Ok(Some(jc)) => control.set_limit(jc.rate_limit, jc.lease_holders),
                 Ok(None) => {}
@@ -205,6 +219,10 @@ struct JobCtx {
     router: Arc<s3batch_storage::Router>,
     /// Why every task of the job is refused (its role does not allow the operation or the function), if it is.
     refusal: Option<StorageError>,
+    account: String,
+    /// `s3batch_tasks_total{operation, outcome}`, counted when a chunk commits.
+    tasks_succeeded: metrics::Counter,
+    tasks_failed: metrics::Counter,
 }
 
 #[derive(Default)]
@@ -235,9 +253,13 @@ impl SpecCache {
         };
         let router = engine.router_for(&job);
         let refusal = engine.roles.task_refusal(&job.account_id, job.spec.named_role(), &job.spec.operation);
+        let op = job.spec.operation.name();
         let ctx = Arc::new(JobCtx {
             router,
             refusal,
+            account: job.account_id.clone(),
+            tasks_succeeded: metrics::counter!("s3batch_tasks_total", "operation" => op, "outcome" => "succeeded"),
+            tasks_failed: metrics::counter!("s3batch_tasks_total", "operation" => op, "outcome" => "failed"),
             id: job.id.clone(),
             manifest,
             manifest_etag: job.manifest_etag.clone().unwrap_or_default(),
@@ -276,6 +298,7 @@ async fn heartbeats(engine: Arc<Engine>, held: Held, stop: CancellationToken) {
                 for id in ids.iter().filter(|id| !renewed.contains(id)) {
                     if let Some(lost) = map.get(id) {
                         tracing::warn!(job = %id.job_id, chunk = id.seq, "lease lost; dropping the chunk");
+                        metrics::counter!("s3batch_chunk_lease_lost_total").increment(1);
                         lost.cancel();
                     }
                 }
@@ -332,7 +355,15 @@ impl ChunkRun {
             release(&self.engine, &self.held, &self.chunk.id).await;
             return;
         }
-        self.commit(&build_result(&tasks, &outcomes)).await;
+        let result = build_result(&tasks, &outcomes);
+        if self.commit(&result).await {
+            tracing::debug!(succeeded = result.succeeded, failed = result.failed, "chunk committed");
+            self.job.tasks_succeeded.increment(result.succeeded as u64);
+            self.job.tasks_failed.increment(result.failed as u64);
+            if let Some(events) = &self.engine.data_events {
+                self.record_data_events(events, &tasks, &outcomes);
+            }
+        }
         self.held.lock().expect("held poisoned").remove(&self.chunk.id);
         self.engine.wake.notify_waiters();
     }
@@ -422,15 +453,20 @@ impl ChunkRun {
         }
     }
 
-    /// Commit the chunk's results and the job's counters (retried a few times on a store error).
-    async fn commit(&self, result: &ChunkResult) {
+    /// Commit the chunk's results and the job's counters (retried a few times on a store error). Whether they
+    /// are in: only committed tasks count (in the job, the report and the metrics).
+    async fn commit(&self, result: &ChunkResult) -> bool {
         let mut attempt = 0;
         loop {
-            match self.engine.store.complete_chunk(&self.engine.worker_id, &self.chunk.id, result, now()).await {
-                Ok(CasOutcome::Applied) => break,
+            let started = std::time::Instant::now();
+            let outcome = self.engine.store.complete_chunk(&self.engine.worker_id, &self.chunk.id, result, now()).await;
+            metrics::histogram!("s3batch_chunk_commit_duration_seconds").record(started.elapsed().as_secs_f64());
+            match outcome {
+                Ok(CasOutcome::Applied) => return true,
                 Ok(CasOutcome::Conflict { .. } | CasOutcome::NotFound) => {
                     tracing::warn!(job = %self.job.id, chunk = self.chunk.id.seq, "lease lost before commit; results dropped");
-                    break;
+                    metrics::counter!("s3batch_chunk_lease_lost_total").increment(1);
+                    return false;
                 }
                 Err(e) if attempt < 5 => {
                     attempt += 1;
@@ -439,9 +475,30 @@ impl ChunkRun {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "committing a chunk failed; it will run again after its lease expires");
-                    break;
+                    return false;
                 }
             }
+        }
+    }
+
+    /// One data event per committed task, in manifest order (the report's rows, as events).
+    fn record_data_events(&self, events: &DataEvents, tasks: &[ManifestTask], outcomes: &[Option<Outcome>]) {
+        for (task, outcome) in tasks.iter().zip(outcomes) {
+            let Some(outcome) = outcome else { continue };
+            events.record(&TaskEvent {
+                job_id: &self.job.id,
+                account: &self.job.account,
+                role: self.job.spec.named_role(),
+                operation: &self.job.spec.operation,
+                bucket: &task.bucket,
+                key: &task.key,
+                version_id: task.version_id.as_deref(),
+                error: match outcome {
+                    Outcome::Succeeded(_) => None,
+                    Outcome::Failed(e) => Some(e),
+                },
+                dry_run: self.job.spec.dry_run,
+            });
         }
     }
 
@@ -540,13 +597,24 @@ async fn run_task(
         job_id: &job.id,
         replication: &engine.config.replication,
     };
+    // The previous attempt's transient error: the next attempt is a retry because of it.
+    let previous: std::sync::Mutex<Option<&'static str>> = std::sync::Mutex::new(None);
     let attempt = || async {
+        if let Some(reason) = previous.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            metrics::counter!("s3batch_task_retries_total", "operation" => job.spec.operation.name(), "reason" => reason)
+                .increment(1);
+        }
         let r = if job.spec.dry_run {
             ops::dry_run(&job.spec.operation, &ctx, task).await
         } else {
             ops::run(&job.spec.operation, &ctx, task).await
         };
         control.observe(&r);
+        if let Err(e) = &r
+            && e.transient
+        {
+            *previous.lock().unwrap_or_else(|e| e.into_inner()) = Some(retry_reason(e));
+        }
         r
     };
     match retry::storage_call(&engine.config, stopping, attempt).await {
@@ -557,6 +625,24 @@ async fn run_task(
         }
         Err(e) => Outcome::Failed(e),
     }
+}
+
+/// Why a transient error is retried, as the retry metric's `reason` label says it.
+fn retry_reason(e: &StorageError) -> &'static str {
+    if crate::control::is_throttling(e) {
+        "throttled"
+    } else if e.http_status == 0 {
+        "connection"
+    } else if e.http_status >= 500 {
+        "server_error"
+    } else {
+        "other"
+    }
+}
+
+/// Chunks this process holds now.
+fn running_chunks(engine: &Engine) -> usize {
+    engine.held.lock().expect("held poisoned").len()
 }
 
 /// Report rows, in manifest order, for the tasks that ran.

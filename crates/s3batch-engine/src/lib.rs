@@ -202,6 +202,8 @@ pub struct Engine {
     pub event_stats: events::EventStats,
     /// The rate limit and adaptive window of each job running here.
     pub(crate) controls: control::Controls,
+    /// Where per-task data events go (`[engine.events] data_events`), if anywhere.
+    pub(crate) data_events: Option<data_events::DataEvents>,
 }
 
 impl Engine {
@@ -223,6 +225,18 @@ impl Engine {
     ) -> Arc<Engine> {
         let router = roles.base().clone();
         let worker_id = format!("{}-{}", hostname(), &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let data_events = config.events.data_events.then(|| {
+            let path = config.events.data_events_log.clone().unwrap_or_else(|| PathBuf::from("data-events.jsonl"));
+            let region = config.events.region.as_deref().unwrap_or("us-east-1");
+            match data_events::DataEvents::start(&path, config.events.data_events_buffer, region) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "cannot open the data events log: none written");
+                    None
+                }
+            }
+        });
+        let data_events = data_events.flatten();
         Arc::new(Engine {
             store,
             router,
@@ -238,6 +252,7 @@ impl Engine {
             held: Held::default(),
             event_stats: events::EventStats::default(),
             controls: control::Controls::default(),
+            data_events,
         })
     }
 

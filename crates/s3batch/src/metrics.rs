@@ -12,6 +12,12 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// Latency buckets in seconds, for every `*_duration_seconds` histogram: 1 ms to 1 min.
 const BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0];
 
+/// Whether metrics are recorded: yes unless `S3BATCH_METRICS=off` (for measuring what they cost: with it, every
+/// metric call is the facade's no-op and storage calls are not wrapped).
+pub fn enabled() -> bool {
+    std::env::var("S3BATCH_METRICS").map_or(true, |v| v != "off")
+}
+
 /// The recorder, installed on first use; every later call returns the same handle.
 pub fn install() -> Result<PrometheusHandle> {
     if let Some(h) = HANDLE.get() {
@@ -19,6 +25,9 @@ pub fn install() -> Result<PrometheusHandle> {
     }
     let recorder = PrometheusBuilder::new().set_buckets(&BUCKETS).context("histogram buckets")?.build_recorder();
     let handle = recorder.handle();
+    if !enabled() {
+        return Ok(HANDLE.get_or_init(|| handle).clone());
+    }
     metrics::set_global_recorder(recorder).context("installing the metrics recorder")?;
     describe();
     metrics::gauge!("s3batch_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);

@@ -77,7 +77,8 @@ pub async fn build(config: &Config, role: &str) -> Result<Parts> {
     let store = open_store(&config.database_url()).await?;
     // Every storage call is counted and timed (the recorder is installed first, so the handles are live).
     crate::metrics::install()?;
-    let router = Arc::new(open_router(config)?.metered());
+    let router = open_router(config)?;
+    let router = if crate::metrics::enabled() { Arc::new(router.metered()) } else { router };
     let mut engine_config = config.engine.clone();
     // Events name the region of the job ARNs the API gives out, unless [engine.events] names one.
     engine_config.events.region.get_or_insert_with(|| config.server.region.clone());

@@ -340,6 +340,46 @@ fn sigterm_stops_a_worker_gracefully_mid_job() {
     assert_reported_exactly_once(&fleet.objects, &job, &manifest);
 }
 
+/// Each worker's `--metrics-listen` endpoint shows the tasks that worker ran: together, the job's.
+#[test]
+fn each_worker_shows_its_own_tasks_in_its_metrics() {
+    let _serial = serial();
+    const N: usize = 20_000;
+    let fleet = Fleet::new("lease_ms = 30000\ntick_ms = 100\nconcurrency = 16\nchunk_size = 500", 2);
+    let manifest = fleet.manifest(N);
+    let serve = Server::start_with(&fleet.config, &["--no-engine"]);
+    let ports: Vec<u16> =
+        (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
+    let _workers: Vec<Worker> = ports
+        .iter()
+        .map(|p| Worker::start_with(&fleet.config, &["--metrics-listen", &format!("127.0.0.1:{p}")]))
+        .collect();
+    let id = create_job(&serve.endpoint);
+    let job = wait_finished(&serve.endpoint, &id, 180);
+    assert_reported_exactly_once(&fleet.objects, &job, &manifest);
+    let ran: Vec<f64> = ports
+        .iter()
+        .map(|p| {
+            let (status, text) = block_on(async {
+                let r = reqwest::get(format!("http://127.0.0.1:{p}/metrics")).await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            });
+            assert_eq!(status, 200);
+            let line = text
+                .lines()
+                .find(|l| {
+                    l.starts_with("s3batch_tasks_total{")
+                        && l.contains("operation=\"S3PutObjectTagging\"")
+                        && l.contains("outcome=\"succeeded\"")
+                })
+                .unwrap_or_else(|| panic!("worker on port {p} shows no tasks:\n{text}"));
+            line.rsplit(' ').next().unwrap().parse::<f64>().unwrap()
+        })
+        .collect();
+    assert_eq!(ran.iter().sum::<f64>(), N as f64, "the workers' tasks together are the job's: {ran:?}");
+    assert!(ran.iter().all(|n| *n > 0.0), "each worker ran some: {ran:?}");
+}
+
 /// Tasks of 3 s, a grace period of 0.5 s, leases of a minute: SIGTERM a worker holding chunks. It exits 0 within
 /// the grace period and the margin; the chunks it gave back run on the other worker at once (had they been left
 /// to expire, the job would need more than a minute); nothing is doubled.

@@ -15,8 +15,10 @@ use common::{BIN, Server, block, moto_put, start_moto_logged, write_config};
 const PRESENT: usize = 40;
 const MISSING: usize = 7;
 
-/// (name, sorted labels) → value, as the prometheus_client parser reads the exposition.
-type Samples = BTreeMap<(String, Vec<(String, String)>), f64>;
+/// A sample's labels, sorted.
+type Labels = Vec<(String, String)>;
+/// (name, labels) → value, as the prometheus_client parser reads the exposition.
+type Samples = BTreeMap<(String, Labels), f64>;
 
 fn parse_metrics(text: &str) -> Samples {
     let script = r#"
@@ -42,7 +44,7 @@ print(json.dumps(out))
         "the Prometheus parser refused /metrics (pip install prometheus_client): {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows: Vec<(String, Vec<(String, String)>, f64)> = serde_json::from_slice(&out.stdout).unwrap();
+    let rows: Vec<(String, Labels, f64)> = serde_json::from_slice(&out.stdout).unwrap();
     rows.into_iter().map(|(n, l, v)| ((n, l), v)).collect()
 }
 
@@ -94,9 +96,9 @@ fn metrics_match_the_job_and_what_moto_saw() {
     let config = write_config(
         dir.path(),
         &format!(
-            "[engine]\ntick_ms = 50\n\n[[storage]]\nname = \"moto\"\nkind = \"s3\"\nbuckets = [\"*\"]\n\
-             endpoint = \"{}\"\nregion = \"us-east-1\"\nforce_path_style = true\naccess_key_id = \"testing\"\n\
-             secret_access_key = \"testing\"\n",
+            "[engine]\ntick_ms = 50\n\n[engine.events]\ndata_events = true\n\n[[storage]]\nname = \"moto\"\n\
+             kind = \"s3\"\nbuckets = [\"*\"]\nendpoint = \"{}\"\nregion = \"us-east-1\"\nforce_path_style = true\n\
+             access_key_id = \"testing\"\nsecret_access_key = \"testing\"\n",
             moto.endpoint
         ),
     );
@@ -164,6 +166,52 @@ fn metrics_match_the_job_and_what_moto_saw() {
     assert_eq!(sample(&m, "s3batch_jobs", &[("status", "Complete")]), 1.0);
     assert_eq!(sample(&m, "s3batch_jobs", &[("status", "Active")]), 0.0);
     assert_eq!(sample(&m, "s3batch_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
+
+    // Tasks, as the job counted them (committed chunks only).
+    let tasks =
+        |outcome: &str| sample(&m, "s3batch_tasks_total", &[("operation", "S3PutObjectTagging"), ("outcome", outcome)]);
+    assert_eq!((tasks("succeeded"), tasks("failed")), (PRESENT as f64, MISSING as f64));
+    assert!(sample(&m, "s3batch_chunk_commit_duration_seconds_count", &[]) >= 1.0);
+    assert!(sample(&m, "s3batch_chunks_in_flight", &[]) >= 0.0, "the gauge is there");
+
+    // Data events: one line per task, each with the key and the outcome of its report row.
+    let log = dir.path().join("data/data-events.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&log).map(|t| t.lines().count()).unwrap_or(0) < PRESENT + MISSING {
+        assert!(Instant::now() < deadline, "the data events were not all written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let data_events = std::fs::read_to_string(&log).unwrap();
+    let mut events: Vec<(String, Option<String>)> = data_events
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            assert_eq!(
+                (v["eventName"].as_str(), v["eventSource"].as_str()),
+                (Some("PutObjectTagging"), Some("s3.amazonaws.com"))
+            );
+            assert_eq!(v["additionalEventData"]["jobId"].as_str(), Some(id.as_str()));
+            assert_eq!(v["requestParameters"]["bucketName"], "photos");
+            let key = v["requestParameters"]["key"].as_str().unwrap().to_string();
+            (key, v["errorCode"].as_str().map(str::to_string))
+        })
+        .collect();
+    events.sort();
+    let (status, rows) = {
+        let out =
+            Command::new(BIN).args(["job", "report", &id, "--endpoint", base, "--output", "csv"]).output().unwrap();
+        (out.status, String::from_utf8(out.stdout).unwrap())
+    };
+    assert!(status.success());
+    let mut reported: Vec<(String, Option<String>)> = rows
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1].to_string(), (f[3] == "failed").then(|| f[5].to_string()))
+        })
+        .collect();
+    reported.sort();
+    assert_eq!(events, reported, "the data events are the report's rows");
 
     // `job report`: the report's rows, counted as the job counted them.
     let out =
@@ -293,12 +341,15 @@ fn report_cli(endpoint: &str, id: &str, extra: &[&str]) -> (String, u64) {
 fn json_logs() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "[engine]\ntick_ms = 50\n");
+    let objects = dir.path().join("data/objects");
+    std::fs::create_dir_all(objects.join("manifests")).unwrap();
+    std::fs::write(objects.join("manifests/m.csv"), "manifests,none-1\nmanifests,none-2\n").unwrap();
     let log = dir.path().join("stderr.log");
     let mut child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(&config)
         .args(["--log-format", "json"])
-        .env("S3BATCH_LOG", "info")
+        .env("S3BATCH_LOG", "info,s3batch_engine=debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
         .spawn()
@@ -312,8 +363,8 @@ fn json_logs() {
         Some(serde_json::json!({
             "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "k", "Value": "v"}]}},
             "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                         "Location": {"ObjectArn": "arn:aws:s3:::nowhere/m.csv"}},
-            "Report": {"Enabled": false}, "Priority": 1,
+                         "Location": {"ObjectArn": "arn:aws:s3:::manifests/m.csv"}},
+            "Report": {"Enabled": false}, "Priority": 1, "ConfirmationRequired": false,
         })),
     );
     assert_eq!(status, 200, "{created}");
@@ -330,6 +381,10 @@ fn json_logs() {
     assert!(lines.iter().all(|l| l["level"].is_string() && l["timestamp"].is_string()), "{text}");
     let about_job: Vec<_> = lines.iter().filter(|l| l["job"].as_str() == Some(id.as_str())).collect();
     assert!(about_job.iter().any(|l| l["message"] == "job created"), "{text}");
+    // An engine line inside a chunk carries the job, the chunk and the worker.
+    let chunk = lines.iter().find(|l| l["message"] == "chunk committed").unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(chunk["span"]["job"].as_str(), Some(id.as_str()), "{chunk}");
+    assert!(chunk["span"]["chunk"].is_number() && chunk["span"]["worker"].is_string(), "{chunk}");
 }
 
 /// The Grafana dashboard in the repository graphs only metrics the process describes.

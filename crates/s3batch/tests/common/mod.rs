@@ -72,9 +72,15 @@ pub struct Worker {
 impl Worker {
     /// Start `worker --config <config>` and wait for its "running" line.
     pub fn start(config: &Path) -> Worker {
+        Worker::start_with(config, &[])
+    }
+
+    /// The same, with more arguments (e.g. `--metrics-listen`).
+    pub fn start_with(config: &Path, args: &[&str]) -> Worker {
         let mut child = Command::new(BIN)
             .args(["worker", "--config"])
             .arg(config)
+            .args(args)
             .env("S3BATCH_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
