@@ -1,5 +1,5 @@
 //! Tencent COS request signatures (the XML API's "q-sign" HMAC-SHA1 scheme), verified the way COS does it, for
-//! the COS dialect ([`crate::cos`]).
+//! the COS dialect (`cos`).
 //!
 //! ```text
 //! KeyTime      = "<start>;<end>"                     (q-key-time; q-sign-time is the same for every SDK)

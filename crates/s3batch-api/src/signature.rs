@@ -1,4 +1,4 @@
-//! What the two signature verifiers ([`crate::sigv4`], [`crate::qsign`]) and the account checks ([`crate::auth`])
+//! What the two signature verifiers (`sigv4`, `qsign`) and the account checks (`auth`)
 //! share: the refusal they answer with, and a constant-time comparison.
 
 /// Why a request was refused: the error code both wire dialects use for it, its HTTP status and a message.

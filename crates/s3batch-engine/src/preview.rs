@@ -88,12 +88,50 @@ pub async fn preview(
         )
     })?;
     let tasks = sample_tasks(store, router, job, total, now).await?;
+    let heads = head_sample(router, tasks).await;
     let op = &job.spec.operation;
+    let sample = Sample::of(&heads, |task, size| requests_per_task(op, router, task, size, job.spec.dry_run));
+    let n = heads.len() as u64;
+    let exact = n as i64 == total;
+    let total_bytes = match (exact, sample.found) {
+        (true, _) => sample.bytes,
+        (false, 0) => 0,
+        (false, f) => ((sample.bytes as f64 / f as f64) * total as f64).round() as u64,
+    };
+    let per_task = if n == 0 { 1.0 } else { sample.requests as f64 / n as f64 };
+    let latency_ms = if n == 0 { 0.0 } else { sample.latency.as_secs_f64() * 1000.0 / n as f64 };
+    let done = job.succeeded + job.failed;
+    let (rate, basis) = throughput(job, now, concurrency, latency_ms, per_task);
+    let remaining = (total - done).max(0);
+    Ok(Preview {
+        job_id: job.id.clone(),
+        status: job.status,
+        operation: op.name().into(),
+        dry_run: job.spec.dry_run,
+        total_number_of_tasks: total,
+        tasks_done: done,
+        sample_size: n,
+        sample_failures: sample.failures,
+        total_bytes,
+        total_bytes_exact: exact,
+        requests_per_task: (per_task * 100.0).round() / 100.0,
+        expected_requests: (per_task * total as f64).round() as u64,
+        sample_latency_ms: (latency_ms * 100.0).round() / 100.0,
+        throughput_tasks_per_second: (rate * 100.0).round() / 100.0,
+        throughput_basis: basis.into(),
+        rate_limit: job.rate_limit,
+        estimated_seconds: ((remaining as f64 / rate) * 1000.0).round() / 1000.0,
+    })
+}
+
+/// A sampled task, what its HEAD answered, and how long that took.
+type Head = (ManifestTask, Result<ObjectInfo, StorageError>, Duration);
+
+/// HEAD every sampled task's object, [`SAMPLE_CONCURRENCY`] at a time.
+async fn head_sample(router: &Router, tasks: Vec<ManifestTask>) -> Vec<Head> {
     // Boxed: a stream of borrowing futures would not be `Send` for every lifetime, as an axum handler needs.
-    type Head<'a> = std::pin::Pin<
-        Box<dyn std::future::Future<Output = (ManifestTask, Result<ObjectInfo, StorageError>, Duration)> + Send + 'a>,
-    >;
-    let heads = futures::stream::iter(tasks.into_iter().map(|t| -> Head<'_> {
+    type Pending<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Head> + Send + 'a>>;
+    futures::stream::iter(tasks.into_iter().map(|t| -> Pending<'_> {
         Box::pin(async move {
             let obj = ObjectRef::new(&t.bucket, &t.key).with_version(t.version_id.clone());
             let start = tokio::time::Instant::now();
@@ -107,35 +145,44 @@ pub async fn preview(
     }))
     .buffer_unordered(SAMPLE_CONCURRENCY)
     .collect::<Vec<_>>()
-    .await;
+    .await
+}
 
-    let (mut bytes, mut found, mut requests, mut latency) = (0u64, 0u64, 0u64, Duration::ZERO);
-    let mut failures = BTreeMap::new();
-    for (task, r, took) in &heads {
-        latency += *took;
-        match r {
-            Ok(info) => {
-                bytes += info.size;
-                found += 1;
-                requests += requests_per_task(op, router, task, info.size, job.spec.dry_run);
-            }
-            Err(e) => {
-                *failures.entry(e.code.clone()).or_insert(0) += 1;
-                // The real run sends its first request and fails there.
-                requests += 1;
+/// What the sample's HEADs add up to.
+struct Sample {
+    bytes: u64,
+    found: u64,
+    requests: u64,
+    latency: Duration,
+    failures: BTreeMap<String, u64>,
+}
+
+impl Sample {
+    /// Tally the HEADs; `requests(task, size)` is what a found object's task costs.
+    fn of(heads: &[Head], requests: impl Fn(&ManifestTask, u64) -> u64) -> Sample {
+        let mut s = Sample { bytes: 0, found: 0, requests: 0, latency: Duration::ZERO, failures: BTreeMap::new() };
+        for (task, r, took) in heads {
+            s.latency += *took;
+            match r {
+                Ok(info) => {
+                    s.bytes += info.size;
+                    s.found += 1;
+                    s.requests += requests(task, info.size);
+                }
+                Err(e) => {
+                    *s.failures.entry(e.code.clone()).or_insert(0) += 1;
+                    // The real run sends its first request and fails there.
+                    s.requests += 1;
+                }
             }
         }
+        s
     }
-    let n = heads.len() as u64;
-    let exact = n as i64 == total;
-    let total_bytes = match (exact, found) {
-        (true, _) => bytes,
-        (false, 0) => 0,
-        (false, f) => ((bytes as f64 / f as f64) * total as f64).round() as u64,
-    };
-    let per_task = if n == 0 { 1.0 } else { requests as f64 / n as f64 };
-    let latency_ms = if n == 0 { 0.0 } else { latency.as_secs_f64() * 1000.0 / n as f64 };
+}
 
+/// Tasks per second the job will run at, and what that figure rests on: the job's own measured rate, or else
+/// the sample's latency at `concurrency` tasks at once; capped by the job's rate limit.
+fn throughput(job: &Job, now: s3batch_core::Millis, concurrency: usize, latency_ms: f64, per_task: f64) -> (f64, &'static str) {
     let done = job.succeeded + job.failed;
     let active = job.active_seconds(now);
     let (mut rate, mut basis) = if done > 0 && active > 0 {
@@ -150,30 +197,9 @@ pub async fn preview(
     {
         (rate, basis) = (l as f64, "rate-limit");
     }
-    let remaining = (total - done).max(0);
-    Ok(Preview {
-        job_id: job.id.clone(),
-        status: job.status,
-        operation: op.name().into(),
-        dry_run: job.spec.dry_run,
-        total_number_of_tasks: total,
-        tasks_done: done,
-        sample_size: n,
-        sample_failures: failures,
-        total_bytes,
-        total_bytes_exact: exact,
-        requests_per_task: (per_task * 100.0).round() / 100.0,
-        expected_requests: (per_task * total as f64).round() as u64,
-        sample_latency_ms: (latency_ms * 100.0).round() / 100.0,
-        throughput_tasks_per_second: (rate * 100.0).round() / 100.0,
-        throughput_basis: basis.into(),
-        rate_limit: job.rate_limit,
-        estimated_seconds: ((remaining as f64 / rate) * 1000.0).round() / 1000.0,
-    })
+    (rate, basis)
 }
 
-/// Up to [`SAMPLE_OBJECTS`] manifest lines: from up to [`SAMPLE_CHUNKS`] chunks spread evenly over the manifest,
-/// a run of lines at a random place in each.
 async fn sample_tasks(
     store: &dyn JobStore,
     router: &Router,

@@ -382,11 +382,11 @@ pub fn detail(who: &Who, job: &Job, view: &JobView, x: &DetailExtras, now: i64) 
                 }
                 @if let Some(g) = &view.manifest_generator {
                     p { "Generated from a bucket listing:" }
-                    pre.json { (serde_json::to_string_pretty(g).unwrap_or_default()) }
+                    (value_fields(&serde_json::to_value(g).unwrap_or_default()))
                 }
                 @if let Some(d) = &view.generated_manifest_descriptor {
                     p { "Generated manifest:" }
-                    pre.json { (serde_json::to_string_pretty(d).unwrap_or_default()) }
+                    (value_fields(d))
                 }
                 h3 { "Completion report" }
                 dl.grid {
@@ -781,4 +781,95 @@ pub fn message(who: Option<&Who>, title: &str, text: &str) -> Markup {
         false,
         html! { h1 { (title) } p.error role="alert" { (text) } p { a href="/console" { "Back to the jobs" } } },
     )
+}
+
+/// A structure's members as labelled rows: nested members as `Filter · Key name constraint · Match any prefix`,
+/// lists of values joined, `true` as Yes.
+fn value_fields(v: &serde_json::Value) -> Markup {
+    let mut rows = Vec::new();
+    flatten_value(&mut rows, "", v);
+    html! {
+        dl.grid {
+            @for (label, value) in &rows {
+                (field_row(label, html! { (value) }))
+            }
+        }
+    }
+}
+
+fn flatten_value(rows: &mut Vec<(String, String)>, at: &str, v: &serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) if m.is_empty() => rows.push((at.to_string(), "Yes".into())),
+        Value::Object(m) => {
+            for (k, inner) in m {
+                let label = words(k);
+                let at = if at.is_empty() { label } else { format!("{at} · {}", label.to_lowercase()) };
+                flatten_value(rows, &at, inner);
+            }
+        }
+        Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
+            let parts: Vec<String> = items.iter().map(scalar_text).collect();
+            rows.push((at.to_string(), parts.join(", ")));
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                flatten_value(rows, &format!("{at} {}", i + 1), item);
+            }
+        }
+        other => rows.push((at.to_string(), scalar_text(other))),
+    }
+}
+
+fn scalar_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Bool(true) => "Yes".into(),
+        serde_json::Value::Bool(false) => "No".into(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "—".into(),
+        other => other.to_string(),
+    }
+}
+
+/// `KeyNameConstraint` → `Key name constraint`, `SSE-KMS` stays.
+fn words(name: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = name.chars().collect();
+    for (i, c) in chars.iter().enumerate() {
+        let starts_word = i > 0
+            && c.is_uppercase()
+            && (chars[i - 1].is_lowercase() || chars.get(i + 1).is_some_and(|n| n.is_lowercase()));
+        if starts_word {
+            out.push(' ');
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(*c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structures_read_as_labelled_rows() {
+        assert_eq!(words("KeyNameConstraint"), "Key name constraint");
+        assert_eq!(words("SSE-KMS"), "SSE-KMS");
+        assert_eq!(words("ObjectSizeGreaterThanBytes"), "Object size greater than bytes");
+        let g = serde_json::json!({
+            "SourceBucket": "arn:aws:s3:::photos",
+            "Filter": {"KeyNameConstraint": {"MatchAnyPrefix": ["a/", "b/"]}, "CreatedAfter": "2026-01-01T00:00:00Z",
+                       "MatchAnyObjectEncryption": [{"SSE-S3": {}}]},
+            "EnableManifestOutput": false,
+        });
+        let mut rows = Vec::new();
+        flatten_value(&mut rows, "", &g);
+        let html = value_fields(&g).into_string();
+        assert!(rows.contains(&("Filter · key name constraint · match any prefix".into(), "a/, b/".into())), "{rows:?}");
+        assert!(rows.contains(&("Enable manifest output".into(), "No".into())), "{rows:?}");
+        assert!(rows.contains(&("Filter · match any object encryption 1 · sse-s3".into(), "Yes".into())), "{rows:?}");
+        assert!(!html.contains('{'), "no JSON on the page: {html}");
+    }
 }
