@@ -290,6 +290,11 @@ pub(crate) fn chunk_counts_from_row(r: &impl Columns) -> Result<ChunkCounts> {
     })
 }
 
+/// A `SELECT status, COUNT(*) AS n … GROUP BY status` row.
+pub(crate) fn status_count_from_row(r: &impl Columns) -> Result<(JobStatus, i64)> {
+    Ok((r.status("status")?, r.int("n")?))
+}
+
 pub(crate) fn job_controls_from_row(r: &impl Columns) -> Result<JobControls> {
     Ok(JobControls { rate_limit: r.opt_int("rate_limit")?, lease_holders: r.int("lease_holders")? })
 }
@@ -458,6 +463,13 @@ macro_rules! job_store_impl {
         impl JobStore for $store {
             $($own)*
 
+
+            async fn count_by_status(&self) -> Result<Vec<(JobStatus, i64)>> {
+                let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+                    .fetch_all(&self.$reader)
+                    .await?;
+                rows.iter().map(status_count_from_row).collect()
+            }
 
             async fn get_job(&self, account: Option<&str>, id: &str) -> Result<Option<Job>> {
                 let row =

@@ -187,29 +187,12 @@ job_store_impl! {
         rows.iter().map(job_from_row).collect()
     }
 
-    async fn count_by_status(&self) -> Result<Vec<(JobStatus, i64)>> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                let status: String = r.try_get("status")?;
-                let status = JobStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok((status, r.try_get("n")?))
-            })
-            .collect()
-    }
-
     async fn count_jobs(&self, account: &str, q: &Browse) -> Result<Vec<(JobStatus, i64)>> {
         let mut b = QueryBuilder::<Postgres>::new("SELECT status, COUNT(*) AS n FROM jobs WHERE ");
         browse_where(&mut b, account, q, false);
         b.push(" GROUP BY status");
         let rows = b.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                let status: String = r.try_get("status")?;
-                let status = JobStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok((status, r.try_get("n")?))
-            })
-            .collect()
+        rows.iter().map(status_count_from_row).collect()
     }
 
     async fn jobs_in(&self, statuses: &[JobStatus]) -> Result<Vec<Job>> {

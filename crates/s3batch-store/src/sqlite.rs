@@ -186,18 +186,6 @@ job_store_impl! {
         rows.iter().map(job_from_row).collect()
     }
 
-    async fn count_by_status(&self) -> Result<Vec<(JobStatus, i64)>> {
-        let rows =
-            sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetch_all(&self.reader).await?;
-        rows.iter()
-            .map(|r| {
-                let status: String = r.try_get("status")?;
-                let status = JobStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok((status, r.try_get("n")?))
-            })
-            .collect()
-    }
-
     async fn count_jobs(&self, account: &str, q: &Browse) -> Result<Vec<(JobStatus, i64)>> {
         let (filter, pattern) = browse_where(q, false);
         let sql = format!("SELECT status, COUNT(*) AS n FROM jobs WHERE {filter} GROUP BY status");
@@ -209,13 +197,7 @@ job_store_impl! {
             query = query.bind(p).bind(p);
         }
         let rows = query.fetch_all(&self.reader).await?;
-        rows.iter()
-            .map(|r| {
-                let status: String = r.try_get("status")?;
-                let status = JobStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                Ok((status, r.try_get("n")?))
-            })
-            .collect()
+        rows.iter().map(status_count_from_row).collect()
     }
 
     async fn jobs_in(&self, statuses: &[JobStatus]) -> Result<Vec<Job>> {

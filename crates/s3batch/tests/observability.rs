@@ -335,6 +335,16 @@ fn report_cli(endpoint: &str, id: &str, extra: &[&str]) -> (String, u64) {
     (std::fs::read_to_string(out.path()).unwrap(), peak)
 }
 
+/// A child process killed (and reaped) however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `--log-format json`: every line on stderr is one JSON object, with the job id as a field where a job is
 /// concerned.
 #[test]
@@ -345,17 +355,19 @@ fn json_logs() {
     std::fs::create_dir_all(objects.join("manifests")).unwrap();
     std::fs::write(objects.join("manifests/m.csv"), "manifests,none-1\nmanifests,none-2\n").unwrap();
     let log = dir.path().join("stderr.log");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .args(["--log-format", "json"])
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .args(["--log-format", "json"])
         .env("S3BATCH_LOG", "info,s3batch_engine=debug")
         .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .spawn()
-        .unwrap();
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.0.stdout.take().unwrap()), &mut line).unwrap();
     let endpoint = line.trim().strip_prefix("s3batch listening on ").expect("the ready line").to_string();
     let (status, created) = common::api(
         "POST",
@@ -370,8 +382,7 @@ fn json_logs() {
     assert_eq!(status, 200, "{created}");
     let id = created["JobId"].as_str().unwrap().to_string();
     wait_done(&endpoint, &id);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<serde_json::Value> = text
         .lines()
