@@ -295,7 +295,7 @@ async fn conformance_against_moto() {
     let store = moto_store(&config(&moto.endpoint), &[]);
     // moto refuses any versionId (even "null") in an unversioned bucket, which S3 accepts: the version checks run
     // in a versioned bucket, where they also see real version ids.
-    for b in ["conf-versions", "conf-list-versions"] {
+    for b in ["conf-versions", "conf-list-versions", "conf-delete-versions"] {
         store.create_bucket(b).await.unwrap();
         enable_versioning(&store, b).await;
     }
