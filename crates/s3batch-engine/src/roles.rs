@@ -855,6 +855,18 @@ mod tests {
         assert_eq!(other.list_objects("other", "", None, 10).await.unwrap_err().code, "AccessDenied");
         let copy = CopyRequest::new(obj("other"), "reports", "stolen");
         assert_eq!(router.store_for("reports").unwrap().copy_object(&copy).await.unwrap_err().code, "AccessDenied");
+        // A batch delete: each key of a bucket the role may not write to gets its own AccessDenied, none is sent;
+        // the keys of a writable bucket reach the backend.
+        let keys = [DeleteKey::new("k", None), DeleteKey::new("absent", None)];
+        let answers = other.delete_objects("other", &keys).await.unwrap();
+        assert_eq!(answers.len(), 2);
+        for a in &answers {
+            assert_eq!(a.as_ref().unwrap_err().code, "AccessDenied", "{a:?}");
+        }
+        let reports = router.store_for("reports").unwrap();
+        let answers = reports.delete_objects("reports", &keys).await.unwrap();
+        assert!(answers.iter().all(|a| a.is_ok()), "{answers:?}");
+        assert_eq!(mem.head_object(&obj("reports")).await.unwrap_err().code, "NoSuchKey", "forwarded: deleted");
         assert!(mem.head_object(&obj("other")).await.is_ok(), "nothing was deleted");
         assert_eq!(mem.head_object(&ObjectRef::new("reports", "stolen")).await.unwrap_err().code, "NoSuchKey");
         assert!(router.same_backend("photos", "reports"), "one guarded backend for routes that shared one");
