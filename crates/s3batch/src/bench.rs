@@ -1348,7 +1348,9 @@ fn s5cmd(target: &S3Target, c: usize, args: &[&str]) -> tokio::process::Command 
 
 fn rclone(target: &S3Target, c: usize, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new("rclone");
-    cmd.env("RCLONE_CONFIG_BENCH_TYPE", "s3")
+    // rclone 1.60 fails to load a custom CA bundle into its own HTTP transport, even for a plain-HTTP endpoint.
+    cmd.env_remove("AWS_CA_BUNDLE")
+        .env("RCLONE_CONFIG_BENCH_TYPE", "s3")
         .env("RCLONE_CONFIG_BENCH_PROVIDER", "Other")
         .env("RCLONE_CONFIG_BENCH_ENV_AUTH", "false")
         .env("RCLONE_CONFIG_BENCH_ACCESS_KEY_ID", &target.key_id)
