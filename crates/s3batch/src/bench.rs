@@ -1299,10 +1299,10 @@ impl Tool {
     }
 }
 
-/// Whether a program is on PATH (it answers `--version`).
+/// Whether a program is on PATH (it answers `version`, as s5cmd and rclone both do).
 fn installed(program: &str) -> bool {
     std::process::Command::new(program)
-        .arg("--version")
+        .arg("version")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
