@@ -405,8 +405,11 @@ secret_access_key = "SECRET"
         assert!(!debug.contains("987654321") && !debug.contains("pw-77"), "{debug}");
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
-        std::fs::write(&f, "[[accounts]]\naccount_id = \"123456789012\"\naccess_key_id = \"AK\"\nsecret_access_key = 424242\n")
-            .unwrap();
+        std::fs::write(
+            &f,
+            "[[accounts]]\naccount_id = \"123456789012\"\naccess_key_id = \"AK\"\nsecret_access_key = 424242\n",
+        )
+        .unwrap();
         let e = format!("{:#}", Config::load(Some(&f), vec![]).unwrap_err());
         assert!(e.contains("accounts[0].secret_access_key") && !e.contains("424242"), "{e}");
     }

@@ -348,6 +348,9 @@ fn the_dashboard_uses_the_metrics_s3batch_exports() {
     used.dedup();
     assert!(used.len() >= 12, "{used:?}");
     for name in used {
-        assert!(described.contains(&format!("\"{name}\"")), "the dashboard graphs {name}, which s3batch does not describe");
+        assert!(
+            described.contains(&format!("\"{name}\"")),
+            "the dashboard graphs {name}, which s3batch does not describe"
+        );
     }
 }
