@@ -239,6 +239,39 @@ impl JobControl {
         }
     }
 
+    /// Wait until a request carrying `tasks` tasks may start (a batch delete: many keys in one DeleteObjects): one
+    /// slot in the window, as a request holds, and `tasks` tokens of the rate limit, which counts tasks, not
+    /// requests. The tokens are taken as they come (the bucket holds at most a tenth of a second's worth).
+    pub async fn admit_tasks(self: &Arc<Self>, tasks: usize) -> Slot {
+        let mut owed = tasks.saturating_sub(1);
+        while owed > 0 {
+            let wait = {
+                let now = self.now();
+                let mut s = self.lock();
+                match s.bucket.as_mut() {
+                    None => {
+                        owed = 0;
+                        None
+                    }
+                    Some(b) => loop {
+                        if owed == 0 {
+                            break None;
+                        }
+                        match b.take(now) {
+                            Ok(()) => owed -= 1,
+                            Err(wait) => break Some(wait.min(MAX_TOKEN_WAIT)),
+                        }
+                    },
+                }
+            };
+            if let Some(d) = wait {
+                tokio::time::sleep(d).await;
+            }
+        }
+        // The last token with the slot.
+        self.admit().await
+    }
+
     /// A task attempt's answer, for the adaptive window.
     pub fn observe<T>(&self, r: &Result<T, StorageError>) {
         match r {
@@ -370,6 +403,30 @@ mod tests {
         assert!(!is_throttling(&StorageError::new("InternalError", 500, "")));
         assert!(!is_throttling(&StorageError::no_such_key()));
         assert!(!is_throttling(&StorageError::connection("reset")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_takes_a_token_per_task_and_one_slot() {
+        let c = Arc::new(JobControl::new(4));
+        c.set_limit(Some(100), 1);
+        let start = tokio::time::Instant::now();
+        let mut tasks = 0;
+        while tokio::time::Instant::now() - start < Duration::from_secs(10) {
+            drop(c.admit_tasks(50).await);
+            tasks += 50;
+        }
+        assert!((950..=1100).contains(&tasks), "{tasks} tasks admitted in 10 simulated seconds at 100/s");
+        // Unlimited: a batch of 1,000 waits for nothing, and holds one slot of the window.
+        c.set_limit(None, 1);
+        let t = tokio::time::Instant::now();
+        let slots: Vec<Slot> = futures::future::join_all((0..4).map(|_| c.admit_tasks(1000))).await;
+        assert_eq!(tokio::time::Instant::now(), t);
+        let c2 = c.clone();
+        let fifth = tokio::spawn(async move { c2.admit_tasks(1000).await });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!fifth.is_finished(), "four requests fill a window of four");
+        drop(slots);
+        tokio::time::timeout(Duration::from_millis(1), fifth).await.expect("admitted once a slot is free").unwrap();
     }
 
     #[tokio::test(start_paused = true)]

@@ -15,14 +15,14 @@ use std::time::Duration;
 use s3batch_core::manifest::{CsvLayout, ManifestFormat, ManifestTask, csv_reader};
 use s3batch_core::report::{ReportRow, TaskStatus};
 use s3batch_core::{Event, JobSpec, JobStatus, Operation, arn};
-use s3batch_storage::{ObjectRef, StorageError};
+use s3batch_storage::{DeleteKey, ObjectRef, StorageError};
 use s3batch_store::{CasOutcome, Chunk, ChunkId, ChunkResult, StatusChange};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::control::{Controls, JobControl, REFRESH};
+use crate::control::{self, Controls, JobControl, REFRESH};
 use crate::data_events::{DataEvents, TaskEvent};
 use crate::prepare::unquote_etag;
 use crate::{Engine, Held, now, ops, retry, status_write};
@@ -398,14 +398,25 @@ impl ChunkRun {
     async fn run_tasks(&self, tasks: &Arc<Vec<ManifestTask>>) -> Vec<Option<Outcome>> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; tasks.len()];
         let mut set = JoinSet::new();
-        for i in 0..tasks.len() {
+        // S3DeleteObject: the chunk's keys go out as DeleteObjects requests, one bucket each; every other operation
+        // is one task a request.
+        let batched =
+            self.job.refusal.is_none() && ops::batches_deletes(&self.job.spec.operation, self.job.spec.dry_run);
+        let requests: Vec<Vec<usize>> = if batched {
+            let buckets: Vec<&str> = tasks.iter().map(|t| t.bucket.as_str()).collect();
+            let c = &self.engine.config;
+            ops::delete_batches(&buckets, ops::delete_batch_size(tasks.len(), c.concurrency, c.chunks_in_flight))
+        } else {
+            (0..tasks.len()).map(|i| vec![i]).collect()
+        };
+        for request in requests {
             if self.lost.is_cancelled() || self.shutdown.is_cancelled() || self.job_stopping() {
                 break;
             }
-            // The job's share first (rate limit, adaptive window), then a storage slot of the worker: a job held back
-            // by its own limit keeps no slot from the others.
+            // The job's share first (rate limit, counted in tasks; adaptive window, counted in requests), then a
+            // storage slot of the worker: a job held back by its own limit keeps no slot from the others.
             let slot = tokio::select! {
-                s = self.control.admit() => s,
+                s = self.control.admit_tasks(request.len()) => s,
                 _ = self.shutdown.cancelled() => break,
                 _ = self.lost.cancelled() => break,
             };
@@ -420,10 +431,15 @@ impl ChunkRun {
             let (engine, job, tasks, lost) = (self.engine.clone(), self.job.clone(), tasks.clone(), self.lost.clone());
             let control = self.control.clone();
             set.spawn(async move {
-                let out = run_task(&engine, &job, &control, &tasks[i], &lost).await;
+                let out = if batched {
+                    run_delete_batch(&engine, &job, &control, &tasks, request, &lost).await
+                } else {
+                    let i = request[0];
+                    vec![(i, run_task(&engine, &job, &control, &tasks[i], &lost).await)]
+                };
                 drop(permit);
                 drop(slot);
-                (i, out)
+                out
             });
             while let Some(r) = set.try_join_next() {
                 record(&mut outcomes, r);
@@ -434,7 +450,7 @@ impl ChunkRun {
     }
 
     /// Wait for the tasks in flight, or, once the grace period is over, abort them.
-    async fn settle(&self, set: &mut JoinSet<(usize, Outcome)>, outcomes: &mut [Option<Outcome>]) {
+    async fn settle(&self, set: &mut JoinSet<Vec<(usize, Outcome)>>, outcomes: &mut [Option<Outcome>]) {
         loop {
             tokio::select! {
                 r = set.join_next() => match r {
@@ -570,9 +586,13 @@ enum ReadError {
     Fatal(&'static str, String),
 }
 
-fn record(outcomes: &mut [Option<Outcome>], r: Result<(usize, Outcome), tokio::task::JoinError>) {
+fn record(outcomes: &mut [Option<Outcome>], r: Result<Vec<(usize, Outcome)>, tokio::task::JoinError>) {
     match r {
-        Ok((i, o)) => outcomes[i] = Some(o),
+        Ok(done) => {
+            for (i, o) in done {
+                outcomes[i] = Some(o);
+            }
+        }
         Err(e) if e.is_cancelled() => {} // abandoned at shutdown
         Err(e) => tracing::error!(error = %e, "a task panicked"),
     }
@@ -643,6 +663,79 @@ fn retry_reason(e: &StorageError) -> &'static str {
 /// Chunks this process holds now.
 fn running_chunks(engine: &Engine) -> usize {
     engine.held.lock().expect("held poisoned").len()
+}
+
+/// The S3DeleteObject tasks `request` (indices into `tasks`, all of one bucket) as DeleteObjects requests: each
+/// key's own answer is its task's outcome, exactly as its DeleteObject would have been. A transient failure of
+/// the whole request sends it again; a key's own transient error (`SlowDown`, `InternalError`, 5xx in the
+/// `Errors` list) sends that key again, with the other such keys; both after a backoff, until `max_attempts`
+/// requests carried the key, none once the job stops. Every request's answer feeds the job's adaptive window.
+async fn run_delete_batch(
+    engine: &Engine,
+    job: &JobCtx,
+    control: &JobControl,
+    tasks: &[ManifestTask],
+    request: Vec<usize>,
+    lost: &CancellationToken,
+) -> Vec<(usize, Outcome)> {
+    let mut done = Vec::with_capacity(request.len());
+    let Some(&first) = request.first() else { return done };
+    let bucket = tasks[first].bucket.as_str();
+    let store = match job.router.store_for(bucket) {
+        Ok(s) => s,
+        Err(e) => return request.into_iter().map(|i| (i, Outcome::Failed(e.clone()))).collect(),
+    };
+    let stopping = || lost.is_cancelled() || engine.job_status(&job.id).is_some_and(stops_tasks);
+    let config = &engine.config;
+    let mut pending = request;
+    let mut attempt = 1;
+    loop {
+        let keys: Vec<DeleteKey> =
+            pending.iter().map(|&i| DeleteKey::new(&tasks[i].key, tasks[i].version_id.clone())).collect();
+        let answer = match store.delete_objects(bucket, &keys).await {
+            Ok(results) if results.len() != keys.len() => Err(ops::short_answer(results.len(), keys.len())),
+            r => r,
+        };
+        let may_retry = attempt < config.max_attempts && !stopping();
+        let again = match answer {
+            Err(e) => {
+                control.observe::<()>(&Err(e.clone()));
+                if e.transient && may_retry {
+                    pending
+                } else {
+                    done.extend(pending.into_iter().map(|i| (i, Outcome::Failed(e.clone()))));
+                    return done;
+                }
+            }
+            Ok(results) => {
+                let mut again = Vec::new();
+                let mut throttled = None;
+                for (i, r) in pending.into_iter().zip(results) {
+                    match r {
+                        Ok(_) => done.push((i, Outcome::Succeeded("Successful".into()))),
+                        Err(e) if e.transient && may_retry => {
+                            if throttled.is_none() && control::is_throttling(&e) {
+                                throttled = Some(e);
+                            }
+                            again.push(i);
+                        }
+                        Err(e) => done.push((i, Outcome::Failed(e))),
+                    }
+                }
+                match throttled {
+                    Some(e) => control.observe::<()>(&Err(e)),
+                    None => control.observe::<()>(&Ok(())),
+                }
+                again
+            }
+        };
+        if again.is_empty() {
+            return done;
+        }
+        tokio::time::sleep(retry::backoff(attempt, config.backoff_base_ms, config.backoff_max_ms)).await;
+        attempt += 1;
+        pending = again;
+    }
 }
 
 /// Report rows, in manifest order, for the tasks that ran.

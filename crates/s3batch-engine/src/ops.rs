@@ -16,9 +16,9 @@ use s3batch_core::spec::{
 };
 use s3batch_core::{Operation, Tag, arn};
 use s3batch_storage::{
-    Acl, AclPolicy, AnnotationDirective, CompletedPart, CopyRequest, EventHold, EventHoldDuration, Grant, Grantee,
-    Metadata, MultipartOptions, ObjectRef, ObjectStore, Owner, Permission, PutBody, PutOptions, RestoreTier,
-    RetentionMode, Router, StorageError, WriteResult,
+    Acl, AclPolicy, AnnotationDirective, CompletedPart, CopyRequest, DeleteKey, EventHold, EventHoldDuration, Grant,
+    Grantee, MAX_DELETE_KEYS, Metadata, MultipartOptions, ObjectRef, ObjectStore, Owner, Permission, PutBody,
+    PutOptions, RestoreTier, RetentionMode, Router, StorageError, WriteResult,
 };
 
 use crate::lambda::Functions;
@@ -187,11 +187,65 @@ async fn delete(store: &dyn ObjectStore, obj: &ObjectRef, noncurrent: bool) -> R
             None => break,
         }
     }
-    for v in doomed {
-        store.delete_object(&ObjectRef::new(&obj.bucket, &obj.key).with_version(Some(v))).await?;
+    // The versions go out as DeleteObjects requests, as the batch path sends keys; the first failure fails the task.
+    let doomed: Vec<DeleteKey> = doomed.into_iter().map(|v| DeleteKey::new(&obj.key, Some(v))).collect();
+    for batch in doomed.chunks(MAX_DELETE_KEYS) {
+        let answered = store.delete_objects(&obj.bucket, batch).await?;
+        if answered.len() != batch.len() {
+            return Err(short_answer(answered.len(), batch.len()));
+        }
+        for r in answered {
+            r?;
+        }
     }
     Ok(())
 }
+
+/// A batch delete that answered for fewer (or more) keys than it was given: transient, tried again.
+pub fn short_answer(answered: usize, sent: usize) -> StorageError {
+    StorageError::new("InternalError", 500, format!("the store answered {answered} results for {sent} keys"))
+}
+
+/// Whether the tasks of a chunk of `op` go out as batch deletes: S3DeleteObject of the objects named (deleting
+/// non-current versions too is a listing per key, and batches only those versions), not a dry run.
+pub fn batches_deletes(op: &Operation, dry_run: bool) -> bool {
+    matches!(op, Operation::S3DeleteObject(d) if d.delete_noncurrent_versions != Some(true)) && !dry_run
+}
+
+/// The DeleteObjects requests of a chunk's tasks: task indices grouped by bucket (in manifest order within a
+/// group), cut into batches of at most `max_keys` keys (1 to [`MAX_DELETE_KEYS`]).
+pub fn delete_batches(buckets: &[&str], max_keys: usize) -> Vec<Vec<usize>> {
+    let max_keys = max_keys.clamp(1, MAX_DELETE_KEYS);
+    let mut open: Vec<(&str, Vec<usize>)> = Vec::new();
+    let mut done = Vec::new();
+    for (i, b) in buckets.iter().enumerate() {
+        let at = match open.iter().position(|(ob, _)| ob == b) {
+            Some(at) => at,
+            None => {
+                open.push((b, Vec::new()));
+                open.len() - 1
+            }
+        };
+        open[at].1.push(i);
+        if open[at].1.len() == max_keys {
+            done.push(std::mem::take(&mut open[at].1));
+        }
+    }
+    done.extend(open.into_iter().map(|(_, v)| v).filter(|v| !v.is_empty()));
+    done
+}
+
+/// Keys per DeleteObjects request for a chunk of `tasks` tasks: the chunk's share of the requests in flight
+/// (`concurrency / chunks_in_flight`) kept busy, each request as large as that allows, at least
+/// [`MIN_DELETE_BATCH`] keys and at most [`MAX_DELETE_KEYS`]. A store runs the keys of one request one after
+/// another (Garage does), so 4 chunks of 1,000 keys as 4 requests would leave most of the concurrency unused.
+pub fn delete_batch_size(tasks: usize, concurrency: usize, chunks_in_flight: usize) -> usize {
+    let share = (concurrency / chunks_in_flight.max(1)).max(1);
+    tasks.div_ceil(share).clamp(MIN_DELETE_BATCH, MAX_DELETE_KEYS)
+}
+
+/// Fewest keys a batch delete is cut into (a smaller one costs a request for too few keys).
+pub const MIN_DELETE_BATCH: usize = 50;
 
 // ---------------------------------------------------------------------------------------------------------------
 // ACLs

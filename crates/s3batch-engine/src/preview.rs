@@ -182,7 +182,13 @@ impl Sample {
 
 /// Tasks per second the job will run at, and what that figure rests on: the job's own measured rate, or else
 /// the sample's latency at `concurrency` tasks at once; capped by the job's rate limit.
-fn throughput(job: &Job, now: s3batch_core::Millis, concurrency: usize, latency_ms: f64, per_task: f64) -> (f64, &'static str) {
+fn throughput(
+    job: &Job,
+    now: s3batch_core::Millis,
+    concurrency: usize,
+    latency_ms: f64,
+    per_task: f64,
+) -> (f64, &'static str) {
     let done = job.succeeded + job.failed;
     let active = job.active_seconds(now);
     let (mut rate, mut basis) = if done > 0 && active > 0 {

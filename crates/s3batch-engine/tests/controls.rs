@@ -168,6 +168,25 @@ async fn never_above(span: Duration, count: impl Fn() -> u64, allowed: impl Fn(f
     }
 }
 
+/// A delete job's keys go out as DeleteObjects requests, and its rate limit counts keys, not requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_of_a_batch_delete_counts_keys() {
+    let h = Harness::new(config(), 1).await;
+    h.put_objects(300, 8).await;
+    let (created, base) = (Instant::now(), h.data.request_count());
+    let id = h.create("rld", &keys(300), json!({"S3DeleteObject": {}}), json!({"RateLimit": 100})).await;
+    let data = h.data.clone();
+    let deleted = move || 300 - data.object_count() as u64;
+    // Tokens for a batch are taken before it is sent: at most the limit's worth so far, plus one burst.
+    never_above(Duration::from_millis(2000), deleted, |_| 12.0 + 100.0 * created.elapsed().as_secs_f64()).await;
+    let j = h.finished(&id).await;
+    assert_eq!((j.succeeded, j.failed), (300, 0));
+    assert!(created.elapsed() >= Duration::from_millis(2700), "300 keys at 100/s took {:?}", created.elapsed());
+    let requests = h.data.request_count() - base;
+    assert_eq!(requests, 30, "300 keys in chunks of 10: one request a chunk");
+    assert_eq!(h.data.object_count(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_limit_holds_and_a_new_limit_applies_while_the_job_runs() {
     let h = Harness::new(config(), 1).await;

@@ -242,6 +242,27 @@ async fn operations_against_garage() {
     assert_eq!(gone.http_status, 404, "{gone:?}");
     assert_eq!(h.get("data", "del/other").await, "keep");
 
+    // --- many deletes: DeleteObjects requests, each key's own row; a missing key succeeds; nothing else goes.
+    let many: Vec<String> = (0..130).map(|i| format!("del/many/{i:03}")).collect();
+    for k in &many {
+        h.put("data", k, k.as_bytes(), PutOptions::default()).await;
+    }
+    let mut lines: Vec<Vec<&str>> = many.iter().map(|k| vec!["data", k.as_str()]).collect();
+    lines.insert(7, vec!["data", "del/never-written"]);
+    let lines: Vec<&[&str]> = lines.iter().map(Vec::as_slice).collect();
+    let rows = h.run(json!({"S3DeleteObject": {}}), &lines).await;
+    assert!(rows.failed.is_empty(), "{:?}", rows.failed);
+    assert_eq!(rows.succeeded.len(), 131);
+    for r in &rows.succeeded {
+        assert_eq!(
+            (r.bucket.as_str(), r.http_status.as_str(), r.result_message.as_str()),
+            ("data", "200", "Successful")
+        );
+    }
+    let left: Vec<String> =
+        h.s3.list_objects("data", "del", None, 1000).await.unwrap().objects.into_iter().map(|o| o.key).collect();
+    assert_eq!(left, ["del/other"]);
+
     // --- what Garage does not implement: a clean failed row each (501 NotImplemented), and a complete job.
     h.put("data", "ni", b"not implemented", PutOptions::default()).await;
     let until = "2099-01-01T00:00:00Z";

@@ -367,4 +367,28 @@ async fn every_operation_against_moto() {
     assert_eq!(left.len(), 1, "only the delete marker is left: {page:?}");
     assert!(left[0].delete_marker && left[0].is_latest, "{left:?}");
     assert!(page.versions.iter().any(|v| v.key == "del/other"), "{page:?}");
+
+    // --- batch deletes (DeleteObjects) in the versioned bucket: a version id deletes that version only.
+    let a1 = h.put("data", "vd/a", b"a1", PutOptions::default()).await.unwrap();
+    h.put("data", "vd/a", b"a2", PutOptions::default()).await.unwrap();
+    let b1 = h.put("data", "vd/b", b"b1", PutOptions::default()).await.unwrap();
+    h.put("data", "vd/c", b"c1", PutOptions::default()).await.unwrap();
+    h.put("data", "vd/keep", b"keep", PutOptions::default()).await.unwrap();
+    let rows = h.run(json!({"S3DeleteObject": {}}), &[&["data", "vd/a", &a1], &["data", "vd/b", &b1]]).await;
+    assert!(rows.failed.is_empty(), "{rows:?}");
+    let mut got: Vec<(&str, &str, &str)> =
+        rows.succeeded.iter().map(|r| (r.key.as_str(), r.version_id.as_str(), r.result_message.as_str())).collect();
+    got.sort();
+    assert_eq!(got, [("vd/a", a1.as_str(), "Successful"), ("vd/b", b1.as_str(), "Successful")]);
+    assert_eq!(h.get("data", "vd/a").await, "a2", "the current version stays");
+    let page = h.s3.list_object_versions("data", "vd/", None, None, 100).await.unwrap();
+    let versions: Vec<(&str, bool)> = page.versions.iter().map(|v| (v.key.as_str(), v.delete_marker)).collect();
+    assert_eq!(versions, [("vd/a", false), ("vd/c", false), ("vd/keep", false)], "{page:?}");
+    // Without version ids: a delete marker each, and a missing key is deleted too.
+    let rows = h.run(json!({"S3DeleteObject": {}}), &[&["data", "vd/c"], &["data", "vd/never-written"]]).await;
+    assert!(rows.failed.is_empty(), "{rows:?}");
+    assert_eq!(rows.succeeded.len(), 2, "{rows:?}");
+    assert_eq!(h.s3.head_object(&obj("data", "vd/c")).await.unwrap_err().http_status, 404);
+    assert_eq!(h.get("data", "vd/keep").await, "keep");
+    assert_eq!(h.get("data", "vd/a").await, "a2");
 }

@@ -14,7 +14,7 @@ use s3batch_core::report::OwnedReportRow;
 use s3batch_engine::lambda::FunctionConfig;
 use s3batch_engine::service::JobService;
 use s3batch_engine::{CancellationToken, Engine, EngineConfig};
-use s3batch_storage::memory::MemoryStore;
+use s3batch_storage::memory::{Faults, MemoryStore};
 use s3batch_storage::{
     ALL_USERS, Acl, CopyRequest, Grant, Grantee, Metadata, ObjectRef, ObjectStore, Permission, PutBody, PutOptions,
     RetentionMode, Router,
@@ -484,6 +484,151 @@ async fn delete_object_with_noncurrent_versions() {
     let (_, rows) = h.run(json!({"S3DeleteObject": {}}), &[&["data", "d/2"]]).await;
     assert_ok(&rows.succeeded[0], "data", "d/2", "");
     assert_eq!(h.data.list_objects("data", "d/", None, 10).await.unwrap().objects.len(), 1);
+}
+
+/// `n` objects `b/<i>` in `data`.
+async fn put_many(h: &Harness, n: usize) -> Vec<String> {
+    let keys: Vec<String> = (0..n).map(|i| format!("b/{i:04}")).collect();
+    for k in &keys {
+        h.put("data", k, k.as_bytes(), PutOptions::default()).await;
+    }
+    keys
+}
+
+fn data_lines(keys: &[String]) -> Vec<Vec<&str>> {
+    keys.iter().map(|k| vec!["data", k.as_str()]).collect()
+}
+
+/// S3DeleteObject goes out as DeleteObjects requests: a few requests for many keys, each key's own row, a missing
+/// key deleted (as S3 answers), a protected object refused on its own, and nothing else touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_goes_out_in_batches_with_each_keys_own_result() {
+    let h = Harness::new().await;
+    let keys = put_many(&h, 150).await;
+    h.put("data", "keep", b"keep", PutOptions::default()).await;
+    h.put("data", "held", b"held", PutOptions::default()).await;
+    h.data.put_object_legal_hold(&ObjectRef::new("data", "held"), true).await.unwrap();
+    let mut lines = data_lines(&keys);
+    lines.push(vec!["data", "never-written"]);
+    lines.push(vec!["data", "held"]);
+    let lines: Vec<&[&str]> = lines.iter().map(Vec::as_slice).collect();
+    let before = h.data.request_count();
+    let (job, rows) = h.run(json!({"S3DeleteObject": {}}), &lines).await;
+    let requests = h.data.request_count() - before;
+    assert!(requests <= 5, "152 keys in {requests} requests");
+    assert_eq!((job.succeeded, job.failed), (151, 1));
+    let ok = by_key(&rows.succeeded);
+    for k in keys.iter().map(String::as_str).chain(["never-written"]) {
+        assert_ok(&ok[k], "data", k, "");
+    }
+    assert_failed(&rows.failed[0], "403", "AccessDenied", "");
+    assert_eq!(rows.failed[0].key, "held");
+    let left: Vec<String> =
+        h.data.list_objects("data", "", None, 1000).await.unwrap().objects.into_iter().map(|o| o.key).collect();
+    assert_eq!(left, ["held", "keep"]);
+}
+
+/// A versioned line deletes that version only: the current one goes, a version that is not there is a success
+/// that deletes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_delete_sends_version_ids() {
+    let h = Harness::new().await;
+    let old = h.put("data", "v1", b"1", PutOptions::default()).await;
+    h.put("data", "v1", b"2", PutOptions::default()).await;
+    let current = h.put("data", "v2", b"1", PutOptions::default()).await;
+    let (_, rows) = h.run(json!({"S3DeleteObject": {}}), &[&["data", "v1", &old], &["data", "v2", &current]]).await;
+    assert_eq!(rows.succeeded.len(), 2, "{rows:?}");
+    let ok = by_key(&rows.succeeded);
+    assert_ok(&ok["v1"], "data", "v1", &old);
+    assert_ok(&ok["v2"], "data", "v2", &current);
+    assert_eq!(get(&h.data, "data", "v1").await, "2", "another version than the current one: kept");
+    assert!(h.data.head_object(&ObjectRef::new("data", "v2")).await.is_err());
+}
+
+fn retrying() -> EngineConfig {
+    EngineConfig { max_attempts: 30, ..config() }
+}
+
+/// Keys answered `SlowDown` in the `Errors` list are sent again, alone; every object goes in the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_delete_retries_a_keys_transient_error_for_that_key() {
+    let h = Harness::with_config(retrying()).await;
+    let keys = put_many(&h, 300).await;
+    h.data.set_faults(Faults {
+        error_rate: 0.3,
+        error_code: "SlowDown".into(),
+        error_status: 503,
+        only_ops: vec!["delete_object".into()],
+        ..Default::default()
+    });
+    let lines = data_lines(&keys);
+    let lines: Vec<&[&str]> = lines.iter().map(Vec::as_slice).collect();
+    let (job, rows) = h.run(json!({"S3DeleteObject": {}}), &lines).await;
+    assert_eq!((job.succeeded, job.failed), (300, 0), "{:?}", rows.failed.first());
+    assert_eq!(h.data.object_count(), 0);
+
+    // A permanent error of a key is that key's row, with the store's code, status and message.
+    h.data.set_faults(Faults::default());
+    let keys = put_many(&h, 40).await;
+    h.data.set_faults(Faults {
+        error_rate: 1.0,
+        error_code: "AccessDenied".into(),
+        error_status: 403,
+        only_ops: vec!["delete_object".into()],
+        ..Default::default()
+    });
+    let lines = data_lines(&keys);
+    let lines: Vec<&[&str]> = lines.iter().map(Vec::as_slice).collect();
+    let (job, rows) = h.run(json!({"S3DeleteObject": {}}), &lines).await;
+    assert_eq!((job.succeeded, job.failed), (0, 40));
+    for r in &rows.failed {
+        assert_failed(r, "403", "AccessDenied", "injected fault in delete_object");
+    }
+    h.data.set_faults(Faults::default());
+    assert_eq!(h.data.object_count(), 40, "nothing deleted");
+}
+
+/// A whole DeleteObjects request that fails transiently is sent again; one that fails permanently fails each of
+/// its keys with the store's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_delete_retries_a_whole_request_as_a_batch() {
+    let h = Harness::with_config(retrying()).await;
+    let keys = put_many(&h, 300).await;
+    let whole = |rate: f64, code: &str, status: u16| Faults {
+        error_rate: rate,
+        error_code: code.into(),
+        error_status: status,
+        only_ops: vec!["delete_objects".into()],
+        ..Default::default()
+    };
+    h.data.set_faults(Faults { reset_rate: 0.2, ..whole(0.3, "InternalError", 500) });
+    let lines = data_lines(&keys);
+    let lines: Vec<&[&str]> = lines.iter().map(Vec::as_slice).collect();
+    let (job, _) = h.run(json!({"S3DeleteObject": {}}), &lines).await;
+    assert_eq!((job.succeeded, job.failed), (300, 0));
+    assert_eq!(h.data.object_count(), 0);
+
+    h.data.set_faults(Faults::default());
+    let keys = put_many(&h, 30).await;
+    h.data.set_faults(whole(1.0, "AccessDenied", 403));
+    let lines = data_lines(&keys);
+    let lines: Vec<&[&str]> = lines.iter().map(Vec::as_slice).collect();
+    let (job, rows) = h.run(json!({"S3DeleteObject": {}}), &lines).await;
+    assert_eq!((job.succeeded, job.failed), (0, 30));
+    for r in &rows.failed {
+        assert_failed(r, "403", "AccessDenied", "injected fault in delete_objects");
+    }
+    // Out of attempts: a transient answer is the row (one request per attempt, no more).
+    h.data.set_faults(Faults::default());
+    let keys = put_many(&h, 10).await;
+    h.data.set_faults(whole(1.0, "SlowDown", 503));
+    let before = h.data.request_count();
+    let lines = data_lines(&keys);
+    let lines: Vec<&[&str]> = lines.iter().map(Vec::as_slice).collect();
+    let (job, rows) = h.run(json!({"S3DeleteObject": {}}), &lines).await;
+    assert_eq!((job.succeeded, job.failed), (0, 10));
+    assert_failed(&rows.failed[0], "503", "SlowDown", "injected");
+    assert_eq!(h.data.request_count() - before, 30, "max_attempts requests of the one batch");
 }
 
 // ---------------------------------------------------------------------------------------------------------------

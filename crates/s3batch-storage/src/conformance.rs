@@ -12,9 +12,9 @@ use std::fmt::Debug;
 use bytes::Bytes;
 
 use crate::{
-    ALL_USERS, AUTHENTICATED_USERS, Acl, AclPolicy, CompletedPart, CopyRequest, Grant, Grantee, MIN_PART_SIZE,
-    Metadata, MultipartOptions, ObjectInfo, ObjectRef, ObjectStore, Permission, PutBody, PutOptions, RestoreTier,
-    Result, Retention, RetentionMode, StorageError, Tag, WriteResult, md5_hex,
+    ALL_USERS, AUTHENTICATED_USERS, Acl, AclPolicy, CompletedPart, CopyRequest, DeleteKey, Grant, Grantee,
+    MAX_DELETE_KEYS, MIN_PART_SIZE, Metadata, MultipartOptions, ObjectInfo, ObjectRef, ObjectStore, Permission,
+    PutBody, PutOptions, RestoreTier, Result, Retention, RetentionMode, StorageError, Tag, WriteResult, md5_hex,
 };
 
 /// The key every backend must take byte for byte.
@@ -136,6 +136,7 @@ pub async fn run_all(s: &dyn ObjectStore, p: &Profile) {
     copy_preconditions(s, p).await;
     listing(s, p).await;
     delete(s, p).await;
+    delete_objects(s, p).await;
     put_file(s, p).await;
     versions(s, p).await;
     list_versions(s, p).await;
@@ -154,7 +155,7 @@ macro_rules! conformance_tests {
     ($make:ident, $profile:expr) => {
         $crate::conformance::conformance_tests!(@each $make, $profile,
             buckets, put_head_get, odd_keys, ranges, empty_object, missing_keys, overwrite, tagging, copy,
-            copy_in_place, copy_preconditions, listing, delete, put_file, versions, list_versions, acl,
+            copy_in_place, copy_preconditions, listing, delete, delete_objects, put_file, versions, list_versions, acl,
             object_lock, restore, encryption, checksums, multipart);
     };
     (@each $make:ident, $profile:expr, $($name:ident),*) => {
@@ -663,6 +664,73 @@ pub async fn delete(s: &dyn ObjectStore, _p: &Profile) {
     ok(s, s.delete_object(&ObjectRef::new(&b, "d/x/y2")).await, "delete y2");
     put(s, &b, "d/x/y2", b"v", &PutOptions::default()).await;
     assert_eq!(tags_of(s, &b, "d/x/y2").await, vec![], "[{}] tags of a re-created key", s.kind());
+}
+
+/// DeleteObjects: each key's own answer, in order; a missing key is deleted; odd keys pass byte for byte; version
+/// ids are honoured (`conf-delete-versions` keeps versions where the store can); more than 1,000 keys or a missing
+/// bucket fail the whole request; an object that object lock protects is refused on its own.
+pub async fn delete_objects(s: &dyn ObjectStore, p: &Profile) {
+    let b = bucket(s, "conf-delete-objects").await;
+    let mut doomed: Vec<String> = ODD_KEYS.iter().chain([&WEIRD_KEY]).map(|k| k.to_string()).collect();
+    doomed.extend((0..120).map(|i| format!("many/{i:03}")));
+    for k in &doomed {
+        put(s, &b, k, k.as_bytes(), &PutOptions::default()).await;
+    }
+    put(s, &b, "keep", b"keep", &PutOptions::default()).await;
+    let mut keys: Vec<DeleteKey> = doomed.iter().map(|k| DeleteKey::new(k, None)).collect();
+    keys.insert(3, DeleteKey::new("never-written", None));
+    let answers = ok(s, s.delete_objects(&b, &keys).await, "delete_objects");
+    assert_eq!(answers.len(), keys.len(), "[{}] one answer a key", s.kind());
+    for (k, a) in keys.iter().zip(&answers) {
+        ok(s, a.clone(), &format!("delete_objects: key {:?}", k.key));
+    }
+    let left: Vec<String> =
+        ok(s, s.list_objects(&b, "", None, 1000).await, "list").objects.into_iter().map(|o| o.key).collect();
+    assert_eq!(left, ["keep"], "[{}] after delete_objects", s.kind());
+    assert!(ok(s, s.delete_objects(&b, &[]).await, "delete no keys").is_empty());
+
+    let too_many: Vec<DeleteKey> = (0..=MAX_DELETE_KEYS).map(|i| DeleteKey::new(format!("k{i}"), None)).collect();
+    fails(s, s.delete_objects(&b, &too_many).await, "MalformedXML", 400, "1,001 keys");
+    let one = [DeleteKey::new("x", None)];
+    fails(s, s.delete_objects("conf-no-such-bucket", &one).await, "NoSuchBucket", 404, "missing bucket");
+    assert_eq!(read(s, &b, "keep").await.as_ref(), b"keep");
+
+    // Versions: a version id deletes that version only.
+    let vb = bucket(s, "conf-delete-versions").await;
+    let w = put(s, &vb, "v", b"only", &PutOptions::default()).await;
+    let v = w.version_id.clone().unwrap_or_else(|| "null".into());
+    let r = ok(s, s.delete_objects(&vb, &[DeleteKey::new("v", Some(v.clone()))]).await, "delete a version");
+    ok(s, r.into_iter().next().expect("one answer"), "delete a version: the key");
+    fails(s, s.head_object(&ObjectRef::new(&vb, "v")).await, "NoSuchKey", 404, "head after version delete");
+    if p.versioning {
+        let old = put(s, &vb, "w", b"old", &PutOptions::default()).await.version_id.expect("a version id");
+        let new = put(s, &vb, "w", b"new", &PutOptions::default()).await.version_id.expect("a version id");
+        let r = ok(s, s.delete_objects(&vb, &[DeleteKey::new("w", Some(old.clone()))]).await, "delete old version");
+        ok(s, r.into_iter().next().expect("one answer"), "delete old version: the key");
+        assert_eq!(read(s, &vb, "w").await.as_ref(), b"new", "[{}] the current version stays", s.kind());
+        let versions = ok(s, s.list_object_versions(&vb, "w", None, None, 10).await, "list versions of w");
+        let ids: Vec<&str> = versions.versions.iter().map(|v| v.version_id.as_str()).collect();
+        assert_eq!(ids, [new.as_str()], "[{}] the old version is gone", s.kind());
+    }
+
+    // A protected object: its own AccessDenied, the others deleted.
+    if p.object_lock {
+        let lb = bucket(s, "conf-object-lock").await;
+        let held = put(s, &lb, "batch-held", b"held", &PutOptions::default()).await;
+        let free = put(s, &lb, "batch-free", b"free", &PutOptions::default()).await;
+        let held_obj = ObjectRef::new(&lb, "batch-held");
+        ok(s, s.put_object_legal_hold(&held_obj, true).await, "legal hold on");
+        // With versions, only deleting the version itself is what the lock forbids.
+        let v = |w: &WriteResult| if p.versioning { w.version_id.clone() } else { None };
+        let keys = [DeleteKey::new("batch-held", v(&held)), DeleteKey::new("batch-free", v(&free))];
+        let r = ok(s, s.delete_objects(&lb, &keys).await, "delete a held and a free object");
+        assert_eq!(r.len(), 2, "[{}] two answers", s.kind());
+        fails(s, r[0].clone(), "AccessDenied", 403, "the held object");
+        ok(s, r[1].clone(), "the free object");
+        assert_eq!(read(s, &lb, "batch-held").await.as_ref(), b"held");
+        fails(s, s.head_object(&ObjectRef::new(&lb, "batch-free")).await, "NoSuchKey", 404, "the free object is gone");
+        ok(s, s.put_object_legal_hold(&held_obj, false).await, "legal hold off");
+    }
 }
 
 /// PUT from a local file.

@@ -136,6 +136,63 @@ impl ObjectRef {
     }
 }
 
+/// Most keys one DeleteObjects request may name (S3's limit).
+pub const MAX_DELETE_KEYS: usize = 1000;
+
+/// Single deletes in flight at once when a batch delete falls back to one DeleteObject per key ([`delete_each`]).
+pub const FALLBACK_DELETES_IN_FLIGHT: usize = 8;
+
+/// One key (or one version of it) of a batch delete; the bucket is the request's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DeleteKey {
+    pub key: String,
+    pub version_id: Option<String>,
+}
+
+impl DeleteKey {
+    pub fn new(key: impl Into<String>, version_id: Option<String>) -> Self {
+        DeleteKey { key: key.into(), version_id }
+    }
+
+    /// The object this key names in `bucket`.
+    pub fn object(&self, bucket: &str) -> ObjectRef {
+        ObjectRef::new(bucket, &self.key).with_version(self.version_id.clone())
+    }
+}
+
+/// The answer of a batch delete: each key's own result, in the order the keys were given.
+pub type DeleteResults = Vec<Result<WriteResult>>;
+
+/// A batch of more than [`MAX_DELETE_KEYS`] keys: `MalformedXML` (400), as S3 answers it.
+pub fn check_delete_batch(keys: &[DeleteKey]) -> Result<()> {
+    if keys.len() > MAX_DELETE_KEYS {
+        return Err(StorageError::new(
+            "MalformedXML",
+            400,
+            format!("a DeleteObjects request names at most {MAX_DELETE_KEYS} keys, this one {}", keys.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// A batch delete done as one DeleteObject per key, [`FALLBACK_DELETES_IN_FLIGHT`] at a time: the default of
+/// [`ObjectStore::delete_objects`], and what a store that answers `NotImplemented` to DeleteObjects falls back to.
+pub async fn delete_each<S: ObjectStore + ?Sized>(
+    store: &S,
+    bucket: &str,
+    keys: &[DeleteKey],
+) -> Result<DeleteResults> {
+    use futures::StreamExt;
+    check_delete_batch(keys)?;
+    let objects: Vec<ObjectRef> = keys.iter().map(|k| k.object(bucket)).collect();
+    let results = futures::stream::iter(objects)
+        .map(|obj| async move { store.delete_object(&obj).await })
+        .buffered(FALLBACK_DELETES_IN_FLIGHT)
+        .collect()
+        .await;
+    Ok(results)
+}
+
 /// System and user metadata of an object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Metadata {
@@ -802,6 +859,13 @@ pub trait ObjectStore: Debug + Send + Sync + 'static {
     async fn put_object(&self, bucket: &str, key: &str, body: PutBody, opts: &PutOptions) -> Result<WriteResult>;
     async fn copy_object(&self, req: &CopyRequest) -> Result<WriteResult>;
     async fn delete_object(&self, obj: &ObjectRef) -> Result<WriteResult>;
+    /// DeleteObjects: up to [`MAX_DELETE_KEYS`] keys (or versions) of one bucket in one request. `Ok` holds each
+    /// key's own result, in the order given, as a DeleteObject of that key would have answered it (a missing key
+    /// is deleted: success); `Err` is a failure of the whole request (a missing bucket, throttling, a broken
+    /// connection). The default sends one DeleteObject per key ([`delete_each`]).
+    async fn delete_objects(&self, bucket: &str, keys: &[DeleteKey]) -> Result<DeleteResults> {
+        delete_each(self, bucket, keys).await
+    }
     async fn get_object_tagging(&self, obj: &ObjectRef) -> Result<Vec<Tag>>;
     async fn put_object_tagging(&self, obj: &ObjectRef, tags: &[Tag]) -> Result<WriteResult>;
     async fn delete_object_tagging(&self, obj: &ObjectRef) -> Result<WriteResult>;

@@ -44,9 +44,9 @@ use tokio::io::AsyncReadExt;
 
 use crate::common;
 use crate::{
-    Acl, AclPolicy, CompletedPart, CopyRequest, GetResult, ListPage, ListedObject, Metadata, Millis, MultipartOptions,
-    MultipartUpload, ObjectInfo, ObjectRef, ObjectStore, ObjectVersion, PutBody, PutOptions, RestoreTier, Result,
-    Retention, RetentionMode, StorageError, Tag, VersionPage, WriteResult,
+    Acl, AclPolicy, CompletedPart, CopyRequest, DeleteKey, DeleteResults, GetResult, ListPage, ListedObject, Metadata,
+    Millis, MultipartOptions, MultipartUpload, ObjectInfo, ObjectRef, ObjectStore, ObjectVersion, PutBody, PutOptions,
+    RestoreTier, Result, Retention, RetentionMode, StorageError, Tag, VersionPage, WriteResult,
 };
 
 const META_DIR: &str = ".s3batch-meta";
@@ -912,6 +912,18 @@ impl ObjectStore for LocalStore {
     async fn delete_object(&self, obj: &ObjectRef) -> Result<WriteResult> {
         let obj = obj.clone();
         self.blocking(move |s| s.delete(&obj)).await
+    }
+
+    /// Every key in one blocking call; a missing bucket fails the whole request, as S3 answers it.
+    async fn delete_objects(&self, bucket: &str, keys: &[DeleteKey]) -> Result<DeleteResults> {
+        crate::check_delete_batch(keys)?;
+        let (bucket, keys) = (bucket.to_string(), keys.to_vec());
+        self.blocking(move |s| {
+            check_bucket_name(&bucket)?;
+            s.check_bucket(&bucket)?;
+            Ok(keys.iter().map(|k| s.delete(&k.object(&bucket))).collect())
+        })
+        .await
     }
 
     async fn get_object_tagging(&self, obj: &ObjectRef) -> Result<Vec<Tag>> {

@@ -10,7 +10,9 @@
 //!   objects; `put_object` still stores what it is given (reports, manifests), and objects that really exist
 //!   behave as usual.
 //! - [`Faults`] apply to every request (or only to the operations they name): latency, then an error with a chosen
-//!   code and status at some rate, or a connection reset at some rate.
+//!   code and status at some rate, or a connection reset at some rate. A batch delete (`delete_objects`) draws
+//!   once for the request (faults naming `delete_objects`) and once for each of its keys (faults naming
+//!   `delete_object`): an injected error then fails that key alone, as a store's `Errors` list would.
 //! - What S3 keeps beyond bytes, metadata and tags is kept too, and checked by S3's rules: ACLs (every object is
 //!   owned by [`MEMORY_OWNER_ID`]), object lock (retention and legal hold; any bucket takes them, and a protected
 //!   object cannot be deleted: `AccessDenied`; an overwrite replaces it, as the store holds one version a key),
@@ -30,9 +32,9 @@ use futures::StreamExt;
 
 use crate::common::{self, Capabilities, EMPTY_ETAG};
 use crate::{
-    Acl, AclPolicy, CompletedPart, CopyRequest, GetResult, Grant, ListPage, ListedObject, Metadata, Millis,
-    MultipartOptions, MultipartUpload, ObjectInfo, ObjectRef, ObjectStore, ObjectVersion, Owner, PutBody, PutOptions,
-    RestoreTier, Result, Retention, RetentionMode, StorageError, Tag, VersionPage, WriteResult,
+    Acl, AclPolicy, CompletedPart, CopyRequest, DeleteKey, DeleteResults, GetResult, Grant, ListPage, ListedObject,
+    Metadata, Millis, MultipartOptions, MultipartUpload, ObjectInfo, ObjectRef, ObjectStore, ObjectVersion, Owner,
+    PutBody, PutOptions, RestoreTier, Result, Retention, RetentionMode, StorageError, Tag, VersionPage, WriteResult,
 };
 
 /// The canonical user id that owns every object of a [`MemoryStore`].
@@ -271,6 +273,42 @@ impl MemoryStore {
         Ok(())
     }
 
+    /// One key's injected fault inside a batch request: `Ok(Some)` its own error, `Err` a reset of the whole request.
+    fn key_fault(faults: &Faults) -> Result<Option<StorageError>> {
+        if faults.error_rate <= 0.0 && faults.reset_rate <= 0.0 {
+            return Ok(None);
+        }
+        let draw: f64 = rand::random();
+        if draw < faults.error_rate {
+            let code = if faults.error_code.is_empty() { "InternalError" } else { faults.error_code.as_str() };
+            let status = if faults.error_status == 0 { 500 } else { faults.error_status };
+            return Ok(Some(StorageError::new(code, status, "injected fault in delete_object (memory backend)")));
+        }
+        if draw < faults.error_rate + faults.reset_rate {
+            return Err(StorageError::connection("injected connection reset in delete_objects (memory backend)"));
+        }
+        Ok(None)
+    }
+
+    /// Delete `key` (the version named, or the current object) from a bucket, under the lock: a version that is not
+    /// the current one is a no-op that succeeds; a protected object is `AccessDenied`.
+    fn delete_in(bucket: &mut BTreeMap<String, Obj>, key: &str, version_id: Option<&str>) -> Result<WriteResult> {
+        let matches = match (version_id, bucket.get(key)) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(v), Some(o)) => v == o.version_id,
+        };
+        if matches {
+            if let Some(o) = bucket.get(key)
+                && common::is_protected(o.retention, o.legal_hold == Some(true))
+            {
+                return Err(common::locked());
+            }
+            bucket.remove(key);
+        }
+        Ok(WriteResult::default())
+    }
+
     /// The object `obj` names, under the lock.
     fn lookup(map: &BTreeMap<String, BTreeMap<String, Obj>>, virtual_on: bool, obj: &ObjectRef) -> Result<Found> {
         let Some(bucket) = map.get(&obj.bucket) else {
@@ -497,28 +535,42 @@ impl ObjectStore for MemoryStore {
         common::check_key(&obj.key)?;
         let virtual_on = self.virtual_on();
         let mut map = self.buckets();
-        let Some(bucket) = map.get_mut(&obj.bucket) else {
+        match map.get_mut(&obj.bucket) {
+            Some(bucket) => Self::delete_in(bucket, &obj.key, obj.version_id.as_deref()),
+            None if virtual_on => Ok(WriteResult::default()),
+            None => Err(StorageError::no_such_bucket(&obj.bucket)),
+        }
+    }
+
+    /// Faults named `delete_objects` (or all) hit the whole request; faults named `delete_object` (or all) hit
+    /// each key on its own: an injected error becomes that key's error, an injected connection reset breaks the
+    /// whole request.
+    async fn delete_objects(&self, bucket: &str, keys: &[DeleteKey]) -> Result<DeleteResults> {
+        self.enter("delete_objects").await?;
+        crate::check_delete_batch(keys)?;
+        let faults = self.inner.faults.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let per_key = faults.only_ops.is_empty() || faults.only_ops.iter().any(|o| o == "delete_object");
+        let mut injected = Vec::with_capacity(keys.len());
+        for _ in keys {
+            injected.push(if per_key { Self::key_fault(&faults)? } else { None });
+        }
+        let virtual_on = self.virtual_on();
+        let mut map = self.buckets();
+        let Some(b) = map.get_mut(bucket) else {
             return if virtual_on {
-                Ok(WriteResult::default())
+                Ok(injected.into_iter().map(|f| f.map_or(Ok(WriteResult::default()), Err)).collect())
             } else {
-                Err(StorageError::no_such_bucket(&obj.bucket))
+                Err(StorageError::no_such_bucket(bucket))
             };
         };
-        let current = bucket.get(&obj.key).map(|o| o.version_id.as_str());
-        let matches = match (&obj.version_id, current) {
-            (_, None) => false,
-            (None, Some(_)) => true,
-            (Some(v), Some(c)) => v == c,
-        };
-        if matches {
-            if let Some(o) = bucket.get(&obj.key)
-                && common::is_protected(o.retention, o.legal_hold == Some(true))
-            {
-                return Err(common::locked());
-            }
-            bucket.remove(&obj.key);
-        }
-        Ok(WriteResult::default())
+        Ok(keys
+            .iter()
+            .zip(injected)
+            .map(|(k, fault)| match fault {
+                Some(e) => Err(e),
+                None => common::check_key(&k.key).and_then(|()| Self::delete_in(b, &k.key, k.version_id.as_deref())),
+            })
+            .collect())
     }
 
     async fn get_object_tagging(&self, obj: &ObjectRef) -> Result<Vec<Tag>> {

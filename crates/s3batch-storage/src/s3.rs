@@ -22,6 +22,8 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
@@ -33,10 +35,10 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     AccessControlPolicy, AnnotationDirective, BucketLocationConstraint, ChecksumAlgorithm, CompletedMultipartUpload,
-    CreateBucketConfiguration, EventHoldDuration as SdkEventHoldDuration, GlacierJobParameters, MetadataDirective,
-    ObjectCannedAcl, ObjectLockEventHold, ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockMode,
-    ObjectLockRetention, ObjectLockRetentionMode, RequestPayer, RestoreRequest, ServerSideEncryption, StorageClass,
-    Tagging, TaggingDirective, Tier, Type,
+    CreateBucketConfiguration, Delete, EventHoldDuration as SdkEventHoldDuration, GlacierJobParameters,
+    MetadataDirective, ObjectCannedAcl, ObjectIdentifier, ObjectLockEventHold, ObjectLockLegalHold,
+    ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode, RequestPayer,
+    RestoreRequest, ServerSideEncryption, StorageClass, Tagging, TaggingDirective, Tier, Type,
 };
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -45,9 +47,10 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::common;
 use crate::config::StorageConfig;
 use crate::{
-    Acl, AclPolicy, CompletedPart, CopyRequest, EventHold, GetResult, Grant, Grantee, ListPage, ListedObject, Metadata,
-    Millis, MultipartOptions, MultipartUpload, ObjectInfo, ObjectRef, ObjectStore, ObjectVersion, Owner, Permission,
-    PutBody, PutOptions, RestoreTier, Result, Retention, RetentionMode, StorageError, Tag, VersionPage, WriteResult,
+    Acl, AclPolicy, CompletedPart, CopyRequest, DeleteKey, DeleteResults, EventHold, GetResult, Grant, Grantee,
+    ListPage, ListedObject, Metadata, Millis, MultipartOptions, MultipartUpload, ObjectInfo, ObjectRef, ObjectStore,
+    ObjectVersion, Owner, Permission, PutBody, PutOptions, RestoreTier, Result, Retention, RetentionMode, StorageError,
+    Tag, VersionPage, WriteResult,
 };
 
 /// `Content-MD5` of an empty body.
@@ -69,6 +72,8 @@ pub struct S3Store {
     endpoint: Option<String>,
     multipart_threshold: u64,
     multipart_part_size: u64,
+    /// Cleared once the store answers `NotImplemented` to DeleteObjects: batch deletes are then single deletes.
+    batch_delete: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -176,6 +181,7 @@ impl S3Store {
             endpoint: c.endpoint.clone(),
             multipart_threshold: c.multipart_threshold,
             multipart_part_size: c.multipart_part_size,
+            batch_delete: Arc::new(AtomicBool::new(true)),
         })
     }
 
@@ -188,6 +194,7 @@ impl S3Store {
             endpoint: None,
             multipart_threshold: crate::config::DEFAULT_MULTIPART_THRESHOLD,
             multipart_part_size: crate::config::DEFAULT_MULTIPART_PART_SIZE,
+            batch_delete: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -278,6 +285,52 @@ fn code_for_status(status: u16, not_found: &str) -> &str {
         503 => "ServiceUnavailable",
         _ => "UnknownError",
     }
+}
+
+/// The HTTP status a single DeleteObject would have answered with a key's error code from a DeleteObjects
+/// `Errors` list (which carries no status).
+fn delete_error_status(code: &str) -> u16 {
+    match code {
+        "AccessDenied" | "AllAccessDisabled" | "AccountProblem" | "InvalidObjectState" => 403,
+        "NoSuchKey" | "NoSuchVersion" | "NoSuchBucket" => 404,
+        "MethodNotAllowed" => 405,
+        "Conflict" | "OperationAborted" => 409,
+        "PreconditionFailed" => 412,
+        "TooManyRequests" => 429,
+        "InternalError" => 500,
+        "NotImplemented" => 501,
+        "SlowDown" | "ServiceUnavailable" => 503,
+        _ => 400,
+    }
+}
+
+/// Each key's answer in a DeleteObjects response, matched by key and version id (a store that ignores version
+/// ids, or leaves them out of an answer, is matched by key alone), in the order of `keys`. A key the response
+/// does not mention is an `InternalError` (transient: tried again).
+fn match_delete_answers<'a>(
+    keys: &[DeleteKey],
+    answers: impl Iterator<Item = (&'a str, Option<&'a str>, Result<WriteResult>)>,
+) -> DeleteResults {
+    let mut waiting: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        waiting.entry(k.key.as_str()).or_default().push(i);
+    }
+    let mut results: Vec<Option<Result<WriteResult>>> = vec![None; keys.len()];
+    for (key, version, answer) in answers {
+        let Some(idx) = waiting.get_mut(key) else { continue };
+        let pos = idx.iter().position(|&i| version.is_some() && keys[i].version_id.as_deref() == version).unwrap_or(0);
+        if pos < idx.len() {
+            results[idx.remove(pos)] = Some(answer);
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(StorageError::new("InternalError", 500, "the DeleteObjects response did not mention this key"))
+            })
+        })
+        .collect()
 }
 
 fn not_found_code(obj: &ObjectRef) -> &'static str {
@@ -822,6 +875,57 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|e| storage_error(e, "NoSuchBucket"))?;
         Ok(WriteResult { version_id: out.version_id().map(str::to_string), etag: None })
+    }
+
+    /// One DeleteObjects request (`Quiet` off, so every key's `Deleted` or `Error` comes back), version ids sent.
+    /// A store that answers `NotImplemented` gets single deletes from then on.
+    async fn delete_objects(&self, bucket: &str, keys: &[DeleteKey]) -> Result<DeleteResults> {
+        crate::check_delete_batch(keys)?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !self.batch_delete.load(Ordering::Relaxed) {
+            return crate::delete_each(self, bucket, keys).await;
+        }
+        let objects = keys
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(&k.key).set_version_id(k.version_id.clone()).build())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| StorageError::new("InvalidRequest", 400, e.to_string()))?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(false)
+            .build()
+            .map_err(|e| StorageError::new("InvalidRequest", 400, e.to_string()))?;
+        let out = match self.client.delete_objects().bucket(bucket).delete(delete).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = storage_error(e, "NoSuchBucket");
+                if e.code == "NotImplemented" {
+                    tracing::info!(bucket, "the store has no DeleteObjects: deleting one key at a time");
+                    self.batch_delete.store(false, Ordering::Relaxed);
+                    return crate::delete_each(self, bucket, keys).await;
+                }
+                return Err(e);
+            }
+        };
+        let answers = out
+            .deleted()
+            .iter()
+            .map(|d| {
+                let written = WriteResult {
+                    version_id: d.delete_marker_version_id().or(d.version_id()).map(str::to_string),
+                    etag: None,
+                };
+                (d.key().unwrap_or_default(), d.version_id(), Ok(written))
+            })
+            .chain(out.errors().iter().map(|e| {
+                let code = e.code().filter(|c| !c.is_empty()).unwrap_or("InternalError");
+                let message = e.message().filter(|m| !m.is_empty()).unwrap_or(code);
+                let err = StorageError::new(code, delete_error_status(code), message);
+                (e.key().unwrap_or_default(), e.version_id(), Err(err))
+            }));
+        Ok(match_delete_answers(keys, answers))
     }
 
     async fn get_object_tagging(&self, obj: &ObjectRef) -> Result<Vec<Tag>> {

@@ -24,8 +24,8 @@ use bytes::Bytes;
 use s3batch_storage::conformance::{self, Profile, rich_metadata};
 use s3batch_storage::s3::S3Store;
 use s3batch_storage::{
-    ALL_USERS, AnnotationDirective, BackendKind, CopyRequest, EventHold, EventHoldDuration, Grant, Grantee, Metadata,
-    ObjectRef, ObjectStore, Permission, PutBody, PutOptions, RetentionMode, StorageConfig, Tag,
+    ALL_USERS, AnnotationDirective, BackendKind, CopyRequest, DeleteKey, EventHold, EventHoldDuration, Grant, Grantee,
+    Metadata, ObjectRef, ObjectStore, Permission, PutBody, PutOptions, RetentionMode, StorageConfig, Tag,
 };
 
 /// A moto server, killed on drop.
@@ -295,7 +295,7 @@ async fn conformance_against_moto() {
     let store = moto_store(&config(&moto.endpoint), &[]);
     // moto refuses any versionId (even "null") in an unversioned bucket, which S3 accepts: the version checks run
     // in a versioned bucket, where they also see real version ids.
-    for b in ["conf-versions", "conf-list-versions"] {
+    for b in ["conf-versions", "conf-list-versions", "conf-delete-versions"] {
         store.create_bucket(b).await.unwrap();
         enable_versioning(&store, b).await;
     }
@@ -616,4 +616,83 @@ async fn many_small_parts_against_moto() {
         .unwrap();
     let w = s.copy_object(&CopyRequest::new(ObjectRef::new("parts", "small"), "parts", "small-copy")).await.unwrap();
     assert_eq!(w.etag, Some(crate_md5(&data[..100_000])));
+}
+
+/// Plays a store without DeleteObjects: every DeleteObjects request is sent to a bucket that does not exist (so
+/// moto deletes nothing) and its answer becomes `501 NotImplemented`. Counts the DeleteObjects requests.
+#[derive(Debug, Clone, Default)]
+struct NoDeleteObjects(Arc<std::sync::atomic::AtomicUsize>, Arc<std::sync::atomic::AtomicBool>);
+
+impl Intercept for NoDeleteObjects {
+    fn name(&self) -> &'static str {
+        "NoDeleteObjects"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        ctx: &mut aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let r = ctx.request_mut();
+        if r.method() == "POST" && r.uri().contains("?delete") {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.1.store(true, std::sync::atomic::Ordering::Relaxed);
+            let uri = r.uri().replacen("/nodelete/", "/nodelete-not-there/", 1).replacen(
+                "/nodelete?",
+                "/nodelete-not-there?",
+                1,
+            );
+            r.set_uri(uri)?;
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        ctx: &mut aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let resp = ctx.response_mut();
+        if resp.status().as_u16() == 404 && self.1.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            *resp.status_mut() = 501u16.try_into()?;
+            *resp.body_mut() = aws_smithy_types::body::SdkBody::from(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NotImplemented</Code>\
+                 <Message>DeleteObjects is not implemented</Message></Error>",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A store that answers `NotImplemented` to DeleteObjects: the batch is done as single deletes, each key's result
+/// in place, and later batches go straight to single deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_objects_falls_back_to_single_deletes() {
+    let moto = start_moto();
+    let plain = moto_store(&config(&moto.endpoint), &[]);
+    plain.create_bucket("nodelete").await.unwrap();
+    for k in ["a", "b", "c", "keep"] {
+        plain
+            .put_object("nodelete", k, PutBody::Bytes(Bytes::from_static(b"x")), &PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let seen = NoDeleteObjects::default();
+    let s = {
+        let seen = seen.clone();
+        moto_store(&config(&moto.endpoint), &[&move |b| b.interceptor(seen.clone())])
+    };
+    let keys: Vec<DeleteKey> = ["a", "missing", "b"].iter().map(|k| DeleteKey::new(*k, None)).collect();
+    let answers = s.delete_objects("nodelete", &keys).await.expect("answered by single deletes");
+    assert_eq!(answers.len(), 3);
+    assert!(answers.iter().all(|a| a.is_ok()), "{answers:?}");
+    assert_eq!(seen.0.load(std::sync::atomic::Ordering::Relaxed), 1, "DeleteObjects was tried once");
+    let answers = s.delete_objects("nodelete", &[DeleteKey::new("c", None)]).await.unwrap();
+    assert!(answers[0].is_ok(), "{answers:?}");
+    assert_eq!(seen.0.load(std::sync::atomic::Ordering::Relaxed), 1, "and not again");
+    let left: Vec<String> =
+        plain.list_objects("nodelete", "", None, 10).await.unwrap().objects.into_iter().map(|o| o.key).collect();
+    assert_eq!(left, ["keep"]);
 }

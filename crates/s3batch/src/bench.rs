@@ -61,8 +61,9 @@ pub enum BenchMode {
     /// to one worker. Use a scratch database: its jobs table gets the bench's jobs (removed afterwards).
     Fleet(FleetArgs),
     /// S3PutObjectCopy and S3DeleteObject jobs against a real S3 server (a single-node Garage started for the
-    /// run, or `--endpoint`), each next to a raw aws-sdk-s3 loop doing the same requests at the same
-    /// concurrency: objects/s of both and their ratio.
+    /// run, or `--endpoint`), in the same rounds as a raw aws-sdk-s3 loop doing the same requests at the same
+    /// concurrency, a raw DeleteObjects loop (1,000 keys a request) and, when installed, s5cmd and rclone:
+    /// objects/s, client CPU per object and each ratio to s3batch (medians over `--rounds`).
     Garage(GarageArgs),
     /// A ManifestGenerator job over a `local` bucket of N objects: listing time, first committed chunk, whether
     /// listing and execution overlap, tasks/s, peak RSS.
@@ -106,6 +107,10 @@ pub struct GarageArgs {
     /// Bytes in each object.
     #[arg(long, default_value_t = 1024)]
     pub object_size: usize,
+    /// Rounds at each concurrency; each round runs every tool once, in an order rotated by one from the last
+    /// round's, and the table shows the medians.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -1045,6 +1050,12 @@ fn process_cpu_s(pid: u32) -> Result<f64> {
 const GARAGE_SRC: &str = "bench-src";
 const GARAGE_DST_BATCH: &str = "bench-dst-batch";
 const GARAGE_DST_RAW: &str = "bench-dst-raw";
+const GARAGE_DST_RAW_BATCH: &str = "bench-dst-raw-batch";
+const GARAGE_DST_S5CMD: &str = "bench-dst-s5cmd";
+const GARAGE_DST_RCLONE: &str = "bench-dst-rclone";
+/// Every bucket the bench uses.
+const GARAGE_BUCKETS: &[&str] =
+    &[GARAGE_SRC, GARAGE_DST_BATCH, GARAGE_DST_RAW, GARAGE_DST_RAW_BATCH, GARAGE_DST_S5CMD, GARAGE_DST_RCLONE];
 
 /// A Garage started by the script: killed (SIGTERM) when dropped.
 struct GarageProc {
@@ -1093,7 +1104,7 @@ async fn start_garage(script: &std::path::Path) -> Result<(GarageProc, S3Target)
     let out = tokio::process::Command::new("bash")
         .arg(script)
         .arg(dir.path())
-        .args([GARAGE_SRC, GARAGE_DST_BATCH, GARAGE_DST_RAW])
+        .args(GARAGE_BUCKETS)
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
         .output()
@@ -1251,14 +1262,156 @@ async fn garage(args: GarageArgs) -> Result<()> {
     r
 }
 
+/// The tools a round runs, each into its own destination bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tool {
+    /// s3batch jobs (S3PutObjectCopy, then S3DeleteObject through DeleteObjects).
+    S3batch,
+    /// aws-sdk-s3: one CopyObject, one DeleteObject per key.
+    RawSdk,
+    /// aws-sdk-s3: DeleteObjects of 1,000 keys a request (its copies are made, not measured).
+    RawBatch,
+    /// `s5cmd cp 's3://src/*' s3://dst/`, `s5cmd rm 's3://dst/*'`.
+    S5cmd,
+    /// `rclone copy`, `rclone delete`.
+    Rclone,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::S3batch => "s3batch",
+            Tool::RawSdk => "raw SDK loop",
+            Tool::RawBatch => "raw DeleteObjects loop",
+            Tool::S5cmd => "s5cmd",
+            Tool::Rclone => "rclone",
+        }
+    }
+
+    fn bucket(self) -> &'static str {
+        match self {
+            Tool::S3batch => GARAGE_DST_BATCH,
+            Tool::RawSdk => GARAGE_DST_RAW,
+            Tool::RawBatch => GARAGE_DST_RAW_BATCH,
+            Tool::S5cmd => GARAGE_DST_S5CMD,
+            Tool::Rclone => GARAGE_DST_RCLONE,
+        }
+    }
+}
+
+/// Whether a program is on PATH (it answers `version`, as s5cmd and rclone both do).
+fn installed(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// CPU seconds of this process's waited-for children so far (`cutime` + `cstime` of /proc/self/stat).
+fn children_cpu_s() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    let Some((_, after)) = stat.rsplit_once(')') else { return 0.0 };
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 =
+        f.get(13).and_then(|x| x.parse().ok()).unwrap_or(0.0) + f.get(14).and_then(|x| x.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Run a peer's command to the end: objects/s over `n` objects and its CPU seconds. Fails if it fails.
+async fn run_peer(mut cmd: tokio::process::Command, n: u64) -> Result<(f64, f64)> {
+    let what = format!("{:?}", cmd.as_std());
+    let (t0, cpu0) = (Instant::now(), children_cpu_s());
+    let out = cmd.stdin(std::process::Stdio::null()).output().await.with_context(|| format!("running {what}"))?;
+    let secs = t0.elapsed().as_secs_f64().max(1e-6);
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).lines().take(5).collect::<Vec<_>>().join(" / ")
+        );
+    }
+    Ok((n as f64 / secs, children_cpu_s() - cpu0))
+}
+
+fn s5cmd(target: &S3Target, c: usize, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("s5cmd");
+    cmd.env("AWS_ACCESS_KEY_ID", &target.key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &target.secret)
+        .env("AWS_REGION", &target.region)
+        .args(["--endpoint-url", &target.endpoint, "--numworkers", &c.to_string()])
+        .args(args)
+        .stdout(std::process::Stdio::null());
+    cmd
+}
+
+fn rclone(target: &S3Target, c: usize, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("rclone");
+    // rclone 1.60 fails to load a custom CA bundle into its own HTTP transport, even for a plain-HTTP endpoint.
+    cmd.env_remove("AWS_CA_BUNDLE")
+        .env("RCLONE_CONFIG_BENCH_TYPE", "s3")
+        .env("RCLONE_CONFIG_BENCH_PROVIDER", "Other")
+        .env("RCLONE_CONFIG_BENCH_ENV_AUTH", "false")
+        .env("RCLONE_CONFIG_BENCH_ACCESS_KEY_ID", &target.key_id)
+        .env("RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY", &target.secret)
+        .env("RCLONE_CONFIG_BENCH_REGION", &target.region)
+        .env("RCLONE_CONFIG_BENCH_ENDPOINT", &target.endpoint)
+        .env("RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE", "true")
+        .args(args)
+        .args(["--transfers", &c.to_string(), "--checkers", &c.to_string()])
+        .stdout(std::process::Stdio::null());
+    cmd
+}
+
+/// The median of some figures (the lower middle of an even count).
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[(v.len() - 1) / 2]
+}
+
+/// One tool's figures for one operation in one round: objects/s and client CPU seconds.
+#[derive(Debug, Default, Clone)]
+struct Samples {
+    rate: Vec<f64>,
+    cpu_s: Vec<f64>,
+}
+
+impl Samples {
+    fn push(&mut self, (rate, cpu_s): (f64, f64)) {
+        self.rate.push(rate);
+        self.cpu_s.push(cpu_s);
+    }
+}
+
+/// Every figure of one concurrency, over the rounds.
+#[derive(Default)]
+struct Figures {
+    /// s3batch jobs: copy, delete.
+    jobs: [Vec<JobRun>; 2],
+    /// (tool, operation index) → samples; operation 0 is the copy, 1 the delete.
+    peers: std::collections::BTreeMap<(usize, usize), Samples>,
+}
+
 async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
     use aws_sdk_s3::primitives::ByteStream;
     let s3cfg = s3_storage_config(target);
     // The raw loops use the very client the s3 backend builds: same settings, same connection pool type.
     let client = s3batch_storage::s3::S3Store::from_config(&s3cfg).map_err(anyhow::Error::msg)?.client().clone();
     if args.endpoint.is_some() {
-        for b in [GARAGE_SRC, GARAGE_DST_BATCH, GARAGE_DST_RAW] {
-            let _ = client.create_bucket().bucket(b).send().await; // already there is fine
+        for b in GARAGE_BUCKETS {
+            let _ = client.create_bucket().bucket(*b).send().await; // already there is fine
+        }
+    }
+    let mut tools = vec![Tool::S3batch, Tool::RawSdk, Tool::RawBatch];
+    for (tool, program) in [(Tool::S5cmd, "s5cmd"), (Tool::Rclone, "rclone")] {
+        if installed(program) {
+            tools.push(tool);
+        } else {
+            println!("{program} is not installed: its rows are left out");
         }
     }
     let n = args.objects;
@@ -1297,6 +1450,7 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
         w.flush()?;
     }
 
+    let rounds = args.rounds.max(1);
     for &c in &args.concurrency {
         let data = tempfile::tempdir()?;
         let mut config = Config::default();
@@ -1310,85 +1464,201 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
         let shutdown = CancellationToken::new();
         let engine = tokio::spawn(parts.engine.clone().run(shutdown.clone()));
 
-        let copy_job = run_job(
-            &parts.service,
-            serde_json::json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{GARAGE_DST_BATCH}")}}),
-            "copy.csv",
-            n,
-        )
-        .await?;
-        let copy_raw = raw_loop(n, c, |i| {
-            let client = client.clone();
-            async move {
-                let key = garage_key(i);
-                client
-                    .copy_object()
-                    .bucket(GARAGE_DST_RAW)
-                    .key(&key)
-                    .copy_source(format!("{GARAGE_SRC}/{key}"))
-                    .send()
-                    .await
-                    .with_context(|| format!("CopyObject {key}"))?;
-                Ok(())
+        let mut figures = Figures::default();
+        for round in 0..rounds {
+            let mut order = tools.clone();
+            order.rotate_left(round % tools.len());
+            let names: Vec<&str> = order.iter().map(|t| t.name()).collect();
+            println!("concurrency {c}, round {}/{rounds}: {}", round + 1, names.join(", "));
+            for op in 0..2 {
+                for &tool in &order {
+                    let ti = tools.iter().position(|t| *t == tool).unwrap_or(0);
+                    let dst = tool.bucket();
+                    let sample = match (tool, op) {
+                        (Tool::S3batch, 0) => {
+                            let op = serde_json::json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}});
+                            figures.jobs[0].push(run_job(&parts.service, op, "copy.csv", n).await?);
+                            None
+                        }
+                        (Tool::S3batch, _) => {
+                            let op = serde_json::json!({"S3DeleteObject": {}});
+                            figures.jobs[1].push(run_job(&parts.service, op, "delete.csv", n).await?);
+                            None
+                        }
+                        (Tool::RawSdk | Tool::RawBatch, 0) => {
+                            let copied = raw_loop(n, c, |i| {
+                                let client = client.clone();
+                                async move {
+                                    let key = garage_key(i);
+                                    client
+                                        .copy_object()
+                                        .bucket(dst)
+                                        .key(&key)
+                                        .copy_source(format!("{GARAGE_SRC}/{key}"))
+                                        .send()
+                                        .await
+                                        .with_context(|| format!("CopyObject {key}"))?;
+                                    Ok(())
+                                }
+                            })
+                            .await?;
+                            // The DeleteObjects loop's copies only give it something to delete.
+                            (tool == Tool::RawSdk).then_some(copied)
+                        }
+                        (Tool::RawSdk, _) => Some(
+                            raw_loop(n, c, |i| {
+                                let client = client.clone();
+                                async move {
+                                    let key = garage_key(i);
+                                    client
+                                        .delete_object()
+                                        .bucket(dst)
+                                        .key(&key)
+                                        .send()
+                                        .await
+                                        .with_context(|| format!("DeleteObject {key}"))?;
+                                    Ok(())
+                                }
+                            })
+                            .await?,
+                        ),
+                        (Tool::RawBatch, _) => Some(raw_delete_objects_loop(&client, dst, n, c).await?),
+                        (Tool::S5cmd, 0) => {
+                            let (from, to) = (format!("s3://{GARAGE_SRC}/*"), format!("s3://{dst}/"));
+                            Some(run_peer(s5cmd(target, c, &["cp", &from, &to]), n).await?)
+                        }
+                        (Tool::S5cmd, _) => {
+                            let all = format!("s3://{dst}/*");
+                            Some(run_peer(s5cmd(target, c, &["rm", &all]), n).await?)
+                        }
+                        (Tool::Rclone, 0) => {
+                            let (from, to) = (format!("bench:{GARAGE_SRC}"), format!("bench:{dst}"));
+                            Some(run_peer(rclone(target, c, &["copy", &from, &to]), n).await?)
+                        }
+                        (Tool::Rclone, _) => {
+                            let all = format!("bench:{dst}");
+                            Some(run_peer(rclone(target, c, &["delete", &all]), n).await?)
+                        }
+                    };
+                    if let Some(sample) = sample {
+                        figures.peers.entry((ti, op)).or_default().push(sample);
+                    }
+                    // Every tool did the whole job: all copied, or nothing left.
+                    let listed = client.list_objects_v2().bucket(dst).max_keys(1000).send().await?;
+                    let left = listed.key_count().unwrap_or(0) as u64;
+                    let want = if op == 0 { n.min(1000) } else { 0 };
+                    if left != want {
+                        bail!("{} left {left} objects in {dst} after the {}", tool.name(), ["copy", "delete"][op]);
+                    }
+                }
             }
-        })
-        .await?;
-        let del_job = run_job(&parts.service, serde_json::json!({"S3DeleteObject": {}}), "delete.csv", n).await?;
-        let del_raw = raw_loop(n, c, |i| {
-            let client = client.clone();
-            async move {
-                let key = garage_key(i);
-                client
-                    .delete_object()
-                    .bucket(GARAGE_DST_RAW)
-                    .key(&key)
-                    .send()
-                    .await
-                    .with_context(|| format!("DeleteObject {key}"))?;
-                Ok(())
-            }
-        })
-        .await?;
+        }
         shutdown.cancel();
         engine.await?;
+        print_garage_table(&tools, &figures, n, c, rounds, &config);
+    }
+    Ok(())
+}
 
-        println!();
+/// DeleteObjects of 1,000 keys a request over `garage_key(0..n)` in `bucket`, `concurrency` requests in flight:
+/// objects/s and CPU seconds. Fails on any key's error.
+async fn raw_delete_objects_loop(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    n: u64,
+    concurrency: usize,
+) -> Result<(f64, f64)> {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    let (t0, cpu0) = (Instant::now(), self_cpu_s());
+    let batches = n.div_ceil(1000);
+    let mut s = futures::stream::iter(0..batches)
+        .map(|b| {
+            let client = client.clone();
+            async move {
+                let objects = (b * 1000..((b + 1) * 1000).min(n))
+                    .map(|i| ObjectIdentifier::builder().key(garage_key(i)).build())
+                    .collect::<Result<Vec<_>, _>>()?;
+                let delete = Delete::builder().set_objects(Some(objects)).quiet(false).build()?;
+                let out =
+                    client.delete_objects().bucket(bucket).delete(delete).send().await.context("DeleteObjects")?;
+                if let Some(e) = out.errors().first() {
+                    bail!("DeleteObjects: {:?} {:?} {:?}", e.key(), e.code(), e.message());
+                }
+                Ok(())
+            }
+        })
+        .buffer_unordered(concurrency.max(1));
+    while let Some(r) = s.next().await {
+        r?;
+    }
+    Ok((n as f64 / t0.elapsed().as_secs_f64().max(1e-6), self_cpu_s() - cpu0))
+}
+
+fn print_garage_table(tools: &[Tool], f: &Figures, n: u64, c: usize, rounds: usize, config: &Config) {
+    let per_k = |cpu_s: f64| cpu_s * 1e6 / n as f64;
+    println!();
+    println!(
+        "concurrency {c} ({n} objects, medians of {rounds} round(s); s3batch: chunks of {}, {} in flight)",
+        config.engine.chunk_size, config.engine.chunks_in_flight
+    );
+    println!(
+        "{:<16}  {:>14}  {:>14}  {:>10}  {:>11}  {:>11}  {:>9}  {:>8}  {:>17}  {:>13}",
+        "operation",
+        "s3batch tasks/s",
+        "s3batch job/s",
+        "raw SDK/s",
+        "ratio tasks",
+        "ratio job",
+        "prepare s",
+        "report s",
+        "CPU ms/1k s3batch",
+        "CPU ms/1k raw"
+    );
+    let raw = tools.iter().position(|t| *t == Tool::RawSdk).unwrap_or(0);
+    let mut s3batch = [(0.0, 0.0); 2];
+    for (op, name) in ["S3PutObjectCopy", "S3DeleteObject"].into_iter().enumerate() {
+        let jobs = &f.jobs[op];
+        let tasks = median(jobs.iter().map(|j| n as f64 / j.tasks_s).collect());
+        let whole = median(jobs.iter().map(|j| n as f64 / j.whole_s).collect());
+        s3batch[op] = (tasks, whole);
+        let peer = f.peers.get(&(raw, op)).cloned().unwrap_or_default();
+        let (raw_rate, raw_cpu) = (median(peer.rate), median(peer.cpu_s));
         println!(
-            "concurrency {c} ({n} objects; s3batch: chunks of {}, {} in flight)",
-            config.engine.chunk_size, config.engine.chunks_in_flight
+            "{:<16}  {:>14.0}  {:>14.0}  {:>10.0}  {:>10.1}%  {:>10.1}%  {:>9.2}  {:>8.2}  {:>17.0}  {:>13.0}",
+            name,
+            tasks,
+            whole,
+            raw_rate,
+            tasks / raw_rate * 100.0,
+            whole / raw_rate * 100.0,
+            median(jobs.iter().map(|j| j.prepare_s).collect()),
+            median(jobs.iter().map(|j| j.report_s).collect()),
+            per_k(median(jobs.iter().map(|j| j.cpu_s).collect())),
+            per_k(raw_cpu),
         );
-        println!(
-            "{:<16}  {:>14}  {:>14}  {:>10}  {:>11}  {:>11}  {:>9}  {:>8}  {:>17}  {:>13}",
-            "operation",
-            "s3batch tasks/s",
-            "s3batch job/s",
-            "raw SDK/s",
-            "ratio tasks",
-            "ratio job",
-            "prepare s",
-            "report s",
-            "CPU ms/1k s3batch",
-            "CPU ms/1k raw"
-        );
-        for (name, job, (raw, raw_cpu)) in
-            [("S3PutObjectCopy", &copy_job, copy_raw), ("S3DeleteObject", &del_job, del_raw)]
-        {
-            let tasks = n as f64 / job.tasks_s;
-            let whole = n as f64 / job.whole_s;
+    }
+    println!();
+    println!("peers, same round, same Garage (medians; ratio: s3batch's objects/s ÷ the tool's)");
+    println!(
+        "{:<16}  {:<22}  {:>10}  {:>13}  {:>13}  {:>15}",
+        "operation", "tool", "objects/s", "CPU ms/1k obj", "s3batch job ÷", "s3batch tasks ÷"
+    );
+    for (op, name) in ["S3PutObjectCopy", "S3DeleteObject"].into_iter().enumerate() {
+        let (tasks, whole) = s3batch[op];
+        let cpu = per_k(median(f.jobs[op].iter().map(|j| j.cpu_s).collect()));
+        println!("{:<16}  {:<22}  {:>10.0}  {:>13.0}  {:>13}  {:>15}", name, "s3batch job", whole, cpu, "", "");
+        for (ti, tool) in tools.iter().enumerate() {
+            let Some(p) = f.peers.get(&(ti, op)) else { continue };
+            let (rate, cpu) = (median(p.rate.clone()), per_k(median(p.cpu_s.clone())));
             println!(
-                "{:<16}  {:>14.0}  {:>14.0}  {:>10.0}  {:>10.1}%  {:>10.1}%  {:>9.2}  {:>8.2}  {:>17.0}  {:>13.0}",
-                name,
-                tasks,
-                whole,
-                raw,
-                tasks / raw * 100.0,
-                whole / raw * 100.0,
-                job.prepare_s,
-                job.report_s,
-                job.cpu_s * 1e6 / n as f64,
-                raw_cpu * 1e6 / n as f64
+                "{:<16}  {:<22}  {:>10.0}  {:>13.0}  {:>12.2}×  {:>14.2}×",
+                "",
+                tool.name(),
+                rate,
+                cpu,
+                whole / rate,
+                tasks / rate
             );
         }
     }
-    Ok(())
 }

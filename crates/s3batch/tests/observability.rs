@@ -360,8 +360,8 @@ fn json_logs() {
             .args(["serve", "--config"])
             .arg(&config)
             .args(["--log-format", "json"])
-        .env("S3BATCH_LOG", "info,s3batch_engine=debug")
-        .stdout(Stdio::piped())
+            .env("S3BATCH_LOG", "info,s3batch_engine=debug")
+            .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
             .spawn()
             .unwrap(),

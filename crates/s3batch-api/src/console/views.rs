@@ -867,7 +867,10 @@ mod tests {
         let mut rows = Vec::new();
         flatten_value(&mut rows, "", &g);
         let html = value_fields(&g).into_string();
-        assert!(rows.contains(&("Filter · key name constraint · match any prefix".into(), "a/, b/".into())), "{rows:?}");
+        assert!(
+            rows.contains(&("Filter · key name constraint · match any prefix".into(), "a/, b/".into())),
+            "{rows:?}"
+        );
         assert!(rows.contains(&("Enable manifest output".into(), "No".into())), "{rows:?}");
         assert!(rows.contains(&("Filter · match any object encryption 1 · sse-s3".into(), "Yes".into())), "{rows:?}");
         assert!(!html.contains('{'), "no JSON on the page: {html}");
