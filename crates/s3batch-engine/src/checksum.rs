@@ -87,9 +87,9 @@ pub async fn compute(
     let algorithm = op.checksum_algorithm.as_deref().unwrap_or("CRC64NVME");
     let kind = op.checksum_type.as_deref().unwrap_or("FULL_OBJECT");
     let mut hasher = Hasher::new(algorithm)
-        .ok_or_else(|| StorageError::new("InvalidRequest", 400, format!("unknown checksum algorithm {algorithm}")))?;
+        .ok_or_else(|| StorageError::invalid_request(format!("unknown checksum algorithm {algorithm}")))?;
     if kind == "COMPOSITE" && algorithm == "CRC64NVME" {
-        return Err(StorageError::new("InvalidRequest", 400, "CRC64NVME checksums are FULL_OBJECT only"));
+        return Err(StorageError::invalid_request("CRC64NVME checksums are FULL_OBJECT only"));
     }
     let got = store.get_object(obj, None).await?;
     if kind == "COMPOSITE" && got.info.etag.contains('-') {
@@ -129,9 +129,8 @@ pub async fn compute(
 pub fn permanent_failure(e: StorageError) -> StorageError {
     let http = if e.http_status == 0 { 500 } else { e.http_status };
     let message = serde_json::Value::String(format!("{}: {}", e.code, e.message));
-    StorageError::new(
+    StorageError::task_result(
         "PermanentFailure",
-        200,
         format!("error details: {{\"failureMessage\":{message}, \"errorCode\": \"{http}\"}}"),
     )
 }

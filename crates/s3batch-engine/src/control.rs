@@ -119,14 +119,7 @@ impl Aimd {
     }
 }
 
-/// Whether a storage answer is the storage asking to slow down.
-pub fn is_throttling(e: &StorageError) -> bool {
-    matches!(
-        e.code.as_str(),
-        "SlowDown" | "Throttling" | "ThrottlingException" | "TooManyRequests" | "RequestLimitExceeded"
-    ) || e.http_status == 429
-        || e.http_status == 503
-}
+pub use s3batch_storage::is_throttling;
 
 #[derive(Debug)]
 struct State {
@@ -393,16 +386,6 @@ mod tests {
             a.succeeded();
         }
         assert_eq!(a.window(), 64, "back to the full concurrency, not past it");
-    }
-
-    #[test]
-    fn throttling_answers() {
-        assert!(is_throttling(&StorageError::new("SlowDown", 503, "Please reduce your request rate.")));
-        assert!(is_throttling(&StorageError::new("TooManyRequests", 429, "")));
-        assert!(is_throttling(&StorageError::new("ServiceUnavailable", 503, "")));
-        assert!(!is_throttling(&StorageError::new("InternalError", 500, "")));
-        assert!(!is_throttling(&StorageError::no_such_key()));
-        assert!(!is_throttling(&StorageError::connection("reset")));
     }
 
     #[tokio::test(start_paused = true)]

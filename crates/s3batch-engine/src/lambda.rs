@@ -56,11 +56,7 @@ impl Functions {
     /// Invoke the function for one task; the report's ResultMessage on success.
     pub async fn invoke(&self, job_id: &str, op: &LambdaInvoke, task: &ManifestTask) -> Result<String, StorageError> {
         let f = self.find(&op.function_arn).ok_or_else(|| {
-            StorageError::new(
-                "ResourceNotFoundException",
-                404,
-                format!("no [[engine.functions]] entry for {}", op.function_arn),
-            )
+            StorageError::function_not_found(format!("no [[engine.functions]] entry for {}", op.function_arn))
         })?;
         let task_id = uuid::Uuid::new_v4().to_string();
         let invocation_id = uuid::Uuid::new_v4().to_string();
@@ -87,11 +83,7 @@ impl Functions {
         let body = resp.text().await.map_err(|e| StorageError::connection(format!("reading {}: {e}", f.url)))?;
         if status.as_u16() == 429 || status.is_server_error() && status.as_u16() != 501 {
             return Err(classified(
-                StorageError::new(
-                    "TooManyRequestsException",
-                    status.as_u16(),
-                    format!("the function endpoint answered {status}"),
-                ),
+                StorageError::function_throttled(status.as_u16(), format!("the function endpoint answered {status}")),
                 true,
             ));
         }
@@ -177,14 +169,14 @@ fn answer(body: &str, task_id: &str) -> Result<String, StorageError> {
     };
     match code.as_str() {
         "Succeeded" => Ok(text),
-        "TemporaryFailure" => Err(classified(StorageError::new("TemporaryFailure", 200, text), true)),
-        "PermanentFailure" => Err(classified(StorageError::new("PermanentFailure", 200, text), false)),
+        "TemporaryFailure" => Err(classified(StorageError::task_result("TemporaryFailure", text), true)),
+        "PermanentFailure" => Err(classified(StorageError::task_result("PermanentFailure", text), false)),
         other => Err(permanent(format!("the function answered resultCode '{other}'"))),
     }
 }
 
 fn permanent(message: String) -> StorageError {
-    classified(StorageError::new("PermanentFailure", 200, message), false)
+    classified(StorageError::task_result("PermanentFailure", message), false)
 }
 
 /// A function's answer decides whether a retry may help, not its status code.

@@ -115,21 +115,17 @@ async fn add_tags(store: &dyn ObjectStore, obj: &ObjectRef, add: &[Tag]) -> Resu
         }
     }
     if tags.len() > MAX_OBJECT_TAGS {
-        return Err(StorageError::new(
-            "BadRequest",
-            400,
-            format!(
-                "Object tags cannot be greater than {MAX_OBJECT_TAGS}: adding the tags would give the object {} tags",
-                tags.len()
-            ),
-        ));
+        return Err(StorageError::bad_request(format!(
+            "Object tags cannot be greater than {MAX_OBJECT_TAGS}: adding the tags would give the object {} tags",
+            tags.len()
+        )));
     }
     store.put_object_tagging(obj, &tags).await?;
     Ok(())
 }
 
 fn invalid(message: impl Into<String>) -> StorageError {
-    StorageError::new("InvalidArgument", 400, message)
+    StorageError::invalid_argument(message)
 }
 
 /// An event hold of the job spec (`ON`/`OFF` and an optional duration in days or years).
@@ -203,7 +199,7 @@ async fn delete(store: &dyn ObjectStore, obj: &ObjectRef, noncurrent: bool) -> R
 
 /// A batch delete that answered for fewer (or more) keys than it was given: transient, tried again.
 pub fn short_answer(answered: usize, sent: usize) -> StorageError {
-    StorageError::new("InternalError", 500, format!("the store answered {answered} results for {sent} keys"))
+    StorageError::internal(format!("the store answered {answered} results for {sent} keys"))
 }
 
 /// Whether the tasks of a chunk of `op` go out as batch deletes: S3DeleteObject of the objects named (deleting
@@ -389,11 +385,10 @@ async fn merge_from_source(c: &PutObjectCopy, router: &Router, req: &mut CopyReq
             }
         }
         if tags.len() > s3batch_core::spec::MAX_OBJECT_TAGS {
-            return Err(StorageError::new(
-                "BadRequest",
-                400,
-                format!("Object tags cannot be greater than 10: the merged set has {}", tags.len()),
-            ));
+            return Err(StorageError::bad_request(format!(
+                "Object tags cannot be greater than 10: the merged set has {}",
+                tags.len()
+            )));
         }
         req.tags = Some(tags);
     }
@@ -504,29 +499,25 @@ pub async fn cross_store_copy(
 }
 
 fn precondition_failed(condition: &str) -> StorageError {
-    StorageError::new(
-        "PreconditionFailed",
-        412,
-        format!("At least one of the pre-conditions you specified did not hold: {condition}"),
-    )
+    StorageError::precondition_failed(format!(
+        "At least one of the pre-conditions you specified did not hold: {condition}"
+    ))
 }
 
 /// `S3ReplicateObject`: copy the object to the destination configured for its bucket, same key, keeping its
 /// metadata, tags and storage class (streamed when the destination is on another backend).
 async fn replicate(ctx: &OpCtx<'_>, obj: ObjectRef) -> Result<(), StorageError> {
     let dest_bucket = ctx.replication.get(&obj.bucket).ok_or_else(|| {
-        StorageError::new(
-            "InvalidRequest",
-            400,
-            format!("no replication destination is configured for bucket {} ([engine.replication])", obj.bucket),
-        )
+        StorageError::invalid_request(format!(
+            "no replication destination is configured for bucket {} ([engine.replication])",
+            obj.bucket
+        ))
     })?;
     if *dest_bucket == obj.bucket {
-        return Err(StorageError::new(
-            "InvalidRequest",
-            400,
-            format!("bucket {} is configured to replicate to itself", obj.bucket),
-        ));
+        return Err(StorageError::invalid_request(format!(
+            "bucket {} is configured to replicate to itself",
+            obj.bucket
+        )));
     }
     let source = ctx.router.store_for(&obj.bucket)?;
     let info = source.head_object(&obj).await?;
@@ -560,9 +551,7 @@ async fn update_encryption(
         // The copy makes a new current version: of a non-current version that would bring old content back.
         let current = store.head_object(&ObjectRef::new(&bucket, &key)).await?;
         if current.version_id != obj.version_id {
-            return Err(StorageError::new(
-                "InvalidRequest",
-                400,
+            return Err(StorageError::invalid_request(
                 "S3UpdateObjectEncryption of a non-current version is not supported: s3batch re-encrypts by copying \
                  the object onto itself, which would make that version current again",
             ));
@@ -613,11 +602,10 @@ pub async fn dry_run(op: &Operation, ctx: &OpCtx<'_>, task: &ManifestTask) -> Re
     let obj = ObjectRef::new(&task.bucket, &task.key).with_version(task.version_id.clone());
     if let Operation::LambdaInvoke(l) = op {
         if !ctx.functions.is_configured(&l.function_arn) {
-            return Err(StorageError::new(
-                "ResourceNotFoundException",
-                404,
-                format!("no [[engine.functions]] entry for {}", l.function_arn),
-            ));
+            return Err(StorageError::function_not_found(format!(
+                "no [[engine.functions]] entry for {}",
+                l.function_arn
+            )));
         }
         return Ok(format!("DryRun: would invoke {}", l.function_arn));
     }
@@ -636,11 +624,10 @@ pub async fn dry_run(op: &Operation, ctx: &OpCtx<'_>, task: &ManifestTask) -> Re
             }
         }
         Operation::S3ReplicateObject(_) if !ctx.replication.contains_key(&obj.bucket) => {
-            return Err(StorageError::new(
-                "InvalidRequest",
-                400,
-                format!("no replication destination is configured for bucket {} ([engine.replication])", obj.bucket),
-            ));
+            return Err(StorageError::invalid_request(format!(
+                "no replication destination is configured for bucket {} ([engine.replication])",
+                obj.bucket
+            )));
         }
         _ => {}
     }

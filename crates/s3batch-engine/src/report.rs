@@ -65,7 +65,7 @@ pub async fn write(engine: &Engine, job: &Job) -> Result<String, ReportError> {
         .bucket
         .as_deref()
         .and_then(arn::parse_bucket_arn)
-        .ok_or_else(|| StorageError::new("InvalidArgument", 400, "the report bucket is not a bucket ARN"))?;
+        .ok_or_else(|| StorageError::invalid_argument("the report bucket is not a bucket ARN"))?;
     let failed_only = r.report_scope == Some(ReportScope::FailedTasksOnly);
     let dir = engine.config.work_dir.clone();
     let mut succeeded = Part::new(&dir)?;

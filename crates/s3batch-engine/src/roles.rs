@@ -188,7 +188,7 @@ impl Walls {
     /// `AccessDenied` (403) naming the role, unless it may `access` `bucket`.
     pub fn check(&self, bucket: &str, access: Access) -> Result<(), StorageError> {
         if let Some(why) = &self.refusal {
-            return Err(StorageError::new("AccessDenied", 403, format!("Access Denied: {why}")));
+            return Err(StorageError::access_denied(format!("Access Denied: {why}")));
         }
         let (patterns, verb) = match access {
             Access::Read => (&self.read, "read"),
@@ -197,11 +197,10 @@ impl Walls {
         if patterns.iter().any(|p| matches(p, bucket)) {
             Ok(())
         } else {
-            Err(StorageError::new(
-                "AccessDenied",
-                403,
-                format!("Access Denied: role {} may not {verb} bucket {bucket}", self.role),
-            ))
+            Err(StorageError::access_denied(format!(
+                "Access Denied: role {} may not {verb} bucket {bucket}",
+                self.role
+            )))
         }
     }
 }
@@ -284,9 +283,9 @@ impl ObjectStore for GuardedStore {
             .into_iter()
             .map(|v| match v {
                 Err(denied) => Err(denied),
-                Ok(()) => sent.next().unwrap_or_else(|| {
-                    Err(StorageError::new("InternalError", 500, "the store answered fewer results than keys"))
-                }),
+                Ok(()) => sent
+                    .next()
+                    .unwrap_or_else(|| Err(StorageError::internal("the store answered fewer results than keys"))),
             })
             .collect())
     }
@@ -603,7 +602,7 @@ impl Roles {
         {
             return Some(e);
         }
-        let denied = |m: String| Some(StorageError::new("AccessDenied", 403, format!("Access Denied: {m}")));
+        let denied = |m: String| Some(StorageError::access_denied(format!("Access Denied: {m}")));
         match named.and_then(|n| self.find(account, n)) {
             Some(role) => role.refuses(op).and_then(denied),
             None => match named {

@@ -94,8 +94,64 @@ impl StorageError {
 
     /// `InternalError`, 500, for local I/O failures.
     pub fn io(e: &std::io::Error) -> Self {
-        StorageError::new("InternalError", 500, e.to_string())
+        StorageError::internal(e.to_string())
     }
+
+    /// `InternalError`, 500.
+    pub fn internal(message: impl Into<String>) -> Self {
+        StorageError::new("InternalError", 500, message)
+    }
+
+    /// `InvalidRequest`, 400: the task asks for what its job or the configuration cannot give.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        StorageError::new("InvalidRequest", 400, message)
+    }
+
+    /// `InvalidArgument`, 400.
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        StorageError::new("InvalidArgument", 400, message)
+    }
+
+    /// `BadRequest`, 400.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        StorageError::new("BadRequest", 400, message)
+    }
+
+    /// `AccessDenied`, 403: a store's refusal, or a role's, which reads the same.
+    pub fn access_denied(message: impl Into<String>) -> Self {
+        StorageError::new("AccessDenied", 403, message)
+    }
+
+    /// `PreconditionFailed`, 412.
+    pub fn precondition_failed(message: impl Into<String>) -> Self {
+        StorageError::new("PreconditionFailed", 412, message)
+    }
+
+    /// Lambda's `ResourceNotFoundException`, 404: no such function.
+    pub fn function_not_found(message: impl Into<String>) -> Self {
+        StorageError::new("ResourceNotFoundException", 404, message)
+    }
+
+    /// Lambda's `TooManyRequestsException`, with the status the endpoint answered (429 or 5xx).
+    pub fn function_throttled(http_status: u16, message: impl Into<String>) -> Self {
+        StorageError::new("TooManyRequestsException", http_status, message)
+    }
+
+    /// A task that reached its target and failed there in the target's own terms, as the report shows it: HTTP
+    /// status 200 and `code` (a function's `TemporaryFailure` / `PermanentFailure`, a checksum's
+    /// `PermanentFailure`).
+    pub fn task_result(code: impl Into<String>, message: impl Into<String>) -> Self {
+        StorageError::new(code, 200, message)
+    }
+}
+
+/// Whether an answer is the store asking to slow down (`SlowDown`, 503, 429 and the throttling codes).
+pub fn is_throttling(e: &StorageError) -> bool {
+    matches!(
+        e.code.as_str(),
+        "SlowDown" | "Throttling" | "ThrottlingException" | "TooManyRequests" | "RequestLimitExceeded"
+    ) || e.http_status == 429
+        || e.http_status == 503
 }
 
 /// Throttling and server-side trouble are worth another try; client errors are not.

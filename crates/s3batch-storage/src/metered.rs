@@ -94,23 +94,13 @@ impl MeteredStore {
                 metrics::counter!("s3batch_storage_requests_total", "backend" => self.backend, "request" => request,
                     "status" => status)
                 .increment(1);
-                if throttling(e) {
+                if is_throttling(e) {
                     self.throttled.increment(1);
                 }
             }
         }
         out
     }
-}
-
-/// An answer that asks the client to slow down.
-fn throttling(e: &StorageError) -> bool {
-    e.http_status == 503
-        || e.http_status == 429
-        || matches!(
-            e.code.as_str(),
-            "SlowDown" | "Throttling" | "ThrottlingException" | "TooManyRequests" | "RequestLimitExceeded"
-        )
 }
 
 /// Every method is written out, defaults included: one left to the trait's default would skip the backend's own
@@ -246,6 +236,16 @@ impl ObjectStore for MeteredStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttling_answers() {
+        assert!(is_throttling(&StorageError::new("SlowDown", 503, "Please reduce your request rate.")));
+        assert!(is_throttling(&StorageError::new("TooManyRequests", 429, "")));
+        assert!(is_throttling(&StorageError::new("ServiceUnavailable", 503, "")));
+        assert!(!is_throttling(&StorageError::internal("")));
+        assert!(!is_throttling(&StorageError::no_such_key()));
+        assert!(!is_throttling(&StorageError::connection("reset")));
+    }
 
     #[test]
     fn every_request_name_is_known_once() {
