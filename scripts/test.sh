@@ -21,6 +21,14 @@ if ! python3 -c 'import qcloud_cos' 2>/dev/null; then
 fi
 python3 -c 'import importlib.metadata as m; print("cos-python-sdk-v5", m.version("cos-python-sdk-v5"))'
 
+# The Prometheus text parser of the `prometheus_client` package (PyPI) reads /metrics in
+# crates/s3batch/tests/observability.rs.
+say "prometheus_client"
+if ! python3 -c 'import prometheus_client.parser' 2>/dev/null; then
+  python3 -m pip install --quiet prometheus_client
+fi
+python3 -c 'import importlib.metadata as m; print("prometheus_client", m.version("prometheus_client"))'
+
 # The real AWS clients (the `aws` CLI and boto3) drive the S3 Control API in the wire tests.
 say "aws CLI and boto3"
 if ! command -v aws >/dev/null || ! python3 -c 'import boto3' 2>/dev/null; then
