@@ -461,6 +461,17 @@ fn general_part(v: &Values, spec: &mut Map<String, Value>, errors: &mut Errors) 
 pub fn from_spec(spec: &JobSpec) -> Values {
     let mut v = Values::default();
     let json = serde_json::to_value(spec).expect("a spec always serialises");
+    operation_values(&mut v, spec, &json);
+    manifest_values(&mut v, spec, &json);
+    if let Some(g) = json.pointer("/ManifestGenerator/S3JobManifestGenerator") {
+        generator_values(&mut v, g);
+    }
+    general_values(&mut v, spec, &json);
+    v
+}
+
+/// The operation and its parameters; what the form has no field for goes to "more parameters" as JSON.
+fn operation_values(v: &mut Values, spec: &JobSpec, json: &Value) {
     let op_name = spec.operation.name();
     v.set("operation", op_name);
     if let (Some(form), Some(op)) = (op_form(op_name), json.pointer(&format!("/Operation/{op_name}"))) {
@@ -475,6 +486,10 @@ pub fn from_spec(spec: &JobSpec) -> Values {
             v.set("op.extra", serde_json::to_string_pretty(&rest).unwrap_or_default());
         }
     }
+}
+
+/// A CSV or inventory manifest's location.
+fn manifest_values(v: &mut Values, spec: &JobSpec, json: &Value) {
     if let Some(m) = &spec.manifest {
         let (bucket, key) = split_object_arn(&m.location.object_arn);
         let inventory =
@@ -494,46 +509,52 @@ pub fn from_spec(spec: &JobSpec) -> Values {
             v.set("manifest.versions", "on");
         }
     }
-    if let Some(g) = json.pointer("/ManifestGenerator/S3JobManifestGenerator") {
-        v.set("source", "generate");
-        let s = |p: &str| g.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
-        v.set("gen.bucket", s("/SourceBucket").trim_start_matches("arn:aws:s3:::"));
-        let list = |p: &str| {
-            g.pointer(p)
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect::<Vec<_>>())
-                .unwrap_or_default()
-        };
-        v.set("gen.prefixes", list("/Filter/KeyNameConstraint/MatchAnyPrefix").join(", "));
-        v.set("gen.suffixes", list("/Filter/KeyNameConstraint/MatchAnySuffix").join(", "));
-        v.set("gen.substrings", list("/Filter/KeyNameConstraint/MatchAnySubstring").join(", "));
-        v.set("gen.created_after", s("/Filter/CreatedAfter"));
-        v.set("gen.created_before", s("/Filter/CreatedBefore"));
-        for (name, p) in [
-            ("gen.larger_than", "/Filter/ObjectSizeGreaterThanBytes"),
-            ("gen.smaller_than", "/Filter/ObjectSizeLessThanBytes"),
-        ] {
-            if let Some(n) = g.pointer(p).and_then(Value::as_i64) {
-                v.set(name, n.to_string());
-            }
-        }
-        v.set_all("gen.storage_class", list("/Filter/MatchAnyStorageClass"));
-        v.set_all("gen.replication", list("/Filter/ObjectReplicationStatuses"));
-        let enc = g
-            .pointer("/Filter/MatchAnyObjectEncryption")
+}
+
+/// The manifest generator's bucket, filters and output.
+fn generator_values(v: &mut Values, g: &Value) {
+    v.set("source", "generate");
+    let s = |p: &str| g.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+    v.set("gen.bucket", s("/SourceBucket").trim_start_matches("arn:aws:s3:::"));
+    let list = |p: &str| {
+        g.pointer(p)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|e| e.as_object()?.keys().next().cloned()).collect())
-            .unwrap_or_default();
-        v.set_all("gen.encryption", enc);
-        if g.pointer("/Filter/EligibleForReplication") == Some(&json!(true)) {
-            v.set("gen.eligible", "on");
-        }
-        if g.pointer("/EnableManifestOutput") == Some(&json!(true)) {
-            v.set("gen.output", "on");
-            v.set("gen.output_bucket", s("/ManifestOutputLocation/Bucket").trim_start_matches("arn:aws:s3:::"));
-            v.set("gen.output_prefix", s("/ManifestOutputLocation/ManifestPrefix"));
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    v.set("gen.prefixes", list("/Filter/KeyNameConstraint/MatchAnyPrefix").join(", "));
+    v.set("gen.suffixes", list("/Filter/KeyNameConstraint/MatchAnySuffix").join(", "));
+    v.set("gen.substrings", list("/Filter/KeyNameConstraint/MatchAnySubstring").join(", "));
+    v.set("gen.created_after", s("/Filter/CreatedAfter"));
+    v.set("gen.created_before", s("/Filter/CreatedBefore"));
+    for (name, p) in [
+        ("gen.larger_than", "/Filter/ObjectSizeGreaterThanBytes"),
+        ("gen.smaller_than", "/Filter/ObjectSizeLessThanBytes"),
+    ] {
+        if let Some(n) = g.pointer(p).and_then(Value::as_i64) {
+            v.set(name, n.to_string());
         }
     }
+    v.set_all("gen.storage_class", list("/Filter/MatchAnyStorageClass"));
+    v.set_all("gen.replication", list("/Filter/ObjectReplicationStatuses"));
+    let enc = g
+        .pointer("/Filter/MatchAnyObjectEncryption")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|e| e.as_object()?.keys().next().cloned()).collect())
+        .unwrap_or_default();
+    v.set_all("gen.encryption", enc);
+    if g.pointer("/Filter/EligibleForReplication") == Some(&json!(true)) {
+        v.set("gen.eligible", "on");
+    }
+    if g.pointer("/EnableManifestOutput") == Some(&json!(true)) {
+        v.set("gen.output", "on");
+        v.set("gen.output_bucket", s("/ManifestOutputLocation/Bucket").trim_start_matches("arn:aws:s3:::"));
+        v.set("gen.output_prefix", s("/ManifestOutputLocation/ManifestPrefix"));
+    }
+}
+
+/// The report, priority, description, role, tags, dry run and rate limit.
+fn general_values(v: &mut Values, spec: &JobSpec, json: &Value) {
     if spec.report.enabled {
         v.set("report.enabled", "on");
         v.set(
@@ -553,7 +574,6 @@ pub fn from_spec(spec: &JobSpec) -> Values {
     if let Some(r) = spec.rate_limit {
         v.set("rate_limit", r.to_string());
     }
-    v
 }
 
 /// The values of a new form.
