@@ -51,8 +51,10 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     let mut chunks = JoinSet::new();
     let mut specs = SpecCache::default();
     let mut turn = 0usize;
+    // Set at every turn of the loop: after a claim, a finished chunk, a wake-up or a tick.
+    let in_flight = metrics::gauge!("s3batch_chunks_in_flight");
     loop {
-        metrics::gauge!("s3batch_chunks_in_flight").set(running_chunks(&engine) as f64);
+        in_flight.set(engine.chunks_in_flight() as f64);
         while chunks.len() < engine.config.chunks_in_flight && !shutdown.is_cancelled() {
             match claim_fair(&engine, &held, &mut turn).await {
                 Ok(Some(chunk)) => {
@@ -81,7 +83,6 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
                         worker = %engine.worker_id
                     );
                     chunks.spawn(tracing::Instrument::instrument(ctx.run(), span));
-                    metrics::gauge!("s3batch_chunks_in_flight").set(running_chunks(&engine) as f64);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -165,7 +166,6 @@ async fn refresh_controls(engine: Arc<Engine>, controls: Controls, stop: Cancell
             map.retain(|id, _| running.contains(id));
             map.iter().map(|(id, c)| (id.clone(), c.clone())).collect()
         };
-        metrics::gauge!("s3batch_chunks_in_flight").set(running_chunks(&engine) as f64);
         for (id, control) in jobs {
             metrics::gauge!("s3batch_job_concurrency", "job" => id.clone()).set(control.window() as f64);
             match engine.store.job_controls(&id, now()).await {
@@ -658,11 +658,6 @@ fn retry_reason(e: &StorageError) -> &'static str {
     } else {
         "other"
     }
-}
-
-/// Chunks this process holds now.
-fn running_chunks(engine: &Engine) -> usize {
-    engine.held.lock().expect("held poisoned").len()
 }
 
 /// The S3DeleteObject tasks `request` (indices into `tasks`, all of one bucket) as DeleteObjects requests: each

@@ -84,17 +84,16 @@ impl Config {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
             value = toml::from_str(&text).with_context(|| format!("config file {}", p.display()))?;
         }
-        // Each value set from the environment, by its place in the config, with the text it was given.
-        let mut from_env: Vec<(String, String)> = Vec::new();
+        let mut from_env: Vec<EnvValue> = Vec::new();
         for (k, v) in env {
             if let Some(rest) = k.strip_prefix("S3BATCH_")
                 && rest.contains("__")
             {
-                let at = set_path(&mut value, rest, &v).with_context(|| format!("environment variable {k}"))?;
-                from_env.push((at, v));
+                let at = set_path(&mut value, rest, scalar(&v)).with_context(|| format!("environment variable {k}"))?;
+                from_env.push(EnvValue { at, var: rest.to_string(), raw: v, as_text: false });
             }
         }
-        let config = deserialize(value, &from_env)?;
+        let config = deserialize(value, &mut from_env)?;
         config.engine.validate().map_err(anyhow::Error::msg)?;
         // Roles are checked now, so that a bad one stops every command that reads the config.
         let storage = config.storage_or_default();
@@ -125,7 +124,7 @@ impl Config {
 /// The config from its TOML value. An environment value read as a number or a boolean where the config wants
 /// text (`S3BATCH_ACCOUNTS__0__ACCOUNT_ID=123456789012`, an all-digit secret) is taken as the text it was
 /// given. Errors name the key and never repeat the value (it may be a secret).
-fn deserialize(mut value: toml::Value, from_env: &[(String, String)]) -> Result<Config> {
+fn deserialize(mut value: toml::Value, from_env: &mut [EnvValue]) -> Result<Config> {
     for _ in 0..=from_env.len() {
         let err = match serde_path_to_error::deserialize::<_, Config>(value.clone()) {
             Ok(c) => return Ok(c),
@@ -134,9 +133,10 @@ fn deserialize(mut value: toml::Value, from_env: &[(String, String)]) -> Result<
         let at = err.path().to_string();
         let message = err.inner().to_string();
         let wants_text = message.contains("expected a string") || message.contains("expected a borrowed string");
-        match from_env.iter().find(|(p, _)| *p == at) {
-            Some((_, raw)) if wants_text && !matches!(value_at(&value, &at), Some(toml::Value::String(_))) => {
-                set_value(&mut value, &at, toml::Value::String(raw.clone()));
+        match from_env.iter_mut().find(|e| e.at == at && !e.as_text) {
+            Some(e) if wants_text => {
+                set_path(&mut value, &e.var, toml::Value::String(e.raw.clone()))?;
+                e.as_text = true;
             }
             _ => bail!("configuration: {at}: {}", without_values(&message)),
         }
@@ -157,41 +157,19 @@ fn without_values(message: &str) -> String {
     out
 }
 
-/// The steps of a path as [`serde_path_to_error`] prints it (`accounts[0].account_id`).
-fn steps(path: &str) -> Vec<String> {
-    path.split(['.', '[']).map(|s| s.trim_end_matches(']').to_string()).filter(|s| !s.is_empty()).collect()
-}
-
-fn value_at<'v>(root: &'v toml::Value, path: &str) -> Option<&'v toml::Value> {
-    steps(path).iter().try_fold(root, |cur, step| match cur {
-        toml::Value::Array(a) => a.get(step.parse::<usize>().ok()?),
-        toml::Value::Table(t) => t.get(step),
-        _ => None,
-    })
-}
-
-fn set_value(root: &mut toml::Value, path: &str, new: toml::Value) {
-    let mut cur = root;
-    for step in steps(path) {
-        cur = match cur {
-            toml::Value::Array(a) => match step.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
-                Some(v) => v,
-                None => return,
-            },
-            toml::Value::Table(t) => match t.get_mut(&step) {
-                Some(v) => v,
-                None => return,
-            },
-            _ => return,
-        };
-    }
-    *cur = new;
+/// A value set from the environment: where it went in the config (as [`serde_path_to_error`] names it), the
+/// variable's path (`ACCOUNTS__0__ACCOUNT_ID`), its text, and whether it was set again as text.
+struct EnvValue {
+    at: String,
+    var: String,
+    raw: String,
+    as_text: bool,
 }
 
 /// `ENGINE__CONCURRENCY=32` sets `engine.concurrency`; `STORAGE__0__ENDPOINT=…` sets `storage[0].endpoint`.
-/// Values are read as TOML scalars (numbers, booleans) where they parse as one, else as strings. Returns the
-/// place it set, as [`serde_path_to_error`] names it (`storage[0].endpoint`).
-fn set_path(root: &mut toml::Value, path: &str, raw: &str) -> Result<String> {
+/// The environment's values are read as TOML scalars ([`scalar`]). Returns the place it set, as
+/// [`serde_path_to_error`] names it (`storage[0].endpoint`).
+fn set_path(root: &mut toml::Value, path: &str, new: toml::Value) -> Result<String> {
     let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
     let mut at = String::new();
     for part in &parts {
@@ -226,7 +204,7 @@ fn set_path(root: &mut toml::Value, path: &str, raw: &str) -> Result<String> {
         } else {
             let toml::Value::Table(t) = cur else { bail!("'{part}' is not inside a section") };
             if last {
-                t.insert(part.clone(), scalar(raw));
+                t.insert(part.clone(), new);
                 return Ok(at);
             }
             cur = t.entry(part.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
@@ -235,6 +213,7 @@ fn set_path(root: &mut toml::Value, path: &str, raw: &str) -> Result<String> {
     bail!("the variable names no key")
 }
 
+/// A value as TOML reads a scalar: a number or a boolean where it parses as one, else a string.
 fn scalar(raw: &str) -> toml::Value {
     if let Ok(i) = raw.parse::<i64>() {
         return toml::Value::Integer(i);
