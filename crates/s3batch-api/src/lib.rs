@@ -29,6 +29,7 @@ pub mod limit;
 pub mod metrics;
 pub mod pipeline;
 pub mod qsign;
+pub mod recorder;
 pub mod s3control;
 pub mod signature;
 pub mod sigv4;
@@ -59,7 +60,7 @@ pub struct AppState {
     /// Host names an open server answers to besides loopback ones (`server.allowed_hosts`).
     pub allowed_hosts: Vec<String>,
     /// The process's metrics, rendered at `/metrics` (none: `/metrics` answers 404).
-    pub metrics: Option<metrics::PrometheusHandle>,
+    pub metrics: Option<recorder::MetricsRegistry>,
     /// The worker id of the engine running in this process, if one does: `/readyz` checks its heartbeat.
     pub engine_worker: Option<String>,
 }

@@ -1,5 +1,5 @@
-//! `GET /metrics` (the Prometheus text format, rendered by `metrics-exporter-prometheus` from what every part of
-//! the process recorded through the `metrics` facade) and `GET /readyz`.
+//! `GET /metrics` (the OpenMetrics text format, which Prometheus scrapes, rendered by [`crate::recorder`] from what
+//! every part of the process recorded through the `metrics` facade) and `GET /readyz`.
 //!
 //! `/metrics` refreshes the scrape-time gauge `s3batch_jobs{status}` (every account's jobs by status, as this
 //! process's store sees them) before it renders. It shows counts only: no account id, key or bucket name.
@@ -16,14 +16,12 @@ use s3batch_store::WorkerState;
 
 use crate::AppState;
 
-pub use metrics_exporter_prometheus::PrometheusHandle;
-
 pub fn routes() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics)).route("/readyz", get(readyz))
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
-    let Some(handle) = &st.metrics else {
+    let Some(registry) = &st.metrics else {
         return (StatusCode::NOT_FOUND, "metrics are off in this process\n").into_response();
     };
     match st.service.store().count_by_status().await {
@@ -35,7 +33,7 @@ async fn metrics(State(st): State<AppState>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "counting jobs for /metrics failed"),
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
+    ([(header::CONTENT_TYPE, crate::recorder::CONTENT_TYPE)], registry.render()).into_response()
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {

@@ -2,12 +2,11 @@
 //! engine make up front are live. `/metrics` renders it (on `serve`, and on a worker's `--metrics-listen`).
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use anyhow::{Context, Result};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use anyhow::{Context, Result, anyhow};
+use s3batch_api::recorder::MetricsRegistry;
 
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+static REGISTRY: OnceLock<MetricsRegistry> = OnceLock::new();
 
 /// Latency buckets in seconds, for every `*_duration_seconds` histogram: 1 ms to 1 min.
 const BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0];
@@ -18,28 +17,20 @@ pub fn enabled() -> bool {
     std::env::var("S3BATCH_METRICS").map_or(true, |v| v != "off")
 }
 
-/// The recorder, installed on first use; every later call returns the same handle.
-pub fn install() -> Result<PrometheusHandle> {
-    if let Some(h) = HANDLE.get() {
-        return Ok(h.clone());
+/// The recorder, installed on first use; every later call returns the same registry. With metrics off, the
+/// registry is not installed and renders nothing but what it was given (nothing).
+pub fn install() -> Result<MetricsRegistry> {
+    if let Some(r) = REGISTRY.get() {
+        return Ok(r.clone());
     }
-    let recorder = PrometheusBuilder::new().set_buckets(&BUCKETS).context("histogram buckets")?.build_recorder();
-    let handle = recorder.handle();
+    let registry = MetricsRegistry::new(&BUCKETS).map_err(|e| anyhow!(e))?;
     if !enabled() {
-        return Ok(HANDLE.get_or_init(|| handle).clone());
+        return Ok(REGISTRY.get_or_init(|| registry).clone());
     }
-    metrics::set_global_recorder(recorder).context("installing the metrics recorder")?;
+    metrics::set_global_recorder(registry.clone()).context("installing the metrics recorder")?;
     describe();
     metrics::gauge!("s3batch_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-    // Histograms are kept as raw samples until upkeep folds them into buckets.
-    let upkeep = handle.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            upkeep.run_upkeep();
-        }
-    });
-    Ok(HANDLE.get_or_init(|| handle).clone())
+    Ok(REGISTRY.get_or_init(|| registry).clone())
 }
 
 fn describe() {

@@ -23,7 +23,7 @@ type Samples = BTreeMap<(String, Labels), f64>;
 fn parse_metrics(text: &str) -> Samples {
     let script = r#"
 import json, sys
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 out = []
 for family in text_string_to_metric_families(sys.stdin.read()):
     for s in family.samples:
