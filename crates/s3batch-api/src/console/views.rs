@@ -240,19 +240,6 @@ pub struct DetailExtras {
 
 pub fn detail(who: &Who, job: &Job, view: &JobView, x: &DetailExtras, now: i64) -> Markup {
     let live = !job.status.is_terminal();
-    let done = job.succeeded + job.failed;
-    let active = job.active_seconds(now) as f64;
-    let rate = if active > 0.0 { done as f64 / active } else { 0.0 };
-    let eta = match job.total_tasks {
-        Some(t) if rate > 0.0 && t > done && live => Some(duration((t - done) as f64 / rate)),
-        _ => None,
-    };
-    let s = job.status;
-    let can_cancel =
-        !s.is_terminal() && !matches!(s, JobStatus::Cancelling | JobStatus::Failing | JobStatus::Completing);
-    let can_pause = matches!(s, JobStatus::Ready | JobStatus::Active) && !job.user_paused;
-    let can_resume = job.user_paused && matches!(s, JobStatus::Pausing | JobStatus::Paused);
-    let csrf = who.csrf;
     layout(
         &format!("Job {}", job.id),
         Some(who),
@@ -261,157 +248,200 @@ pub fn detail(who: &Who, job: &Job, view: &JobView, x: &DetailExtras, now: i64) 
             nav.crumbs aria-label="Breadcrumb" { a href="/console" { "Batch jobs" } " / " span { (job.id) } }
             div.titlebar {
                 h1 { "Job " span.id { (job.id) } }
-                (status_badge(s))
+                (status_badge(job.status))
             }
             @if let Some(n) = &x.notice { p.notice role="status" { (n) } }
             @if let Some(e) = &x.error { p.error role="alert" { (e) } }
-            section.card #live-detail aria-label="Progress" {
-                h2 { "Progress" }
-                (progress(job))
-                dl.grid {
-                    (field_row("Status", html! { (s.as_str()) }))
-                    (field_row("Tasks succeeded", html! { (job.succeeded) }))
-                    (field_row("Tasks failed", html! { (job.failed) }))
-                    (field_row("Total tasks", html! { @match job.total_tasks { Some(t) => (t), None => span.muted { "not yet known" } } }))
-                    (field_row("Elapsed time (active)", html! { (duration(active)) }))
-                    (field_row("Tasks per second", if active > 0.0 { html! { (format!("{rate:.1}")) } } else { text_or_dash(None) }))
-                    (field_row("Estimated time left", text_or_dash(eta.as_deref())))
-                    (field_row("Rate limit", html! { @match job.rate_limit { Some(r) => { (r) " tasks/s" }, None => span.muted { "none" } } }))
-                    @if let Some(c) = &job.suspended_cause { (field_row("Suspended cause", html! { (c) })) }
-                    @if let Some(r) = &job.status_update_reason { (field_row("Last status update reason", html! { (r) })) }
-                }
-                @if !job.failure_reasons.is_empty() {
-                    h3 { "Failure reasons" }
-                    ul.failures { @for f in &job.failure_reasons { li { strong { (f.failure_code) } ": " (f.failure_reason) } } }
-                }
-                @if job.report_key.is_some() {
-                    p { a.button href=(format!("/console/jobs/{}/report", job.id)) { "View completion report" } }
-                }
-            }
-            section.card.actions aria-label="Actions" {
-                h2 { "Actions" }
-                div.buttons {
-                    @if s == JobStatus::Suspended {
-                        a.button.primary href=(format!("/console/jobs/{}/confirm", job.id)) { "Confirm and run" }
-                    }
-                    @if can_pause {
-                        form.inline method="post" action=(format!("/console/jobs/{}/status", job.id)) {
-                            input type="hidden" name="csrf" value=(csrf);
-                            input type="hidden" name="requested" value="Paused";
-                            button type="submit" { "Pause" }
-                        }
-                    }
-                    @if can_resume {
-                        form.inline method="post" action=(format!("/console/jobs/{}/status", job.id)) {
-                            input type="hidden" name="csrf" value=(csrf);
-                            input type="hidden" name="requested" value="Active";
-                            button type="submit" { "Resume" }
-                        }
-                    }
-                    @if s.is_terminal() && job.failed > 0 {
-                        form.inline method="post" action=(format!("/console/jobs/{}/rerun", job.id)) data-confirm="Create a new job that runs this job's failed tasks again?" {
-                            input type="hidden" name="csrf" value=(csrf);
-                            button type="submit" { "Re-run failed tasks" }
-                        }
-                    }
-                    a.button href=(format!("/console/jobs/new?clone={}", job.id)) { "Clone job" }
-                }
-                @if !s.is_terminal() {
-                    form.row-form method="post" action=(format!("/console/jobs/{}/priority", job.id)) {
-                        input type="hidden" name="csrf" value=(csrf);
-                        label for="priority" { "Priority" }
-                        input #priority type="number" name="priority" min="0" max="2147483647" value=(job.priority) required;
-                        button type="submit" { "Update priority" }
-                    }
-                    form.row-form method="post" action=(format!("/console/jobs/{}/rate-limit", job.id)) {
-                        input type="hidden" name="csrf" value=(csrf);
-                        label for="rate_limit" { "Rate limit (tasks/s, empty for none)" }
-                        input #rate_limit type="number" name="rate_limit" min="1" value=[job.rate_limit];
-                        button type="submit" { "Update rate limit" }
-                    }
-                }
-                @if can_cancel {
-                    form.row-form method="post" action=(format!("/console/jobs/{}/status", job.id)) data-confirm="Cancel this job? Tasks not yet run will not run, and a cancelled job cannot be resumed." {
-                        input type="hidden" name="csrf" value=(csrf);
-                        input type="hidden" name="requested" value="Cancelled";
-                        label for="reason" { "Reason for cancelling" }
-                        input #reason type="text" name="reason" maxlength="256";
-                        button.danger type="submit" { "Cancel job" }
-                    }
-                }
-                form.row-form method="post" action=(format!("/console/jobs/{}/tags", job.id)) {
-                    input type="hidden" name="csrf" value=(csrf);
-                    label for="job_tags" { "Job tags (key=value, one per line)" }
-                    textarea #job_tags name="tags" rows="2" {
-                        (job.tags.iter().map(|t| format!("{}={}", t.key, t.value)).collect::<Vec<_>>().join("\n"))
-                    }
-                    button type="submit" { "Save tags" }
-                }
-            }
-            section.card #live-config aria-label="Configuration" {
-                h2 { "Configuration" }
-                dl.grid {
-                    (field_row("Job ARN", html! { code { (view.job_arn) } }))
-                    (field_row("Description", text_or_dash(job.spec.description.as_deref())))
-                    (field_row("Priority", html! { (job.priority) }))
-                    (field_row("Created", html! { (view.creation_time) }))
-                    (field_row("Suspended", text_or_dash(view.suspended_date.as_deref())))
-                    (field_row("Finished", text_or_dash(view.termination_date.as_deref())))
-                    (field_row("Confirmation required", html! { (if job.spec.confirmation_required { "Yes" } else { "No" }) }))
-                    (field_row("Role", text_or_dash(job.spec.role_arn.as_deref())))
-                    (field_row("Dry run", html! { (if job.spec.dry_run { "Yes: checks every task and changes nothing" } else { "No" }) }))
-                    @if let Some(r) = &job.spec.rerun_of {
-                        (field_row("Re-runs the failed tasks of", html! { a href=(format!("/console/jobs/{r}")) { (r) } }))
-                    }
-                    (field_row("Job tags", html! {
-                        @if job.tags.is_empty() { span.muted { "none" } }
-                        @for t in &job.tags { span.tag { (t.key) "=" (t.value) } " " }
-                    }))
-                }
-                h3 { "Operation: " (job.spec.operation.name()) }
-                (operation_parameters(&job.spec))
-                h3 { "Manifest" }
-                @if let Some(m) = &job.spec.manifest {
-                    dl.grid {
-                        (field_row("Object", html! { code { (m.location.object_arn) } }))
-                        (field_row("ETag", text_or_dash(m.location.etag.as_deref().or(job.manifest_etag.as_deref()))))
-                        (field_row("Version", text_or_dash(m.location.object_version_id.as_deref())))
-                        (field_row("Format", html! { (serde_json::to_value(m.spec.format).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) }))
-                        (field_row("Fields", html! { (m.spec.fields.iter().map(|f| serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).collect::<Vec<_>>().join(", ")) }))
-                    }
-                }
-                @if let Some(g) = &view.manifest_generator {
-                    p { "Generated from a bucket listing:" }
-                    (value_fields(&serde_json::to_value(g).unwrap_or_default()))
-                }
-                @if let Some(d) = &view.generated_manifest_descriptor {
-                    p { "Generated manifest:" }
-                    (value_fields(d))
-                }
-                h3 { "Completion report" }
-                dl.grid {
-                    (field_row("Enabled", html! { (if job.spec.report.enabled { "Yes" } else { "No" }) }))
-                    @if job.spec.report.enabled {
-                        (field_row("Bucket", text_or_dash(job.spec.report.bucket.as_deref())))
-                        (field_row("Prefix", text_or_dash(job.spec.report.prefix.as_deref())))
-                        (field_row("Scope", html! { (serde_json::to_value(job.spec.report.report_scope).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| "AllTasks".into())) }))
-                        (field_row("Location", text_or_dash(view.report_location.as_deref())))
-                    }
-                }
-            }
-            section.card #live-history aria-label="Status history" {
-                h2 { "Status history" }
-                @if x.history.is_empty() {
-                    p.muted { "No status changes recorded yet." }
-                } @else {
-                    table {
-                        thead { tr { th scope="col" { "Time" } th scope="col" { "Status" } th scope="col" { "Reason" } } }
-                        tbody { @for (t, st, r) in &x.history { tr { td.time { (t) } td { (st) } td { (r.as_deref().unwrap_or("")) } } } }
-                    }
-                }
-            }
+            (detail_progress(job, now))
+            (detail_actions(job, who.csrf))
+            (detail_configuration(job, view))
+            (detail_history(&x.history))
         },
     )
+}
+
+/// A job's progress: its counts, its rate and the time it has left, and why it failed.
+fn detail_progress(job: &Job, now: i64) -> Markup {
+    let live = !job.status.is_terminal();
+    let s = job.status;
+    let done = job.succeeded + job.failed;
+    let active = job.active_seconds(now) as f64;
+    let rate = if active > 0.0 { done as f64 / active } else { 0.0 };
+    let eta = match job.total_tasks {
+        Some(t) if rate > 0.0 && t > done && live => Some(duration((t - done) as f64 / rate)),
+        _ => None,
+    };
+    html! {
+        section.card #live-detail aria-label="Progress" {
+            h2 { "Progress" }
+            (progress(job))
+            dl.grid {
+                (field_row("Status", html! { (s.as_str()) }))
+                (field_row("Tasks succeeded", html! { (job.succeeded) }))
+                (field_row("Tasks failed", html! { (job.failed) }))
+                (field_row("Total tasks", html! { @match job.total_tasks { Some(t) => (t), None => span.muted { "not yet known" } } }))
+                (field_row("Elapsed time (active)", html! { (duration(active)) }))
+                (field_row("Tasks per second", if active > 0.0 { html! { (format!("{rate:.1}")) } } else { text_or_dash(None) }))
+                (field_row("Estimated time left", text_or_dash(eta.as_deref())))
+                (field_row("Rate limit", html! { @match job.rate_limit { Some(r) => { (r) " tasks/s" }, None => span.muted { "none" } } }))
+                @if let Some(c) = &job.suspended_cause { (field_row("Suspended cause", html! { (c) })) }
+                @if let Some(r) = &job.status_update_reason { (field_row("Last status update reason", html! { (r) })) }
+            }
+            @if !job.failure_reasons.is_empty() {
+                h3 { "Failure reasons" }
+                ul.failures { @for f in &job.failure_reasons { li { strong { (f.failure_code) } ": " (f.failure_reason) } } }
+            }
+            @if job.report_key.is_some() {
+                p { a.button href=(format!("/console/jobs/{}/report", job.id)) { "View completion report" } }
+            }
+        }
+    }
+}
+
+/// What can be done to a job in its status: confirm, pause, resume, re-run, clone, priority, rate limit, cancel,
+/// tags.
+fn detail_actions(job: &Job, csrf: &str) -> Markup {
+    let s = job.status;
+    let can_cancel =
+        !s.is_terminal() && !matches!(s, JobStatus::Cancelling | JobStatus::Failing | JobStatus::Completing);
+    let can_pause = matches!(s, JobStatus::Ready | JobStatus::Active) && !job.user_paused;
+    let can_resume = job.user_paused && matches!(s, JobStatus::Pausing | JobStatus::Paused);
+    html! {
+        section.card.actions aria-label="Actions" {
+            h2 { "Actions" }
+            div.buttons {
+                @if s == JobStatus::Suspended {
+                    a.button.primary href=(format!("/console/jobs/{}/confirm", job.id)) { "Confirm and run" }
+                }
+                @if can_pause {
+                    form.inline method="post" action=(format!("/console/jobs/{}/status", job.id)) {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="requested" value="Paused";
+                        button type="submit" { "Pause" }
+                    }
+                }
+                @if can_resume {
+                    form.inline method="post" action=(format!("/console/jobs/{}/status", job.id)) {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="requested" value="Active";
+                        button type="submit" { "Resume" }
+                    }
+                }
+                @if s.is_terminal() && job.failed > 0 {
+                    form.inline method="post" action=(format!("/console/jobs/{}/rerun", job.id)) data-confirm="Create a new job that runs this job's failed tasks again?" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        button type="submit" { "Re-run failed tasks" }
+                    }
+                }
+                a.button href=(format!("/console/jobs/new?clone={}", job.id)) { "Clone job" }
+            }
+            @if !s.is_terminal() {
+                form.row-form method="post" action=(format!("/console/jobs/{}/priority", job.id)) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="priority" { "Priority" }
+                    input #priority type="number" name="priority" min="0" max="2147483647" value=(job.priority) required;
+                    button type="submit" { "Update priority" }
+                }
+                form.row-form method="post" action=(format!("/console/jobs/{}/rate-limit", job.id)) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="rate_limit" { "Rate limit (tasks/s, empty for none)" }
+                    input #rate_limit type="number" name="rate_limit" min="1" value=[job.rate_limit];
+                    button type="submit" { "Update rate limit" }
+                }
+            }
+            @if can_cancel {
+                form.row-form method="post" action=(format!("/console/jobs/{}/status", job.id)) data-confirm="Cancel this job? Tasks not yet run will not run, and a cancelled job cannot be resumed." {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="requested" value="Cancelled";
+                    label for="reason" { "Reason for cancelling" }
+                    input #reason type="text" name="reason" maxlength="256";
+                    button.danger type="submit" { "Cancel job" }
+                }
+            }
+            form.row-form method="post" action=(format!("/console/jobs/{}/tags", job.id)) {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="job_tags" { "Job tags (key=value, one per line)" }
+                textarea #job_tags name="tags" rows="2" {
+                    (job.tags.iter().map(|t| format!("{}={}", t.key, t.value)).collect::<Vec<_>>().join("\n"))
+                }
+                button type="submit" { "Save tags" }
+            }
+        }
+    }
+}
+
+/// How a job was created: its settings, operation, manifest and completion report.
+fn detail_configuration(job: &Job, view: &JobView) -> Markup {
+    html! {
+        section.card #live-config aria-label="Configuration" {
+            h2 { "Configuration" }
+            dl.grid {
+                (field_row("Job ARN", html! { code { (view.job_arn) } }))
+                (field_row("Description", text_or_dash(job.spec.description.as_deref())))
+                (field_row("Priority", html! { (job.priority) }))
+                (field_row("Created", html! { (view.creation_time) }))
+                (field_row("Suspended", text_or_dash(view.suspended_date.as_deref())))
+                (field_row("Finished", text_or_dash(view.termination_date.as_deref())))
+                (field_row("Confirmation required", html! { (if job.spec.confirmation_required { "Yes" } else { "No" }) }))
+                (field_row("Role", text_or_dash(job.spec.role_arn.as_deref())))
+                (field_row("Dry run", html! { (if job.spec.dry_run { "Yes: checks every task and changes nothing" } else { "No" }) }))
+                @if let Some(r) = &job.spec.rerun_of {
+                    (field_row("Re-runs the failed tasks of", html! { a href=(format!("/console/jobs/{r}")) { (r) } }))
+                }
+                (field_row("Job tags", html! {
+                    @if job.tags.is_empty() { span.muted { "none" } }
+                    @for t in &job.tags { span.tag { (t.key) "=" (t.value) } " " }
+                }))
+            }
+            h3 { "Operation: " (job.spec.operation.name()) }
+            (operation_parameters(&job.spec))
+            h3 { "Manifest" }
+            @if let Some(m) = &job.spec.manifest {
+                dl.grid {
+                    (field_row("Object", html! { code { (m.location.object_arn) } }))
+                    (field_row("ETag", text_or_dash(m.location.etag.as_deref().or(job.manifest_etag.as_deref()))))
+                    (field_row("Version", text_or_dash(m.location.object_version_id.as_deref())))
+                    (field_row("Format", html! { (serde_json::to_value(m.spec.format).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) }))
+                    (field_row("Fields", html! { (m.spec.fields.iter().map(|f| serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).collect::<Vec<_>>().join(", ")) }))
+                }
+            }
+            @if let Some(g) = &view.manifest_generator {
+                p { "Generated from a bucket listing:" }
+                (value_fields(&serde_json::to_value(g).unwrap_or_default()))
+            }
+            @if let Some(d) = &view.generated_manifest_descriptor {
+                p { "Generated manifest:" }
+                (value_fields(d))
+            }
+            h3 { "Completion report" }
+            dl.grid {
+                (field_row("Enabled", html! { (if job.spec.report.enabled { "Yes" } else { "No" }) }))
+                @if job.spec.report.enabled {
+                    (field_row("Bucket", text_or_dash(job.spec.report.bucket.as_deref())))
+                    (field_row("Prefix", text_or_dash(job.spec.report.prefix.as_deref())))
+                    (field_row("Scope", html! { (serde_json::to_value(job.spec.report.report_scope).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| "AllTasks".into())) }))
+                    (field_row("Location", text_or_dash(view.report_location.as_deref())))
+                }
+            }
+        }
+    }
+}
+
+/// A job's status changes: time, status, reason.
+fn detail_history(history: &[(String, String, Option<String>)]) -> Markup {
+    html! {
+        section.card #live-history aria-label="Status history" {
+            h2 { "Status history" }
+            @if history.is_empty() {
+                p.muted { "No status changes recorded yet." }
+            } @else {
+                table {
+                    thead { tr { th scope="col" { "Time" } th scope="col" { "Status" } th scope="col" { "Reason" } } }
+                    tbody { @for (t, st, r) in history { tr { td.time { (t) } td { (st) } td { (r.as_deref().unwrap_or("")) } } } }
+                }
+            }
+        }
+    }
 }
 
 /// The operation's parameters under the create form's labels (the same table reads them back), and any other
