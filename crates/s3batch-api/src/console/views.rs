@@ -106,6 +106,84 @@ pub fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// The list's search, status filter and sort order.
+fn list_filters(p: &ListPage) -> Markup {
+    html! {
+        form.filters method="get" action="/console" role="search" {
+            div {
+                label for="q" { "Search jobs" }
+                input #q type="search" name="q" value=(p.q) placeholder="Description or part of a job ID";
+            }
+            div {
+                label for="status" { "Status" }
+                select #status name="status" multiple size="4" {
+                    @for s in JobStatus::ALL {
+                        option value=(s.as_str()) selected[p.statuses.contains(&s)] { (s.as_str()) }
+                    }
+                }
+            }
+            div {
+                label for="sort" { "Sort by" }
+                select #sort name="sort" {
+                    option value="created" selected[p.sort != "priority"] { "Creation time (newest first)" }
+                    option value="priority" selected[p.sort == "priority"] { "Priority (highest first)" }
+                }
+            }
+            div { button type="submit" { "Apply" } }
+        }
+    }
+}
+
+/// The list's counts by status, its page of jobs and the pager (refreshed live).
+fn list_results(p: &ListPage) -> Markup {
+    html! {
+        div #live-list {
+            nav.counts aria-label="Jobs by status" {
+                a href=(list_link(&[], &p.q, &p.sort, 1)) aria-current=[p.statuses.is_empty().then_some("true")] {
+                    "All " span.count { (p.total) }
+                }
+                @for (s, n) in &p.counts {
+                    a href=(list_link(&[*s], &p.q, &p.sort, 1)) aria-current=[(p.statuses == [*s]).then_some("true")] {
+                        (s.as_str()) " " span.count { (n) }
+                    }
+                }
+            }
+            p.muted { (p.matching) " of " (p.total) " jobs from the last 90 days" }
+            @if p.jobs.is_empty() {
+                p.empty { "No jobs match." }
+            } @else {
+                table.jobs {
+                    thead { tr {
+                        th scope="col" { "Job ID" } th scope="col" { "Description" } th scope="col" { "Operation" }
+                        th scope="col" { "Priority" } th scope="col" { "Status" } th scope="col" { "Progress" }
+                        th scope="col" { "Created" }
+                    } }
+                    tbody {
+                        @for j in &p.jobs {
+                            tr data-job=(j.id) {
+                                td.id { a href=(format!("/console/jobs/{}", j.id)) { (j.id) } }
+                                td { (j.spec.description.as_deref().unwrap_or("")) }
+                                td { (j.spec.operation.name()) }
+                                td.num { (j.priority) }
+                                td { (status_badge(j.status)) }
+                                td { (progress(j)) }
+                                td.time { (time::format_iso(j.created_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if p.pages > 1 {
+                nav.pager aria-label="Pages" {
+                    @if p.page > 1 { a href=(list_link(&p.statuses, &p.q, &p.sort, p.page - 1)) rel="prev" { "Previous" } }
+                    span { "Page " (p.page) " of " (p.pages) }
+                    @if p.page < p.pages { a href=(list_link(&p.statuses, &p.q, &p.sort, p.page + 1)) rel="next" { "Next" } }
+                }
+            }
+        }
+    }
+}
+
 pub fn list(who: &Who, p: &ListPage) -> Markup {
     let live = p.jobs.iter().any(|j| !j.status.is_terminal());
     layout(
@@ -118,72 +196,8 @@ pub fn list(who: &Who, p: &ListPage) -> Markup {
                 a.button.primary href="/console/jobs/new" { "Create job" }
             }
             @if let Some(n) = &p.notice { p.notice role="status" { (n) } }
-            form.filters method="get" action="/console" role="search" {
-                div {
-                    label for="q" { "Search jobs" }
-                    input #q type="search" name="q" value=(p.q) placeholder="Description or part of a job ID";
-                }
-                div {
-                    label for="status" { "Status" }
-                    select #status name="status" multiple size="4" {
-                        @for s in JobStatus::ALL {
-                            option value=(s.as_str()) selected[p.statuses.contains(&s)] { (s.as_str()) }
-                        }
-                    }
-                }
-                div {
-                    label for="sort" { "Sort by" }
-                    select #sort name="sort" {
-                        option value="created" selected[p.sort != "priority"] { "Creation time (newest first)" }
-                        option value="priority" selected[p.sort == "priority"] { "Priority (highest first)" }
-                    }
-                }
-                div { button type="submit" { "Apply" } }
-            }
-            div #live-list {
-                nav.counts aria-label="Jobs by status" {
-                    a href=(list_link(&[], &p.q, &p.sort, 1)) aria-current=[p.statuses.is_empty().then_some("true")] {
-                        "All " span.count { (p.total) }
-                    }
-                    @for (s, n) in &p.counts {
-                        a href=(list_link(&[*s], &p.q, &p.sort, 1)) aria-current=[(p.statuses == [*s]).then_some("true")] {
-                            (s.as_str()) " " span.count { (n) }
-                        }
-                    }
-                }
-                p.muted { (p.matching) " of " (p.total) " jobs from the last 90 days" }
-                @if p.jobs.is_empty() {
-                    p.empty { "No jobs match." }
-                } @else {
-                    table.jobs {
-                        thead { tr {
-                            th scope="col" { "Job ID" } th scope="col" { "Description" } th scope="col" { "Operation" }
-                            th scope="col" { "Priority" } th scope="col" { "Status" } th scope="col" { "Progress" }
-                            th scope="col" { "Created" }
-                        } }
-                        tbody {
-                            @for j in &p.jobs {
-                                tr data-job=(j.id) {
-                                    td.id { a href=(format!("/console/jobs/{}", j.id)) { (j.id) } }
-                                    td { (j.spec.description.as_deref().unwrap_or("")) }
-                                    td { (j.spec.operation.name()) }
-                                    td.num { (j.priority) }
-                                    td { (status_badge(j.status)) }
-                                    td { (progress(j)) }
-                                    td.time { (time::format_iso(j.created_at)) }
-                                }
-                            }
-                        }
-                    }
-                }
-                @if p.pages > 1 {
-                    nav.pager aria-label="Pages" {
-                        @if p.page > 1 { a href=(list_link(&p.statuses, &p.q, &p.sort, p.page - 1)) rel="prev" { "Previous" } }
-                        span { "Page " (p.page) " of " (p.pages) }
-                        @if p.page < p.pages { a href=(list_link(&p.statuses, &p.q, &p.sort, p.page + 1)) rel="next" { "Next" } }
-                    }
-                }
-            }
+            (list_filters(p))
+            (list_results(p))
         },
     )
 }
@@ -304,37 +318,10 @@ fn detail_actions(job: &Job, csrf: &str) -> Markup {
     let s = job.status;
     let can_cancel =
         !s.is_terminal() && !matches!(s, JobStatus::Cancelling | JobStatus::Failing | JobStatus::Completing);
-    let can_pause = matches!(s, JobStatus::Ready | JobStatus::Active) && !job.user_paused;
-    let can_resume = job.user_paused && matches!(s, JobStatus::Pausing | JobStatus::Paused);
     html! {
         section.card.actions aria-label="Actions" {
             h2 { "Actions" }
-            div.buttons {
-                @if s == JobStatus::Suspended {
-                    a.button.primary href=(format!("/console/jobs/{}/confirm", job.id)) { "Confirm and run" }
-                }
-                @if can_pause {
-                    form.inline method="post" action=(format!("/console/jobs/{}/status", job.id)) {
-                        input type="hidden" name="csrf" value=(csrf);
-                        input type="hidden" name="requested" value="Paused";
-                        button type="submit" { "Pause" }
-                    }
-                }
-                @if can_resume {
-                    form.inline method="post" action=(format!("/console/jobs/{}/status", job.id)) {
-                        input type="hidden" name="csrf" value=(csrf);
-                        input type="hidden" name="requested" value="Active";
-                        button type="submit" { "Resume" }
-                    }
-                }
-                @if s.is_terminal() && job.failed > 0 {
-                    form.inline method="post" action=(format!("/console/jobs/{}/rerun", job.id)) data-confirm="Create a new job that runs this job's failed tasks again?" {
-                        input type="hidden" name="csrf" value=(csrf);
-                        button type="submit" { "Re-run failed tasks" }
-                    }
-                }
-                a.button href=(format!("/console/jobs/new?clone={}", job.id)) { "Clone job" }
-            }
+            (detail_buttons(job, csrf))
             @if !s.is_terminal() {
                 form.row-form method="post" action=(format!("/console/jobs/{}/priority", job.id)) {
                     input type="hidden" name="csrf" value=(csrf);
@@ -366,6 +353,41 @@ fn detail_actions(job: &Job, csrf: &str) -> Markup {
                 }
                 button type="submit" { "Save tags" }
             }
+        }
+    }
+}
+
+/// The job's buttons: confirm, pause or resume, re-run the failed tasks, clone.
+fn detail_buttons(job: &Job, csrf: &str) -> Markup {
+    let s = job.status;
+    let can_pause = matches!(s, JobStatus::Ready | JobStatus::Active) && !job.user_paused;
+    let can_resume = job.user_paused && matches!(s, JobStatus::Pausing | JobStatus::Paused);
+    html! {
+        div.buttons {
+            @if s == JobStatus::Suspended {
+                a.button.primary href=(format!("/console/jobs/{}/confirm", job.id)) { "Confirm and run" }
+            }
+            @if can_pause {
+                form.inline method="post" action=(format!("/console/jobs/{}/status", job.id)) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="requested" value="Paused";
+                    button type="submit" { "Pause" }
+                }
+            }
+            @if can_resume {
+                form.inline method="post" action=(format!("/console/jobs/{}/status", job.id)) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="requested" value="Active";
+                    button type="submit" { "Resume" }
+                }
+            }
+            @if s.is_terminal() && job.failed > 0 {
+                form.inline method="post" action=(format!("/console/jobs/{}/rerun", job.id)) data-confirm="Create a new job that runs this job's failed tasks again?" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    button type="submit" { "Re-run failed tasks" }
+                }
+            }
+            a.button href=(format!("/console/jobs/new?clone={}", job.id)) { "Clone job" }
         }
     }
 }
@@ -538,17 +560,6 @@ pub struct ReportPage {
 }
 
 pub fn report(who: &Who, job: &Job, r: Option<&ReportPage>) -> Markup {
-    let base = format!("/console/jobs/{}/report", job.id);
-    let q = |failed: bool, page: usize| {
-        let mut parts = vec![];
-        if failed {
-            parts.push("failed=1".to_string());
-        }
-        if page > 1 {
-            parts.push(format!("page={page}"));
-        }
-        if parts.is_empty() { base.clone() } else { format!("{base}?{}", parts.join("&")) }
-    };
     layout(
         "Completion report",
         Some(who),
@@ -561,57 +572,82 @@ pub fn report(who: &Who, job: &Job, r: Option<&ReportPage>) -> Markup {
             @match r {
                 None => { p { "This job has no completion report yet (it is written when the job finishes, if the job asks for one)." } }
                 Some(r) => {
-                    p { "Written to " code { (r.location) } }
-                    section.card aria-label="Failures by error" {
-                        h2 { "Failures by error" }
-                        @if r.failure_counts.is_empty() { p.muted { "No task failed." } } @else {
-                            table {
-                                thead { tr { th scope="col" { "HTTP status" } th scope="col" { "Error code" } th scope="col" { "Tasks" } } }
-                                tbody { @for ((status, code), n) in &r.failure_counts { tr { td { (status) } td { (code) } td.num { (n) } } } }
-                            }
-                        }
-                    }
-                    div.titlebar {
-                        nav.tabs aria-label="Rows" {
-                            a href=(q(false, 1)) aria-current=[(!r.failed_only).then_some("true")] { "All rows" }
-                            a href=(q(true, 1)) aria-current=[r.failed_only.then_some("true")] { "Failed only" }
-                        }
-                        a.button href=(format!("/console/jobs/{}/report.csv{}", job.id, if r.failed_only { "?failed=1" } else { "" })) download { "Download CSV" }
-                    }
-                    table.report {
-                        thead { tr {
-                            th scope="col" { "Bucket" } th scope="col" { "Key" } th scope="col" { "Version" } th scope="col" { "Task status" }
-                            th scope="col" { "HTTP status" } th scope="col" { "Error code" } th scope="col" { "Result message" }
-                        } }
-                        tbody {
-                            @for row in &r.rows {
-                                tr class=(if row.status == "failed" { "failed" } else { "" }) {
-                                    td { (row.bucket) } td.key { (row.key) } td { (row.version_id) } td { (row.status) }
-                                    td { (row.http_status) } td { (row.error_code) } td.msg { (row.result_message) }
-                                }
-                            }
-                        }
-                    }
-                    @if r.rows.is_empty() { p.empty { "No rows." } }
-                    nav.pager aria-label="Pages" {
-                        @if r.page > 1 { a href=(q(r.failed_only, r.page - 1)) rel="prev" { "Previous" } }
-                        span { "Page " (r.page) }
-                        @if r.more { a href=(q(r.failed_only, r.page + 1)) rel="next" { "Next" } }
-                    }
-                    h2 { "Report files" }
-                    ul {
-                        li { a href=(format!("/console/jobs/{}/report/file?n=manifest", job.id)) { "manifest.json" } }
-                        @for (i, (status, bucket, key)) in r.files.iter().enumerate() {
-                            li {
-                                a href=(format!("/console/jobs/{}/report/file?n={i}", job.id)) { (status) " results" }
-                                " " code { "s3://" (bucket) "/" (key) }
-                            }
-                        }
-                    }
+                    (report_written(job, r))
                 }
             }
         },
     )
+}
+
+/// A report's failed tasks counted by (HTTP status, error code).
+fn report_failures(failure_counts: &[((String, String), u64)]) -> Markup {
+    html! {
+        section.card aria-label="Failures by error" {
+            h2 { "Failures by error" }
+            @if failure_counts.is_empty() { p.muted { "No task failed." } } @else {
+                table {
+                    thead { tr { th scope="col" { "HTTP status" } th scope="col" { "Error code" } th scope="col" { "Tasks" } } }
+                    tbody { @for ((status, code), n) in failure_counts { tr { td { (status) } td { (code) } td.num { (n) } } } }
+                }
+            }
+        }
+    }
+}
+
+/// A written report: where it is, its failures by error, a page of its rows and its files.
+fn report_written(job: &Job, r: &ReportPage) -> Markup {
+    let base = format!("/console/jobs/{}/report", job.id);
+    let q = |failed: bool, page: usize| {
+        let mut parts = vec![];
+        if failed {
+            parts.push("failed=1".to_string());
+        }
+        if page > 1 {
+            parts.push(format!("page={page}"));
+        }
+        if parts.is_empty() { base.clone() } else { format!("{base}?{}", parts.join("&")) }
+    };
+    html! {
+        p { "Written to " code { (r.location) } }
+        (report_failures(&r.failure_counts))
+        div.titlebar {
+            nav.tabs aria-label="Rows" {
+                a href=(q(false, 1)) aria-current=[(!r.failed_only).then_some("true")] { "All rows" }
+                a href=(q(true, 1)) aria-current=[r.failed_only.then_some("true")] { "Failed only" }
+            }
+            a.button href=(format!("/console/jobs/{}/report.csv{}", job.id, if r.failed_only { "?failed=1" } else { "" })) download { "Download CSV" }
+        }
+        table.report {
+            thead { tr {
+                th scope="col" { "Bucket" } th scope="col" { "Key" } th scope="col" { "Version" } th scope="col" { "Task status" }
+                th scope="col" { "HTTP status" } th scope="col" { "Error code" } th scope="col" { "Result message" }
+            } }
+            tbody {
+                @for row in &r.rows {
+                    tr class=(if row.status == "failed" { "failed" } else { "" }) {
+                        td { (row.bucket) } td.key { (row.key) } td { (row.version_id) } td { (row.status) }
+                        td { (row.http_status) } td { (row.error_code) } td.msg { (row.result_message) }
+                    }
+                }
+            }
+        }
+        @if r.rows.is_empty() { p.empty { "No rows." } }
+        nav.pager aria-label="Pages" {
+            @if r.page > 1 { a href=(q(r.failed_only, r.page - 1)) rel="prev" { "Previous" } }
+            span { "Page " (r.page) }
+            @if r.more { a href=(q(r.failed_only, r.page + 1)) rel="next" { "Next" } }
+        }
+        h2 { "Report files" }
+        ul {
+            li { a href=(format!("/console/jobs/{}/report/file?n=manifest", job.id)) { "manifest.json" } }
+            @for (i, (status, bucket, key)) in r.files.iter().enumerate() {
+                li {
+                    a href=(format!("/console/jobs/{}/report/file?n={i}", job.id)) { (status) " results" }
+                    " " code { "s3://" (bucket) "/" (key) }
+                }
+            }
+        }
+    }
 }
 
 fn err(errors: &Errors, k: &str) -> Markup {
@@ -679,8 +715,6 @@ fn op_field(v: &Values, errors: &Errors, f: &form::Field) -> Markup {
 
 /// The create-job form (also Clone job's, filled in).
 pub fn create(who: &Who, v: &Values, errors: &Errors, token: &str, roles: &[String]) -> Markup {
-    let source = v.get("source");
-    let op = v.get("operation");
     layout(
         "Create job",
         Some(who),
@@ -694,114 +728,144 @@ pub fn create(who: &Who, v: &Values, errors: &Errors, token: &str, roles: &[Stri
             form.create method="post" action="/console/jobs" novalidate {
                 input type="hidden" name="csrf" value=(who.csrf);
                 input type="hidden" name="token" value=(token);
-                fieldset.card {
-                    legend { "1. Manifest: the objects to run on" }
-                    (err(errors, "source"))
-                    (err(errors, "manifest"))
-                    div.choices role="radiogroup" aria-label="Manifest source" {
-                        label { input type="radio" name="source" value="csv" checked[source == "csv"]; " CSV manifest" }
-                        label { input type="radio" name="source" value="inventory" checked[source == "inventory"]; " S3 Inventory report (manifest.json)" }
-                        label { input type="radio" name="source" value="generate" checked[source == "generate"]; " Generate from a bucket listing" }
-                    }
-                    div.part data-source="csv" {
-                        (text_input(v, errors, "manifest.bucket", "Manifest bucket", "", "text"))
-                        (text_input(v, errors, "manifest.key", "Manifest key", "manifests/list.csv", "text"))
-                        div.field.with-button {
-                            (text_input(v, errors, "manifest.etag", "Manifest ETag", "looked up when left empty", "text"))
-                            button type="button" data-etag="manifest" { "Look up ETag" }
-                        }
-                        (checkbox(v, "manifest.versions", "The manifest has a version ID column (Bucket, Key, VersionId)"))
-                    }
-                    div.part data-source="inventory" {
-                        (text_input(v, errors, "inventory.bucket", "Inventory bucket", "", "text"))
-                        (text_input(v, errors, "inventory.key", "Inventory manifest.json key", "inventory/src/config/2026-01-01T00-00Z/manifest.json", "text"))
-                        div.field.with-button {
-                            (text_input(v, errors, "inventory.etag", "Inventory manifest ETag", "looked up when left empty", "text"))
-                            button type="button" data-etag="inventory" { "Look up ETag" }
-                        }
-                    }
-                    div.part data-source="generate" {
-                        (err(errors, "gen.bucket"))
-                        (text_input(v, errors, "gen.bucket", "Source bucket", "", "text"))
-                        (text_input(v, errors, "gen.prefixes", "Key prefixes (any of, comma-separated)", "", "text"))
-                        (text_input(v, errors, "gen.suffixes", "Key suffixes (any of)", "", "text"))
-                        (text_input(v, errors, "gen.substrings", "Key substrings (any of)", "", "text"))
-                        (text_input(v, errors, "gen.created_after", "Created after", "2026-01-01", "text"))
-                        (text_input(v, errors, "gen.created_before", "Created before", "2026-12-31", "text"))
-                        (text_input(v, errors, "gen.larger_than", "Larger than (bytes)", "", "number"))
-                        (text_input(v, errors, "gen.smaller_than", "Smaller than (bytes)", "", "number"))
-                        (multi_select(v, "gen.storage_class", "Storage classes (any of)", &s3batch_core::spec::STORAGE_CLASSES))
-                        (multi_select(v, "gen.encryption", "Encryption (any of)", form::GEN_ENCRYPTIONS))
-                        (multi_select(v, "gen.replication", "Replication statuses (any of)", &s3batch_core::spec::REPLICATION_STATUSES))
-                        (checkbox(v, "gen.eligible", "Only objects eligible for replication"))
-                        (checkbox(v, "gen.output", "Save the generated manifest"))
-                        (text_input(v, errors, "gen.output_bucket", "Generated manifest bucket", "", "text"))
-                        (text_input(v, errors, "gen.output_prefix", "Generated manifest prefix", "", "text"))
-                    }
-                }
-                fieldset.card {
-                    legend { "2. Operation" }
-                    (err(errors, "operation"))
-                    div.field {
-                        label for="operation" { "Operation" }
-                        select #operation name="operation" {
-                            @for o in form::OPERATIONS { option value=(o.op) selected[op == o.op] { (o.op) " – " (o.title) } }
-                        }
-                    }
-                    @for o in form::OPERATIONS {
-                        div.part data-op=(o.op) {
-                            @for f in o.fields { (op_field(v, errors, f)) }
-                            @if o.fields.is_empty() { p.muted { "This operation has no parameters." } }
-                        }
-                    }
-                    div.field {
-                        label for="op-extra" { "More parameters (JSON, any member of the operation)" }
-                        textarea #op-extra name="op.extra" rows="2" placeholder="{\"NewObjectMetadata\": {\"CacheControl\": \"max-age=60\"}}" { (v.get("op.extra")) }
-                        (err(errors, "op.extra"))
-                    }
-                }
-                fieldset.card {
-                    legend { "3. Completion report" }
-                    (err(errors, "report"))
-                    (checkbox(v, "report.enabled", "Write a completion report"))
-                    (text_input(v, errors, "report.bucket", "Report bucket", "", "text"))
-                    (text_input(v, errors, "report.prefix", "Report prefix", "", "text"))
-                    div.field {
-                        label for="report-scope" { "Report scope" }
-                        select #report-scope name="report.scope" {
-                            option value="AllTasks" selected[v.get("report.scope") != "FailedTasksOnly"] { "All tasks" }
-                            option value="FailedTasksOnly" selected[v.get("report.scope") == "FailedTasksOnly"] { "Failed tasks only" }
-                        }
-                    }
-                }
-                fieldset.card {
-                    legend { "4. Job options" }
-                    (text_input(v, errors, "description", "Description", "", "text"))
-                    (text_input(v, errors, "priority", "Priority", "", "number"))
-                    div.field {
-                        label for="role" { "Role" }
-                        @if roles.is_empty() {
-                            input #role type="text" name="role" value=(v.get("role")) placeholder="arn:aws:iam::123456789012:role/batch";
-                        } @else {
-                            select #role name="role" {
-                                option value="" { "(none)" }
-                                @for r in roles { option value=(r) selected[v.get("role") == r] { (r) } }
-                            }
-                        }
-                        (err(errors, "role"))
-                    }
-                    div.field {
-                        label for="tags" { "Job tags (key=value, one per line)" }
-                        textarea #tags name="tags" rows="2" { (v.get("tags")) }
-                        (err(errors, "tags"))
-                    }
-                    (text_input(v, errors, "rate_limit", "Rate limit (tasks per second, empty for none)", "", "number"))
-                    (checkbox(v, "dry_run", "Dry run: check every task, change nothing"))
-                }
+                (create_manifest(v, errors))
+                (create_operation(v, errors))
+                (create_report(v, errors))
+                (create_options(v, errors, roles))
                 button.primary type="submit" { "Create job" }
             }
         },
     )
+}
+
+/// Part 1 of the create form: the manifest, as a CSV file, an inventory report or a generator.
+fn create_manifest(v: &Values, errors: &Errors) -> Markup {
+    let source = v.get("source");
+    html! {
+        fieldset.card {
+            legend { "1. Manifest: the objects to run on" }
+            (err(errors, "source"))
+            (err(errors, "manifest"))
+            div.choices role="radiogroup" aria-label="Manifest source" {
+                label { input type="radio" name="source" value="csv" checked[source == "csv"]; " CSV manifest" }
+                label { input type="radio" name="source" value="inventory" checked[source == "inventory"]; " S3 Inventory report (manifest.json)" }
+                label { input type="radio" name="source" value="generate" checked[source == "generate"]; " Generate from a bucket listing" }
+            }
+            div.part data-source="csv" {
+                (text_input(v, errors, "manifest.bucket", "Manifest bucket", "", "text"))
+                (text_input(v, errors, "manifest.key", "Manifest key", "manifests/list.csv", "text"))
+                div.field.with-button {
+                    (text_input(v, errors, "manifest.etag", "Manifest ETag", "looked up when left empty", "text"))
+                    button type="button" data-etag="manifest" { "Look up ETag" }
+                }
+                (checkbox(v, "manifest.versions", "The manifest has a version ID column (Bucket, Key, VersionId)"))
+            }
+            div.part data-source="inventory" {
+                (text_input(v, errors, "inventory.bucket", "Inventory bucket", "", "text"))
+                (text_input(v, errors, "inventory.key", "Inventory manifest.json key", "inventory/src/config/2026-01-01T00-00Z/manifest.json", "text"))
+                div.field.with-button {
+                    (text_input(v, errors, "inventory.etag", "Inventory manifest ETag", "looked up when left empty", "text"))
+                    button type="button" data-etag="inventory" { "Look up ETag" }
+                }
+            }
+            div.part data-source="generate" {
+                (err(errors, "gen.bucket"))
+                (text_input(v, errors, "gen.bucket", "Source bucket", "", "text"))
+                (text_input(v, errors, "gen.prefixes", "Key prefixes (any of, comma-separated)", "", "text"))
+                (text_input(v, errors, "gen.suffixes", "Key suffixes (any of)", "", "text"))
+                (text_input(v, errors, "gen.substrings", "Key substrings (any of)", "", "text"))
+                (text_input(v, errors, "gen.created_after", "Created after", "2026-01-01", "text"))
+                (text_input(v, errors, "gen.created_before", "Created before", "2026-12-31", "text"))
+                (text_input(v, errors, "gen.larger_than", "Larger than (bytes)", "", "number"))
+                (text_input(v, errors, "gen.smaller_than", "Smaller than (bytes)", "", "number"))
+                (multi_select(v, "gen.storage_class", "Storage classes (any of)", &s3batch_core::spec::STORAGE_CLASSES))
+                (multi_select(v, "gen.encryption", "Encryption (any of)", form::GEN_ENCRYPTIONS))
+                (multi_select(v, "gen.replication", "Replication statuses (any of)", &s3batch_core::spec::REPLICATION_STATUSES))
+                (checkbox(v, "gen.eligible", "Only objects eligible for replication"))
+                (checkbox(v, "gen.output", "Save the generated manifest"))
+                (text_input(v, errors, "gen.output_bucket", "Generated manifest bucket", "", "text"))
+                (text_input(v, errors, "gen.output_prefix", "Generated manifest prefix", "", "text"))
+            }
+        }
+    }
+}
+
+/// Part 2 of the create form: the operation and its parameters.
+fn create_operation(v: &Values, errors: &Errors) -> Markup {
+    let op = v.get("operation");
+    html! {
+        fieldset.card {
+            legend { "2. Operation" }
+            (err(errors, "operation"))
+            div.field {
+                label for="operation" { "Operation" }
+                select #operation name="operation" {
+                    @for o in form::OPERATIONS { option value=(o.op) selected[op == o.op] { (o.op) " – " (o.title) } }
+                }
+            }
+            @for o in form::OPERATIONS {
+                div.part data-op=(o.op) {
+                    @for f in o.fields { (op_field(v, errors, f)) }
+                    @if o.fields.is_empty() { p.muted { "This operation has no parameters." } }
+                }
+            }
+            div.field {
+                label for="op-extra" { "More parameters (JSON, any member of the operation)" }
+                textarea #op-extra name="op.extra" rows="2" placeholder="{\"NewObjectMetadata\": {\"CacheControl\": \"max-age=60\"}}" { (v.get("op.extra")) }
+                (err(errors, "op.extra"))
+            }
+        }
+    }
+}
+
+/// Part 3 of the create form: the completion report.
+fn create_report(v: &Values, errors: &Errors) -> Markup {
+    html! {
+        fieldset.card {
+            legend { "3. Completion report" }
+            (err(errors, "report"))
+            (checkbox(v, "report.enabled", "Write a completion report"))
+            (text_input(v, errors, "report.bucket", "Report bucket", "", "text"))
+            (text_input(v, errors, "report.prefix", "Report prefix", "", "text"))
+            div.field {
+                label for="report-scope" { "Report scope" }
+                select #report-scope name="report.scope" {
+                    option value="AllTasks" selected[v.get("report.scope") != "FailedTasksOnly"] { "All tasks" }
+                    option value="FailedTasksOnly" selected[v.get("report.scope") == "FailedTasksOnly"] { "Failed tasks only" }
+                }
+            }
+        }
+    }
+}
+
+/// Part 4 of the create form: description, priority, role, tags, rate limit, dry run.
+fn create_options(v: &Values, errors: &Errors, roles: &[String]) -> Markup {
+    html! {
+        fieldset.card {
+            legend { "4. Job options" }
+            (text_input(v, errors, "description", "Description", "", "text"))
+            (text_input(v, errors, "priority", "Priority", "", "number"))
+            div.field {
+                label for="role" { "Role" }
+                @if roles.is_empty() {
+                    input #role type="text" name="role" value=(v.get("role")) placeholder="arn:aws:iam::123456789012:role/batch";
+                } @else {
+                    select #role name="role" {
+                        option value="" { "(none)" }
+                        @for r in roles { option value=(r) selected[v.get("role") == r] { (r) } }
+                    }
+                }
+                (err(errors, "role"))
+            }
+            div.field {
+                label for="tags" { "Job tags (key=value, one per line)" }
+                textarea #tags name="tags" rows="2" { (v.get("tags")) }
+                (err(errors, "tags"))
+            }
+            (text_input(v, errors, "rate_limit", "Rate limit (tasks per second, empty for none)", "", "number"))
+            (checkbox(v, "dry_run", "Dry run: check every task, change nothing"))
+        }
+    }
 }
 
 pub fn message(who: Option<&Who>, title: &str, text: &str) -> Markup {
