@@ -1043,3 +1043,24 @@ pub fn md5_hex(data: &[u8]) -> String {
     use md5::{Digest, Md5};
     hex::encode(Md5::digest(data))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_read_by_name() {
+        assert!(is_retryable_status(429) && is_retryable_status(500) && is_retryable_status(503));
+        assert!(!is_retryable_status(501), "Not Implemented will not change");
+        assert!(!is_retryable_status(400) && !is_retryable_status(404) && !is_retryable_status(200));
+        assert!(StorageError::no_such_key().is_not_found() && !StorageError::internal("").is_not_found());
+        assert!(StorageError::bad_request("").is_bad_request() && !StorageError::access_denied("").is_bad_request());
+        assert!(
+            StorageError::internal("").is_server_error() && StorageError::not_implemented("x", "y").is_server_error()
+        );
+        assert!(!StorageError::connection("reset").is_server_error(), "no answer is no server error");
+        assert_eq!(StorageError::connection("reset").report_status(), NO_ANSWER_STATUS);
+        assert_eq!(StorageError::access_denied("").report_status(), 403);
+        assert_eq!(StorageError::task_result("PermanentFailure", "").report_status(), 200);
+    }
+}
