@@ -156,11 +156,7 @@ impl<D: Dialect> FromRequest<AppState> for Call<D> {
 impl<D: Dialect> Call<D> {
     /// Who is calling, within the account's request rate.
     pub fn caller(&self) -> Result<D::Caller, ApiError> {
-        let caller = D::authenticate(self)?;
-        if !self.state.limiter.admit(caller.account()) {
-            return Err(ApiError::RateLimited);
-        }
-        Ok(caller)
+        within_rate(&self.state, D::authenticate(self)?)
     }
 
     /// The request body.
@@ -230,6 +226,12 @@ impl<D: Dialect> Call<D> {
         let outcome = handler(&self).await;
         self.finish(outcome)
     }
+}
+
+/// The rate limit step of every front end (the console's too): the caller, if its account is within its request
+/// rate.
+pub fn within_rate<C: Caller>(state: &AppState, caller: C) -> Result<C, ApiError> {
+    if state.limiter.admit(caller.account()) { Ok(caller) } else { Err(ApiError::RateLimited) }
 }
 
 /// The API operation a request is, by its method and the last part of its path (the same in every dialect):

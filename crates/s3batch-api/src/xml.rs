@@ -47,78 +47,110 @@ pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
     let text = std::str::from_utf8(body).map_err(|_| XmlError("the request body is not UTF-8".into()))?;
     let mut reader = quick_xml::Reader::from_str(text);
     reader.config_mut().trim_text(false);
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
-    let mut count = 0usize;
+    let mut tree = Tree::default();
     loop {
         let ev = reader.read_event().map_err(|e| XmlError(format!("malformed XML: {e}")))?;
         match ev {
-            Event::Start(s) | Event::Empty(s) if root.is_some() => {
-                let _ = s;
+            Event::Start(_) | Event::Empty(_) if tree.root.is_some() => {
                 return err("malformed XML: content after the root element");
             }
-            Event::Start(s) => {
-                count += 1;
-                if stack.len() >= MAX_DEPTH {
-                    return err(format!("the XML is nested deeper than {MAX_DEPTH} levels"));
-                }
-                if count > MAX_ELEMENTS {
-                    return err(format!("the XML has more than {MAX_ELEMENTS} elements"));
-                }
-                stack.push(Element { name: local_name(s.local_name().as_ref())?, ..Default::default() });
-            }
-            Event::Empty(s) => {
-                count += 1;
-                if count > MAX_ELEMENTS {
-                    return err(format!("the XML has more than {MAX_ELEMENTS} elements"));
-                }
-                let el = Element { name: local_name(s.local_name().as_ref())?, ..Default::default() };
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
-                }
-            }
-            Event::End(_) => {
-                let el = stack.pop().ok_or_else(|| XmlError("malformed XML: unbalanced end tag".into()))?;
-                if !el.children.is_empty() && !el.text.trim().is_empty() {
-                    return err(format!("<{}> mixes text and elements", el.name));
-                }
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
-                }
-            }
+            Event::Start(s) => tree.open(local_name(s.local_name().as_ref())?)?,
+            Event::Empty(s) => tree.empty(local_name(s.local_name().as_ref())?)?,
+            Event::End(_) => tree.close()?,
             Event::Text(t) => {
                 let s = t.xml10_content().map_err(|e| XmlError(format!("malformed XML text: {e}")))?;
-                push_text(&mut stack, &root, &s)?;
+                tree.text(&s)?;
             }
-            Event::GeneralRef(r) => {
-                // Character references and the five predefined entities only: there are no DTDs to define others.
-                let resolved = match r.resolve_char_ref() {
-                    Ok(Some(c)) => c.to_string(),
-                    Ok(None) => {
-                        let name = r.decode().map_err(|e| XmlError(format!("malformed XML entity: {e}")))?;
-                        quick_xml::escape::resolve_predefined_entity(&name)
-                            .ok_or_else(|| XmlError(format!("unknown XML entity &{name};")))?
-                            .to_string()
-                    }
-                    Err(e) => return err(format!("malformed XML character reference: {e}")),
-                };
-                push_text(&mut stack, &root, &resolved)?;
-            }
+            Event::GeneralRef(r) => tree.text(&resolve_reference(&r)?)?,
             Event::CData(c) => {
                 let s = c.xml10_content().map_err(|e| XmlError(format!("malformed CDATA: {e}")))?;
-                push_text(&mut stack, &root, &s)?;
+                tree.text(&s)?;
             }
             Event::DocType(_) => return err("DTDs are not allowed in requests"),
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
             Event::Eof => break,
         }
     }
-    if !stack.is_empty() {
-        return err("malformed XML: the document ends inside an element");
+    tree.finish()
+}
+
+/// The element tree as the parser builds it: the open elements, the root once closed, and how many elements so far.
+#[derive(Default)]
+struct Tree {
+    stack: Vec<Element>,
+    root: Option<Element>,
+    count: usize,
+}
+
+impl Tree {
+    /// Count one more element, within [`MAX_ELEMENTS`].
+    fn count_one(&mut self) -> Result<(), XmlError> {
+        self.count += 1;
+        if self.count > MAX_ELEMENTS {
+            return err(format!("the XML has more than {MAX_ELEMENTS} elements"));
+        }
+        Ok(())
     }
-    root.ok_or_else(|| XmlError("the request body holds no XML element".into()))
+
+    /// A start tag: a new open element, within [`MAX_DEPTH`].
+    fn open(&mut self, name: String) -> Result<(), XmlError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return err(format!("the XML is nested deeper than {MAX_DEPTH} levels"));
+        }
+        self.count_one()?;
+        self.stack.push(Element { name, ..Default::default() });
+        Ok(())
+    }
+
+    /// An empty-element tag: a child of the open element (or the root).
+    fn empty(&mut self, name: String) -> Result<(), XmlError> {
+        self.count_one()?;
+        self.attach(Element { name, ..Default::default() });
+        Ok(())
+    }
+
+    /// An end tag: the open element is done.
+    fn close(&mut self) -> Result<(), XmlError> {
+        let el = self.stack.pop().ok_or_else(|| XmlError("malformed XML: unbalanced end tag".into()))?;
+        if !el.children.is_empty() && !el.text.trim().is_empty() {
+            return err(format!("<{}> mixes text and elements", el.name));
+        }
+        self.attach(el);
+        Ok(())
+    }
+
+    fn attach(&mut self, el: Element) {
+        match self.stack.last_mut() {
+            Some(parent) => parent.children.push(el),
+            None => self.root = Some(el),
+        }
+    }
+
+    fn text(&mut self, s: &str) -> Result<(), XmlError> {
+        push_text(&mut self.stack, &self.root, s)
+    }
+
+    /// The root, once the document has ended.
+    fn finish(self) -> Result<Element, XmlError> {
+        if !self.stack.is_empty() {
+            return err("malformed XML: the document ends inside an element");
+        }
+        self.root.ok_or_else(|| XmlError("the request body holds no XML element".into()))
+    }
+}
+
+/// A character reference or one of the five predefined entities (there are no DTDs to define others).
+fn resolve_reference(r: &quick_xml::events::BytesRef<'_>) -> Result<String, XmlError> {
+    match r.resolve_char_ref() {
+        Ok(Some(c)) => Ok(c.to_string()),
+        Ok(None) => {
+            let name = r.decode().map_err(|e| XmlError(format!("malformed XML entity: {e}")))?;
+            quick_xml::escape::resolve_predefined_entity(&name)
+                .map(str::to_string)
+                .ok_or_else(|| XmlError(format!("unknown XML entity &{name};")))
+        }
+        Err(e) => err(format!("malformed XML character reference: {e}")),
+    }
 }
 
 fn local_name(raw: &[u8]) -> Result<String, XmlError> {

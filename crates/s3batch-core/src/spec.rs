@@ -798,6 +798,15 @@ fn validate_generator(g: &S3JobManifestGenerator) -> Result<(), ValidationError>
     if let Some(o) = &g.expected_bucket_owner {
         check(valid_account_id(o), || format!("{p}.ExpectedBucketOwner '{o}' is not a 12-digit account id"))?;
     }
+    validate_generator_output(p, g)?;
+    match &g.filter {
+        Some(f) => validate_generator_filter(&format!("{p}.Filter"), f),
+        None => Ok(()),
+    }
+}
+
+/// Where a generator writes its manifest: required with `EnableManifestOutput`.
+fn validate_generator_output(p: &str, g: &S3JobManifestGenerator) -> Result<(), ValidationError> {
     match &g.manifest_output_location {
         Some(out) => {
             check(arn::parse_bucket_arn(&out.bucket).is_some(), || {
@@ -826,8 +835,11 @@ fn validate_generator(g: &S3JobManifestGenerator) -> Result<(), ValidationError>
             format!("{p}.ManifestOutputLocation is required when EnableManifestOutput is true")
         })?,
     }
-    let Some(f) = &g.filter else { return Ok(()) };
-    let fp = format!("{p}.Filter");
+    Ok(())
+}
+
+/// A generator's filter: dates, replication statuses, storage classes, sizes, key name constraints, encryption.
+fn validate_generator_filter(fp: &str, f: &ManifestGeneratorFilter) -> Result<(), ValidationError> {
     for (name, v) in [("CreatedAfter", &f.created_after), ("CreatedBefore", &f.created_before)] {
         if let Some(v) = v {
             timestamp(&format!("{fp}.{name}"), v)?;
@@ -881,44 +893,8 @@ fn validate_operation(op: &Operation) -> Result<(), ValidationError> {
         }
         Operation::S3DeleteObjectTagging(_) | Operation::S3DeleteObject(_) | Operation::S3ReplicateObject(_) => Ok(()),
         Operation::S3PutObjectCopy(c) => validate_copy(c),
-        Operation::LambdaInvoke(l) => {
-            check_len("LambdaInvoke.FunctionArn", &l.function_arn, 1, 1024)?;
-            check(valid_function_arn(&l.function_arn), || {
-                format!("LambdaInvoke.FunctionArn '{}' is not a Lambda function ARN or name", l.function_arn)
-            })?;
-            let version = l.invocation_schema_version.as_deref().unwrap_or("1.0");
-            one_of("LambdaInvoke.InvocationSchemaVersion", version, &["1.0", "2.0"])?;
-            if !l.user_arguments.is_empty() {
-                check(version == "2.0", || "LambdaInvoke.UserArguments needs InvocationSchemaVersion 2.0".into())?;
-                check(l.user_arguments.len() <= 10, || "LambdaInvoke.UserArguments holds at most 10 entries".into())?;
-                for (k, v) in &l.user_arguments {
-                    check_len("LambdaInvoke.UserArguments key", k, 1, 64)?;
-                    check_len("LambdaInvoke.UserArguments value", v, 0, 1024)?;
-                }
-            }
-            Ok(())
-        }
-        Operation::S3PutObjectAcl(a) => {
-            let policy = a
-                .access_control_policy
-                .as_ref()
-                .ok_or_else(|| ValidationError::bad_request("S3PutObjectAcl.AccessControlPolicy is required"))?;
-            match (&policy.access_control_list, &policy.canned_access_control_list) {
-                (Some(list), None) => {
-                    if let Some(id) = &list.owner.id {
-                        check_len("S3PutObjectAcl owner ID", id, 1, 1024)?;
-                    }
-                    for g in list.grants.iter().flatten() {
-                        validate_grant("S3PutObjectAcl.AccessControlPolicy.AccessControlList.Grants", g)?;
-                    }
-                    Ok(())
-                }
-                (None, Some(acl)) => one_of("S3PutObjectAcl CannedAccessControlList", acl, &CANNED_ACLS),
-                _ => Err(ValidationError::bad_request(
-                    "S3PutObjectAcl.AccessControlPolicy needs exactly one of AccessControlList and CannedAccessControlList",
-                )),
-            }
-        }
+        Operation::LambdaInvoke(l) => validate_lambda(l),
+        Operation::S3PutObjectAcl(a) => validate_put_acl(a),
         Operation::S3InitiateRestoreObject(r) => {
             if let Some(d) = r.expiration_in_days {
                 check((0..=i32::MAX as i64).contains(&d), || {
@@ -933,23 +909,7 @@ fn validate_operation(op: &Operation) -> Result<(), ValidationError> {
         Operation::S3PutObjectLegalHold(h) => {
             one_of("S3PutObjectLegalHold.LegalHold.Status", &h.legal_hold.status, &["OFF", "ON"])
         }
-        Operation::S3PutObjectRetention(r) => {
-            let ret = &r.retention;
-            if let Some(m) = &ret.mode {
-                one_of("S3PutObjectRetention.Retention.Mode", m, &OBJECT_LOCK_MODES)?;
-            }
-            if let Some(d) = &ret.retain_until_date {
-                timestamp("S3PutObjectRetention.Retention.RetainUntilDate", d)?;
-            }
-            check(ret.mode.is_some() == ret.retain_until_date.is_some(), || {
-                "S3PutObjectRetention.Retention needs both Mode and RetainUntilDate, or neither (to remove it)".into()
-            })?;
-            validate_event_hold(
-                "S3PutObjectRetention.Retention.EventHold",
-                ret.event_hold.as_deref(),
-                ret.event_hold_duration.as_ref(),
-            )
-        }
+        Operation::S3PutObjectRetention(r) => validate_retention(r),
         Operation::S3ComputeObjectChecksum(c) => {
             let alg = c
                 .checksum_algorithm
@@ -971,6 +931,67 @@ fn validate_operation(op: &Operation) -> Result<(), ValidationError> {
             })
         }
     }
+}
+
+/// A Lambda function ARN (or name), a known schema version, and user arguments only with schema 2.0.
+fn validate_lambda(l: &LambdaInvoke) -> Result<(), ValidationError> {
+    check_len("LambdaInvoke.FunctionArn", &l.function_arn, 1, 1024)?;
+    check(valid_function_arn(&l.function_arn), || {
+        format!("LambdaInvoke.FunctionArn '{}' is not a Lambda function ARN or name", l.function_arn)
+    })?;
+    let version = l.invocation_schema_version.as_deref().unwrap_or("1.0");
+    one_of("LambdaInvoke.InvocationSchemaVersion", version, &["1.0", "2.0"])?;
+    if !l.user_arguments.is_empty() {
+        check(version == "2.0", || "LambdaInvoke.UserArguments needs InvocationSchemaVersion 2.0".into())?;
+        check(l.user_arguments.len() <= 10, || "LambdaInvoke.UserArguments holds at most 10 entries".into())?;
+        for (k, v) in &l.user_arguments {
+            check_len("LambdaInvoke.UserArguments key", k, 1, 64)?;
+            check_len("LambdaInvoke.UserArguments value", v, 0, 1024)?;
+        }
+    }
+    Ok(())
+}
+
+/// An ACL: a list of grants (with its owner) or a canned ACL, exactly one of the two.
+fn validate_put_acl(a: &PutObjectAcl) -> Result<(), ValidationError> {
+    let policy = a
+        .access_control_policy
+        .as_ref()
+        .ok_or_else(|| ValidationError::bad_request("S3PutObjectAcl.AccessControlPolicy is required"))?;
+    match (&policy.access_control_list, &policy.canned_access_control_list) {
+        (Some(list), None) => {
+            if let Some(id) = &list.owner.id {
+                check_len("S3PutObjectAcl owner ID", id, 1, 1024)?;
+            }
+            for g in list.grants.iter().flatten() {
+                validate_grant("S3PutObjectAcl.AccessControlPolicy.AccessControlList.Grants", g)?;
+            }
+            Ok(())
+        }
+        (None, Some(acl)) => one_of("S3PutObjectAcl CannedAccessControlList", acl, &CANNED_ACLS),
+        _ => Err(ValidationError::bad_request(
+            "S3PutObjectAcl.AccessControlPolicy needs exactly one of AccessControlList and CannedAccessControlList",
+        )),
+    }
+}
+
+/// A retention: a mode and a date together (or neither, to remove it), and an event hold.
+fn validate_retention(r: &PutObjectRetention) -> Result<(), ValidationError> {
+    let ret = &r.retention;
+    if let Some(m) = &ret.mode {
+        one_of("S3PutObjectRetention.Retention.Mode", m, &OBJECT_LOCK_MODES)?;
+    }
+    if let Some(d) = &ret.retain_until_date {
+        timestamp("S3PutObjectRetention.Retention.RetainUntilDate", d)?;
+    }
+    check(ret.mode.is_some() == ret.retain_until_date.is_some(), || {
+        "S3PutObjectRetention.Retention needs both Mode and RetainUntilDate, or neither (to remove it)".into()
+    })?;
+    validate_event_hold(
+        "S3PutObjectRetention.Retention.EventHold",
+        ret.event_hold.as_deref(),
+        ret.event_hold_duration.as_ref(),
+    )
 }
 
 /// An event hold is `ON` or `OFF`; its duration (only with a hold) is 1 to 36,500 days or 1 to 100 years, one of
@@ -1017,6 +1038,12 @@ fn validate_copy(c: &PutObjectCopy) -> Result<(), ValidationError> {
     if let Some(tags) = &c.new_object_tagging {
         validate_tags(&format!("{p}.NewObjectTagging"), tags, MAX_OBJECT_TAGS)?;
     }
+    validate_copy_metadata(p, c)?;
+    validate_copy_object_settings(p, c)
+}
+
+/// The merge flags need what they merge; new metadata needs `REPLACE` and fits S3's limits.
+fn validate_copy_metadata(p: &str, c: &PutObjectCopy) -> Result<(), ValidationError> {
     if c.merge_metadata == Some(true) {
         check(c.new_object_metadata.is_some(), || format!("{p}.MergeMetadata needs NewObjectMetadata"))?;
     }
@@ -1041,6 +1068,11 @@ fn validate_copy(c: &PutObjectCopy) -> Result<(), ValidationError> {
         let size: usize = m.user_metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
         check(size <= 8192, || format!("{p}.NewObjectMetadata.UserMetadata is {size} bytes; at most 8192"))?;
     }
+    Ok(())
+}
+
+/// The new object's storage class, ACL, redirect, encryption key, object lock, checksum and date conditions.
+fn validate_copy_object_settings(p: &str, c: &PutObjectCopy) -> Result<(), ValidationError> {
     if let Some(sc) = &c.storage_class {
         one_of(&format!("{p}.StorageClass"), sc, &STORAGE_CLASSES)?;
     }

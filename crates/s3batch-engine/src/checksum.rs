@@ -127,7 +127,7 @@ pub async fn compute(
 /// `error details: {"failureMessage":"…", "errorCode": "404"}` (`errorCode` is the storage's HTTP status; the
 /// storage's own error code leads the message).
 pub fn permanent_failure(e: StorageError) -> StorageError {
-    let http = if e.http_status == 0 { 500 } else { e.http_status };
+    let http = e.report_status();
     let message = serde_json::Value::String(format!("{}: {}", e.code, e.message));
     StorageError::task_result(
         "PermanentFailure",

@@ -34,10 +34,7 @@ const RELEASE_MARGIN: Duration = Duration::from_secs(3);
 /// Run until `shutdown`; then stop claiming, let in-flight tasks finish within the grace period, abandon the rest,
 /// release unfinished chunks.
 pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
-    let sem = Arc::new(Semaphore::new(engine.config.concurrency));
     let held: Held = engine.held.clone();
-    // Fires once the grace period after `shutdown` is over: tasks still running are abandoned.
-    let abandon = CancellationToken::new();
     let heartbeat_stop = CancellationToken::new();
     // Stop with this future, should it be dropped (see [`Engine::run`]).
     let heartbeat =
@@ -48,34 +45,58 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
         controls.clone(),
         heartbeat_stop.clone(),
     )));
+    let mut launcher = Launcher {
+        sem: Arc::new(Semaphore::new(engine.config.concurrency)),
+        engine: engine.clone(),
+        held: held.clone(),
+        controls,
+        shutdown: shutdown.clone(),
+        abandon: CancellationToken::new(),
+        specs: SpecCache::default(),
+        turn: 0,
+    };
     let mut chunks = JoinSet::new();
-    let mut specs = SpecCache::default();
-    let mut turn = 0usize;
     // Set at every turn of the loop: after a claim, a finished chunk, a wake-up or a tick.
     let in_flight = metrics::gauge!("s3batch_chunks_in_flight");
     loop {
         in_flight.set(engine.chunks_in_flight() as f64);
-        while chunks.len() < engine.config.chunks_in_flight && !shutdown.is_cancelled() {
-            match claim_fair(&engine, &held, &mut turn).await {
+        launcher.fill(&mut chunks).await;
+        tokio::select! {
+            Some(_) = chunks.join_next(), if !chunks.is_empty() => {}
+            _ = engine.wake.notified() => {}
+            _ = tokio::time::sleep(engine.config.tick()) => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    drain(&engine, &held, &mut chunks, &launcher.abandon).await;
+    heartbeat_stop.cancel();
+    let _ = heartbeat.await;
+    let _ = refresher.await;
+}
+
+/// What the executor's loop shares with every chunk it starts, and how it claims them.
+struct Launcher {
+    engine: Arc<Engine>,
+    /// The tasks running at once in this process.
+    sem: Arc<Semaphore>,
+    held: Held,
+    controls: Controls,
+    shutdown: CancellationToken,
+    /// Fires once the grace period after `shutdown` is over: tasks still running are abandoned.
+    abandon: CancellationToken,
+    specs: SpecCache,
+    /// Whose turn it is among the Active jobs (see [`claim_fair`]).
+    turn: usize,
+}
+
+impl Launcher {
+    /// Claim and start chunks until as many run as the config allows, none is left to claim, or shutdown began.
+    async fn fill(&mut self, chunks: &mut JoinSet<()>) {
+        let engine = self.engine.clone();
+        while chunks.len() < engine.config.chunks_in_flight && !self.shutdown.is_cancelled() {
+            match claim_fair(&engine, &self.held, &mut self.turn).await {
                 Ok(Some(chunk)) => {
-                    let lost = CancellationToken::new();
-                    held.lock().expect("held poisoned").insert(chunk.id.clone(), lost.clone());
-                    let Some(job) = specs.get(&engine, &chunk.id.job_id).await else {
-                        release(&engine, &held, &chunk.id).await;
-                        break;
-                    };
-                    let control = control_of(&engine, &controls, &job.id).await;
-                    let ctx = ChunkRun {
-                        engine: engine.clone(),
-                        job,
-                        control,
-                        chunk,
-                        sem: sem.clone(),
-                        lost,
-                        shutdown: shutdown.clone(),
-                        abandon: abandon.clone(),
-                        held: held.clone(),
-                    };
+                    let Some(ctx) = self.start(chunk).await else { break };
                     let span = tracing::info_span!(
                         "chunk",
                         job = %ctx.chunk.id.job_id,
@@ -91,17 +112,30 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
                 }
             }
         }
-        tokio::select! {
-            Some(_) = chunks.join_next(), if !chunks.is_empty() => {}
-            _ = engine.wake.notified() => {}
-            _ = tokio::time::sleep(engine.config.tick()) => {}
-            _ = shutdown.cancelled() => break,
-        }
     }
-    drain(&engine, &held, &mut chunks, &abandon).await;
-    heartbeat_stop.cancel();
-    let _ = heartbeat.await;
-    let _ = refresher.await;
+
+    /// A claimed chunk, held and ready to run; none (and the chunk released) when its job cannot be read.
+    async fn start(&mut self, chunk: Chunk) -> Option<ChunkRun> {
+        let engine = &self.engine;
+        let lost = CancellationToken::new();
+        self.held.lock().expect("held poisoned").insert(chunk.id.clone(), lost.clone());
+        let Some(job) = self.specs.get(engine, &chunk.id.job_id).await else {
+            release(engine, &self.held, &chunk.id).await;
+            return None;
+        };
+        let control = control_of(engine, &self.controls, &job.id).await;
+        Some(ChunkRun {
+            engine: engine.clone(),
+            job,
+            control,
+            chunk,
+            sem: self.sem.clone(),
+            lost,
+            shutdown: self.shutdown.clone(),
+            abandon: self.abandon.clone(),
+            held: self.held.clone(),
+        })
+    }
 }
 
 /// Claim the next chunk, sharing this worker fairly between the Active jobs: the job with the fewest chunks held
@@ -653,7 +687,7 @@ fn retry_reason(e: &StorageError) -> &'static str {
         "throttled"
     } else if e.http_status == 0 {
         "connection"
-    } else if e.http_status >= 500 {
+    } else if e.is_server_error() {
         "server_error"
     } else {
         "other"
@@ -702,27 +736,7 @@ async fn run_delete_batch(
                     return done;
                 }
             }
-            Ok(results) => {
-                let mut again = Vec::new();
-                let mut throttled = None;
-                for (i, r) in pending.into_iter().zip(results) {
-                    match r {
-                        Ok(_) => done.push((i, Outcome::Succeeded("Successful".into()))),
-                        Err(e) if e.transient && may_retry => {
-                            if throttled.is_none() && control::is_throttling(&e) {
-                                throttled = Some(e);
-                            }
-                            again.push(i);
-                        }
-                        Err(e) => done.push((i, Outcome::Failed(e))),
-                    }
-                }
-                match throttled {
-                    Some(e) => control.observe::<()>(&Err(e)),
-                    None => control.observe::<()>(&Ok(())),
-                }
-                again
-            }
+            Ok(results) => sort_deleted(control, pending, results, may_retry, &mut done),
         };
         if again.is_empty() {
             return done;
@@ -733,6 +747,37 @@ async fn run_delete_batch(
     }
 }
 
+/// One DeleteObjects answer, key by key: each key's outcome into `done`, except the keys to send again (a
+/// transient error while `may_retry`), which it returns. The answer feeds the job's adaptive window: throttled if
+/// any key was.
+fn sort_deleted(
+    control: &JobControl,
+    pending: Vec<usize>,
+    results: s3batch_storage::DeleteResults,
+    may_retry: bool,
+    done: &mut Vec<(usize, Outcome)>,
+) -> Vec<usize> {
+    let mut again = Vec::new();
+    let mut throttled = None;
+    for (i, r) in pending.into_iter().zip(results) {
+        match r {
+            Ok(_) => done.push((i, Outcome::Succeeded("Successful".into()))),
+            Err(e) if e.transient && may_retry => {
+                if throttled.is_none() && control::is_throttling(&e) {
+                    throttled = Some(e);
+                }
+                again.push(i);
+            }
+            Err(e) => done.push((i, Outcome::Failed(e))),
+        }
+    }
+    match throttled {
+        Some(e) => control.observe::<()>(&Err(e)),
+        None => control.observe::<()>(&Ok(())),
+    }
+    again
+}
+
 /// Report rows, in manifest order, for the tasks that ran.
 fn build_result(tasks: &[ManifestTask], outcomes: &[Option<Outcome>]) -> ChunkResult {
     let mut r = ChunkResult::default();
@@ -741,8 +786,7 @@ fn build_result(tasks: &[ManifestTask], outcomes: &[Option<Outcome>]) -> ChunkRe
         let (status, http, code, msg, out) = match outcome {
             Outcome::Succeeded(m) => (TaskStatus::Succeeded, 200, "", m.as_str(), &mut r.succeeded_rows),
             Outcome::Failed(e) => {
-                let http = if e.http_status == 0 { 500 } else { e.http_status };
-                (TaskStatus::Failed, http, e.code.as_str(), e.message.as_str(), &mut r.failed_rows)
+                (TaskStatus::Failed, e.report_status(), e.code.as_str(), e.message.as_str(), &mut r.failed_rows)
             }
         };
         ReportRow {

@@ -105,7 +105,7 @@ impl Filter {
     fn head_ok(&self, head: &Result<ObjectInfo, StorageError>) -> bool {
         if let Some(wanted) = &self.encryption {
             let ok = wanted.iter().any(|w| match (w, head) {
-                (ObjectEncryptionFilter::SseC(_), Err(e)) => e.http_status == 400,
+                (ObjectEncryptionFilter::SseC(_), Err(e)) => e.is_bad_request(),
                 (_, Err(_)) => false,
                 (ObjectEncryptionFilter::SseC(_), Ok(_)) => false,
                 (ObjectEncryptionFilter::NotSse(_), Ok(i)) => i.server_side_encryption.is_none(),

@@ -151,7 +151,7 @@ fn check_checksum(
     });
     match got {
         Ok(bytes) => s3batch_inventory::check_manifest_checksum(json, &bytes).map_err(inventory_problem),
-        Err(e) if e.http_status == 404 => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
         Err(e) => Err(unreadable(bucket, &sum.key, &e)),
     }
 }

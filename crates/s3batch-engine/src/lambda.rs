@@ -81,7 +81,7 @@ impl Functions {
         };
         let status = resp.status();
         let body = resp.text().await.map_err(|e| StorageError::connection(format!("reading {}: {e}", f.url)))?;
-        if status.as_u16() == 429 || status.is_server_error() && status.as_u16() != 501 {
+        if s3batch_storage::is_retryable_status(status.as_u16()) {
             return Err(classified(
                 StorageError::function_throttled(status.as_u16(), format!("the function endpoint answered {status}")),
                 true,

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use s3batch_core::manifest::ManifestTask;
 use s3batch_core::spec::{
     self, InitiateRestoreObject, MetadataDirective, ObjectMetadata, PutObjectCopy, PutObjectRetention,
@@ -17,8 +18,8 @@ use s3batch_core::spec::{
 use s3batch_core::{Operation, Tag, arn};
 use s3batch_storage::{
     Acl, AclPolicy, AnnotationDirective, CompletedPart, CopyRequest, DeleteKey, EventHold, EventHoldDuration, Grant,
-    Grantee, MAX_DELETE_KEYS, Metadata, MultipartOptions, ObjectRef, ObjectStore, Owner, Permission, PutBody,
-    PutOptions, RestoreTier, RetentionMode, Router, StorageError, WriteResult,
+    Grantee, MAX_DELETE_KEYS, Metadata, MultipartOptions, MultipartUpload, ObjectInfo, ObjectRef, ObjectStore, Owner,
+    Permission, PutBody, PutOptions, RestoreTier, RetentionMode, Router, StorageError, WriteResult,
 };
 
 use crate::lambda::Functions;
@@ -308,6 +309,28 @@ pub fn copy_request(c: &PutObjectCopy, source: ObjectRef) -> Result<CopyRequest,
     req.tags = c.new_object_tagging.clone();
     req.storage_class = c.storage_class.clone();
     req.canned_acl = c.canned_access_control_list.clone();
+    set_grants(&mut req, c)?;
+    req.if_modified_since =
+        c.modified_since_constraint.as_deref().map(|d| date("ModifiedSinceConstraint", d)).transpose()?;
+    req.if_unmodified_since =
+        c.un_modified_since_constraint.as_deref().map(|d| date("UnModifiedSinceConstraint", d)).transpose()?;
+    req.sse_kms_key_id = c.sse_aws_kms_key_id.clone();
+    req.bucket_key_enabled = c.bucket_key_enabled;
+    set_object_lock(&mut req, c)?;
+    req.annotation_directive = match c.annotation_directive.as_deref() {
+        None => None,
+        Some("COPY") => Some(AnnotationDirective::Copy),
+        Some("EXCLUDE") => Some(AnnotationDirective::Exclude),
+        Some(other) => return Err(invalid(format!("AnnotationDirective must be COPY or EXCLUDE, got {other:?}"))),
+    };
+    req.checksum_algorithm = c.checksum_algorithm.clone();
+    req.requester_pays = c.requester_pays.unwrap_or(false);
+    req.website_redirect_location = c.redirect_location.clone();
+    Ok(req)
+}
+
+/// The copy's `AccessControlGrants` as the request's `x-amz-grant-*` lists.
+fn set_grants(req: &mut CopyRequest, c: &PutObjectCopy) -> Result<(), StorageError> {
     for g in c.access_control_grants.iter().flatten() {
         let who = grantee(g.grantee.as_ref())?.header_value();
         match permission(g.permission.as_deref())? {
@@ -318,12 +341,11 @@ pub fn copy_request(c: &PutObjectCopy, source: ObjectRef) -> Result<CopyRequest,
             Permission::Write => return Err(invalid("the WRITE permission cannot be granted on an object")),
         }
     }
-    req.if_modified_since =
-        c.modified_since_constraint.as_deref().map(|d| date("ModifiedSinceConstraint", d)).transpose()?;
-    req.if_unmodified_since =
-        c.un_modified_since_constraint.as_deref().map(|d| date("UnModifiedSinceConstraint", d)).transpose()?;
-    req.sse_kms_key_id = c.sse_aws_kms_key_id.clone();
-    req.bucket_key_enabled = c.bucket_key_enabled;
+    Ok(())
+}
+
+/// The copy's object lock: retention mode and date (both or neither), legal hold and event hold.
+fn set_object_lock(req: &mut CopyRequest, c: &PutObjectCopy) -> Result<(), StorageError> {
     req.object_lock_mode = c.object_lock_mode.as_deref().map(RetentionMode::parse).transpose()?;
     req.object_lock_retain_until =
         c.object_lock_retain_until_date.as_deref().map(|d| date("ObjectLockRetainUntilDate", d)).transpose()?;
@@ -338,16 +360,7 @@ pub fn copy_request(c: &PutObjectCopy, source: ObjectRef) -> Result<CopyRequest,
     };
     req.object_lock_event_hold =
         event_hold(c.object_lock_event_hold.as_deref(), c.object_lock_event_hold_duration.as_ref())?;
-    req.annotation_directive = match c.annotation_directive.as_deref() {
-        None => None,
-        Some("COPY") => Some(AnnotationDirective::Copy),
-        Some("EXCLUDE") => Some(AnnotationDirective::Exclude),
-        Some(other) => return Err(invalid(format!("AnnotationDirective must be COPY or EXCLUDE, got {other:?}"))),
-    };
-    req.checksum_algorithm = c.checksum_algorithm.clone();
-    req.requester_pays = c.requester_pays.unwrap_or(false);
-    req.website_redirect_location = c.redirect_location.clone();
-    Ok(req)
+    Ok(())
 }
 
 async fn copy(c: &PutObjectCopy, router: &Router, source: ObjectRef) -> Result<(), StorageError> {
@@ -431,16 +444,7 @@ pub async fn cross_store_copy(
 ) -> Result<WriteResult, StorageError> {
     let got = source.get_object(&req.source, None).await?;
     let info = got.info;
-    if let Some(t) = req.if_modified_since
-        && info.last_modified <= t
-    {
-        return Err(precondition_failed("x-amz-copy-source-if-modified-since"));
-    }
-    if let Some(t) = req.if_unmodified_since
-        && info.last_modified > t
-    {
-        return Err(precondition_failed("x-amz-copy-source-if-unmodified-since"));
-    }
+    check_copy_conditions(req, &info)?;
     let tags = match &req.tags {
         Some(t) => t.clone(),
         None => source.get_object_tagging(&req.source).await?,
@@ -463,39 +467,63 @@ pub async fn cross_store_copy(
     }
     let part_size = part_size.max(info.size.div_ceil(s3batch_storage::MAX_PARTS)).max(1) as usize;
     let upload = dest.create_multipart_upload(&req.dest_bucket, &req.dest_key, &opts).await?;
-    let uploaded = async {
-        let mut parts: Vec<CompletedPart> = Vec::new();
-        let mut buf = BytesMut::with_capacity(part_size.min(info.size as usize));
-        let mut sent: u64 = 0;
-        while let Some(chunk) = body.next().await {
-            let mut chunk: Bytes = chunk?;
-            while !chunk.is_empty() {
-                let take = (part_size - buf.len()).min(chunk.len());
-                buf.extend_from_slice(&chunk.split_to(take));
-                if buf.len() == part_size {
-                    let n = parts.len() as i32 + 1;
-                    sent += buf.len() as u64;
-                    parts.push(dest.upload_part(&upload, n, buf.split().freeze()).await?);
-                }
-            }
-        }
-        if !buf.is_empty() || parts.is_empty() {
-            let n = parts.len() as i32 + 1;
-            sent += buf.len() as u64;
-            parts.push(dest.upload_part(&upload, n, buf.split().freeze()).await?);
-        }
-        if sent != info.size {
-            return Err(StorageError::connection(format!("the source body ended after {sent} of {} bytes", info.size)));
-        }
-        dest.complete_multipart_upload(&upload, &parts).await
-    }
-    .await;
+    let uploaded = upload_in_parts(dest, &upload, body, part_size, info.size).await;
     if uploaded.is_err()
         && let Err(e) = dest.abort_multipart_upload(&upload).await
     {
         tracing::warn!(error = %e, bucket = %upload.bucket, key = %upload.key, "aborting a multipart upload failed");
     }
     uploaded
+}
+
+/// The copy's `if-modified-since` / `if-unmodified-since` conditions, against the source as it was read.
+fn check_copy_conditions(req: &CopyRequest, info: &ObjectInfo) -> Result<(), StorageError> {
+    if let Some(t) = req.if_modified_since
+        && info.last_modified <= t
+    {
+        return Err(precondition_failed("x-amz-copy-source-if-modified-since"));
+    }
+    if let Some(t) = req.if_unmodified_since
+        && info.last_modified > t
+    {
+        return Err(precondition_failed("x-amz-copy-source-if-unmodified-since"));
+    }
+    Ok(())
+}
+
+/// Send `body` (`size` bytes) as the parts of `upload`, `part_size` bytes each (the last shorter, at least one
+/// part), and complete the upload. A body that ends short of `size` is a connection error.
+async fn upload_in_parts(
+    dest: &dyn ObjectStore,
+    upload: &MultipartUpload,
+    mut body: BoxStream<'static, Result<Bytes, StorageError>>,
+    part_size: usize,
+    size: u64,
+) -> Result<WriteResult, StorageError> {
+    let mut parts: Vec<CompletedPart> = Vec::new();
+    let mut buf = BytesMut::with_capacity(part_size.min(size as usize));
+    let mut sent: u64 = 0;
+    while let Some(chunk) = body.next().await {
+        let mut chunk: Bytes = chunk?;
+        while !chunk.is_empty() {
+            let take = (part_size - buf.len()).min(chunk.len());
+            buf.extend_from_slice(&chunk.split_to(take));
+            if buf.len() == part_size {
+                let n = parts.len() as i32 + 1;
+                sent += buf.len() as u64;
+                parts.push(dest.upload_part(upload, n, buf.split().freeze()).await?);
+            }
+        }
+    }
+    if !buf.is_empty() || parts.is_empty() {
+        let n = parts.len() as i32 + 1;
+        sent += buf.len() as u64;
+        parts.push(dest.upload_part(upload, n, buf.split().freeze()).await?);
+    }
+    if sent != size {
+        return Err(StorageError::connection(format!("the source body ended after {sent} of {size} bytes")));
+    }
+    dest.complete_multipart_upload(upload, &parts).await
 }
 
 fn precondition_failed(condition: &str) -> StorageError {

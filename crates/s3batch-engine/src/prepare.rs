@@ -368,64 +368,110 @@ fn parse_into_chunks<R: io::Read>(
     chunk_size: i64,
     tx: &mpsc::Sender<Vec<NewChunk>>,
 ) -> Result<i64, ManifestProblem> {
-    const BATCH: usize = 200;
     let mut rdr = csv_reader(reader);
     let mut rec = csv::ByteRecord::new();
-    let mut batch = Vec::with_capacity(BATCH);
-    let (mut lines, mut seq, mut in_chunk, mut chunk_start, mut chunk_first) = (0i64, 0i64, 0i64, 0u64, 1i64);
-    let send = |batch: Vec<NewChunk>| tx.blocking_send(batch).map_err(|_| problem("Abandoned", "preparing stopped"));
+    let mut chunks = Chunker::new(chunk_size, tx);
+    let mut lines = 0i64;
     loop {
         let start = rdr.position().byte();
         match rdr.read_byte_record(&mut rec) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                let reason = match e.kind() {
-                    csv::ErrorKind::Io(io) => format!("reading the manifest failed near line {line}: {io}"),
-                    _ => format!("line {line}: {e}"),
-                };
-                return Err(problem("InvalidManifestContent", reason));
-            }
+            Err(e) => return Err(unreadable(&e)),
         }
         lines += 1;
         let physical = rec.position().map(|p| p.line()).unwrap_or(lines as u64);
         layout.parse(&rec, physical).map_err(|e| problem("InvalidManifestContent", e.to_string()))?;
-        if in_chunk == 0 {
-            chunk_start = start;
-            chunk_first = lines;
+        chunks.line(start, lines, rdr.position().byte())?;
+    }
+    chunks.finish(rdr.position().byte())?;
+    Ok(lines)
+}
+
+/// A manifest the CSV reader could not read: the line, and whether it was the reading or the CSV that failed.
+fn unreadable(e: &csv::Error) -> ManifestProblem {
+    let line = e.position().map(|p| p.line()).unwrap_or(0);
+    let reason = match e.kind() {
+        csv::ErrorKind::Io(io) => format!("reading the manifest failed near line {line}: {io}"),
+        _ => format!("line {line}: {e}"),
+    };
+    problem("InvalidManifestContent", reason)
+}
+
+/// Lines → chunks of `chunk_size` lines (the last may be shorter), sent [`Chunker::BATCH`] chunks at a time.
+struct Chunker<'a> {
+    chunk_size: i64,
+    tx: &'a mpsc::Sender<Vec<NewChunk>>,
+    batch: Vec<NewChunk>,
+    /// The next chunk's number.
+    seq: i64,
+    /// The open chunk: its lines so far, its first byte and its first line.
+    in_chunk: i64,
+    chunk_start: u64,
+    chunk_first: i64,
+}
+
+impl<'a> Chunker<'a> {
+    const BATCH: usize = 200;
+
+    fn new(chunk_size: i64, tx: &'a mpsc::Sender<Vec<NewChunk>>) -> Self {
+        Chunker {
+            chunk_size,
+            tx,
+            batch: Vec::with_capacity(Self::BATCH),
+            seq: 0,
+            in_chunk: 0,
+            chunk_start: 0,
+            chunk_first: 1,
         }
-        in_chunk += 1;
-        if in_chunk == chunk_size {
-            batch.push(NewChunk {
-                seq,
-                start_offset: chunk_start as i64,
-                end_offset: rdr.position().byte() as i64,
-                first_line: chunk_first,
-                line_count: in_chunk,
-                payload: None,
-            });
-            seq += 1;
-            in_chunk = 0;
-            if batch.len() == BATCH {
-                send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))?;
+    }
+
+    /// Line number `line`, from byte `start` to byte `end` of the manifest.
+    fn line(&mut self, start: u64, line: i64, end: u64) -> Result<(), ManifestProblem> {
+        if self.in_chunk == 0 {
+            self.chunk_start = start;
+            self.chunk_first = line;
+        }
+        self.in_chunk += 1;
+        if self.in_chunk == self.chunk_size {
+            self.close(end);
+            if self.batch.len() == Self::BATCH {
+                let full = std::mem::replace(&mut self.batch, Vec::with_capacity(Self::BATCH));
+                self.send(full)?;
             }
         }
+        Ok(())
     }
-    if in_chunk > 0 {
-        batch.push(NewChunk {
-            seq,
-            start_offset: chunk_start as i64,
-            end_offset: rdr.position().byte() as i64,
-            first_line: chunk_first,
-            line_count: in_chunk,
+
+    /// The open chunk ends at byte `end`.
+    fn close(&mut self, end: u64) {
+        self.batch.push(NewChunk {
+            seq: self.seq,
+            start_offset: self.chunk_start as i64,
+            end_offset: end as i64,
+            first_line: self.chunk_first,
+            line_count: self.in_chunk,
             payload: None,
         });
+        self.seq += 1;
+        self.in_chunk = 0;
     }
-    if !batch.is_empty() {
-        send(batch)?;
+
+    /// The manifest ended at byte `end`: close the last chunk and send what is left.
+    fn finish(mut self, end: u64) -> Result<(), ManifestProblem> {
+        if self.in_chunk > 0 {
+            self.close(end);
+        }
+        if !self.batch.is_empty() {
+            let rest = std::mem::take(&mut self.batch);
+            self.send(rest)?;
+        }
+        Ok(())
     }
-    Ok(lines)
+
+    fn send(&self, batch: Vec<NewChunk>) -> Result<(), ManifestProblem> {
+        self.tx.blocking_send(batch).map_err(|_| problem("Abandoned", "preparing stopped"))
+    }
 }
 
 #[cfg(test)]

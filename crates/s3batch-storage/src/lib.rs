@@ -143,6 +143,36 @@ impl StorageError {
     pub fn task_result(code: impl Into<String>, message: impl Into<String>) -> Self {
         StorageError::new(code, 200, message)
     }
+
+    /// The store answered that the object (or version, or bucket) does not exist: 404.
+    pub fn is_not_found(&self) -> bool {
+        self.http_status == 404
+    }
+
+    /// The store answered 400 Bad Request (an SSE-C object answers a HEAD without its key so).
+    pub fn is_bad_request(&self) -> bool {
+        self.http_status == 400
+    }
+
+    /// The store answered with a server error (5xx).
+    pub fn is_server_error(&self) -> bool {
+        self.http_status >= 500
+    }
+
+    /// The HTTP status a completion report shows for this error: the store's, or 500 when no answer came (a
+    /// connection failure has none).
+    pub fn report_status(&self) -> u16 {
+        if self.http_status == 0 { NO_ANSWER_STATUS } else { self.http_status }
+    }
+}
+
+/// The status a report row shows for a task whose request got no answer (`InternalError`'s).
+pub const NO_ANSWER_STATUS: u16 = 500;
+
+/// Whether an HTTP status is worth another try whatever the error code: 429, and the server errors but 501 (Not
+/// Implemented will not change). Stores' answers and function endpoints' are read alike.
+pub fn is_retryable_status(http_status: u16) -> bool {
+    http_status == 429 || (http_status >= 500 && http_status != 501)
 }
 
 /// Whether an answer is the store asking to slow down (`SlowDown`, 503, 429 and the throttling codes).
@@ -168,8 +198,7 @@ pub fn is_transient(code: &str, http_status: u16) -> bool {
             | "TooManyRequests"
             | "ConnectionReset"
             | "Timeout"
-    ) || http_status == 429
-        || (http_status >= 500 && http_status != 501)
+    ) || is_retryable_status(http_status)
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -1013,4 +1042,25 @@ pub trait ObjectStore: Debug + Send + Sync + 'static {
 pub fn md5_hex(data: &[u8]) -> String {
     use md5::{Digest, Md5};
     hex::encode(Md5::digest(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_read_by_name() {
+        assert!(is_retryable_status(429) && is_retryable_status(500) && is_retryable_status(503));
+        assert!(!is_retryable_status(501), "Not Implemented will not change");
+        assert!(!is_retryable_status(400) && !is_retryable_status(404) && !is_retryable_status(200));
+        assert!(StorageError::no_such_key().is_not_found() && !StorageError::internal("").is_not_found());
+        assert!(StorageError::bad_request("").is_bad_request() && !StorageError::access_denied("").is_bad_request());
+        assert!(
+            StorageError::internal("").is_server_error() && StorageError::not_implemented("x", "y").is_server_error()
+        );
+        assert!(!StorageError::connection("reset").is_server_error(), "no answer is no server error");
+        assert_eq!(StorageError::connection("reset").report_status(), NO_ANSWER_STATUS);
+        assert_eq!(StorageError::access_denied("").report_status(), 403);
+        assert_eq!(StorageError::task_result("PermanentFailure", "").report_status(), 200);
+    }
 }

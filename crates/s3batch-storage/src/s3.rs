@@ -32,6 +32,7 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     AccessControlPolicy, AnnotationDirective, BucketLocationConstraint, ChecksumAlgorithm, CompletedMultipartUpload,
@@ -575,6 +576,26 @@ fn non_empty(prefix: &str) -> Option<String> {
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/// A CopyObject's metadata and tagging: replaced by the request's, or copied from the source.
+fn with_metadata_and_tags(r: CopyObjectFluentBuilder, req: &CopyRequest) -> CopyObjectFluentBuilder {
+    let r = match &req.replace_metadata {
+        Some(m) => r
+            .metadata_directive(MetadataDirective::Replace)
+            .set_content_type(m.content_type.clone())
+            .set_cache_control(m.cache_control.clone())
+            .set_content_disposition(m.content_disposition.clone())
+            .set_content_encoding(m.content_encoding.clone())
+            .set_content_language(m.content_language.clone())
+            .set_expires(m.expires.map(DateTime::from_millis))
+            .set_metadata(user_metadata(m)),
+        None => r.metadata_directive(MetadataDirective::Copy),
+    };
+    match &req.tags {
+        Some(tags) => r.tagging_directive(TaggingDirective::Replace).tagging(encode_tagging(tags)),
+        None => r.tagging_directive(TaggingDirective::Copy),
+    }
+}
+
 impl S3Store {
     /// One CopyObject.
     async fn single_copy(&self, req: &CopyRequest) -> Result<WriteResult> {
@@ -608,22 +629,7 @@ impl S3Store {
             .set_website_redirect_location(req.website_redirect_location.clone())
             .set_copy_source_if_modified_since(req.if_modified_since.map(DateTime::from_millis))
             .set_copy_source_if_unmodified_since(req.if_unmodified_since.map(DateTime::from_millis));
-        r = match &req.replace_metadata {
-            Some(m) => r
-                .metadata_directive(MetadataDirective::Replace)
-                .set_content_type(m.content_type.clone())
-                .set_cache_control(m.cache_control.clone())
-                .set_content_disposition(m.content_disposition.clone())
-                .set_content_encoding(m.content_encoding.clone())
-                .set_content_language(m.content_language.clone())
-                .set_expires(m.expires.map(DateTime::from_millis))
-                .set_metadata(user_metadata(m)),
-            None => r.metadata_directive(MetadataDirective::Copy),
-        };
-        r = match &req.tags {
-            Some(tags) => r.tagging_directive(TaggingDirective::Replace).tagging(encode_tagging(tags)),
-            None => r.tagging_directive(TaggingDirective::Copy),
-        };
+        r = with_metadata_and_tags(r, req);
         let locked = req.object_lock_mode.is_some()
             || req.object_lock_retain_until.is_some()
             || req.object_lock_legal_hold.is_some()

@@ -453,6 +453,37 @@ pub(crate) fn job_conflict(row: Option<&impl Columns>) -> Result<CasOutcome> {
     }
 }
 
+/// The `WHERE` of a [`Browse`], as binds in either dialect: the account, the creation cutoff, the termination cutoff
+/// (if set), the statuses (with `with_statuses`, if any) and the search pattern (on the id and the description).
+pub(crate) fn browse_where<'a, DB: sqlx::Database>(
+    b: &mut sqlx::QueryBuilder<'a, DB>,
+    account: &str,
+    q: &Browse,
+    with_statuses: bool,
+) where
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'static str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    b.push("account_id = ").push_bind(account.to_string());
+    b.push(" AND created_at >= ").push_bind(q.created_after);
+    if let Some(t) = q.terminated_after {
+        b.push(" AND (terminated_at IS NULL OR terminated_at >= ").push_bind(t).push(")");
+    }
+    if with_statuses && !q.statuses.is_empty() {
+        b.push(" AND status IN (");
+        let mut list = b.separated(", ");
+        for s in &q.statuses {
+            list.push_bind(s.as_str());
+        }
+        b.push(")");
+    }
+    if let Some(p) = q.like_pattern() {
+        b.push(" AND (lower(id) LIKE ").push_bind(p.clone()).push(" ESCAPE '\\'");
+        b.push(" OR lower(coalesce(description, '')) LIKE ").push_bind(p).push(" ESCAPE '\\')");
+    }
+}
+
 /// The `JobStore` implementation of a dialect: the methods it writes itself (`$own`), and the ones both dialects run
 /// the same way, written once here. `writer` and `reader` name the store's pools (the same one on PostgreSQL),
 /// `lock_row` what locks a job row read before it is written (nothing on SQLite, whose write transactions take the
@@ -463,6 +494,24 @@ macro_rules! job_store_impl {
         impl JobStore for $store {
             $($own)*
 
+
+            async fn browse_jobs(&self, account: &str, q: &Browse) -> Result<Vec<Job>> {
+                let mut b = sqlx::QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE "));
+                browse_where(&mut b, account, q, true);
+                let order = if q.by_priority { "priority DESC, created_at DESC, id DESC" } else { "created_at DESC, id DESC" };
+                b.push(format!(" ORDER BY {order} LIMIT ")).push_bind(Self::sql_limit(q.limit));
+                b.push(" OFFSET ").push_bind(q.offset.max(0));
+                let rows = b.build().fetch_all(&self.$reader).await?;
+                rows.iter().map(job_from_row).collect()
+            }
+
+            async fn count_jobs(&self, account: &str, q: &Browse) -> Result<Vec<(JobStatus, i64)>> {
+                let mut b = sqlx::QueryBuilder::new("SELECT status, COUNT(*) AS n FROM jobs WHERE ");
+                browse_where(&mut b, account, q, false);
+                b.push(" GROUP BY status");
+                let rows = b.build().fetch_all(&self.$reader).await?;
+                rows.iter().map(status_count_from_row).collect()
+            }
 
             async fn count_by_status(&self) -> Result<Vec<(JobStatus, i64)>> {
                 let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")

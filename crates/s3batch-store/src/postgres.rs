@@ -99,22 +99,6 @@ impl PgStore {
     }
 }
 
-/// The `WHERE` of a [`Browse`].
-fn browse_where(b: &mut QueryBuilder<'_, Postgres>, account: &str, q: &Browse, with_statuses: bool) {
-    b.push("account_id = ").push_bind(account.to_string());
-    b.push(" AND created_at >= ").push_bind(q.created_after);
-    if let Some(t) = q.terminated_after {
-        b.push(" AND (terminated_at IS NULL OR terminated_at >= ").push_bind(t).push(")");
-    }
-    if with_statuses && !q.statuses.is_empty() {
-        b.push(" AND status = ANY(").push_bind(status_names(&q.statuses)).push(")");
-    }
-    if let Some(p) = q.like_pattern() {
-        b.push(" AND (lower(id) LIKE ").push_bind(p.clone()).push(" ESCAPE '\\'");
-        b.push(" OR lower(coalesce(description, '')) LIKE ").push_bind(p).push(" ESCAPE '\\')");
-    }
-}
-
 fn status_names(statuses: &[JobStatus]) -> Vec<&'static str> {
     statuses.iter().map(|s| s.as_str()).collect()
 }
@@ -175,24 +159,6 @@ job_store_impl! {
         q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(PgStore::sql_limit(f.limit));
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(job_from_row).collect()
-    }
-
-    async fn browse_jobs(&self, account: &str, q: &Browse) -> Result<Vec<Job>> {
-        let mut b = QueryBuilder::<Postgres>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE "));
-        browse_where(&mut b, account, q, true);
-        let order = if q.by_priority { "priority DESC, created_at DESC, id DESC" } else { "created_at DESC, id DESC" };
-        b.push(format!(" ORDER BY {order} LIMIT ")).push_bind(PgStore::sql_limit(q.limit));
-        b.push(" OFFSET ").push_bind(q.offset.max(0));
-        let rows = b.build().fetch_all(&self.pool).await?;
-        rows.iter().map(job_from_row).collect()
-    }
-
-    async fn count_jobs(&self, account: &str, q: &Browse) -> Result<Vec<(JobStatus, i64)>> {
-        let mut b = QueryBuilder::<Postgres>::new("SELECT status, COUNT(*) AS n FROM jobs WHERE ");
-        browse_where(&mut b, account, q, false);
-        b.push(" GROUP BY status");
-        let rows = b.build().fetch_all(&self.pool).await?;
-        rows.iter().map(status_count_from_row).collect()
     }
 
     async fn jobs_in(&self, statuses: &[JobStatus]) -> Result<Vec<Job>> {

@@ -94,23 +94,6 @@ const PENDING: &str =
 const EXPIRED: &str = "(SELECT c.seq FROM chunks c WHERE c.job_id = j.id AND c.state = 'leased' \
     AND c.lease_expires < $3 ORDER BY c.seq LIMIT 1)";
 
-/// The `WHERE` of a [`Browse`] (binds: account, created_after, terminated_after if set, the pattern twice if set)
-/// and its search pattern.
-fn browse_where(q: &Browse, with_statuses: bool) -> (String, Option<String>) {
-    let mut w = "account_id = ? AND created_at >= ?".to_string();
-    if q.terminated_after.is_some() {
-        w += " AND (terminated_at IS NULL OR terminated_at >= ?)";
-    }
-    if with_statuses && !q.statuses.is_empty() {
-        w += &format!(" AND status IN ({})", status_list(&q.statuses));
-    }
-    let pattern = q.like_pattern();
-    if pattern.is_some() {
-        w += " AND (lower(id) LIKE ? ESCAPE '\\' OR lower(coalesce(description, '')) LIKE ? ESCAPE '\\')";
-    }
-    (w, pattern)
-}
-
 fn status_list(statuses: &[JobStatus]) -> String {
     statuses.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",")
 }
@@ -169,35 +152,6 @@ job_store_impl! {
         }
         let rows = q.bind(f.limit).fetch_all(&self.reader).await?;
         rows.iter().map(job_from_row).collect()
-    }
-
-    async fn browse_jobs(&self, account: &str, q: &Browse) -> Result<Vec<Job>> {
-        let (filter, pattern) = browse_where(q, true);
-        let order = if q.by_priority { "priority DESC, created_at DESC, id DESC" } else { "created_at DESC, id DESC" };
-        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE {filter} ORDER BY {order} LIMIT ? OFFSET ?");
-        let mut query = sqlx::query(&sql).bind(account).bind(q.created_after);
-        if let Some(t) = q.terminated_after {
-            query = query.bind(t);
-        }
-        if let Some(p) = &pattern {
-            query = query.bind(p).bind(p);
-        }
-        let rows = query.bind(q.limit).bind(q.offset.max(0)).fetch_all(&self.reader).await?;
-        rows.iter().map(job_from_row).collect()
-    }
-
-    async fn count_jobs(&self, account: &str, q: &Browse) -> Result<Vec<(JobStatus, i64)>> {
-        let (filter, pattern) = browse_where(q, false);
-        let sql = format!("SELECT status, COUNT(*) AS n FROM jobs WHERE {filter} GROUP BY status");
-        let mut query = sqlx::query(&sql).bind(account).bind(q.created_after);
-        if let Some(t) = q.terminated_after {
-            query = query.bind(t);
-        }
-        if let Some(p) = &pattern {
-            query = query.bind(p).bind(p);
-        }
-        let rows = query.fetch_all(&self.reader).await?;
-        rows.iter().map(status_count_from_row).collect()
     }
 
     async fn jobs_in(&self, statuses: &[JobStatus]) -> Result<Vec<Job>> {

@@ -322,6 +322,24 @@ fn generator_part(v: &Values, errors: &mut Errors) -> Value {
     if bucket.is_empty() {
         errors.insert("gen.bucket".into(), "enter the bucket to list".into());
     }
+    let filter = generator_filter(v, errors);
+    let output = v.checked("gen.output");
+    let mut generator = json!({
+        "SourceBucket": format!("arn:aws:s3:::{bucket}"),
+        "EnableManifestOutput": output,
+    });
+    if filter.as_object().is_some_and(|m| !m.is_empty()) {
+        generator["Filter"] = filter;
+    }
+    if output {
+        generator["ManifestOutputLocation"] = generator_output(v, errors);
+    }
+    json!({ "S3JobManifestGenerator": generator })
+}
+
+/// The generator's `Filter`: the key name, creation date, size, storage class, encryption and replication
+/// constraints the form sets (an empty object when it sets none).
+fn generator_filter(v: &Values, errors: &mut Errors) -> Value {
     let mut filter = Value::Object(Map::new());
     for (name, path) in [
         ("gen.prefixes", "KeyNameConstraint.MatchAnyPrefix"),
@@ -366,29 +384,23 @@ fn generator_part(v: &Values, errors: &mut Errors) -> Value {
     if v.checked("gen.eligible") {
         put(&mut filter, "EligibleForReplication", json!(true));
     }
-    let output = v.checked("gen.output");
-    let mut generator = json!({
-        "SourceBucket": format!("arn:aws:s3:::{bucket}"),
-        "EnableManifestOutput": output,
+    filter
+}
+
+/// Where the generated manifest goes (`ManifestOutputLocation`).
+fn generator_output(v: &Values, errors: &mut Errors) -> Value {
+    let out_bucket = v.get("gen.output_bucket");
+    if out_bucket.is_empty() {
+        errors.insert("gen.output_bucket".into(), "enter where the generated manifest goes".into());
+    }
+    let mut loc = json!({
+        "Bucket": format!("arn:aws:s3:::{out_bucket}"),
+        "ManifestFormat": "S3InventoryReport_CSV_20211130",
     });
-    if filter.as_object().is_some_and(|m| !m.is_empty()) {
-        generator["Filter"] = filter;
+    if !v.get("gen.output_prefix").is_empty() {
+        loc["ManifestPrefix"] = json!(v.get("gen.output_prefix"));
     }
-    if output {
-        let out_bucket = v.get("gen.output_bucket");
-        if out_bucket.is_empty() {
-            errors.insert("gen.output_bucket".into(), "enter where the generated manifest goes".into());
-        }
-        let mut loc = json!({
-            "Bucket": format!("arn:aws:s3:::{out_bucket}"),
-            "ManifestFormat": "S3InventoryReport_CSV_20211130",
-        });
-        if !v.get("gen.output_prefix").is_empty() {
-            loc["ManifestPrefix"] = json!(v.get("gen.output_prefix"));
-        }
-        generator["ManifestOutputLocation"] = loc;
-    }
-    json!({ "S3JobManifestGenerator": generator })
+    loc
 }
 
 /// The completion report.

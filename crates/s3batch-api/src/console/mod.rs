@@ -25,7 +25,7 @@ use s3batch_store::Browse;
 use crate::AppState;
 use crate::auth::{DEFAULT_ACCOUNT, constant_time_eq};
 use crate::json::JobView;
-use crate::pipeline::{ApiError, WireError};
+use crate::pipeline::{self, ApiError, Caller, WireError};
 use form::Values;
 use session::{COOKIE, IDLE_MS, PRE_COOKIE, Session, set_cookie};
 use views::Who;
@@ -87,18 +87,27 @@ impl Ctx {
     }
 }
 
+/// A console caller is its session: the session's account is the one the rate limit counts.
+impl Caller for Session {
+    fn account(&self) -> &str {
+        &self.account
+    }
+}
+
 /// The session of this request, within its account's request rate (as every front end's calls are); on an open
 /// server a new one for the default account; else a redirect to sign in.
 fn ctx(st: &AppState, headers: &HeaderMap) -> Result<Ctx, Box<Response>> {
     if let Some(id) = session::cookie(headers, COOKIE)
         && let Some(s) = st.sessions.get(id, now())
     {
-        if !st.limiter.admit(&s.account) {
-            let e = named(ApiError::RateLimited);
-            let body = views::message(None, "Slow down", &format!("{}: {}", e.code, e.message));
-            return Err(Box::new(page(None, e.status, body)));
-        }
-        return Ok(Ctx { s, set_cookie: None });
+        return match pipeline::within_rate(st, s) {
+            Ok(s) => Ok(Ctx { s, set_cookie: None }),
+            Err(e) => {
+                let e = named(e);
+                let body = views::message(None, "Slow down", &format!("{}: {}", e.code, e.message));
+                Err(Box::new(page(None, e.status, body)))
+            }
+        };
     }
     if st.accounts.is_open() {
         let s = st.sessions.create(DEFAULT_ACCOUNT, None, now());

@@ -106,6 +106,84 @@ pub fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// The list's search, status filter and sort order.
+fn list_filters(p: &ListPage) -> Markup {
+    html! {
+        form.filters method="get" action="/console" role="search" {
+            div {
+                label for="q" { "Search jobs" }
+                input #q type="search" name="q" value=(p.q) placeholder="Description or part of a job ID";
+            }
+            div {
+                label for="status" { "Status" }
+                select #status name="status" multiple size="4" {
+                    @for s in JobStatus::ALL {
+                        option value=(s.as_str()) selected[p.statuses.contains(&s)] { (s.as_str()) }
+                    }
+                }
+            }
+            div {
+                label for="sort" { "Sort by" }
+                select #sort name="sort" {
+                    option value="created" selected[p.sort != "priority"] { "Creation time (newest first)" }
+                    option value="priority" selected[p.sort == "priority"] { "Priority (highest first)" }
+                }
+            }
+            div { button type="submit" { "Apply" } }
+        }
+    }
+}
+
+/// The list's counts by status, its page of jobs and the pager (refreshed live).
+fn list_results(p: &ListPage) -> Markup {
+    html! {
+        div #live-list {
+            nav.counts aria-label="Jobs by status" {
+                a href=(list_link(&[], &p.q, &p.sort, 1)) aria-current=[p.statuses.is_empty().then_some("true")] {
+                    "All " span.count { (p.total) }
+                }
+                @for (s, n) in &p.counts {
+                    a href=(list_link(&[*s], &p.q, &p.sort, 1)) aria-current=[(p.statuses == [*s]).then_some("true")] {
+                        (s.as_str()) " " span.count { (n) }
+                    }
+                }
+            }
+            p.muted { (p.matching) " of " (p.total) " jobs from the last 90 days" }
+            @if p.jobs.is_empty() {
+                p.empty { "No jobs match." }
+            } @else {
+                table.jobs {
+                    thead { tr {
+                        th scope="col" { "Job ID" } th scope="col" { "Description" } th scope="col" { "Operation" }
+                        th scope="col" { "Priority" } th scope="col" { "Status" } th scope="col" { "Progress" }
+                        th scope="col" { "Created" }
+                    } }
+                    tbody {
+                        @for j in &p.jobs {
+                            tr data-job=(j.id) {
+                                td.id { a href=(format!("/console/jobs/{}", j.id)) { (j.id) } }
+                                td { (j.spec.description.as_deref().unwrap_or("")) }
+                                td { (j.spec.operation.name()) }
+                                td.num { (j.priority) }
+                                td { (status_badge(j.status)) }
+                                td { (progress(j)) }
+                                td.time { (time::format_iso(j.created_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if p.pages > 1 {
+                nav.pager aria-label="Pages" {
+                    @if p.page > 1 { a href=(list_link(&p.statuses, &p.q, &p.sort, p.page - 1)) rel="prev" { "Previous" } }
+                    span { "Page " (p.page) " of " (p.pages) }
+                    @if p.page < p.pages { a href=(list_link(&p.statuses, &p.q, &p.sort, p.page + 1)) rel="next" { "Next" } }
+                }
+            }
+        }
+    }
+}
+
 pub fn list(who: &Who, p: &ListPage) -> Markup {
     let live = p.jobs.iter().any(|j| !j.status.is_terminal());
     layout(
@@ -118,72 +196,8 @@ pub fn list(who: &Who, p: &ListPage) -> Markup {
                 a.button.primary href="/console/jobs/new" { "Create job" }
             }
             @if let Some(n) = &p.notice { p.notice role="status" { (n) } }
-            form.filters method="get" action="/console" role="search" {
-                div {
-                    label for="q" { "Search jobs" }
-                    input #q type="search" name="q" value=(p.q) placeholder="Description or part of a job ID";
-                }
-                div {
-                    label for="status" { "Status" }
-                    select #status name="status" multiple size="4" {
-                        @for s in JobStatus::ALL {
-                            option value=(s.as_str()) selected[p.statuses.contains(&s)] { (s.as_str()) }
-                        }
-                    }
-                }
-                div {
-                    label for="sort" { "Sort by" }
-                    select #sort name="sort" {
-                        option value="created" selected[p.sort != "priority"] { "Creation time (newest first)" }
-                        option value="priority" selected[p.sort == "priority"] { "Priority (highest first)" }
-                    }
-                }
-                div { button type="submit" { "Apply" } }
-            }
-            div #live-list {
-                nav.counts aria-label="Jobs by status" {
-                    a href=(list_link(&[], &p.q, &p.sort, 1)) aria-current=[p.statuses.is_empty().then_some("true")] {
-                        "All " span.count { (p.total) }
-                    }
-                    @for (s, n) in &p.counts {
-                        a href=(list_link(&[*s], &p.q, &p.sort, 1)) aria-current=[(p.statuses == [*s]).then_some("true")] {
-                            (s.as_str()) " " span.count { (n) }
-                        }
-                    }
-                }
-                p.muted { (p.matching) " of " (p.total) " jobs from the last 90 days" }
-                @if p.jobs.is_empty() {
-                    p.empty { "No jobs match." }
-                } @else {
-                    table.jobs {
-                        thead { tr {
-                            th scope="col" { "Job ID" } th scope="col" { "Description" } th scope="col" { "Operation" }
-                            th scope="col" { "Priority" } th scope="col" { "Status" } th scope="col" { "Progress" }
-                            th scope="col" { "Created" }
-                        } }
-                        tbody {
-                            @for j in &p.jobs {
-                                tr data-job=(j.id) {
-                                    td.id { a href=(format!("/console/jobs/{}", j.id)) { (j.id) } }
-                                    td { (j.spec.description.as_deref().unwrap_or("")) }
-                                    td { (j.spec.operation.name()) }
-                                    td.num { (j.priority) }
-                                    td { (status_badge(j.status)) }
-                                    td { (progress(j)) }
-                                    td.time { (time::format_iso(j.created_at)) }
-                                }
-                            }
-                        }
-                    }
-                }
-                @if p.pages > 1 {
-                    nav.pager aria-label="Pages" {
-                        @if p.page > 1 { a href=(list_link(&p.statuses, &p.q, &p.sort, p.page - 1)) rel="prev" { "Previous" } }
-                        span { "Page " (p.page) " of " (p.pages) }
-                        @if p.page < p.pages { a href=(list_link(&p.statuses, &p.q, &p.sort, p.page + 1)) rel="next" { "Next" } }
-                    }
-                }
-            }
+            (list_filters(p))
+            (list_results(p))
         },
     )
 }
@@ -240,19 +254,6 @@ pub struct DetailExtras {
 
 pub fn detail(who: &Who, job: &Job, view: &JobView, x: &DetailExtras, now: i64) -> Markup {
     let live = !job.status.is_terminal();
-    let done = job.succeeded + job.failed;
-    let active = job.active_seconds(now) as f64;
-    let rate = if active > 0.0 { done as f64 / active } else { 0.0 };
-    let eta = match job.total_tasks {
-        Some(t) if rate > 0.0 && t > done && live => Some(duration((t - done) as f64 / rate)),
-        _ => None,
-    };
-    let s = job.status;
-    let can_cancel =
-        !s.is_terminal() && !matches!(s, JobStatus::Cancelling | JobStatus::Failing | JobStatus::Completing);
-    let can_pause = matches!(s, JobStatus::Ready | JobStatus::Active) && !job.user_paused;
-    let can_resume = job.user_paused && matches!(s, JobStatus::Pausing | JobStatus::Paused);
-    let csrf = who.csrf;
     layout(
         &format!("Job {}", job.id),
         Some(who),
@@ -261,157 +262,208 @@ pub fn detail(who: &Who, job: &Job, view: &JobView, x: &DetailExtras, now: i64) 
             nav.crumbs aria-label="Breadcrumb" { a href="/console" { "Batch jobs" } " / " span { (job.id) } }
             div.titlebar {
                 h1 { "Job " span.id { (job.id) } }
-                (status_badge(s))
+                (status_badge(job.status))
             }
             @if let Some(n) = &x.notice { p.notice role="status" { (n) } }
             @if let Some(e) = &x.error { p.error role="alert" { (e) } }
-            section.card #live-detail aria-label="Progress" {
-                h2 { "Progress" }
-                (progress(job))
-                dl.grid {
-                    (field_row("Status", html! { (s.as_str()) }))
-                    (field_row("Tasks succeeded", html! { (job.succeeded) }))
-                    (field_row("Tasks failed", html! { (job.failed) }))
-                    (field_row("Total tasks", html! { @match job.total_tasks { Some(t) => (t), None => span.muted { "not yet known" } } }))
-                    (field_row("Elapsed time (active)", html! { (duration(active)) }))
-                    (field_row("Tasks per second", if active > 0.0 { html! { (format!("{rate:.1}")) } } else { text_or_dash(None) }))
-                    (field_row("Estimated time left", text_or_dash(eta.as_deref())))
-                    (field_row("Rate limit", html! { @match job.rate_limit { Some(r) => { (r) " tasks/s" }, None => span.muted { "none" } } }))
-                    @if let Some(c) = &job.suspended_cause { (field_row("Suspended cause", html! { (c) })) }
-                    @if let Some(r) = &job.status_update_reason { (field_row("Last status update reason", html! { (r) })) }
-                }
-                @if !job.failure_reasons.is_empty() {
-                    h3 { "Failure reasons" }
-                    ul.failures { @for f in &job.failure_reasons { li { strong { (f.failure_code) } ": " (f.failure_reason) } } }
-                }
-                @if job.report_key.is_some() {
-                    p { a.button href=(format!("/console/jobs/{}/report", job.id)) { "View completion report" } }
-                }
-            }
-            section.card.actions aria-label="Actions" {
-                h2 { "Actions" }
-                div.buttons {
-                    @if s == JobStatus::Suspended {
-                        a.button.primary href=(format!("/console/jobs/{}/confirm", job.id)) { "Confirm and run" }
-                    }
-                    @if can_pause {
-                        form.inline method="post" action=(format!("/console/jobs/{}/status", job.id)) {
-                            input type="hidden" name="csrf" value=(csrf);
-                            input type="hidden" name="requested" value="Paused";
-                            button type="submit" { "Pause" }
-                        }
-                    }
-                    @if can_resume {
-                        form.inline method="post" action=(format!("/console/jobs/{}/status", job.id)) {
-                            input type="hidden" name="csrf" value=(csrf);
-                            input type="hidden" name="requested" value="Active";
-                            button type="submit" { "Resume" }
-                        }
-                    }
-                    @if s.is_terminal() && job.failed > 0 {
-                        form.inline method="post" action=(format!("/console/jobs/{}/rerun", job.id)) data-confirm="Create a new job that runs this job's failed tasks again?" {
-                            input type="hidden" name="csrf" value=(csrf);
-                            button type="submit" { "Re-run failed tasks" }
-                        }
-                    }
-                    a.button href=(format!("/console/jobs/new?clone={}", job.id)) { "Clone job" }
-                }
-                @if !s.is_terminal() {
-                    form.row-form method="post" action=(format!("/console/jobs/{}/priority", job.id)) {
-                        input type="hidden" name="csrf" value=(csrf);
-                        label for="priority" { "Priority" }
-                        input #priority type="number" name="priority" min="0" max="2147483647" value=(job.priority) required;
-                        button type="submit" { "Update priority" }
-                    }
-                    form.row-form method="post" action=(format!("/console/jobs/{}/rate-limit", job.id)) {
-                        input type="hidden" name="csrf" value=(csrf);
-                        label for="rate_limit" { "Rate limit (tasks/s, empty for none)" }
-                        input #rate_limit type="number" name="rate_limit" min="1" value=[job.rate_limit];
-                        button type="submit" { "Update rate limit" }
-                    }
-                }
-                @if can_cancel {
-                    form.row-form method="post" action=(format!("/console/jobs/{}/status", job.id)) data-confirm="Cancel this job? Tasks not yet run will not run, and a cancelled job cannot be resumed." {
-                        input type="hidden" name="csrf" value=(csrf);
-                        input type="hidden" name="requested" value="Cancelled";
-                        label for="reason" { "Reason for cancelling" }
-                        input #reason type="text" name="reason" maxlength="256";
-                        button.danger type="submit" { "Cancel job" }
-                    }
-                }
-                form.row-form method="post" action=(format!("/console/jobs/{}/tags", job.id)) {
-                    input type="hidden" name="csrf" value=(csrf);
-                    label for="job_tags" { "Job tags (key=value, one per line)" }
-                    textarea #job_tags name="tags" rows="2" {
-                        (job.tags.iter().map(|t| format!("{}={}", t.key, t.value)).collect::<Vec<_>>().join("\n"))
-                    }
-                    button type="submit" { "Save tags" }
-                }
-            }
-            section.card #live-config aria-label="Configuration" {
-                h2 { "Configuration" }
-                dl.grid {
-                    (field_row("Job ARN", html! { code { (view.job_arn) } }))
-                    (field_row("Description", text_or_dash(job.spec.description.as_deref())))
-                    (field_row("Priority", html! { (job.priority) }))
-                    (field_row("Created", html! { (view.creation_time) }))
-                    (field_row("Suspended", text_or_dash(view.suspended_date.as_deref())))
-                    (field_row("Finished", text_or_dash(view.termination_date.as_deref())))
-                    (field_row("Confirmation required", html! { (if job.spec.confirmation_required { "Yes" } else { "No" }) }))
-                    (field_row("Role", text_or_dash(job.spec.role_arn.as_deref())))
-                    (field_row("Dry run", html! { (if job.spec.dry_run { "Yes: checks every task and changes nothing" } else { "No" }) }))
-                    @if let Some(r) = &job.spec.rerun_of {
-                        (field_row("Re-runs the failed tasks of", html! { a href=(format!("/console/jobs/{r}")) { (r) } }))
-                    }
-                    (field_row("Job tags", html! {
-                        @if job.tags.is_empty() { span.muted { "none" } }
-                        @for t in &job.tags { span.tag { (t.key) "=" (t.value) } " " }
-                    }))
-                }
-                h3 { "Operation: " (job.spec.operation.name()) }
-                (operation_parameters(&job.spec))
-                h3 { "Manifest" }
-                @if let Some(m) = &job.spec.manifest {
-                    dl.grid {
-                        (field_row("Object", html! { code { (m.location.object_arn) } }))
-                        (field_row("ETag", text_or_dash(m.location.etag.as_deref().or(job.manifest_etag.as_deref()))))
-                        (field_row("Version", text_or_dash(m.location.object_version_id.as_deref())))
-                        (field_row("Format", html! { (serde_json::to_value(m.spec.format).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) }))
-                        (field_row("Fields", html! { (m.spec.fields.iter().map(|f| serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).collect::<Vec<_>>().join(", ")) }))
-                    }
-                }
-                @if let Some(g) = &view.manifest_generator {
-                    p { "Generated from a bucket listing:" }
-                    (value_fields(&serde_json::to_value(g).unwrap_or_default()))
-                }
-                @if let Some(d) = &view.generated_manifest_descriptor {
-                    p { "Generated manifest:" }
-                    (value_fields(d))
-                }
-                h3 { "Completion report" }
-                dl.grid {
-                    (field_row("Enabled", html! { (if job.spec.report.enabled { "Yes" } else { "No" }) }))
-                    @if job.spec.report.enabled {
-                        (field_row("Bucket", text_or_dash(job.spec.report.bucket.as_deref())))
-                        (field_row("Prefix", text_or_dash(job.spec.report.prefix.as_deref())))
-                        (field_row("Scope", html! { (serde_json::to_value(job.spec.report.report_scope).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| "AllTasks".into())) }))
-                        (field_row("Location", text_or_dash(view.report_location.as_deref())))
-                    }
-                }
-            }
-            section.card #live-history aria-label="Status history" {
-                h2 { "Status history" }
-                @if x.history.is_empty() {
-                    p.muted { "No status changes recorded yet." }
-                } @else {
-                    table {
-                        thead { tr { th scope="col" { "Time" } th scope="col" { "Status" } th scope="col" { "Reason" } } }
-                        tbody { @for (t, st, r) in &x.history { tr { td.time { (t) } td { (st) } td { (r.as_deref().unwrap_or("")) } } } }
-                    }
-                }
-            }
+            (detail_progress(job, now))
+            (detail_actions(job, who.csrf))
+            (detail_configuration(job, view))
+            (detail_history(&x.history))
         },
     )
+}
+
+/// A job's progress: its counts, its rate and the time it has left, and why it failed.
+fn detail_progress(job: &Job, now: i64) -> Markup {
+    let live = !job.status.is_terminal();
+    let s = job.status;
+    let done = job.succeeded + job.failed;
+    let active = job.active_seconds(now) as f64;
+    let rate = if active > 0.0 { done as f64 / active } else { 0.0 };
+    let eta = match job.total_tasks {
+        Some(t) if rate > 0.0 && t > done && live => Some(duration((t - done) as f64 / rate)),
+        _ => None,
+    };
+    html! {
+        section.card #live-detail aria-label="Progress" {
+            h2 { "Progress" }
+            (progress(job))
+            dl.grid {
+                (field_row("Status", html! { (s.as_str()) }))
+                (field_row("Tasks succeeded", html! { (job.succeeded) }))
+                (field_row("Tasks failed", html! { (job.failed) }))
+                (field_row("Total tasks", html! { @match job.total_tasks { Some(t) => (t), None => span.muted { "not yet known" } } }))
+                (field_row("Elapsed time (active)", html! { (duration(active)) }))
+                (field_row("Tasks per second", if active > 0.0 { html! { (format!("{rate:.1}")) } } else { text_or_dash(None) }))
+                (field_row("Estimated time left", text_or_dash(eta.as_deref())))
+                (field_row("Rate limit", html! { @match job.rate_limit { Some(r) => { (r) " tasks/s" }, None => span.muted { "none" } } }))
+                @if let Some(c) = &job.suspended_cause { (field_row("Suspended cause", html! { (c) })) }
+                @if let Some(r) = &job.status_update_reason { (field_row("Last status update reason", html! { (r) })) }
+            }
+            @if !job.failure_reasons.is_empty() {
+                h3 { "Failure reasons" }
+                ul.failures { @for f in &job.failure_reasons { li { strong { (f.failure_code) } ": " (f.failure_reason) } } }
+            }
+            @if job.report_key.is_some() {
+                p { a.button href=(format!("/console/jobs/{}/report", job.id)) { "View completion report" } }
+            }
+        }
+    }
+}
+
+/// What can be done to a job in its status: confirm, pause, resume, re-run, clone, priority, rate limit, cancel,
+/// tags.
+fn detail_actions(job: &Job, csrf: &str) -> Markup {
+    let s = job.status;
+    let can_cancel =
+        !s.is_terminal() && !matches!(s, JobStatus::Cancelling | JobStatus::Failing | JobStatus::Completing);
+    html! {
+        section.card.actions aria-label="Actions" {
+            h2 { "Actions" }
+            (detail_buttons(job, csrf))
+            @if !s.is_terminal() {
+                form.row-form method="post" action=(format!("/console/jobs/{}/priority", job.id)) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="priority" { "Priority" }
+                    input #priority type="number" name="priority" min="0" max="2147483647" value=(job.priority) required;
+                    button type="submit" { "Update priority" }
+                }
+                form.row-form method="post" action=(format!("/console/jobs/{}/rate-limit", job.id)) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="rate_limit" { "Rate limit (tasks/s, empty for none)" }
+                    input #rate_limit type="number" name="rate_limit" min="1" value=[job.rate_limit];
+                    button type="submit" { "Update rate limit" }
+                }
+            }
+            @if can_cancel {
+                form.row-form method="post" action=(format!("/console/jobs/{}/status", job.id)) data-confirm="Cancel this job? Tasks not yet run will not run, and a cancelled job cannot be resumed." {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="requested" value="Cancelled";
+                    label for="reason" { "Reason for cancelling" }
+                    input #reason type="text" name="reason" maxlength="256";
+                    button.danger type="submit" { "Cancel job" }
+                }
+            }
+            form.row-form method="post" action=(format!("/console/jobs/{}/tags", job.id)) {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="job_tags" { "Job tags (key=value, one per line)" }
+                textarea #job_tags name="tags" rows="2" {
+                    (job.tags.iter().map(|t| format!("{}={}", t.key, t.value)).collect::<Vec<_>>().join("\n"))
+                }
+                button type="submit" { "Save tags" }
+            }
+        }
+    }
+}
+
+/// The job's buttons: confirm, pause or resume, re-run the failed tasks, clone.
+fn detail_buttons(job: &Job, csrf: &str) -> Markup {
+    let s = job.status;
+    let can_pause = matches!(s, JobStatus::Ready | JobStatus::Active) && !job.user_paused;
+    let can_resume = job.user_paused && matches!(s, JobStatus::Pausing | JobStatus::Paused);
+    html! {
+        div.buttons {
+            @if s == JobStatus::Suspended {
+                a.button.primary href=(format!("/console/jobs/{}/confirm", job.id)) { "Confirm and run" }
+            }
+            @if can_pause {
+                form.inline method="post" action=(format!("/console/jobs/{}/status", job.id)) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="requested" value="Paused";
+                    button type="submit" { "Pause" }
+                }
+            }
+            @if can_resume {
+                form.inline method="post" action=(format!("/console/jobs/{}/status", job.id)) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="requested" value="Active";
+                    button type="submit" { "Resume" }
+                }
+            }
+            @if s.is_terminal() && job.failed > 0 {
+                form.inline method="post" action=(format!("/console/jobs/{}/rerun", job.id)) data-confirm="Create a new job that runs this job's failed tasks again?" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    button type="submit" { "Re-run failed tasks" }
+                }
+            }
+            a.button href=(format!("/console/jobs/new?clone={}", job.id)) { "Clone job" }
+        }
+    }
+}
+
+/// How a job was created: its settings, operation, manifest and completion report.
+fn detail_configuration(job: &Job, view: &JobView) -> Markup {
+    html! {
+        section.card #live-config aria-label="Configuration" {
+            h2 { "Configuration" }
+            dl.grid {
+                (field_row("Job ARN", html! { code { (view.job_arn) } }))
+                (field_row("Description", text_or_dash(job.spec.description.as_deref())))
+                (field_row("Priority", html! { (job.priority) }))
+                (field_row("Created", html! { (view.creation_time) }))
+                (field_row("Suspended", text_or_dash(view.suspended_date.as_deref())))
+                (field_row("Finished", text_or_dash(view.termination_date.as_deref())))
+                (field_row("Confirmation required", html! { (if job.spec.confirmation_required { "Yes" } else { "No" }) }))
+                (field_row("Role", text_or_dash(job.spec.role_arn.as_deref())))
+                (field_row("Dry run", html! { (if job.spec.dry_run { "Yes: checks every task and changes nothing" } else { "No" }) }))
+                @if let Some(r) = &job.spec.rerun_of {
+                    (field_row("Re-runs the failed tasks of", html! { a href=(format!("/console/jobs/{r}")) { (r) } }))
+                }
+                (field_row("Job tags", html! {
+                    @if job.tags.is_empty() { span.muted { "none" } }
+                    @for t in &job.tags { span.tag { (t.key) "=" (t.value) } " " }
+                }))
+            }
+            h3 { "Operation: " (job.spec.operation.name()) }
+            (operation_parameters(&job.spec))
+            h3 { "Manifest" }
+            @if let Some(m) = &job.spec.manifest {
+                dl.grid {
+                    (field_row("Object", html! { code { (m.location.object_arn) } }))
+                    (field_row("ETag", text_or_dash(m.location.etag.as_deref().or(job.manifest_etag.as_deref()))))
+                    (field_row("Version", text_or_dash(m.location.object_version_id.as_deref())))
+                    (field_row("Format", html! { (serde_json::to_value(m.spec.format).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) }))
+                    (field_row("Fields", html! { (m.spec.fields.iter().map(|f| serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).collect::<Vec<_>>().join(", ")) }))
+                }
+            }
+            @if let Some(g) = &view.manifest_generator {
+                p { "Generated from a bucket listing:" }
+                (value_fields(&serde_json::to_value(g).unwrap_or_default()))
+            }
+            @if let Some(d) = &view.generated_manifest_descriptor {
+                p { "Generated manifest:" }
+                (value_fields(d))
+            }
+            h3 { "Completion report" }
+            dl.grid {
+                (field_row("Enabled", html! { (if job.spec.report.enabled { "Yes" } else { "No" }) }))
+                @if job.spec.report.enabled {
+                    (field_row("Bucket", text_or_dash(job.spec.report.bucket.as_deref())))
+                    (field_row("Prefix", text_or_dash(job.spec.report.prefix.as_deref())))
+                    (field_row("Scope", html! { (serde_json::to_value(job.spec.report.report_scope).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| "AllTasks".into())) }))
+                    (field_row("Location", text_or_dash(view.report_location.as_deref())))
+                }
+            }
+        }
+    }
+}
+
+/// A job's status changes: time, status, reason.
+fn detail_history(history: &[(String, String, Option<String>)]) -> Markup {
+    html! {
+        section.card #live-history aria-label="Status history" {
+            h2 { "Status history" }
+            @if history.is_empty() {
+                p.muted { "No status changes recorded yet." }
+            } @else {
+                table {
+                    thead { tr { th scope="col" { "Time" } th scope="col" { "Status" } th scope="col" { "Reason" } } }
+                    tbody { @for (t, st, r) in history { tr { td.time { (t) } td { (st) } td { (r.as_deref().unwrap_or("")) } } } }
+                }
+            }
+        }
+    }
 }
 
 /// The operation's parameters under the create form's labels (the same table reads them back), and any other
@@ -508,17 +560,6 @@ pub struct ReportPage {
 }
 
 pub fn report(who: &Who, job: &Job, r: Option<&ReportPage>) -> Markup {
-    let base = format!("/console/jobs/{}/report", job.id);
-    let q = |failed: bool, page: usize| {
-        let mut parts = vec![];
-        if failed {
-            parts.push("failed=1".to_string());
-        }
-        if page > 1 {
-            parts.push(format!("page={page}"));
-        }
-        if parts.is_empty() { base.clone() } else { format!("{base}?{}", parts.join("&")) }
-    };
     layout(
         "Completion report",
         Some(who),
@@ -531,57 +572,82 @@ pub fn report(who: &Who, job: &Job, r: Option<&ReportPage>) -> Markup {
             @match r {
                 None => { p { "This job has no completion report yet (it is written when the job finishes, if the job asks for one)." } }
                 Some(r) => {
-                    p { "Written to " code { (r.location) } }
-                    section.card aria-label="Failures by error" {
-                        h2 { "Failures by error" }
-                        @if r.failure_counts.is_empty() { p.muted { "No task failed." } } @else {
-                            table {
-                                thead { tr { th scope="col" { "HTTP status" } th scope="col" { "Error code" } th scope="col" { "Tasks" } } }
-                                tbody { @for ((status, code), n) in &r.failure_counts { tr { td { (status) } td { (code) } td.num { (n) } } } }
-                            }
-                        }
-                    }
-                    div.titlebar {
-                        nav.tabs aria-label="Rows" {
-                            a href=(q(false, 1)) aria-current=[(!r.failed_only).then_some("true")] { "All rows" }
-                            a href=(q(true, 1)) aria-current=[r.failed_only.then_some("true")] { "Failed only" }
-                        }
-                        a.button href=(format!("/console/jobs/{}/report.csv{}", job.id, if r.failed_only { "?failed=1" } else { "" })) download { "Download CSV" }
-                    }
-                    table.report {
-                        thead { tr {
-                            th scope="col" { "Bucket" } th scope="col" { "Key" } th scope="col" { "Version" } th scope="col" { "Task status" }
-                            th scope="col" { "HTTP status" } th scope="col" { "Error code" } th scope="col" { "Result message" }
-                        } }
-                        tbody {
-                            @for row in &r.rows {
-                                tr class=(if row.status == "failed" { "failed" } else { "" }) {
-                                    td { (row.bucket) } td.key { (row.key) } td { (row.version_id) } td { (row.status) }
-                                    td { (row.http_status) } td { (row.error_code) } td.msg { (row.result_message) }
-                                }
-                            }
-                        }
-                    }
-                    @if r.rows.is_empty() { p.empty { "No rows." } }
-                    nav.pager aria-label="Pages" {
-                        @if r.page > 1 { a href=(q(r.failed_only, r.page - 1)) rel="prev" { "Previous" } }
-                        span { "Page " (r.page) }
-                        @if r.more { a href=(q(r.failed_only, r.page + 1)) rel="next" { "Next" } }
-                    }
-                    h2 { "Report files" }
-                    ul {
-                        li { a href=(format!("/console/jobs/{}/report/file?n=manifest", job.id)) { "manifest.json" } }
-                        @for (i, (status, bucket, key)) in r.files.iter().enumerate() {
-                            li {
-                                a href=(format!("/console/jobs/{}/report/file?n={i}", job.id)) { (status) " results" }
-                                " " code { "s3://" (bucket) "/" (key) }
-                            }
-                        }
-                    }
+                    (report_written(job, r))
                 }
             }
         },
     )
+}
+
+/// A report's failed tasks counted by (HTTP status, error code).
+fn report_failures(failure_counts: &[((String, String), u64)]) -> Markup {
+    html! {
+        section.card aria-label="Failures by error" {
+            h2 { "Failures by error" }
+            @if failure_counts.is_empty() { p.muted { "No task failed." } } @else {
+                table {
+                    thead { tr { th scope="col" { "HTTP status" } th scope="col" { "Error code" } th scope="col" { "Tasks" } } }
+                    tbody { @for ((status, code), n) in failure_counts { tr { td { (status) } td { (code) } td.num { (n) } } } }
+                }
+            }
+        }
+    }
+}
+
+/// A written report: where it is, its failures by error, a page of its rows and its files.
+fn report_written(job: &Job, r: &ReportPage) -> Markup {
+    let base = format!("/console/jobs/{}/report", job.id);
+    let q = |failed: bool, page: usize| {
+        let mut parts = vec![];
+        if failed {
+            parts.push("failed=1".to_string());
+        }
+        if page > 1 {
+            parts.push(format!("page={page}"));
+        }
+        if parts.is_empty() { base.clone() } else { format!("{base}?{}", parts.join("&")) }
+    };
+    html! {
+        p { "Written to " code { (r.location) } }
+        (report_failures(&r.failure_counts))
+        div.titlebar {
+            nav.tabs aria-label="Rows" {
+                a href=(q(false, 1)) aria-current=[(!r.failed_only).then_some("true")] { "All rows" }
+                a href=(q(true, 1)) aria-current=[r.failed_only.then_some("true")] { "Failed only" }
+            }
+            a.button href=(format!("/console/jobs/{}/report.csv{}", job.id, if r.failed_only { "?failed=1" } else { "" })) download { "Download CSV" }
+        }
+        table.report {
+            thead { tr {
+                th scope="col" { "Bucket" } th scope="col" { "Key" } th scope="col" { "Version" } th scope="col" { "Task status" }
+                th scope="col" { "HTTP status" } th scope="col" { "Error code" } th scope="col" { "Result message" }
+            } }
+            tbody {
+                @for row in &r.rows {
+                    tr class=(if row.status == "failed" { "failed" } else { "" }) {
+                        td { (row.bucket) } td.key { (row.key) } td { (row.version_id) } td { (row.status) }
+                        td { (row.http_status) } td { (row.error_code) } td.msg { (row.result_message) }
+                    }
+                }
+            }
+        }
+        @if r.rows.is_empty() { p.empty { "No rows." } }
+        nav.pager aria-label="Pages" {
+            @if r.page > 1 { a href=(q(r.failed_only, r.page - 1)) rel="prev" { "Previous" } }
+            span { "Page " (r.page) }
+            @if r.more { a href=(q(r.failed_only, r.page + 1)) rel="next" { "Next" } }
+        }
+        h2 { "Report files" }
+        ul {
+            li { a href=(format!("/console/jobs/{}/report/file?n=manifest", job.id)) { "manifest.json" } }
+            @for (i, (status, bucket, key)) in r.files.iter().enumerate() {
+                li {
+                    a href=(format!("/console/jobs/{}/report/file?n={i}", job.id)) { (status) " results" }
+                    " " code { "s3://" (bucket) "/" (key) }
+                }
+            }
+        }
+    }
 }
 
 fn err(errors: &Errors, k: &str) -> Markup {
@@ -649,8 +715,6 @@ fn op_field(v: &Values, errors: &Errors, f: &form::Field) -> Markup {
 
 /// The create-job form (also Clone job's, filled in).
 pub fn create(who: &Who, v: &Values, errors: &Errors, token: &str, roles: &[String]) -> Markup {
-    let source = v.get("source");
-    let op = v.get("operation");
     layout(
         "Create job",
         Some(who),
@@ -664,114 +728,144 @@ pub fn create(who: &Who, v: &Values, errors: &Errors, token: &str, roles: &[Stri
             form.create method="post" action="/console/jobs" novalidate {
                 input type="hidden" name="csrf" value=(who.csrf);
                 input type="hidden" name="token" value=(token);
-                fieldset.card {
-                    legend { "1. Manifest: the objects to run on" }
-                    (err(errors, "source"))
-                    (err(errors, "manifest"))
-                    div.choices role="radiogroup" aria-label="Manifest source" {
-                        label { input type="radio" name="source" value="csv" checked[source == "csv"]; " CSV manifest" }
-                        label { input type="radio" name="source" value="inventory" checked[source == "inventory"]; " S3 Inventory report (manifest.json)" }
-                        label { input type="radio" name="source" value="generate" checked[source == "generate"]; " Generate from a bucket listing" }
-                    }
-                    div.part data-source="csv" {
-                        (text_input(v, errors, "manifest.bucket", "Manifest bucket", "", "text"))
-                        (text_input(v, errors, "manifest.key", "Manifest key", "manifests/list.csv", "text"))
-                        div.field.with-button {
-                            (text_input(v, errors, "manifest.etag", "Manifest ETag", "looked up when left empty", "text"))
-                            button type="button" data-etag="manifest" { "Look up ETag" }
-                        }
-                        (checkbox(v, "manifest.versions", "The manifest has a version ID column (Bucket, Key, VersionId)"))
-                    }
-                    div.part data-source="inventory" {
-                        (text_input(v, errors, "inventory.bucket", "Inventory bucket", "", "text"))
-                        (text_input(v, errors, "inventory.key", "Inventory manifest.json key", "inventory/src/config/2026-01-01T00-00Z/manifest.json", "text"))
-                        div.field.with-button {
-                            (text_input(v, errors, "inventory.etag", "Inventory manifest ETag", "looked up when left empty", "text"))
-                            button type="button" data-etag="inventory" { "Look up ETag" }
-                        }
-                    }
-                    div.part data-source="generate" {
-                        (err(errors, "gen.bucket"))
-                        (text_input(v, errors, "gen.bucket", "Source bucket", "", "text"))
-                        (text_input(v, errors, "gen.prefixes", "Key prefixes (any of, comma-separated)", "", "text"))
-                        (text_input(v, errors, "gen.suffixes", "Key suffixes (any of)", "", "text"))
-                        (text_input(v, errors, "gen.substrings", "Key substrings (any of)", "", "text"))
-                        (text_input(v, errors, "gen.created_after", "Created after", "2026-01-01", "text"))
-                        (text_input(v, errors, "gen.created_before", "Created before", "2026-12-31", "text"))
-                        (text_input(v, errors, "gen.larger_than", "Larger than (bytes)", "", "number"))
-                        (text_input(v, errors, "gen.smaller_than", "Smaller than (bytes)", "", "number"))
-                        (multi_select(v, "gen.storage_class", "Storage classes (any of)", &s3batch_core::spec::STORAGE_CLASSES))
-                        (multi_select(v, "gen.encryption", "Encryption (any of)", form::GEN_ENCRYPTIONS))
-                        (multi_select(v, "gen.replication", "Replication statuses (any of)", &s3batch_core::spec::REPLICATION_STATUSES))
-                        (checkbox(v, "gen.eligible", "Only objects eligible for replication"))
-                        (checkbox(v, "gen.output", "Save the generated manifest"))
-                        (text_input(v, errors, "gen.output_bucket", "Generated manifest bucket", "", "text"))
-                        (text_input(v, errors, "gen.output_prefix", "Generated manifest prefix", "", "text"))
-                    }
-                }
-                fieldset.card {
-                    legend { "2. Operation" }
-                    (err(errors, "operation"))
-                    div.field {
-                        label for="operation" { "Operation" }
-                        select #operation name="operation" {
-                            @for o in form::OPERATIONS { option value=(o.op) selected[op == o.op] { (o.op) " – " (o.title) } }
-                        }
-                    }
-                    @for o in form::OPERATIONS {
-                        div.part data-op=(o.op) {
-                            @for f in o.fields { (op_field(v, errors, f)) }
-                            @if o.fields.is_empty() { p.muted { "This operation has no parameters." } }
-                        }
-                    }
-                    div.field {
-                        label for="op-extra" { "More parameters (JSON, any member of the operation)" }
-                        textarea #op-extra name="op.extra" rows="2" placeholder="{\"NewObjectMetadata\": {\"CacheControl\": \"max-age=60\"}}" { (v.get("op.extra")) }
-                        (err(errors, "op.extra"))
-                    }
-                }
-                fieldset.card {
-                    legend { "3. Completion report" }
-                    (err(errors, "report"))
-                    (checkbox(v, "report.enabled", "Write a completion report"))
-                    (text_input(v, errors, "report.bucket", "Report bucket", "", "text"))
-                    (text_input(v, errors, "report.prefix", "Report prefix", "", "text"))
-                    div.field {
-                        label for="report-scope" { "Report scope" }
-                        select #report-scope name="report.scope" {
-                            option value="AllTasks" selected[v.get("report.scope") != "FailedTasksOnly"] { "All tasks" }
-                            option value="FailedTasksOnly" selected[v.get("report.scope") == "FailedTasksOnly"] { "Failed tasks only" }
-                        }
-                    }
-                }
-                fieldset.card {
-                    legend { "4. Job options" }
-                    (text_input(v, errors, "description", "Description", "", "text"))
-                    (text_input(v, errors, "priority", "Priority", "", "number"))
-                    div.field {
-                        label for="role" { "Role" }
-                        @if roles.is_empty() {
-                            input #role type="text" name="role" value=(v.get("role")) placeholder="arn:aws:iam::123456789012:role/batch";
-                        } @else {
-                            select #role name="role" {
-                                option value="" { "(none)" }
-                                @for r in roles { option value=(r) selected[v.get("role") == r] { (r) } }
-                            }
-                        }
-                        (err(errors, "role"))
-                    }
-                    div.field {
-                        label for="tags" { "Job tags (key=value, one per line)" }
-                        textarea #tags name="tags" rows="2" { (v.get("tags")) }
-                        (err(errors, "tags"))
-                    }
-                    (text_input(v, errors, "rate_limit", "Rate limit (tasks per second, empty for none)", "", "number"))
-                    (checkbox(v, "dry_run", "Dry run: check every task, change nothing"))
-                }
+                (create_manifest(v, errors))
+                (create_operation(v, errors))
+                (create_report(v, errors))
+                (create_options(v, errors, roles))
                 button.primary type="submit" { "Create job" }
             }
         },
     )
+}
+
+/// Part 1 of the create form: the manifest, as a CSV file, an inventory report or a generator.
+fn create_manifest(v: &Values, errors: &Errors) -> Markup {
+    let source = v.get("source");
+    html! {
+        fieldset.card {
+            legend { "1. Manifest: the objects to run on" }
+            (err(errors, "source"))
+            (err(errors, "manifest"))
+            div.choices role="radiogroup" aria-label="Manifest source" {
+                label { input type="radio" name="source" value="csv" checked[source == "csv"]; " CSV manifest" }
+                label { input type="radio" name="source" value="inventory" checked[source == "inventory"]; " S3 Inventory report (manifest.json)" }
+                label { input type="radio" name="source" value="generate" checked[source == "generate"]; " Generate from a bucket listing" }
+            }
+            div.part data-source="csv" {
+                (text_input(v, errors, "manifest.bucket", "Manifest bucket", "", "text"))
+                (text_input(v, errors, "manifest.key", "Manifest key", "manifests/list.csv", "text"))
+                div.field.with-button {
+                    (text_input(v, errors, "manifest.etag", "Manifest ETag", "looked up when left empty", "text"))
+                    button type="button" data-etag="manifest" { "Look up ETag" }
+                }
+                (checkbox(v, "manifest.versions", "The manifest has a version ID column (Bucket, Key, VersionId)"))
+            }
+            div.part data-source="inventory" {
+                (text_input(v, errors, "inventory.bucket", "Inventory bucket", "", "text"))
+                (text_input(v, errors, "inventory.key", "Inventory manifest.json key", "inventory/src/config/2026-01-01T00-00Z/manifest.json", "text"))
+                div.field.with-button {
+                    (text_input(v, errors, "inventory.etag", "Inventory manifest ETag", "looked up when left empty", "text"))
+                    button type="button" data-etag="inventory" { "Look up ETag" }
+                }
+            }
+            div.part data-source="generate" {
+                (err(errors, "gen.bucket"))
+                (text_input(v, errors, "gen.bucket", "Source bucket", "", "text"))
+                (text_input(v, errors, "gen.prefixes", "Key prefixes (any of, comma-separated)", "", "text"))
+                (text_input(v, errors, "gen.suffixes", "Key suffixes (any of)", "", "text"))
+                (text_input(v, errors, "gen.substrings", "Key substrings (any of)", "", "text"))
+                (text_input(v, errors, "gen.created_after", "Created after", "2026-01-01", "text"))
+                (text_input(v, errors, "gen.created_before", "Created before", "2026-12-31", "text"))
+                (text_input(v, errors, "gen.larger_than", "Larger than (bytes)", "", "number"))
+                (text_input(v, errors, "gen.smaller_than", "Smaller than (bytes)", "", "number"))
+                (multi_select(v, "gen.storage_class", "Storage classes (any of)", &s3batch_core::spec::STORAGE_CLASSES))
+                (multi_select(v, "gen.encryption", "Encryption (any of)", form::GEN_ENCRYPTIONS))
+                (multi_select(v, "gen.replication", "Replication statuses (any of)", &s3batch_core::spec::REPLICATION_STATUSES))
+                (checkbox(v, "gen.eligible", "Only objects eligible for replication"))
+                (checkbox(v, "gen.output", "Save the generated manifest"))
+                (text_input(v, errors, "gen.output_bucket", "Generated manifest bucket", "", "text"))
+                (text_input(v, errors, "gen.output_prefix", "Generated manifest prefix", "", "text"))
+            }
+        }
+    }
+}
+
+/// Part 2 of the create form: the operation and its parameters.
+fn create_operation(v: &Values, errors: &Errors) -> Markup {
+    let op = v.get("operation");
+    html! {
+        fieldset.card {
+            legend { "2. Operation" }
+            (err(errors, "operation"))
+            div.field {
+                label for="operation" { "Operation" }
+                select #operation name="operation" {
+                    @for o in form::OPERATIONS { option value=(o.op) selected[op == o.op] { (o.op) " – " (o.title) } }
+                }
+            }
+            @for o in form::OPERATIONS {
+                div.part data-op=(o.op) {
+                    @for f in o.fields { (op_field(v, errors, f)) }
+                    @if o.fields.is_empty() { p.muted { "This operation has no parameters." } }
+                }
+            }
+            div.field {
+                label for="op-extra" { "More parameters (JSON, any member of the operation)" }
+                textarea #op-extra name="op.extra" rows="2" placeholder="{\"NewObjectMetadata\": {\"CacheControl\": \"max-age=60\"}}" { (v.get("op.extra")) }
+                (err(errors, "op.extra"))
+            }
+        }
+    }
+}
+
+/// Part 3 of the create form: the completion report.
+fn create_report(v: &Values, errors: &Errors) -> Markup {
+    html! {
+        fieldset.card {
+            legend { "3. Completion report" }
+            (err(errors, "report"))
+            (checkbox(v, "report.enabled", "Write a completion report"))
+            (text_input(v, errors, "report.bucket", "Report bucket", "", "text"))
+            (text_input(v, errors, "report.prefix", "Report prefix", "", "text"))
+            div.field {
+                label for="report-scope" { "Report scope" }
+                select #report-scope name="report.scope" {
+                    option value="AllTasks" selected[v.get("report.scope") != "FailedTasksOnly"] { "All tasks" }
+                    option value="FailedTasksOnly" selected[v.get("report.scope") == "FailedTasksOnly"] { "Failed tasks only" }
+                }
+            }
+        }
+    }
+}
+
+/// Part 4 of the create form: description, priority, role, tags, rate limit, dry run.
+fn create_options(v: &Values, errors: &Errors, roles: &[String]) -> Markup {
+    html! {
+        fieldset.card {
+            legend { "4. Job options" }
+            (text_input(v, errors, "description", "Description", "", "text"))
+            (text_input(v, errors, "priority", "Priority", "", "number"))
+            div.field {
+                label for="role" { "Role" }
+                @if roles.is_empty() {
+                    input #role type="text" name="role" value=(v.get("role")) placeholder="arn:aws:iam::123456789012:role/batch";
+                } @else {
+                    select #role name="role" {
+                        option value="" { "(none)" }
+                        @for r in roles { option value=(r) selected[v.get("role") == r] { (r) } }
+                    }
+                }
+                (err(errors, "role"))
+            }
+            div.field {
+                label for="tags" { "Job tags (key=value, one per line)" }
+                textarea #tags name="tags" rows="2" { (v.get("tags")) }
+                (err(errors, "tags"))
+            }
+            (text_input(v, errors, "rate_limit", "Rate limit (tasks per second, empty for none)", "", "number"))
+            (checkbox(v, "dry_run", "Dry run: check every task, change nothing"))
+        }
+    }
 }
 
 pub fn message(who: Option<&Who>, title: &str, text: &str) -> Markup {

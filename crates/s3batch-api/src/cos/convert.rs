@@ -545,59 +545,11 @@ fn cos_parts(spec: &JobSpec, region: &str, appid: &str) -> (Value, Value, Value,
 
 /// A COS form of an S3 operation, where COS has one.
 fn operation_to_cos(op: &Operation, region: &str, appid: &str) -> Option<CosOperation> {
-    let cos_bucket = |aws: &str| {
-        arn::parse_bucket_arn(aws).map_or_else(|| aws.to_string(), |b| arn::cos_bucket_arn(region, appid, &b))
-    };
     Some(match op {
         Operation::S3PutObjectCopy(c) => {
-            let replaced = |yes: bool| Some(if yes { "Replaced" } else { "Copy" }.to_string());
-            let add_or = |merge: Option<bool>, other: &str| {
-                if merge == Some(true) { "Add".to_string() } else { other.to_string() }
-            };
-            let acl = c.canned_access_control_list.is_some() || c.access_control_grants.is_some();
-            let prefixes = c.source_key_prefix.is_some() || c.target_key_prefix.is_some();
-            CosOperation::PutObjectCopy(Box::new(CosPutObjectCopy {
-                access_control_directive: acl.then(|| add_or(c.merge_access_control_grants, "Replaced")),
-                access_control_grants: c.access_control_grants.as_ref().map(|gs| {
-                    gs.iter()
-                        .map(|g| CosGrant {
-                            grantee: g.grantee.as_ref().map(|e| CosGrantee {
-                                display_name: e.display_name.clone(),
-                                identifier: e.identifier.clone(),
-                                type_identifier: e
-                                    .type_identifier
-                                    .as_deref()
-                                    .map(|t| if t == "id" { "ID".to_string() } else { t.to_string() }),
-                            }),
-                            permission: g.permission.clone(),
-                        })
-                        .collect()
-                }),
-                prefix_replace: prefixes.then_some(true),
-                resources_prefix: c.source_key_prefix.clone(),
-                target_key_prefix: c.target_key_prefix.clone(),
-                canned_access_control_list: c.canned_access_control_list.clone(),
-                metadata_directive: c
-                    .metadata_directive
-                    .and_then(|d| replaced(d == MetadataDirective::Replace))
-                    .map(|d| if d == "Replaced" { add_or(c.merge_metadata, &d) } else { d }),
-                modified_since_constraint: c.modified_since_constraint.clone(),
-                un_modified_since_constraint: c.un_modified_since_constraint.clone(),
-                new_object_metadata: c.new_object_metadata.as_ref().map(|m| CosObjectMetadata {
-                    cache_control: m.cache_control.clone(),
-                    content_disposition: m.content_disposition.clone(),
-                    content_encoding: m.content_encoding.clone(),
-                    content_type: m.content_type.clone(),
-                    http_expires_date: m.http_expires_date.clone(),
-                    sse_algorithm: m.sse_algorithm.clone(),
-                    user_metadata: (!m.user_metadata.is_empty())
-                        .then(|| m.user_metadata.iter().map(|(k, v)| Tag::new(k, v)).collect()),
-                }),
-                tagging_directive: c.new_object_tagging.as_ref().map(|_| add_or(c.merge_tagging, "Replaced")),
-                new_object_tagging: c.new_object_tagging.clone(),
-                storage_class: c.storage_class.clone(),
-                target_resource: Some(cos_bucket(&c.target_resource)),
-            }))
+            let target = arn::parse_bucket_arn(&c.target_resource)
+                .map_or_else(|| c.target_resource.clone(), |b| arn::cos_bucket_arn(region, appid, &b));
+            CosOperation::PutObjectCopy(Box::new(copy_to_cos(c, target)))
         }
         Operation::S3InitiateRestoreObject(r) => CosOperation::InitiateRestoreObject(CosInitiateRestoreObject {
             expiration_in_days: r.expiration_in_days,
@@ -620,6 +572,64 @@ fn operation_to_cos(op: &Operation, region: &str, appid: &str) -> Option<CosOper
         }),
         _ => return None,
     })
+}
+
+/// A copy in COS's words: its directives say `Copy`, `Replaced` or (where S3 merges) `Add`; `target` is the
+/// target bucket's COS ARN.
+fn copy_to_cos(c: &PutObjectCopy, target: String) -> CosPutObjectCopy {
+    let replaced = |yes: bool| Some(if yes { "Replaced" } else { "Copy" }.to_string());
+    let add_or = |merge: Option<bool>, other: &str| {
+        if merge == Some(true) { "Add".to_string() } else { other.to_string() }
+    };
+    let acl = c.canned_access_control_list.is_some() || c.access_control_grants.is_some();
+    let prefixes = c.source_key_prefix.is_some() || c.target_key_prefix.is_some();
+    CosPutObjectCopy {
+        access_control_directive: acl.then(|| add_or(c.merge_access_control_grants, "Replaced")),
+        access_control_grants: c.access_control_grants.as_ref().map(|gs| gs.iter().map(grant_to_cos).collect()),
+        prefix_replace: prefixes.then_some(true),
+        resources_prefix: c.source_key_prefix.clone(),
+        target_key_prefix: c.target_key_prefix.clone(),
+        canned_access_control_list: c.canned_access_control_list.clone(),
+        metadata_directive: c
+            .metadata_directive
+            .and_then(|d| replaced(d == MetadataDirective::Replace))
+            .map(|d| if d == "Replaced" { add_or(c.merge_metadata, &d) } else { d }),
+        modified_since_constraint: c.modified_since_constraint.clone(),
+        un_modified_since_constraint: c.un_modified_since_constraint.clone(),
+        new_object_metadata: c.new_object_metadata.as_ref().map(metadata_to_cos),
+        tagging_directive: c.new_object_tagging.as_ref().map(|_| add_or(c.merge_tagging, "Replaced")),
+        new_object_tagging: c.new_object_tagging.clone(),
+        storage_class: c.storage_class.clone(),
+        target_resource: Some(target),
+    }
+}
+
+/// A grant in COS's words (its grantee type `ID`, where S3 writes `id`).
+fn grant_to_cos(g: &Grant) -> CosGrant {
+    CosGrant {
+        grantee: g.grantee.as_ref().map(|e| CosGrantee {
+            display_name: e.display_name.clone(),
+            identifier: e.identifier.clone(),
+            type_identifier: e
+                .type_identifier
+                .as_deref()
+                .map(|t| if t == "id" { "ID".to_string() } else { t.to_string() }),
+        }),
+        permission: g.permission.clone(),
+    }
+}
+
+fn metadata_to_cos(m: &ObjectMetadata) -> CosObjectMetadata {
+    CosObjectMetadata {
+        cache_control: m.cache_control.clone(),
+        content_disposition: m.content_disposition.clone(),
+        content_encoding: m.content_encoding.clone(),
+        content_type: m.content_type.clone(),
+        http_expires_date: m.http_expires_date.clone(),
+        sse_algorithm: m.sse_algorithm.clone(),
+        user_metadata: (!m.user_metadata.is_empty())
+            .then(|| m.user_metadata.iter().map(|(k, v)| Tag::new(k, v)).collect()),
+    }
 }
 
 fn progress(job: &Job) -> Value {
