@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -228,6 +229,26 @@ impl GuardedStore {
 
 type SResult<T> = Result<T, StorageError>;
 
+/// A guarded call: the walls are checked, then the backend's own future is handed back as it is, so the guard adds
+/// no future (and no allocation) of its own to a call; a refusal is a ready `AccessDenied`. The signature is the one
+/// `async_trait` gives the trait's method (a lifetime per reference, each outliving `'async_trait`).
+macro_rules! checked {
+    (fn $name:ident<$($lt:lifetime),+>(&$slt:lifetime $this:ident $(, $arg:ident: $ty:ty)* $(,)?) -> $out:ty $check:block) => {
+        fn $name<$($lt,)+ 'async_trait>(
+            &$slt $this $(, $arg: $ty)*
+        ) -> Pin<Box<dyn Future<Output = SResult<$out>> + Send + 'async_trait>>
+        where
+            $($lt: 'async_trait,)+
+            Self: 'async_trait,
+        {
+            match $check {
+                Ok(()) => $this.inner.$name($($arg),*),
+                Err(denied) => Box::pin(std::future::ready(Err(denied))),
+            }
+        }
+    };
+}
+
 /// Every method is written out, defaults included: a method the guard does not forward would answer with the
 /// trait's default instead of the backend's (a past bug), so clippy refuses a missing one.
 #[async_trait]
@@ -237,36 +258,210 @@ impl ObjectStore for GuardedStore {
         self.inner.kind()
     }
 
-    async fn create_bucket(&self, bucket: &str) -> SResult<()> {
-        self.write(bucket)?;
-        self.inner.create_bucket(bucket).await
-    }
+    checked!(
+        fn create_bucket<'life0, 'life1>(&'life0 self, bucket: &'life1 str) -> () {
+            self.write(bucket)
+        }
+    );
 
-    async fn head_object(&self, obj: &ObjectRef) -> SResult<ObjectInfo> {
-        self.read(&obj.bucket)?;
-        self.inner.head_object(obj).await
-    }
+    checked!(
+        fn head_object<'life0, 'life1>(&'life0 self, obj: &'life1 ObjectRef) -> ObjectInfo {
+            self.read(&obj.bucket)
+        }
+    );
 
-    async fn get_object(&self, obj: &ObjectRef, range: Option<Range<u64>>) -> SResult<GetResult> {
-        self.read(&obj.bucket)?;
-        self.inner.get_object(obj, range).await
-    }
+    checked!(
+        fn get_object<'life0, 'life1>(&'life0 self, obj: &'life1 ObjectRef, range: Option<Range<u64>>) -> GetResult {
+            self.read(&obj.bucket)
+        }
+    );
 
-    async fn put_object(&self, bucket: &str, key: &str, body: PutBody, opts: &PutOptions) -> SResult<WriteResult> {
-        self.write(bucket)?;
-        self.inner.put_object(bucket, key, body, opts).await
-    }
+    checked!(
+        fn put_object<'life0, 'life1, 'life2, 'life3>(
+            &'life0 self,
+            bucket: &'life1 str,
+            key: &'life2 str,
+            body: PutBody,
+            opts: &'life3 PutOptions,
+        ) -> WriteResult {
+            self.write(bucket)
+        }
+    );
 
-    async fn copy_object(&self, req: &CopyRequest) -> SResult<WriteResult> {
-        self.read(&req.source.bucket)?;
-        self.write(&req.dest_bucket)?;
-        self.inner.copy_object(req).await
-    }
+    checked!(
+        fn copy_object<'life0, 'life1>(&'life0 self, req: &'life1 CopyRequest) -> WriteResult {
+            self.read(&req.source.bucket).and_then(|()| self.write(&req.dest_bucket))
+        }
+    );
 
-    async fn delete_object(&self, obj: &ObjectRef) -> SResult<WriteResult> {
-        self.write(&obj.bucket)?;
-        self.inner.delete_object(obj).await
-    }
+    checked!(
+        fn delete_object<'life0, 'life1>(&'life0 self, obj: &'life1 ObjectRef) -> WriteResult {
+            self.write(&obj.bucket)
+        }
+    );
+
+    checked!(
+        fn get_object_tagging<'life0, 'life1>(&'life0 self, obj: &'life1 ObjectRef) -> Vec<Tag> {
+            self.read(&obj.bucket)
+        }
+    );
+
+    checked!(
+        fn put_object_tagging<'life0, 'life1, 'life2>(
+            &'life0 self,
+            obj: &'life1 ObjectRef,
+            tags: &'life2 [Tag],
+        ) -> WriteResult {
+            self.write(&obj.bucket)
+        }
+    );
+
+    checked!(
+        fn delete_object_tagging<'life0, 'life1>(&'life0 self, obj: &'life1 ObjectRef) -> WriteResult {
+            self.write(&obj.bucket)
+        }
+    );
+
+    checked!(
+        fn list_objects<'life0, 'life1, 'life2>(
+            &'life0 self,
+            bucket: &'life1 str,
+            prefix: &'life2 str,
+            continuation: Option<String>,
+            max_keys: usize,
+        ) -> ListPage {
+            self.read(bucket)
+        }
+    );
+
+    checked!(
+        fn list_objects_after<'life0, 'life1, 'life2>(
+            &'life0 self,
+            bucket: &'life1 str,
+            prefix: &'life2 str,
+            start_after: Option<String>,
+            max_keys: usize,
+        ) -> ListPage {
+            self.read(bucket)
+        }
+    );
+
+    checked!(
+        fn list_object_versions<'life0, 'life1, 'life2>(
+            &'life0 self,
+            bucket: &'life1 str,
+            prefix: &'life2 str,
+            key_marker: Option<String>,
+            version_marker: Option<String>,
+            max_keys: usize,
+        ) -> VersionPage {
+            self.read(bucket)
+        }
+    );
+
+    checked!(
+        fn put_object_acl<'life0, 'life1, 'life2>(&'life0 self, obj: &'life1 ObjectRef, acl: &'life2 Acl) -> () {
+            self.write(&obj.bucket)
+        }
+    );
+
+    checked!(
+        fn get_object_acl<'life0, 'life1>(&'life0 self, obj: &'life1 ObjectRef) -> AclPolicy {
+            self.read(&obj.bucket)
+        }
+    );
+
+    checked!(
+        fn put_object_retention<'life0, 'life1>(
+            &'life0 self,
+            obj: &'life1 ObjectRef,
+            mode: Option<RetentionMode>,
+            retain_until: Option<i64>,
+            bypass_governance: bool,
+            event_hold: Option<s3batch_storage::EventHold>,
+        ) -> () {
+            self.write(&obj.bucket)
+        }
+    );
+
+    checked!(
+        fn get_object_retention<'life0, 'life1>(&'life0 self, obj: &'life1 ObjectRef) -> Retention {
+            self.read(&obj.bucket)
+        }
+    );
+
+    checked!(
+        fn put_object_legal_hold<'life0, 'life1>(&'life0 self, obj: &'life1 ObjectRef, on: bool) -> () {
+            self.write(&obj.bucket)
+        }
+    );
+
+    checked!(
+        fn get_object_legal_hold<'life0, 'life1>(&'life0 self, obj: &'life1 ObjectRef) -> bool {
+            self.read(&obj.bucket)
+        }
+    );
+
+    checked!(
+        fn restore_object<'life0, 'life1>(
+            &'life0 self,
+            obj: &'life1 ObjectRef,
+            days: Option<i32>,
+            tier: Option<RestoreTier>,
+        ) -> () {
+            self.write(&obj.bucket)
+        }
+    );
+
+    checked!(
+        fn create_multipart_upload<'life0, 'life1, 'life2, 'life3>(
+            &'life0 self,
+            bucket: &'life1 str,
+            key: &'life2 str,
+            opts: &'life3 MultipartOptions,
+        ) -> MultipartUpload {
+            self.write(bucket)
+        }
+    );
+
+    checked!(
+        fn upload_part_copy<'life0, 'life1, 'life2>(
+            &'life0 self,
+            upload: &'life1 MultipartUpload,
+            part_number: i32,
+            source: &'life2 ObjectRef,
+            range: Option<Range<u64>>,
+        ) -> CompletedPart {
+            self.read(&source.bucket).and_then(|()| self.write(&upload.bucket))
+        }
+    );
+
+    checked!(
+        fn upload_part<'life0, 'life1>(
+            &'life0 self,
+            upload: &'life1 MultipartUpload,
+            part_number: i32,
+            data: Bytes,
+        ) -> CompletedPart {
+            self.write(&upload.bucket)
+        }
+    );
+
+    checked!(
+        fn complete_multipart_upload<'life0, 'life1, 'life2>(
+            &'life0 self,
+            upload: &'life1 MultipartUpload,
+            parts: &'life2 [CompletedPart],
+        ) -> WriteResult {
+            self.write(&upload.bucket)
+        }
+    );
+
+    checked!(
+        fn abort_multipart_upload<'life0, 'life1>(&'life0 self, upload: &'life1 MultipartUpload) -> () {
+            self.write(&upload.bucket)
+        }
+    );
 
     /// Each key is checked as its own DeleteObject would be: a key the role may not delete gets its own
     /// `AccessDenied`, and only the others are sent.
@@ -288,138 +483,6 @@ impl ObjectStore for GuardedStore {
                     .unwrap_or_else(|| Err(StorageError::internal("the store answered fewer results than keys"))),
             })
             .collect())
-    }
-
-    async fn get_object_tagging(&self, obj: &ObjectRef) -> SResult<Vec<Tag>> {
-        self.read(&obj.bucket)?;
-        self.inner.get_object_tagging(obj).await
-    }
-
-    async fn put_object_tagging(&self, obj: &ObjectRef, tags: &[Tag]) -> SResult<WriteResult> {
-        self.write(&obj.bucket)?;
-        self.inner.put_object_tagging(obj, tags).await
-    }
-
-    async fn delete_object_tagging(&self, obj: &ObjectRef) -> SResult<WriteResult> {
-        self.write(&obj.bucket)?;
-        self.inner.delete_object_tagging(obj).await
-    }
-
-    async fn list_objects(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        continuation: Option<String>,
-        max_keys: usize,
-    ) -> SResult<ListPage> {
-        self.read(bucket)?;
-        self.inner.list_objects(bucket, prefix, continuation, max_keys).await
-    }
-
-    async fn list_objects_after(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        start_after: Option<String>,
-        max_keys: usize,
-    ) -> SResult<ListPage> {
-        self.read(bucket)?;
-        self.inner.list_objects_after(bucket, prefix, start_after, max_keys).await
-    }
-
-    async fn list_object_versions(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        key_marker: Option<String>,
-        version_marker: Option<String>,
-        max_keys: usize,
-    ) -> SResult<VersionPage> {
-        self.read(bucket)?;
-        self.inner.list_object_versions(bucket, prefix, key_marker, version_marker, max_keys).await
-    }
-
-    async fn put_object_acl(&self, obj: &ObjectRef, acl: &Acl) -> SResult<()> {
-        self.write(&obj.bucket)?;
-        self.inner.put_object_acl(obj, acl).await
-    }
-
-    async fn get_object_acl(&self, obj: &ObjectRef) -> SResult<AclPolicy> {
-        self.read(&obj.bucket)?;
-        self.inner.get_object_acl(obj).await
-    }
-
-    async fn put_object_retention(
-        &self,
-        obj: &ObjectRef,
-        mode: Option<RetentionMode>,
-        retain_until: Option<i64>,
-        bypass_governance: bool,
-        event_hold: Option<s3batch_storage::EventHold>,
-    ) -> SResult<()> {
-        self.write(&obj.bucket)?;
-        self.inner.put_object_retention(obj, mode, retain_until, bypass_governance, event_hold).await
-    }
-
-    async fn get_object_retention(&self, obj: &ObjectRef) -> SResult<Retention> {
-        self.read(&obj.bucket)?;
-        self.inner.get_object_retention(obj).await
-    }
-
-    async fn put_object_legal_hold(&self, obj: &ObjectRef, on: bool) -> SResult<()> {
-        self.write(&obj.bucket)?;
-        self.inner.put_object_legal_hold(obj, on).await
-    }
-
-    async fn get_object_legal_hold(&self, obj: &ObjectRef) -> SResult<bool> {
-        self.read(&obj.bucket)?;
-        self.inner.get_object_legal_hold(obj).await
-    }
-
-    async fn restore_object(&self, obj: &ObjectRef, days: Option<i32>, tier: Option<RestoreTier>) -> SResult<()> {
-        self.write(&obj.bucket)?;
-        self.inner.restore_object(obj, days, tier).await
-    }
-
-    async fn create_multipart_upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        opts: &MultipartOptions,
-    ) -> SResult<MultipartUpload> {
-        self.write(bucket)?;
-        self.inner.create_multipart_upload(bucket, key, opts).await
-    }
-
-    async fn upload_part_copy(
-        &self,
-        upload: &MultipartUpload,
-        part_number: i32,
-        source: &ObjectRef,
-        range: Option<Range<u64>>,
-    ) -> SResult<CompletedPart> {
-        self.read(&source.bucket)?;
-        self.write(&upload.bucket)?;
-        self.inner.upload_part_copy(upload, part_number, source, range).await
-    }
-
-    async fn upload_part(&self, upload: &MultipartUpload, part_number: i32, data: Bytes) -> SResult<CompletedPart> {
-        self.write(&upload.bucket)?;
-        self.inner.upload_part(upload, part_number, data).await
-    }
-
-    async fn complete_multipart_upload(
-        &self,
-        upload: &MultipartUpload,
-        parts: &[CompletedPart],
-    ) -> SResult<WriteResult> {
-        self.write(&upload.bucket)?;
-        self.inner.complete_multipart_upload(upload, parts).await
-    }
-
-    async fn abort_multipart_upload(&self, upload: &MultipartUpload) -> SResult<()> {
-        self.write(&upload.bucket)?;
-        self.inner.abort_multipart_upload(upload).await
     }
 }
 
