@@ -192,6 +192,11 @@ pub fn verify<'s>(
     if !signed.header_list.iter().any(|h| h == "host") {
         return Err(denied("AccessDenied", "q-header-list must name host: a signature must be bound to the server"));
     }
+    // q-sign covers no body: a Content-MD5 is what binds the body to the signature, so one that is sent must be
+    // signed (else a body and a fresh digest could replace the signed request's).
+    if headers.contains_key("content-md5") && !signed.header_list.iter().any(|h| h == "content-md5") {
+        return Err(denied("AccessDenied", "q-header-list must name content-md5 when the request sends Content-MD5"));
+    }
     let secret = secret_of(&signed.access_key_id).ok_or_else(|| {
         denied("InvalidAccessKeyId", format!("the SecretId {} is not known to this server", signed.access_key_id))
     })?;
@@ -491,6 +496,28 @@ mod tests {
         let mut h = h.clone();
         h.insert("authorization", auth.parse().unwrap());
         assert!(verify(&Method::POST, &uri, &h, now, secret).is_ok());
+    }
+
+    /// A Content-MD5 that is sent must be signed: else a new body and its digest could replace the signed ones.
+    #[test]
+    fn a_sent_content_md5_must_be_signed() {
+        let now = 1_700_000_000;
+        let uri: Uri = "/jobs".parse().unwrap();
+        let md5 = "mQ/fVh815F3k6TAUm8m0eg==";
+        let request = |signed: &[(&str, &str)]| {
+            let auth = authorization(ID, KEY, "POST", "/jobs", &[], signed, now, now + 60);
+            headers(&[("authorization", &auth), ("content-md5", md5), ("host", "127.0.0.1:8080")])
+        };
+        let unsigned = request(&[("host", "127.0.0.1:8080")]);
+        let e = verify(&Method::POST, &uri, &unsigned, now, secret).unwrap_err();
+        assert_eq!((e.code, e.status), ("AccessDenied", 403));
+        assert!(e.message.contains("content-md5"), "{}", e.message);
+        let signed = request(&[("content-md5", md5), ("host", "127.0.0.1:8080")]);
+        assert!(verify(&Method::POST, &uri, &signed, now, secret).is_ok());
+        // Without a Content-MD5 (the Node and Python SDKs send none) nothing changes.
+        let auth = authorization(ID, KEY, "POST", "/jobs", &[], &[("host", "127.0.0.1:8080")], now, now + 60);
+        let none = headers(&[("authorization", &auth), ("host", "127.0.0.1:8080")]);
+        assert!(verify(&Method::POST, &uri, &none, now, secret).is_ok());
     }
 
     #[test]

@@ -306,7 +306,16 @@ fn check_signed_headers(headers: &HeaderMap, auth: &Authorization<'_>) -> Result
 /// The payload hash the signature covers: `x-amz-content-sha256` (checked against the body) or the body's.
 fn payload_hash(headers: &HeaderMap, body: &[u8]) -> Result<String, AuthError> {
     Ok(match header_str(headers, "x-amz-content-sha256") {
-        Some(UNSIGNED_PAYLOAD) => UNSIGNED_PAYLOAD.to_string(),
+        Some(UNSIGNED_PAYLOAD) if body.is_empty() => UNSIGNED_PAYLOAD.to_string(),
+        // A signature that does not cover the body lets whoever sees the request send another body under it. The
+        // SDKs sign S3 Control bodies (botocore leaves a body unsigned only over HTTPS with a Content-MD5 or
+        // checksum header, which no S3 Control job operation sends).
+        Some(UNSIGNED_PAYLOAD) => {
+            return Err(denied(
+                "AccessDenied",
+                "x-amz-content-sha256: UNSIGNED-PAYLOAD is not accepted on a request with a body; sign the payload",
+            ));
+        }
         Some(h) if h.starts_with("STREAMING-") => {
             return Err(AuthError {
                 code: "NotImplemented",
@@ -386,6 +395,37 @@ mod tests {
             hh.insert("authorization", bad.parse().unwrap());
             assert_eq!(verify(&m, &u, &hh, b"", 1_700_000_000, secrets).unwrap_err().status, 403, "{bad}");
         }
+    }
+
+    /// A request signed with `x-amz-content-sha256: UNSIGNED-PAYLOAD` (as a client with payload signing off
+    /// sends it).
+    fn unsigned_payload_request(method: Method) -> (Method, Uri, HeaderMap) {
+        let uri: Uri = "/v20180820/jobs".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("host", "127.0.0.1:9000".parse().unwrap());
+        h.insert("x-amz-account-id", "111111111111".parse().unwrap());
+        h.insert("x-amz-date", "20231114T221320Z".parse().unwrap());
+        h.insert("x-amz-content-sha256", UNSIGNED_PAYLOAD.parse().unwrap());
+        let signed = ["host", "x-amz-account-id", "x-amz-content-sha256", "x-amz-date"];
+        let canonical = canonical_request(&method, &uri, &h, &signed, UNSIGNED_PAYLOAD).unwrap();
+        let scope = "20231114/snow/s3/aws4_request";
+        let sts = format!("{ALGORITHM}\n20231114T221320Z\n{scope}\n{}", hex::encode(Sha256::digest(&canonical)));
+        let signature = hex::encode(hmac(&signing_key("secret", "20231114", "snow", "s3"), sts.as_bytes()));
+        let auth =
+            format!("{ALGORITHM} Credential=AKID/{scope}, SignedHeaders={}, Signature={signature}", signed.join(";"));
+        h.insert("authorization", auth.parse().unwrap());
+        (method, uri, h)
+    }
+
+    #[test]
+    fn unsigned_payload_only_without_a_body() {
+        let secrets = |k: &str| (k == "AKID").then_some("secret");
+        let (m, u, h) = unsigned_payload_request(Method::GET);
+        assert!(verify(&m, &u, &h, b"", 1_700_000_000, secrets).is_ok(), "no body: nothing is left unsigned");
+        let (m, u, h) = unsigned_payload_request(Method::POST);
+        let e = verify(&m, &u, &h, b"<CreateJobRequest/>", 1_700_000_000, secrets).unwrap_err();
+        assert_eq!((e.code, e.status), ("AccessDenied", 403));
+        assert!(e.message.contains("UNSIGNED-PAYLOAD"), "{}", e.message);
     }
 
     #[test]

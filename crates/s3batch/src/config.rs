@@ -43,6 +43,15 @@ pub struct ServerConfig {
     /// Host names (without port) an open server (no `[[accounts]]`) answers to besides loopback names and
     /// addresses; requests under any other `Host` are refused (DNS rebinding). Default: none.
     pub allowed_hosts: Vec<String>,
+    /// Connections served at once; more wait in the listen queue until one closes. Default: 512.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long an idle kept-alive connection stays
+    /// open. Default: 10000.
+    pub header_timeout_ms: u64,
+    /// How long a request body may go without sending a byte. Default: 10000.
+    pub body_timeout_ms: u64,
+    /// How long a request may take from its headers to the answer's headers (408 beyond it). Default: 60000.
+    pub request_timeout_ms: u64,
 }
 
 /// The database URL's password never reaches a log line or an error.
@@ -56,6 +65,10 @@ impl std::fmt::Debug for ServerConfig {
             .field("requests_per_second", &self.requests_per_second)
             .field("request_burst", &self.request_burst)
             .field("allowed_hosts", &self.allowed_hosts)
+            .field("max_connections", &self.max_connections)
+            .field("header_timeout_ms", &self.header_timeout_ms)
+            .field("body_timeout_ms", &self.body_timeout_ms)
+            .field("request_timeout_ms", &self.request_timeout_ms)
             .finish()
     }
 }
@@ -70,6 +83,10 @@ impl Default for ServerConfig {
             requests_per_second: 0.0,
             request_burst: 50,
             allowed_hosts: Vec::new(),
+            max_connections: 512,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            request_timeout_ms: 60_000,
         }
     }
 }

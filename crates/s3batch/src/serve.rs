@@ -128,11 +128,72 @@ pub async fn serve(
         tracing::info!("--no-engine: serving the API only; `s3batch worker` processes run the jobs");
     }
     ready(addr);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+    serve_http(listener, app, &config.server, shutdown.clone()).await;
     if let Some(engine) = engine {
         engine.await?;
     }
     Ok(())
+}
+
+/// Serve `app` on `listener` until `shutdown`, then let the requests in flight finish. At most
+/// `server.max_connections` connections are served at once (the rest wait in the listen queue, so the process keeps
+/// file descriptors for its engine and stores); a client that takes longer than `server.header_timeout_ms` to send
+/// its headers, or keeps an idle connection that long, is disconnected; a body that sends nothing for
+/// `server.body_timeout_ms` fails its request, and a request that takes longer than `server.request_timeout_ms`
+/// answers 408.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: &crate::config::ServerConfig,
+    shutdown: CancellationToken,
+) {
+    use std::time::Duration;
+
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+
+    let app = app.layer(RequestBodyTimeoutLayer::new(Duration::from_millis(limits.body_timeout_ms))).layer(
+        TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(limits.request_timeout_ms),
+        ),
+    );
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(Duration::from_millis(limits.header_timeout_ms));
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break, // never closed
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was accepted: wait, go on.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// `s3batch worker`: the engine alone until `shutdown`, then drain (see [`Engine::run`]). `ready` gets the worker
@@ -166,12 +227,8 @@ pub async fn worker(
         let listener =
             tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding --metrics-listen {addr}"))?;
         tracing::info!(addr = %listener.local_addr()?, "metrics on /metrics");
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
-                tracing::warn!(error = %e, "the metrics listener stopped");
-            }
-        });
+        let (stop, limits) = (shutdown.clone(), config.server.clone());
+        tokio::spawn(async move { serve_http(listener, app, &limits, stop).await });
     }
     parts.engine.register().await; // listed in `s3batch workers` by the time it says it runs
     let engine = tokio::spawn(parts.engine.clone().run(shutdown));

@@ -24,7 +24,18 @@ impl Server {
 
     /// The same, with more arguments (e.g. `--no-engine`).
     pub fn start_with(config: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
+        Server::spawn(Command::new(BIN), config, args)
+    }
+
+    /// Start `serve` with at most `nofile` open file descriptors (run under prlimit(1), from util-linux).
+    pub fn start_with_nofile(config: &Path, nofile: u32) -> Server {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={nofile}:{nofile}")).arg(BIN);
+        Server::spawn(cmd, config, &[])
+    }
+
+    fn spawn(mut cmd: Command, config: &Path, args: &[&str]) -> Server {
+        let mut child = cmd
             .args(["serve", "--config"])
             .arg(config)
             .args(args)
