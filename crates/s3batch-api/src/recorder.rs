@@ -76,8 +76,13 @@ impl CounterFn for ShardedCounter {
     }
 }
 
+/// Histograms sum their samples in billionths (nanoseconds, for the durations in seconds every s3batch histogram
+/// records), so a sample is an integer add instead of a compare-and-swap loop on a float; a negative sample adds
+/// nothing to the sum.
+const NANOS: f64 = 1e9;
+
 /// A histogram of fixed buckets, per shard: a shard's slots hold the count of each bucket (`(bounds[i-1],
-/// bounds[i]]`, the last one `+Inf`) and then the `f64` bits of its samples' sum.
+/// bounds[i]]`, the last one `+Inf`) and then its samples' sum in billionths.
 #[derive(Debug)]
 struct FixedHistogram {
     bounds: Arc<[f64]>,
@@ -98,16 +103,16 @@ impl FixedHistogram {
     fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
         let n = self.bounds.len() + 1;
         let mut counts = vec![0u64; n];
-        let mut sum = 0.0;
+        let mut nanos = 0u64;
         for shard in self.slots.chunks(self.stride) {
             for (c, slot) in counts.iter_mut().zip(&shard[..n]) {
                 *c += slot.load(Ordering::Relaxed);
             }
-            sum += f64::from_bits(shard[n].load(Ordering::Relaxed));
+            nanos = nanos.wrapping_add(shard[n].load(Ordering::Relaxed));
         }
         let buckets: Vec<(f64, u64)> = self.bounds.iter().copied().chain([f64::MAX]).zip(counts).collect();
         let count = buckets.iter().map(|(_, n)| n).sum();
-        (sum, count, buckets)
+        (nanos as f64 / NANOS, count, buckets)
     }
 }
 
@@ -119,15 +124,7 @@ impl HistogramFn for FixedHistogram {
         let base = shard() * self.stride;
         let i = self.bounds.partition_point(|b| *b < value);
         self.slots[base + i].fetch_add(1, Ordering::Relaxed);
-        let sum = &self.slots[base + self.bounds.len() + 1];
-        let mut seen = sum.load(Ordering::Relaxed);
-        loop {
-            let next = (f64::from_bits(seen) + value).to_bits();
-            match sum.compare_exchange_weak(seen, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(now) => seen = now,
-            }
-        }
+        self.slots[base + self.bounds.len() + 1].fetch_add((value * NANOS).round() as u64, Ordering::Relaxed);
     }
 }
 
