@@ -18,7 +18,7 @@ pub fn enabled() -> bool {
 }
 
 /// The recorder, installed on first use; every later call returns the same registry. With metrics off, the
-/// registry is not installed and renders nothing but what it was given (nothing).
+/// registry is not installed as the global recorder, so nothing records into it and `/metrics` shows no metric.
 pub fn install() -> Result<MetricsRegistry> {
     if let Some(r) = REGISTRY.get() {
         return Ok(r.clone());
