@@ -150,13 +150,14 @@ impl Accounts {
 impl Accounts {
     /// The S3 Control check: a valid SigV4 signature by a known key, and an `x-amz-account-id` (and a Host whose
     /// first label is an account id, as the SDKs build it) naming that key's account. An open server takes the
-    /// account from `x-amz-account-id` without checking signatures.
+    /// account from `x-amz-account-id` without checking signatures. `body` is `None` before the body is read: then
+    /// the signature is checked over the payload hash the request claims ([`crate::sigv4::verify_head`]).
     pub fn authenticate_sigv4(
         &self,
         method: &axum::http::Method,
         uri: &axum::http::Uri,
         headers: &HeaderMap,
-        body: &[u8],
+        body: Option<&[u8]>,
     ) -> Result<String, AuthError> {
         let bad = |m: String| AuthError { code: "BadRequestException", status: 400, message: m };
         let claimed = match headers.get("x-amz-account-id") {
@@ -173,7 +174,11 @@ impl Accounts {
             claimed.clone().unwrap_or_else(|| DEFAULT_ACCOUNT.into())
         } else {
             let now = s3batch_core::time::now_millis() / 1000;
-            let v = crate::sigv4::verify(method, uri, headers, body, now, |k| self.lookup(k).map(|(_, s)| s))?;
+            let secret_for = |k: &str| self.lookup(k).map(|(_, s)| s);
+            let v = match body {
+                Some(body) => crate::sigv4::verify(method, uri, headers, body, now, secret_for)?,
+                None => crate::sigv4::verify_head(method, uri, headers, now, secret_for)?,
+            };
             let (account, _) = self.lookup(&v.access_key_id).expect("verify found the key");
             if let Some(c) = &claimed
                 && c != account

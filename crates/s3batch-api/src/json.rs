@@ -19,7 +19,7 @@
 //! Errors are `{"Code": "<S3 Control exception name>", "Message": "…"}` with a 4xx/5xx status.
 
 use axum::extract::Path;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -72,6 +72,11 @@ impl Dialect for JsonApi {
 
     fn authenticate(call: &Call) -> Result<String, ApiError> {
         call.state.accounts.authenticate_basic(&call.headers).map_err(|d| ApiError::Unauthenticated(d.0))
+    }
+    /// Basic credentials cover no body: the whole check.
+    fn authenticate_head(state: &AppState, _: &Method, _: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
+        state.accounts.authenticate_basic(headers).map_err(|d| ApiError::Unauthenticated(d.0))?;
+        Ok(())
     }
     /// As HTML forms and `reqwest` encode them: `+` is a space.
     fn decode_query(raw: &str) -> Result<Vec<(String, String)>, ApiError> {

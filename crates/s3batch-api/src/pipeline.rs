@@ -122,12 +122,34 @@ pub trait Dialect: Sized + Send + Sync + 'static {
 
     /// Check who is calling (the body is there for signatures that cover it).
     fn authenticate(call: &Call<Self>) -> Result<Self::Caller, ApiError>;
+    /// What of [`authenticate`](Self::authenticate) can be checked before the body is read: a request refused
+    /// here is answered without taking its body in (so unauthenticated callers cannot make the server buffer
+    /// bodies). The full check still runs when the handler asks for the caller.
+    fn authenticate_head(state: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
+        let _ = (state, method, uri, headers);
+        Ok(())
+    }
     /// The query string's pairs, decoded as the dialect's clients encode them.
     fn decode_query(raw: &str) -> Result<Vec<(String, String)>, ApiError>;
     /// The dialect's name and HTTP status for an error: the one place a dialect names errors.
     fn wire_error(e: ApiError) -> WireError;
     /// The error envelope.
     fn error_response(e: &WireError, call: &Call<Self>) -> Response;
+    /// The operation a request is, for metrics (`CreateJob`, `ListJobs`, …).
+    fn operation(method: &Method, path: &str) -> &'static str {
+        operation(method, path)
+    }
+}
+
+/// Put on an answer that shows an error itself (a form shown again with the error beside it) instead of as an
+/// `Err`: [`Call::finish`] counts the call under this error code rather than `OK`.
+#[derive(Debug, Clone, Copy)]
+pub struct Shown(pub &'static str);
+
+/// `resp`, counted as the error `code` (see [`Shown`]).
+pub fn shown(mut resp: Response, code: &'static str) -> Response {
+    resp.extensions_mut().insert(Shown(code));
+    resp
 }
 
 /// A request as every handler sees it: the state, the request line, the headers and the buffered body.
@@ -137,6 +159,8 @@ pub struct Call<D: Dialect> {
     pub uri: Uri,
     pub headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    /// Why the request was refused before its body was read (the body is then left unread).
+    refused: Option<WireError>,
     pub rid: D::RequestId,
     started: std::time::Instant,
 }
@@ -148,19 +172,32 @@ impl<D: Dialect> FromRequest<AppState> for Call<D> {
         let started = std::time::Instant::now();
         let (parts, body) = req.into_parts();
         let (method, uri, headers) = (parts.method.clone(), parts.uri.clone(), parts.headers.clone());
-        let body = Bytes::from_request(Request::from_parts(parts, body), state).await;
-        Ok(Call { state: state.clone(), method, uri, headers, body, rid: D::RequestId::new(), started })
+        let refused = D::authenticate_head(state, &method, &uri, &headers).err().map(D::wire_error);
+        let body = match refused {
+            Some(_) => Ok(Bytes::new()),
+            None => Bytes::from_request(Request::from_parts(parts, body), state).await,
+        };
+        Ok(Call { state: state.clone(), method, uri, headers, body, refused, rid: D::RequestId::new(), started })
     }
 }
 
 impl<D: Dialect> Call<D> {
     /// Who is calling, within the account's request rate.
     pub fn caller(&self) -> Result<D::Caller, ApiError> {
+        self.not_refused()?;
         within_rate(&self.state, D::authenticate(self)?)
+    }
+
+    fn not_refused(&self) -> Result<(), ApiError> {
+        match &self.refused {
+            Some(e) => Err(ApiError::Dialect(e.clone())),
+            None => Ok(()),
+        }
     }
 
     /// The request body.
     pub fn body(&self) -> Result<&[u8], ApiError> {
+        self.not_refused()?;
         match &self.body {
             Ok(b) => Ok(b),
             Err(e) => Err(ApiError::Body {
@@ -199,7 +236,12 @@ impl<D: Dialect> Call<D> {
     pub fn finish(&self, outcome: Result<Response, ApiError>) -> Response {
         let mut code = "OK";
         let mut resp = match outcome {
-            Ok(r) => r,
+            Ok(r) => {
+                if let Some(&Shown(c)) = r.extensions().get::<Shown>() {
+                    code = c;
+                }
+                r
+            }
             Err(e) => {
                 let e = D::wire_error(e);
                 code = e.code;
@@ -213,7 +255,7 @@ impl<D: Dialect> Call<D> {
             }
         };
         self.rid.stamp(&mut resp);
-        let operation = operation(&self.method, self.uri.path());
+        let operation = D::operation(&self.method, self.uri.path());
         metrics::counter!("s3batch_api_requests_total", "dialect" => D::ID, "operation" => operation, "code" => code)
             .increment(1);
         metrics::histogram!("s3batch_api_request_duration_seconds", "dialect" => D::ID, "operation" => operation)

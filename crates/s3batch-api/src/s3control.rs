@@ -17,7 +17,7 @@
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use s3batch_core::{JobSpec, JobStatus, Tag};
@@ -76,7 +76,12 @@ impl Dialect for S3Control {
     /// SigV4 when accounts are configured; the account is `x-amz-account-id`'s, which must be the key's.
     fn authenticate(call: &Call) -> Result<String, ApiError> {
         let body = call.body()?;
-        Ok(call.state.accounts.authenticate_sigv4(&call.method, &call.uri, &call.headers, body)?)
+        Ok(call.state.accounts.authenticate_sigv4(&call.method, &call.uri, &call.headers, Some(body))?)
+    }
+    /// The signature over the payload hash the request claims, before the body is read.
+    fn authenticate_head(state: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
+        state.accounts.authenticate_sigv4(method, uri, headers, None)?;
+        Ok(())
     }
     /// Percent-decoded; `+` stays `+`, as SigV4 reads it.
     fn decode_query(raw: &str) -> Result<Vec<(String, String)>, ApiError> {

@@ -78,6 +78,43 @@ pub fn verify<'s>(
     now_secs: i64,
     secret_for: impl Fn(&str) -> Option<&'s str>,
 ) -> Result<Verified, AuthError> {
+    check(method, uri, headers, now_secs, secret_for, || payload_hash(headers, body).map(Some))
+}
+
+/// Verify what can be verified before the body is read, so that a request that is not signed well is refused
+/// before its body is taken in. With `x-amz-content-sha256` (the SDKs send it), that is the whole signature over
+/// the hash the header claims ([`verify`] checks the body against it once read); without it, everything but the
+/// signature itself (the header's form, the scope, the date, the signed headers and the key).
+pub fn verify_head<'s>(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    now_secs: i64,
+    secret_for: impl Fn(&str) -> Option<&'s str>,
+) -> Result<Verified, AuthError> {
+    let has_body = headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        || header_str(headers, "content-length").is_some_and(|n| n.trim() != "0");
+    check(method, uri, headers, now_secs, secret_for, || {
+        Ok(match header_str(headers, "x-amz-content-sha256") {
+            Some(UNSIGNED_PAYLOAD) if has_body => return Err(unsigned_with_body()),
+            Some(UNSIGNED_PAYLOAD) => Some(UNSIGNED_PAYLOAD.to_string()),
+            Some(h) if h.starts_with("STREAMING-") => return Err(streaming()),
+            Some(h) => Some(h.to_ascii_lowercase()),
+            None => None,
+        })
+    })
+}
+
+/// The signature check over the payload hash `payload` gives (`None`: not known yet, so the signature itself is
+/// not checked).
+fn check<'s>(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    now_secs: i64,
+    secret_for: impl Fn(&str) -> Option<&'s str>,
+    payload: impl FnOnce() -> Result<Option<String>, AuthError>,
+) -> Result<Verified, AuthError> {
     let header = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| denied("AccessDenied", "the request is not signed; sign it with AWS Signature Version 4"))?
@@ -92,11 +129,15 @@ pub fn verify<'s>(
     }
     let amz_date = check_date(headers, &auth, now_secs)?;
     check_signed_headers(headers, &auth)?;
-    let payload_hash = payload_hash(headers, body)?;
+    let payload_hash = payload()?;
 
     let secret = secret_for(auth.access_key_id).ok_or_else(|| {
         denied("InvalidAccessKeyId", "the AWS access key id you provided does not exist in our records")
     })?;
+    let verified = Verified { access_key_id: auth.access_key_id.to_string(), region: auth.region.to_string() };
+    let Some(payload_hash) = payload_hash else {
+        return Ok(verified);
+    };
     let canonical = canonical_request(method, uri, headers, &auth.signed_headers, &payload_hash)?;
     let scope = format!("{}/{}/{}/aws4_request", auth.date, auth.region, auth.service);
     let string_to_sign = format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(&canonical)));
@@ -109,7 +150,7 @@ pub fn verify<'s>(
              signing method",
         ));
     }
-    Ok(Verified { access_key_id: auth.access_key_id.to_string(), region: auth.region.to_string() })
+    Ok(verified)
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -310,19 +351,8 @@ fn payload_hash(headers: &HeaderMap, body: &[u8]) -> Result<String, AuthError> {
         // A signature that does not cover the body lets whoever sees the request send another body under it. The
         // SDKs sign S3 Control bodies (botocore leaves a body unsigned only over HTTPS with a Content-MD5 or
         // checksum header, which no S3 Control job operation sends).
-        Some(UNSIGNED_PAYLOAD) => {
-            return Err(denied(
-                "AccessDenied",
-                "x-amz-content-sha256: UNSIGNED-PAYLOAD is not accepted on a request with a body; sign the payload",
-            ));
-        }
-        Some(h) if h.starts_with("STREAMING-") => {
-            return Err(AuthError {
-                code: "NotImplemented",
-                status: 501,
-                message: "chunked (streaming) signatures are not accepted here".into(),
-            });
-        }
+        Some(UNSIGNED_PAYLOAD) => return Err(unsigned_with_body()),
+        Some(h) if h.starts_with("STREAMING-") => return Err(streaming()),
         Some(h) => {
             let actual = hex::encode(Sha256::digest(body));
             if !h.eq_ignore_ascii_case(&actual) {
@@ -336,6 +366,21 @@ fn payload_hash(headers: &HeaderMap, body: &[u8]) -> Result<String, AuthError> {
         }
         None => hex::encode(Sha256::digest(body)),
     })
+}
+
+fn unsigned_with_body() -> AuthError {
+    denied(
+        "AccessDenied",
+        "x-amz-content-sha256: UNSIGNED-PAYLOAD is not accepted on a request with a body; sign the payload",
+    )
+}
+
+fn streaming() -> AuthError {
+    AuthError {
+        code: "NotImplemented",
+        status: 501,
+        message: "chunked (streaming) signatures are not accepted here".into(),
+    }
 }
 
 #[cfg(test)]
@@ -426,6 +471,41 @@ mod tests {
         let e = verify(&m, &u, &h, b"<CreateJobRequest/>", 1_700_000_000, secrets).unwrap_err();
         assert_eq!((e.code, e.status), ("AccessDenied", 403));
         assert!(e.message.contains("UNSIGNED-PAYLOAD"), "{}", e.message);
+    }
+
+    /// Before the body: the signature over the claimed payload hash is checked whole; the body is checked against
+    /// that hash later, by `verify`.
+    #[test]
+    fn the_head_is_checked_before_the_body() {
+        let secrets = |k: &str| (k == "AKID").then_some("secret");
+        let body = b"<CreateJobRequest/>";
+        let (m, u, mut h) = request(body);
+        h.insert("content-length", body.len().to_string().parse().unwrap());
+        assert!(verify_head(&m, &u, &h, 1_700_000_000, secrets).is_ok(), "a good signature");
+        let e = verify(&m, &u, &h, b"<Another/>", 1_700_000_000, secrets).unwrap_err();
+        assert_eq!(e.code, "XAmzContentSHA256Mismatch", "another body under the signed hash");
+
+        let mut forged = h.clone();
+        let auth = forged["authorization"].to_str().unwrap().replace("Signature=", "Signature=0");
+        forged.insert("authorization", auth[..auth.len() - 1].parse().unwrap());
+        let e = verify_head(&m, &u, &forged, 1_700_000_000, secrets).unwrap_err();
+        assert_eq!(e.code, "SignatureDoesNotMatch");
+        let e = verify_head(&m, &u, &h, 1_700_000_000, |_| None).unwrap_err();
+        assert_eq!(e.code, "InvalidAccessKeyId");
+
+        // Without x-amz-content-sha256 the signature waits for the body; the rest is checked.
+        let mut no_hash = forged.clone();
+        no_hash.remove("x-amz-content-sha256");
+        assert!(verify_head(&m, &u, &no_hash, 1_700_000_000, secrets).is_ok());
+        assert!(verify(&m, &u, &no_hash, body, 1_700_000_000, secrets).is_err(), "then the forged signature is caught");
+        assert_eq!(
+            verify_head(&m, &u, &no_hash, 1_700_000_000 + 3600, secrets).unwrap_err().code,
+            "RequestTimeTooSkewed"
+        );
+
+        let (m, u, mut h) = unsigned_payload_request(Method::POST);
+        h.insert("content-length", "19".parse().unwrap());
+        assert_eq!(verify_head(&m, &u, &h, 1_700_000_000, secrets).unwrap_err().code, "AccessDenied");
     }
 
     #[test]

@@ -196,3 +196,71 @@ fn stalled_bodies_time_out() {
         "a trickling body was cut after {after:?}"
     );
 }
+
+/// Send the headers of a POST that announces a 10 MB body and send none of it; return the status line the server
+/// answers with and how long after the headers it came (None: no answer within 8 s).
+fn announced_body(addr: &str, path: &str, headers: &str) -> Option<(String, Duration)> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(
+        format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10000000\r\n{headers}\r\n").as_bytes(),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).ok().filter(|n| *n > 0)?;
+    Some((String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string(), t0.elapsed()))
+}
+
+/// A request whose signature (or Basic credentials) is wrong is refused from its headers, before its body is read:
+/// a caller without credentials cannot make the server wait for, or buffer, a body. The old server read the whole
+/// body (here: waited for it until the body timeout) before checking who was calling.
+#[test]
+fn bad_credentials_are_refused_before_the_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "body_timeout_ms = 6000\n\n[[accounts]]\naccount_id = \"111111111111\"\naccess_key_id = \"AKIDTEST\"\n\
+         secret_access_key = \"s3cr3t\"\ncos_appid = \"1250000000\"\n",
+    );
+    let server = Server::start(&config);
+    let addr = addr(&server);
+    let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let day = &now[..8];
+    let sha = "0".repeat(64);
+    let cases = [
+        // S3 Control: an unknown key, and a known key with a wrong signature over the claimed payload hash.
+        (
+            "/v20180820/jobs",
+            format!(
+                "x-amz-account-id: 111111111111\r\nx-amz-date: {now}\r\nx-amz-content-sha256: {sha}\r\n\
+                 Authorization: AWS4-HMAC-SHA256 Credential=NOPE/{day}/us-east-1/s3/aws4_request, \
+                 SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={sha}\r\n"
+            ),
+            "403",
+        ),
+        (
+            "/v20180820/jobs",
+            format!(
+                "x-amz-account-id: 111111111111\r\nx-amz-date: {now}\r\nx-amz-content-sha256: {sha}\r\n\
+                 Authorization: AWS4-HMAC-SHA256 Credential=AKIDTEST/{day}/us-east-1/s3/aws4_request, \
+                 SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={sha}\r\n"
+            ),
+            "403",
+        ),
+        // The JSON API: a wrong secret (AKIDTEST:nope).
+        (
+            "/api/v1/jobs",
+            "Authorization: Basic QUtJRFRFU1Q6bm9wZQ==\r\nContent-Type: application/json\r\n".into(),
+            "403",
+        ),
+        // COS: no signature at all.
+        ("/jobs", "x-cos-appid: 1250000000\r\n".into(), "403"),
+    ];
+    for (path, headers, want) in &cases {
+        let (status, after) = announced_body(&addr, path, headers)
+            .unwrap_or_else(|| panic!("POST {path} with bad credentials: no answer before its body came"));
+        assert!(status.starts_with(&format!("HTTP/1.1 {want}")), "POST {path} with bad credentials: {status:?}");
+        assert!(after < Duration::from_secs(3), "POST {path} with bad credentials was answered after {after:?}");
+    }
+}

@@ -420,3 +420,46 @@ fn the_dashboard_uses_the_metrics_s3batch_exports() {
         );
     }
 }
+
+/// The console is a front end of the same pipeline as the APIs: its requests are counted in
+/// `s3batch_api_requests_total{dialect="console"}` under the operation they perform and the code of their answer,
+/// also when the console shows the error on a page, and carry a request id.
+#[test]
+fn console_requests_are_counted_like_api_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let server = Server::start(&config);
+    let base = server.endpoint.clone();
+    let (list, job_page, forged) = block(async {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let list = client.get(format!("{base}/console")).send().await.unwrap();
+        let cookie = list.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+        let list = (list.status().as_u16(), list.headers().contains_key("x-amz-request-id"));
+        let job =
+            client.get(format!("{base}/console/jobs/no-such-job")).header("cookie", &cookie).send().await.unwrap();
+        let job_page = (job.status().as_u16(), job.text().await.unwrap());
+        let forged = client
+            .post(format!("{base}/console/jobs/no-such-job/priority"))
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("csrf=guess&priority=7")
+            .send()
+            .await
+            .unwrap();
+        (list, job_page, (forged.status().as_u16(), forged.text().await.unwrap()))
+    });
+    assert_eq!(list, (200, true), "the job list, with a request id");
+    assert_eq!(job_page.0, 404);
+    assert!(job_page.1.contains("NotFoundException"), "{}", job_page.1);
+    assert_eq!(forged.0, 403);
+    assert!(forged.1.contains("AccessDenied"), "{}", forged.1);
+
+    let (_, text) = get(&format!("{base}/metrics"));
+    let m = parse_metrics(&text);
+    let console = |operation: &str, code: &str| {
+        sample(&m, "s3batch_api_requests_total", &[("dialect", "console"), ("operation", operation), ("code", code)])
+    };
+    assert_eq!(console("ListJobs", "OK"), 1.0);
+    assert_eq!(console("DescribeJob", "NotFoundException"), 1.0);
+    assert_eq!(console("UpdateJobPriority", "AccessDenied"), 1.0);
+}

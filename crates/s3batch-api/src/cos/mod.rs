@@ -49,7 +49,7 @@
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use s3batch_core::{JobStatus, time};
@@ -132,6 +132,11 @@ impl Dialect for Cos {
             check_content_md5(md5.as_bytes(), call.body()?)?;
         }
         Ok(c)
+    }
+    /// The whole signature (q-sign covers no body; `Content-MD5` is checked once the body is read).
+    fn authenticate_head(state: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
+        state.accounts.authenticate_qsign(method, uri, headers)?;
+        Ok(())
     }
     /// As the COS SDKs encode it: `+` is a space.
     fn decode_query(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
