@@ -92,6 +92,10 @@ pub struct EngineConfig {
     pub retention_days: i64,
     /// Where report files are assembled before upload. Default: the system temp dir.
     pub work_dir: Option<PathBuf>,
+    /// Largest Parquet or ORC inventory data file copied to `work_dir` to be read (those formats are read from their
+    /// end, so each file is spooled to disk first); a larger one fails the job. S3 Inventory splits a report into
+    /// many files, each far smaller. Default: 64 GiB.
+    pub max_spool_bytes: u64,
     /// On SIGTERM / Ctrl-C, how long tasks in flight may take to finish, in milliseconds; the ones still running
     /// then are abandoned and their chunks given back, to run again on another worker. Default: 30000.
     pub shutdown_grace_ms: u64,
@@ -119,6 +123,7 @@ impl Default for EngineConfig {
             suspended_expiry_days: 30,
             retention_days: 90,
             work_dir: None,
+            max_spool_bytes: 64 << 30,
             shutdown_grace_ms: 30_000,
             functions: Vec::new(),
             replication: BTreeMap::new(),
@@ -140,6 +145,7 @@ impl EngineConfig {
             ("tick_ms", self.tick_ms as i64),
             ("suspended_expiry_days", self.suspended_expiry_days),
             ("retention_days", self.retention_days),
+            ("max_spool_bytes", i64::try_from(self.max_spool_bytes).unwrap_or(i64::MAX)),
         ];
         for (name, v) in positive {
             if v <= 0 {
