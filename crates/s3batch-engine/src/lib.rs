@@ -90,6 +90,9 @@ pub struct EngineConfig {
     pub suspended_expiry_days: i64,
     /// Finished jobs are kept this long, then removed. Default: 90 days.
     pub retention_days: i64,
+    /// Most live (not finished) jobs one account may have; CreateJob beyond it is refused (S3 Control:
+    /// TooManyRequestsException, 429; COS: SlowDown, 503). Default: 10000.
+    pub max_live_jobs_per_account: u64,
     /// Where report files are assembled before upload. Default: the system temp dir.
     pub work_dir: Option<PathBuf>,
     /// Largest Parquet or ORC inventory data file copied to `work_dir` to be read (those formats are read from their
@@ -122,6 +125,7 @@ impl Default for EngineConfig {
             tick_ms: 200,
             suspended_expiry_days: 30,
             retention_days: 90,
+            max_live_jobs_per_account: service::DEFAULT_MAX_LIVE_JOBS,
             work_dir: None,
             max_spool_bytes: 64 << 30,
             shutdown_grace_ms: 30_000,
@@ -145,6 +149,7 @@ impl EngineConfig {
             ("tick_ms", self.tick_ms as i64),
             ("suspended_expiry_days", self.suspended_expiry_days),
             ("retention_days", self.retention_days),
+            ("max_live_jobs_per_account", i64::try_from(self.max_live_jobs_per_account).unwrap_or(i64::MAX)),
             ("max_spool_bytes", i64::try_from(self.max_spool_bytes).unwrap_or(i64::MAX)),
         ];
         for (name, v) in positive {
