@@ -1194,3 +1194,23 @@ async fn list_pages_of_big_jobs_stay_bounded() {
     assert_eq!(seen.len(), 120, "each job once");
     assert_eq!(seen.into_iter().collect::<std::collections::BTreeSet<_>>(), ids);
 }
+
+/// The scheduler's tick reads each live job's state, never whole jobs with their specs (up to 256 KiB each, several
+/// times a second): a job runs from New to Complete on an engine whose store counts whole-job listings, and there
+/// is none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tick_reads_job_states_not_specs() {
+    let mut h = Harness::new().await;
+    h.stop().await;
+    let store = Arc::new(Freezable::new(h.store.clone(), Frost(watch::Sender::new(false))));
+    let running = Running::start(store.clone(), h.router.clone(), config());
+    h.service = JobService::new(h.store.clone(), running.engine.wake.clone(), 90);
+    let keys: Vec<String> = (0..20).map(|i| format!("t-{i}")).collect();
+    h.put_objects(&keys).await;
+    let m = h.manifest(data_lines(keys)).await;
+    let id = h.create(spec(&m, tagging())).await;
+    let job = h.finished(&id).await;
+    assert_eq!((job.status, job.succeeded), (JobStatus::Complete, 20));
+    running.stop().await;
+    assert_eq!(store.jobs_in_calls.load(Ordering::Relaxed), 0, "no tick listed whole jobs");
+}
