@@ -523,7 +523,7 @@ mod tests {
         assert!(e.reason.contains("line 2") && e.reason.contains("3 columns"), "{}", e.reason);
     }
 
-    /// A line opened with a quote that never closes, `len` bytes long, after one good line; counts what is read.
+    /// `head`, then `left` bytes of `a` (a line whose quote never closes); counts the bytes read.
     struct Endless {
         head: &'static [u8],
         left: u64,
