@@ -116,6 +116,7 @@ pub fn wire_error(e: ApiError) -> WireError {
             S::WrongStatus { reason, .. } => w("JobStatusException", 400, reason),
             e @ S::Idempotency { .. } => w("IdempotencyException", 400, e.to_string()),
             e @ S::Contended => w("TooManyRequestsException", 429, e.to_string()),
+            S::TooManyJobs(m) => w("TooManyRequestsException", 429, m),
             S::AccessDenied(m) => w("AccessDenied", 403, m),
             S::Storage(e) => {
                 let (code, status) = match e.http_status {

@@ -130,9 +130,99 @@ impl CsvLayout {
     }
 }
 
+/// Longest manifest record (one CSV line, its end of line included) read, in bytes. A real line is far shorter: a
+/// bucket name is at most 63 bytes, a key at most 1,024 bytes (3,072 URL-encoded), a version id about 32, so even
+/// with quoting and a few `Ignore` columns a line stays under 4 KiB. The cap stops a line with an unclosed quote (or
+/// no end of line at all) from growing in memory until the process dies; such a line fails the job instead.
+pub const MAX_RECORD_BYTES: u64 = 8 * 1024;
+
+/// The error [`BoundedRecords`] reads fail with once a record passes its cap (inside an [`std::io::Error`] of kind
+/// `InvalidData`; find it with [`RecordTooLong::find`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the record is longer than {limit} bytes (an unclosed quote, or no end of line?)")]
+pub struct RecordTooLong {
+    pub limit: u64,
+}
+
+impl RecordTooLong {
+    /// The cap a CSV reader error reports, if a [`BoundedRecords`] caused it.
+    pub fn find(e: &csv::Error) -> Option<RecordTooLong> {
+        match e.kind() {
+            csv::ErrorKind::Io(io) => io.get_ref().and_then(|inner| inner.downcast_ref::<RecordTooLong>()).copied(),
+            _ => None,
+        }
+    }
+}
+
+/// A reader under a CSV reader that lets one record grow to at most `limit` bytes. Before each record, the caller
+/// says where it starts ([`BoundedRecords::record_starts_at`], the CSV reader's byte position); reads then hand out
+/// bytes only up to `limit + slack` past that start, and fail with [`RecordTooLong`] beyond. `slack` is the CSV
+/// reader's buffer size, so read-ahead stays full-sized; a record between `limit` and `limit + slack` bytes is caught
+/// by [`BoundedRecords::check`] once read. Memory stays within the buffer and `limit + slack` for the record.
+#[derive(Debug)]
+pub struct BoundedRecords<R> {
+    inner: R,
+    limit: u64,
+    slack: u64,
+    delivered: u64,
+    record_start: u64,
+}
+
+impl<R> BoundedRecords<R> {
+    pub fn new(inner: R, limit: u64, slack: u64) -> BoundedRecords<R> {
+        BoundedRecords { inner, limit, slack, delivered: 0, record_start: 0 }
+    }
+
+    /// The next record starts at byte `start` of the stream.
+    pub fn record_starts_at(&mut self, start: u64) {
+        self.record_start = start;
+    }
+
+    /// A record from byte `start` to byte `end`: within the cap?
+    pub fn check(&self, start: u64, end: u64) -> Result<(), RecordTooLong> {
+        if end.saturating_sub(start) > self.limit { Err(RecordTooLong { limit: self.limit }) } else { Ok(()) }
+    }
+
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for BoundedRecords<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let allowed = self.record_start + self.limit + self.slack;
+        let room = allowed.saturating_sub(self.delivered);
+        if room == 0 && !buf.is_empty() {
+            let e = RecordTooLong { limit: self.limit };
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+        }
+        let take = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..take])?;
+        self.delivered += n as u64;
+        Ok(n)
+    }
+}
+
 /// A CSV reader set up for manifests: no header, fixed columns checked by [`CsvLayout::parse`].
 pub fn csv_reader<R: std::io::Read>(r: R) -> csv::Reader<R> {
     csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(r)
+}
+
+/// The CSV reader's buffer when it reads a whole manifest: [`bounded_csv_reader`].
+const MANIFEST_BUFFER: usize = 64 * 1024;
+
+/// [`csv_reader`] over a stream of unknown length (a whole manifest): each record is capped at
+/// [`MAX_RECORD_BYTES`] through [`BoundedRecords`], whose `record_starts_at` the caller sets before each record.
+pub fn bounded_csv_reader<R: std::io::Read>(r: R) -> csv::Reader<BoundedRecords<R>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(MANIFEST_BUFFER)
+        .from_reader(BoundedRecords::new(r, MAX_RECORD_BYTES, MANIFEST_BUFFER as u64))
 }
 
 /// Append one line in the [`CsvLayout::payload`] layout: `raw_key` is the URL-encoded key, as a manifest or a

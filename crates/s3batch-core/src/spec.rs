@@ -15,6 +15,20 @@ use crate::manifest::{FieldName, ManifestFormat};
 pub const MAX_PRIORITY: i64 = i32::MAX as i64;
 /// Most tags a job may carry.
 pub const MAX_JOB_TAGS: usize = 50;
+/// Most grants an ACL may hold (S3's own limit), in `S3PutObjectAcl` and `S3PutObjectCopy.AccessControlGrants`.
+pub const MAX_GRANTS: usize = 100;
+/// Most keys `S3RemoveObjectTagging.TagKeys` may name: an object holds at most 10 tags, but objects of one job may
+/// hold different ones; 50, as many as a job's own tags.
+pub const MAX_TAG_KEYS: usize = 50;
+/// Most columns `Manifest.Spec.Fields` may name (Bucket, Key, VersionId and `Ignore` columns).
+pub const MAX_MANIFEST_FIELDS: usize = 32;
+/// Most values a generator filter's list (`ObjectReplicationStatuses`, `MatchAnyStorageClass`) may hold: each value
+/// once.
+pub const MAX_FILTER_VALUES: usize = 10;
+/// Largest job spec stored, in bytes of its JSON (as `JobSpec` serialises, the COS echo included). The largest
+/// real spec (100 grants with 1 KiB identifiers, 8 KiB of metadata, 50 job tags, 10 object tags) is about 120 KiB;
+/// a spec is read on every describe, so one far larger is refused rather than stored.
+pub const MAX_SPEC_BYTES: usize = 256 * 1024;
 
 /// An object or job tag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -674,6 +688,11 @@ fn check(ok: bool, message: impl FnOnce() -> String) -> Result<(), ValidationErr
     if ok { Ok(()) } else { Err(ValidationError::bad_request(message())) }
 }
 
+/// At most `max` members in a list.
+fn check_count(field: &str, n: usize, max: usize) -> Result<(), ValidationError> {
+    check(n <= max, || format!("{field} has {n} members; at most {max} are allowed"))
+}
+
 fn check_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), ValidationError> {
     let n = v.chars().count();
     check((min..=max).contains(&n), || format!("{field} must be {min} to {max} characters long, got {n}"))
@@ -737,7 +756,11 @@ impl JobSpec {
             (None, None) => return Err(ValidationError::bad_request("Manifest or ManifestGenerator is required")),
         }
         self.validate_report()?;
-        validate_operation(&self.operation)
+        validate_operation(&self.operation)?;
+        let size = serde_json::to_vec(self).map_or(usize::MAX, |v| v.len());
+        check(size <= MAX_SPEC_BYTES, || {
+            format!("the job spec is {size} bytes of JSON; at most {MAX_SPEC_BYTES} are allowed")
+        })
     }
 
     fn validate_report(&self) -> Result<(), ValidationError> {
@@ -780,6 +803,7 @@ fn validate_manifest(m: &JobManifest) -> Result<(), ValidationError> {
     if let Some(v) = &m.location.object_version_id {
         check_len("Manifest.Location.ObjectVersionId", v, 1, 2000)?;
     }
+    check_count("Manifest.Spec.Fields", m.spec.fields.len(), MAX_MANIFEST_FIELDS)?;
     match m.spec.format {
         ManifestFormat::S3BatchOperationsCsv20180820 => {
             crate::manifest::CsvLayout::new(&m.spec.fields).map_err(|e| ValidationError::bad_request(e.to_string()))?;
@@ -845,6 +869,9 @@ fn validate_generator_filter(fp: &str, f: &ManifestGeneratorFilter) -> Result<()
             timestamp(&format!("{fp}.{name}"), v)?;
         }
     }
+    let count = |list: &Option<Vec<String>>| list.as_ref().map_or(0, Vec::len);
+    check_count(&format!("{fp}.ObjectReplicationStatuses"), count(&f.object_replication_statuses), MAX_FILTER_VALUES)?;
+    check_count(&format!("{fp}.MatchAnyStorageClass"), count(&f.match_any_storage_class), MAX_FILTER_VALUES)?;
     for s in f.object_replication_statuses.iter().flatten() {
         one_of(&format!("{fp}.ObjectReplicationStatuses"), s, &REPLICATION_STATUSES)?;
     }
@@ -886,6 +913,7 @@ fn validate_operation(op: &Operation) -> Result<(), ValidationError> {
         }
         Operation::S3RemoveObjectTagging(r) => {
             check(!r.tag_keys.is_empty(), || "S3RemoveObjectTagging.TagKeys must name at least one key".into())?;
+            check_count("S3RemoveObjectTagging.TagKeys", r.tag_keys.len(), MAX_TAG_KEYS)?;
             for k in &r.tag_keys {
                 check_len("S3RemoveObjectTagging.TagKeys", k, 1, 128)?;
             }
@@ -963,6 +991,8 @@ fn validate_put_acl(a: &PutObjectAcl) -> Result<(), ValidationError> {
             if let Some(id) = &list.owner.id {
                 check_len("S3PutObjectAcl owner ID", id, 1, 1024)?;
             }
+            let grants = list.grants.as_ref().map_or(0, Vec::len);
+            check_count("S3PutObjectAcl.AccessControlPolicy.AccessControlList.Grants", grants, MAX_GRANTS)?;
             for g in list.grants.iter().flatten() {
                 validate_grant("S3PutObjectAcl.AccessControlPolicy.AccessControlList.Grants", g)?;
             }
@@ -1079,6 +1109,7 @@ fn validate_copy_object_settings(p: &str, c: &PutObjectCopy) -> Result<(), Valid
     if let Some(acl) = &c.canned_access_control_list {
         one_of(&format!("{p}.CannedAccessControlList"), acl, &CANNED_ACLS)?;
     }
+    check_count(&format!("{p}.AccessControlGrants"), c.access_control_grants.as_ref().map_or(0, Vec::len), MAX_GRANTS)?;
     for g in c.access_control_grants.iter().flatten() {
         validate_grant(&format!("{p}.AccessControlGrants"), g)?;
     }
@@ -1213,6 +1244,44 @@ mod tests {
         s.validate().unwrap();
         let back: JobSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn list_members_and_the_whole_spec_are_capped() {
+        let too_many = |s: &JobSpec, field: &str| {
+            let e = s.validate().unwrap_err();
+            assert_eq!(e.kind, ValidationKind::Invalid);
+            assert!(e.message.starts_with(field) && e.message.contains("at most"), "{e}");
+        };
+        let op = |v: serde_json::Value| -> Operation { serde_json::from_value(v).unwrap() };
+        let mut s = spec();
+        let keys: Vec<String> = (0..51).map(|i| format!("k{i}")).collect();
+        s.operation = op(serde_json::json!({"S3RemoveObjectTagging": {"TagKeys": keys}}));
+        too_many(&s, "S3RemoveObjectTagging.TagKeys has 51 members");
+        s.operation = op(serde_json::json!({"S3RemoveObjectTagging": {"TagKeys": &keys[..50]}}));
+        s.validate().unwrap();
+
+        let grant = serde_json::json!({"Grantee": {"TypeIdentifier": "id", "Identifier": "abc"}, "Permission": "READ"});
+        let grants = vec![grant; 101];
+        s.operation = op(serde_json::json!({"S3PutObjectAcl": {"AccessControlPolicy": {
+            "AccessControlList": {"Owner": {"ID": "o"}, "Grants": grants}}}}));
+        too_many(&s, "S3PutObjectAcl.AccessControlPolicy.AccessControlList.Grants has 101 members");
+        s.operation = op(serde_json::json!({"S3PutObjectCopy": {
+            "TargetResource": "arn:aws:s3:::dst", "AccessControlGrants": grants}}));
+        too_many(&s, "S3PutObjectCopy.AccessControlGrants has 101 members");
+        s.operation = op(serde_json::json!({"S3PutObjectCopy": {
+            "TargetResource": "arn:aws:s3:::dst", "AccessControlGrants": &grants[..100]}}));
+        s.validate().unwrap();
+
+        let mut s = spec();
+        s.manifest.as_mut().unwrap().spec.fields.extend([crate::manifest::FieldName::Ignore; 31]);
+        too_many(&s, "Manifest.Spec.Fields has 33 members");
+
+        // Every list within its cap, and still too big as a whole (the COS echo is opaque).
+        let mut s = spec();
+        s.cos_request = Some(serde_json::json!({"Padding": "x".repeat(MAX_SPEC_BYTES)}));
+        let e = s.validate().unwrap_err();
+        assert!(e.message.starts_with("the job spec is") && e.message.contains("at most 262144"), "{e}");
     }
 
     #[test]

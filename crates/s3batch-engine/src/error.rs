@@ -31,6 +31,9 @@ pub enum ServiceError {
     /// The ClientRequestToken was used before for a different request.
     #[error("the ClientRequestToken was already used for a different request (job {job})")]
     Idempotency { job: String },
+    /// The account has as many live (unfinished) jobs as it may have; it may create more once some finish.
+    #[error("{0}")]
+    TooManyJobs(String),
     /// The job kept changing status under the call; the caller may try again.
     #[error("the job is changing status; try again")]
     Contended,

@@ -21,6 +21,9 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use crate::problem::{ManifestProblem, problem};
 use crate::{Engine, retry};
 
+/// Longest `manifest.checksum` read: it holds 32 hex digits and perhaps an end of line.
+const MAX_CHECKSUM_BYTES: usize = 1024;
+
 /// Builds chunks that carry their lines: one every `chunk_size` lines.
 #[derive(Debug)]
 pub struct PayloadChunker {
@@ -113,7 +116,7 @@ pub fn read(
                 }
             }
             FileFormat::Parquet | FileFormat::Orc => {
-                let tmp = spool(&engine, reader, &file.key)?;
+                let tmp = spool(&engine, reader, &file.key, got.info.size)?;
                 let f = tmp.reopen().map_err(|e| problem("InternalError", format!("reopening a spooled file: {e}")))?;
                 let rows = match inv.file_format {
                     FileFormat::Parquet => s3batch_inventory::parquet_rows(&file.key, f, Some(&file.md5)),
@@ -147,17 +150,44 @@ fn check_checksum(
     let objects = router.store_for(bucket).map_err(|e| unreadable(bucket, key, &e))?;
     let got = rt.block_on(async {
         let g = retry::storage_call(&engine.config, || false, || objects.get_object(&sum, None)).await?;
-        g.bytes().await
+        g.bytes_up_to(MAX_CHECKSUM_BYTES).await
     });
     match got {
-        Ok(bytes) => s3batch_inventory::check_manifest_checksum(json, &bytes).map_err(inventory_problem),
+        Ok(Some(bytes)) => s3batch_inventory::check_manifest_checksum(json, &bytes).map_err(inventory_problem),
+        Ok(None) => Err(problem(
+            "ManifestChecksumMismatch",
+            format!(
+                "s3://{bucket}/{} is longer than {MAX_CHECKSUM_BYTES} bytes: it must hold the hex MD5 of manifest.json",
+                sum.key
+            ),
+        )),
         Err(e) if e.is_not_found() => Ok(()),
         Err(e) => Err(unreadable(bucket, &sum.key, &e)),
     }
 }
 
-/// Stream a data file to a temporary file (Parquet and ORC are read from the end).
-fn spool(engine: &Engine, mut reader: impl io::Read, key: &str) -> Result<tempfile::NamedTempFile, ManifestProblem> {
+/// Stream a data file to a temporary file (Parquet and ORC are read from the end), at most
+/// `engine.max_spool_bytes` of it: a file the store says is larger is refused before a byte is written, and one that
+/// turns out larger than it said is refused once that many bytes are written (and the file removed).
+fn spool(
+    engine: &Engine,
+    reader: impl io::Read,
+    key: &str,
+    declared_size: u64,
+) -> Result<tempfile::NamedTempFile, ManifestProblem> {
+    let cap = engine.config.max_spool_bytes;
+    let too_large = || {
+        problem(
+            "InventoryDataFileInvalid",
+            format!(
+                "the inventory data file {key} is larger than engine.max_spool_bytes ({cap} bytes), the most a \
+                 Parquet or ORC data file is copied to disk to be read"
+            ),
+        )
+    };
+    if declared_size > cap {
+        return Err(too_large());
+    }
     let tmp = match &engine.config.work_dir {
         Some(d) => tempfile::NamedTempFile::new_in(d),
         None => tempfile::NamedTempFile::new(),
@@ -165,7 +195,10 @@ fn spool(engine: &Engine, mut reader: impl io::Read, key: &str) -> Result<tempfi
     let fail =
         |e: io::Error| problem("ManifestNotReadable", format!("reading the inventory data file {key} failed: {e}"));
     let mut tmp = tmp.map_err(fail)?;
-    io::copy(&mut reader, &mut tmp).map_err(fail)?;
+    let copied = io::copy(&mut reader.take(cap.saturating_add(1)), &mut tmp).map_err(fail)?;
+    if copied > cap {
+        return Err(too_large());
+    }
     tmp.flush().map_err(fail)?;
     Ok(tmp)
 }

@@ -15,6 +15,10 @@ use s3batch_storage::StorageError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+/// Longest answer read from a function: Lambda's own limit for a synchronous response payload (6 MB, counted as
+/// 6 MiB). A longer answer fails the task, as Lambda fails such an invocation.
+pub const MAX_ANSWER_BYTES: usize = 6 << 20;
+
 /// One `[[engine.functions]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,8 +45,14 @@ pub struct Functions {
 }
 
 impl Functions {
+    /// Redirects are not followed: the configured URL is the function, and a redirect (to another host, another
+    /// scheme) is its answer, which fails the task.
     pub fn new(entries: Vec<FunctionConfig>) -> Self {
-        Functions { entries, client: reqwest::Client::new() }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Functions { entries, client }
     }
 
     /// The entry for a FunctionArn: an exact match first, then the function's name.
@@ -80,7 +90,15 @@ impl Functions {
             Err(e) => return Err(StorageError::connection(format!("calling {}: {e}", f.url))),
         };
         let status = resp.status();
-        let body = resp.text().await.map_err(|e| StorageError::connection(format!("reading {}: {e}", f.url)))?;
+        if status.is_redirection() {
+            let to = resp.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or("nowhere").to_string();
+            return Err(permanent(format!(
+                "Lambda returned function error: the endpoint answered {status}, a redirect to {}; redirects are not \
+                 followed",
+                truncate(&to)
+            )));
+        }
+        let body = read_answer(resp, &f.url).await?;
         if s3batch_storage::is_retryable_status(status.as_u16()) {
             return Err(classified(
                 StorageError::function_throttled(status.as_u16(), format!("the function endpoint answered {status}")),
@@ -97,6 +115,27 @@ impl Functions {
     pub fn is_configured(&self, function_arn: &str) -> bool {
         self.find(function_arn).is_some()
     }
+}
+
+/// The answer's body, at most [`MAX_ANSWER_BYTES`] of it (read no further: a longer answer fails the task).
+async fn read_answer(mut resp: reqwest::Response, url: &str) -> Result<String, StorageError> {
+    let too_large = || {
+        permanent(format!(
+            "Lambda returned function error: Response payload size exceeded maximum allowed payload size \
+             ({MAX_ANSWER_BYTES} bytes)"
+        ))
+    };
+    if resp.content_length().is_some_and(|n| n > MAX_ANSWER_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(part) = resp.chunk().await.map_err(|e| StorageError::connection(format!("reading {url}: {e}")))? {
+        if body.len() + part.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&part);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// `arn:aws:lambda:region:account:function:name[:qualifier]` → `name`; a bare name stays as it is.

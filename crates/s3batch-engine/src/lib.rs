@@ -90,8 +90,15 @@ pub struct EngineConfig {
     pub suspended_expiry_days: i64,
     /// Finished jobs are kept this long, then removed. Default: 90 days.
     pub retention_days: i64,
+    /// Most live (not finished) jobs one account may have; CreateJob beyond it is refused (S3 Control:
+    /// TooManyRequestsException, 429; COS: SlowDown, 503). Default: 10000.
+    pub max_live_jobs_per_account: u64,
     /// Where report files are assembled before upload. Default: the system temp dir.
     pub work_dir: Option<PathBuf>,
+    /// Largest Parquet or ORC inventory data file copied to `work_dir` to be read (those formats are read from their
+    /// end, so each file is spooled to disk first); a larger one fails the job. S3 Inventory splits a report into
+    /// many files, each far smaller. Default: 64 GiB.
+    pub max_spool_bytes: u64,
     /// On SIGTERM / Ctrl-C, how long tasks in flight may take to finish, in milliseconds; the ones still running
     /// then are abandoned and their chunks given back, to run again on another worker. Default: 30000.
     pub shutdown_grace_ms: u64,
@@ -118,7 +125,9 @@ impl Default for EngineConfig {
             tick_ms: 200,
             suspended_expiry_days: 30,
             retention_days: 90,
+            max_live_jobs_per_account: service::DEFAULT_MAX_LIVE_JOBS,
             work_dir: None,
+            max_spool_bytes: 64 << 30,
             shutdown_grace_ms: 30_000,
             functions: Vec::new(),
             replication: BTreeMap::new(),
@@ -140,6 +149,8 @@ impl EngineConfig {
             ("tick_ms", self.tick_ms as i64),
             ("suspended_expiry_days", self.suspended_expiry_days),
             ("retention_days", self.retention_days),
+            ("max_live_jobs_per_account", i64::try_from(self.max_live_jobs_per_account).unwrap_or(i64::MAX)),
+            ("max_spool_bytes", i64::try_from(self.max_spool_bytes).unwrap_or(i64::MAX)),
         ];
         for (name, v) in positive {
             if v <= 0 {

@@ -5,7 +5,7 @@ use std::io;
 use std::sync::Arc;
 
 use futures::TryStreamExt;
-use s3batch_core::manifest::{CsvLayout, ManifestFormat, csv_reader};
+use s3batch_core::manifest::{CsvLayout, ManifestFormat, RecordTooLong, bounded_csv_reader, csv_reader};
 use s3batch_core::spec::{ManifestGenerator, S3JobManifestGenerator};
 use s3batch_core::{Event, JobStatus, arn};
 use s3batch_storage::ObjectRef;
@@ -312,7 +312,8 @@ async fn start_parser(engine: &Arc<Engine>, job: &Job) -> Result<Parser, Manifes
                 CsvLayout::new(&manifest.spec.fields).map_err(|e| problem("InvalidManifestContent", e.to_string()))?;
             let body = got.body.map_err(|e| io::Error::other(e.to_string()));
             let reader = SyncIoBridge::new(StreamReader::new(body));
-            tokio::task::spawn_blocking(move || parse_into_chunks(reader, layout, chunk_size, &tx))
+            let name = format!("the manifest s3://{bucket}/{key}");
+            tokio::task::spawn_blocking(move || parse_into_chunks(&name, reader, layout, chunk_size, &tx))
         }
         ManifestFormat::S3InventoryReportCsv20161130 => {
             if got.info.size > MAX_INVENTORY_MANIFEST_BYTES {
@@ -362,23 +363,28 @@ async fn record_chunks(
 }
 
 /// The blocking half: CSV records → validated lines → chunks, sent in batches. Returns the number of lines.
+/// `name` (`s3://bucket/key`) names the manifest in a reason that concerns the file rather than a line's content.
 fn parse_into_chunks<R: io::Read>(
+    name: &str,
     reader: R,
     layout: CsvLayout,
     chunk_size: i64,
     tx: &mpsc::Sender<Vec<NewChunk>>,
 ) -> Result<i64, ManifestProblem> {
-    let mut rdr = csv_reader(reader);
+    let mut rdr = bounded_csv_reader(reader);
     let mut rec = csv::ByteRecord::new();
     let mut chunks = Chunker::new(chunk_size, tx);
     let mut lines = 0i64;
     loop {
-        let start = rdr.position().byte();
+        let (start, start_line) = (rdr.position().byte(), rdr.position().line());
+        rdr.get_mut().record_starts_at(start);
+        let too_long = |e: RecordTooLong| problem("InvalidManifestContent", format!("{name} line {start_line}: {e}"));
         match rdr.read_byte_record(&mut rec) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) => return Err(unreadable(&e)),
+            Err(e) => return Err(RecordTooLong::find(&e).map_or_else(|| unreadable(&e), too_long)),
         }
+        rdr.get_ref().check(start, rdr.position().byte()).map_err(too_long)?;
         lines += 1;
         let physical = rec.position().map(|p| p.line()).unwrap_or(lines as u64);
         layout.parse(&rec, physical).map_err(|e| problem("InvalidManifestContent", e.to_string()))?;
@@ -482,7 +488,7 @@ mod tests {
     fn chunks_of(text: &str, size: i64) -> Result<(i64, Vec<NewChunk>), ManifestProblem> {
         let layout = CsvLayout::new(&[FieldName::Bucket, FieldName::Key]).unwrap();
         let (tx, mut rx) = mpsc::channel(1000);
-        let n = parse_into_chunks(text.as_bytes(), layout, size, &tx)?;
+        let n = parse_into_chunks("the manifest", text.as_bytes(), layout, size, &tx)?;
         drop(tx);
         let mut all = Vec::new();
         while let Ok(b) = rx.try_recv() {
@@ -515,6 +521,53 @@ mod tests {
         assert!(e.reason.starts_with("line 3:"), "{}", e.reason);
         let e = chunks_of("bkt,a\nbkt,b,c\n", 10).unwrap_err();
         assert!(e.reason.contains("line 2") && e.reason.contains("3 columns"), "{}", e.reason);
+    }
+
+    /// `head`, then `left` bytes of `a` (a line whose quote never closes); counts the bytes read.
+    struct Endless {
+        head: &'static [u8],
+        left: u64,
+        read: std::rc::Rc<std::cell::Cell<u64>>,
+    }
+
+    impl io::Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = if !self.head.is_empty() {
+                let n = self.head.len().min(buf.len());
+                buf[..n].copy_from_slice(&self.head[..n]);
+                self.head = &self.head[n..];
+                n
+            } else {
+                let n = buf.len().min(self.left as usize);
+                buf[..n].fill(b'a');
+                self.left -= n as u64;
+                n
+            };
+            self.read.set(self.read.get() + n as u64);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn an_unclosed_quote_fails_at_the_record_cap_without_reading_on() {
+        let read = std::rc::Rc::new(std::cell::Cell::new(0));
+        let input = Endless { head: b"bkt,a\nbkt,\"", left: 100 << 20, read: read.clone() };
+        let layout = CsvLayout::new(&[FieldName::Bucket, FieldName::Key]).unwrap();
+        let (tx, _rx) = mpsc::channel(1000);
+        let e = parse_into_chunks("the manifest s3://m/big.csv", input, layout, 10, &tx).unwrap_err();
+        assert_eq!(e.code, "InvalidManifestContent");
+        assert!(
+            e.reason.starts_with("the manifest s3://m/big.csv line 2: the record is longer than 8192 bytes"),
+            "{}",
+            e.reason
+        );
+        assert!(read.get() < 256 * 1024, "read {} bytes of a 100 MiB line", read.get());
+        // Just over the cap, inside what one read brings in: caught once read.
+        let long = format!("bkt,a\nbkt,\"{}\"\n", "k".repeat(9000));
+        let (tx, _rx) = mpsc::channel(1000);
+        let layout = CsvLayout::new(&[FieldName::Bucket, FieldName::Key]).unwrap();
+        let e = parse_into_chunks("m", long.as_bytes(), layout, 10, &tx).unwrap_err();
+        assert!(e.reason.contains("line 2: the record is longer than 8192"), "{}", e.reason);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use s3batch_core::status::{PREEMPTED_CAUSE, USER_PAUSE_CAUSE};
 use s3batch_core::{Event, JobStatus};
-use s3batch_store::{Job, StatusChange, StoreError};
+use s3batch_store::{JobState, StatusChange, StoreError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -97,19 +97,27 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     }
 }
 
-/// Move `job` (as the tick read it) along `event`. False if the job moved meanwhile (or the event is illegal there).
-async fn apply(engine: &Engine, job: &Job, event: Event, change: StatusChange) -> Result<bool, StoreError> {
-    let applied = status_write::apply(&*engine.store, &job.id, job.status, event, &change).await?.is_applied();
+/// Move job `id`, in status `from` when the tick read it, along `event`. False if the job moved meanwhile (or the
+/// event is illegal there).
+async fn apply(
+    engine: &Engine,
+    id: &str,
+    from: JobStatus,
+    event: Event,
+    change: StatusChange,
+) -> Result<bool, StoreError> {
+    let applied = status_write::apply(&*engine.store, id, from, event, &change).await?.is_applied();
     if applied {
         engine.wake.notify_waiters();
     }
     Ok(applied)
 }
 
-/// One look at every live job. `leader`: this process holds the scheduler lease (ranks, expires confirmations).
+/// One look at every live job (its state only: no spec is read). `leader`: this process holds the scheduler lease
+/// (ranks, expires confirmations).
 async fn tick(engine: &Arc<Engine>, duties: &mut Duties, leader: bool) -> Result<(), StoreError> {
     let live: Vec<JobStatus> = JobStatus::ALL.into_iter().filter(|s| !s.is_terminal()).collect();
-    let jobs = engine.store.jobs_in(&live).await?;
+    let jobs = engine.store.job_states(&live).await?;
     engine.set_statuses(jobs.iter().map(|j| (j.id.clone(), j.status)).collect::<HashMap<_, _>>());
     engine.set_priorities(jobs.iter().map(|j| (j.id.clone(), j.priority)).collect::<HashMap<_, _>>());
     let t = now();
@@ -126,7 +134,8 @@ async fn tick(engine: &Arc<Engine>, duties: &mut Duties, leader: bool) -> Result
                 if leader && job.suspended_at.is_some_and(|s| t - s > cfg.suspended_expiry_days * DAY_MS) =>
             {
                 let reason = format!("the job was not confirmed within {} days", cfg.suspended_expiry_days);
-                apply(engine, job, Event::Fail, StatusChange::default().failure("ConfirmationExpired", reason)).await?;
+                let change = StatusChange::default().failure("ConfirmationExpired", reason);
+                apply(engine, &job.id, job.status, Event::Fail, change).await?;
             }
             JobStatus::Active => {
                 let run = job.succeeded + job.failed;
@@ -135,17 +144,12 @@ async fn tick(engine: &Arc<Engine>, duties: &mut Duties, leader: bool) -> Result
                         "{} of {run} tasks failed: more than 50% of at least {THRESHOLD_MIN_TASKS} tasks run",
                         job.failed
                     );
-                    apply(
-                        engine,
-                        job,
-                        Event::Fail,
-                        StatusChange::default().failure("TaskFailureThresholdExceeded", reason),
-                    )
-                    .await?;
+                    let change = StatusChange::default().failure("TaskFailureThresholdExceeded", reason);
+                    apply(engine, &job.id, job.status, Event::Fail, change).await?;
                 } else if run >= job.total_tasks.unwrap_or(i64::MAX) {
                     let c = engine.store.chunk_counts(&job.id, t).await?;
                     if c.pending == 0 && c.leased == 0 && c.expired == 0 {
-                        apply(engine, job, Event::TasksDone, StatusChange::default()).await?;
+                        apply(engine, &job.id, job.status, Event::TasksDone, StatusChange::default()).await?;
                     }
                 }
             }
@@ -160,9 +164,9 @@ async fn tick(engine: &Arc<Engine>, duties: &mut Duties, leader: bool) -> Result
 }
 
 /// A ManifestGenerator job that left Preparing before its listing ended (its total is still unknown).
-fn still_listing(job: &Job) -> bool {
+fn still_listing(job: &JobState) -> bool {
     job.total_tasks.is_none()
-        && job.spec.manifest_generator.is_some()
+        && job.generated
         && matches!(
             job.status,
             JobStatus::Suspended | JobStatus::Ready | JobStatus::Active | JobStatus::Pausing | JobStatus::Paused
@@ -170,20 +174,20 @@ fn still_listing(job: &Job) -> bool {
 }
 
 /// A pausing job with no chunk in flight is Paused.
-async fn drain(engine: &Engine, job: &Job, t: i64) -> Result<(), StoreError> {
+async fn drain(engine: &Engine, job: &JobState, t: i64) -> Result<(), StoreError> {
     if engine.store.chunk_counts(&job.id, t).await?.leased == 0 {
         let cause = if job.user_paused { USER_PAUSE_CAUSE } else { PREEMPTED_CAUSE };
-        apply(engine, job, Event::Drained, StatusChange::default().cause(cause)).await?;
+        apply(engine, &job.id, job.status, Event::Drained, StatusChange::default().cause(cause)).await?;
     }
     Ok(())
 }
 
 /// The top `max_active_jobs` of Ready/Active/Pausing/Paused (priority, then age) run; Active jobs below pause.
-async fn rank(engine: &Engine, jobs: &[Job]) -> Result<(), StoreError> {
+async fn rank(engine: &Engine, jobs: &[JobState]) -> Result<(), StoreError> {
     let n = engine.config.max_active_jobs;
     // `jobs_in` orders by priority desc, then creation.
     // Jobs a user paused take no part, but one still draining holds its slot until it is Paused.
-    let candidates: Vec<&Job> = jobs
+    let candidates: Vec<&JobState> = jobs
         .iter()
         .filter(|j| matches!(j.status, JobStatus::Ready | JobStatus::Active | JobStatus::Pausing | JobStatus::Paused))
         .filter(|j| !j.user_paused)
@@ -193,7 +197,7 @@ async fn rank(engine: &Engine, jobs: &[Job]) -> Result<(), StoreError> {
     for j in &candidates {
         match j.status {
             JobStatus::Active if !top.contains(j.id.as_str()) => {
-                apply(engine, j, Event::Pause, StatusChange::default()).await?;
+                apply(engine, &j.id, j.status, Event::Pause, StatusChange::default()).await?;
                 slots_used += 1; // draining still occupies its slot
             }
             JobStatus::Active | JobStatus::Pausing => slots_used += 1,
@@ -206,7 +210,7 @@ async fn rank(engine: &Engine, jobs: &[Job]) -> Result<(), StoreError> {
         }
         if matches!(j.status, JobStatus::Ready | JobStatus::Paused)
             && top.contains(j.id.as_str())
-            && apply(engine, j, Event::Activate, StatusChange::default()).await?
+            && apply(engine, &j.id, j.status, Event::Activate, StatusChange::default()).await?
         {
             slots_used += 1;
         }
@@ -214,16 +218,23 @@ async fn rank(engine: &Engine, jobs: &[Job]) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn start_preparing(engine: &Arc<Engine>, duties: &mut Duties, job: &Job) -> Result<(), StoreError> {
-    if duties.running.contains(&job.id) || duties.running.len() >= MAX_DUTIES {
+async fn start_preparing(engine: &Arc<Engine>, duties: &mut Duties, state: &JobState) -> Result<(), StoreError> {
+    if duties.running.contains(&state.id) || duties.running.len() >= MAX_DUTIES {
         return Ok(());
     }
-    if !engine.store.claim_duty(&job.id, &engine.worker_id, now(), engine.config.lease_ms).await?.is_applied() {
+    if !engine.store.claim_duty(&state.id, &engine.worker_id, now(), engine.config.lease_ms).await?.is_applied() {
         return Ok(());
     }
-    let mut job = job.clone();
+    // Preparing needs the whole job (its spec): read it now, under the duty lease.
+    let mut job = match engine.store.get_job(None, &state.id).await? {
+        Some(job) if !job.status.is_terminal() => job,
+        _ => {
+            engine.store.release_duty(&state.id, &engine.worker_id).await?;
+            return Ok(());
+        }
+    };
     if job.status == JobStatus::New {
-        if !apply(engine, &job, Event::Start, StatusChange::default()).await? {
+        if !apply(engine, &job.id, job.status, Event::Start, StatusChange::default()).await? {
             engine.store.release_duty(&job.id, &engine.worker_id).await?;
             return Ok(());
         }
@@ -244,7 +255,7 @@ async fn start_preparing(engine: &Arc<Engine>, duties: &mut Duties, job: &Job) -
     Ok(())
 }
 
-async fn start_finishing(engine: &Arc<Engine>, duties: &mut Duties, job: &Job) -> Result<(), StoreError> {
+async fn start_finishing(engine: &Arc<Engine>, duties: &mut Duties, job: &JobState) -> Result<(), StoreError> {
     if duties.running.contains(&job.id) || duties.running.len() >= MAX_DUTIES {
         return Ok(());
     }
@@ -256,29 +267,29 @@ async fn start_finishing(engine: &Arc<Engine>, duties: &mut Duties, job: &Job) -
     }
     duties.running.insert(job.id.clone());
     let engine = engine.clone();
-    let job = job.clone();
+    let id = job.id.clone();
     duties.tasks.spawn(async move {
-        if let Err(e) = finish(&engine, &job).await {
-            tracing::warn!(job = %job.id, error = %e, "finishing failed; will try again");
+        if let Err(e) = finish(&engine, &id).await {
+            tracing::warn!(job = %id, error = %e, "finishing failed; will try again");
         }
-        let _ = engine.store.release_duty(&job.id, &engine.worker_id).await;
+        let _ = engine.store.release_duty(&id, &engine.worker_id).await;
         engine.wake.notify_waiters();
-        job.id
+        id
     });
     Ok(())
 }
 
 /// Write the report (if enabled and a task ran), then leave the transitional status.
-async fn finish(engine: &Arc<Engine>, job: &Job) -> Result<(), StoreError> {
+async fn finish(engine: &Arc<Engine>, id: &str) -> Result<(), StoreError> {
     // No chunk may commit from here on: a worker that stalled past its lease would otherwise add results (and
     // counts) after the report was read. Completing jobs have no unfinished chunk, so this only bites when
     // cancelling or failing.
-    let fenced = engine.store.fence_chunks(&job.id).await?;
+    let fenced = engine.store.fence_chunks(id).await?;
     if fenced > 0 {
-        tracing::info!(job = %job.id, fenced, "unfinished chunks fenced");
+        tracing::info!(job = %id, fenced, "unfinished chunks fenced");
     }
-    // Counters may have moved since the tick read them: read the job again under the duty lease.
-    let Some(job) = engine.store.get_job(None, &job.id).await? else { return Ok(()) };
+    // Counters may have moved since the tick read them: read the job (spec and all) under the duty lease.
+    let Some(job) = engine.store.get_job(None, id).await? else { return Ok(()) };
     if job.spec.report.enabled && job.succeeded + job.failed > 0 {
         match report::write(engine, &job).await {
             Ok(key) => engine.store.set_report_key(&job.id, &key).await?,
@@ -294,8 +305,8 @@ async fn finish(engine: &Arc<Engine>, job: &Job) -> Result<(), StoreError> {
                 );
                 tracing::warn!(job = %job.id, %reason);
                 if job.status == JobStatus::Completing {
-                    apply(engine, &job, Event::Fail, StatusChange::default().failure("ReportNotWritten", reason))
-                        .await?;
+                    let change = StatusChange::default().failure("ReportNotWritten", reason);
+                    apply(engine, &job.id, job.status, Event::Fail, change).await?;
                     return Ok(());
                 }
             }
@@ -305,7 +316,7 @@ async fn finish(engine: &Arc<Engine>, job: &Job) -> Result<(), StoreError> {
             }
         }
     }
-    apply(engine, &job, Event::Finished, StatusChange::default()).await?;
+    apply(engine, &job.id, job.status, Event::Finished, StatusChange::default()).await?;
     Ok(())
 }
 
@@ -317,7 +328,7 @@ async fn sweep(engine: &Engine) -> Result<(), StoreError> {
         tracing::info!(pruned, "lost workers forgotten");
     }
     let cutoff = now() - engine.config.retention_days * DAY_MS;
-    for job in engine.store.jobs_in(&[JobStatus::Complete, JobStatus::Failed, JobStatus::Cancelled]).await? {
+    for job in engine.store.job_states(&[JobStatus::Complete, JobStatus::Failed, JobStatus::Cancelled]).await? {
         if job.terminated_at.is_some_and(|t| t < cutoff) {
             tracing::info!(job = %job.id, "removed after the retention period");
             engine.store.delete_job(&job.id).await?;

@@ -65,6 +65,14 @@ pub use s3batch_core::status::USER_PAUSE_CAUSE;
 
 /// The largest page ListJobs returns.
 pub const MAX_LIST_RESULTS: i64 = 1000;
+/// Bytes of job specs (JSON) one ListJobs page reads before it ends early, with a token for the rest: a thousand
+/// real jobs take a few MiB; a thousand of the largest specs allowed would take 256 MiB.
+pub const MAX_LIST_PAGE_BYTES: usize = 8 << 20;
+/// Jobs a ListJobs page reads from the store at a time.
+const LIST_BATCH: i64 = 50;
+/// Default of `engine.max_live_jobs_per_account`: far more unfinished jobs than anyone runs (at most
+/// `engine.max_active_jobs` run at once; the rest wait), few enough that a runaway script cannot fill the store.
+pub const DEFAULT_MAX_LIVE_JOBS: u64 = 10_000;
 
 /// A registered worker and how it stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,12 +93,27 @@ pub struct JobService {
     storage: Option<(Arc<s3batch_storage::Router>, usize)>,
     /// The configured roles: CreateJob checks the one a job names; the preview samples through it.
     roles: Option<Arc<Roles>>,
+    /// Most live (not finished) jobs an account may have; CreateJob beyond it is refused.
+    max_live_jobs: i64,
 }
 
 impl JobService {
     /// `wake` is the engine's: a new job or a confirmation is looked at at once, not at the next tick.
     pub fn new(store: Arc<dyn JobStore>, wake: Arc<Notify>, retention_days: i64) -> Self {
-        JobService { store, wake, retention_days, storage: None, roles: None }
+        JobService {
+            store,
+            wake,
+            retention_days,
+            storage: None,
+            roles: None,
+            max_live_jobs: DEFAULT_MAX_LIVE_JOBS as i64,
+        }
+    }
+
+    /// Cap the live (not finished) jobs of each account at `n` (default [`DEFAULT_MAX_LIVE_JOBS`]).
+    pub fn with_max_live_jobs(mut self, n: u64) -> Self {
+        self.max_live_jobs = i64::try_from(n).unwrap_or(i64::MAX);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn JobStore> {
@@ -116,6 +139,7 @@ impl JobService {
         if !(1..=64).contains(&token.chars().count()) {
             return Err(ServiceError::bad_request("ClientRequestToken must be 1 to 64 characters long"));
         }
+        self.check_live_jobs(account).await?;
         let canonical = serde_json::to_vec(&spec).expect("plain data always serialises");
         let new = NewJob {
             id: uuid::Uuid::new_v4().to_string(),
@@ -130,6 +154,21 @@ impl JobService {
             self.wake.notify_waiters();
         }
         Ok(outcome)
+    }
+
+    /// Refuse a new job when the account already has `max_live_jobs` unfinished ones. A soft cap: creates racing
+    /// each other may pass it by the number in flight.
+    async fn check_live_jobs(&self, account: &str) -> Result<()> {
+        let counts = self.store.count_jobs(account, &Browse::default()).await?;
+        let live: i64 = counts.iter().filter(|(s, _)| !s.is_terminal()).map(|(_, n)| n).sum();
+        if live >= self.max_live_jobs {
+            return Err(ServiceError::TooManyJobs(format!(
+                "account {account} has {live} unfinished jobs, the most it may have (engine.max_live_jobs_per_account \
+                 = {}); create more once some finish",
+                self.max_live_jobs
+            )));
+        }
+        Ok(())
     }
 
     /// Re-run the failed tasks of a finished job (extension): a new job with the original's spec whose tasks are
@@ -185,15 +224,42 @@ impl JobService {
         if limit == 0 {
             return Ok((vec![], None));
         }
-        let filter = ListFilter { statuses, after, limit: limit + 1, terminated_after: Some(self.retention_cutoff()) };
-        let mut jobs = self.store.list_jobs(account, &filter).await?;
-        let next = if jobs.len() as i64 > limit {
-            jobs.truncate(limit as usize);
-            jobs.last().map(|j| encode_token(account, j.created_at, &j.id))
-        } else {
-            None
-        };
+        let (jobs, more) = self.page(account, statuses, after, limit).await?;
+        let next = if more { jobs.last().map(|j| encode_token(account, j.created_at, &j.id)) } else { None };
         Ok((jobs, next))
+    }
+
+    /// Up to `limit` of the account's jobs (within retention) after `after`, newest first, and whether more may
+    /// follow. Jobs are read [`LIST_BATCH`] at a time, and the page ends early once the jobs read hold
+    /// [`MAX_LIST_PAGE_BYTES`] of specs, so a page of big jobs stays bounded in memory (the caller pages on).
+    async fn page(
+        &self,
+        account: &str,
+        statuses: Vec<JobStatus>,
+        mut after: Option<(Millis, String)>,
+        limit: i64,
+    ) -> Result<(Vec<Job>, bool)> {
+        let (mut jobs, mut bytes) = (Vec::new(), 0usize);
+        loop {
+            let want = (limit + 1 - jobs.len() as i64).min(LIST_BATCH);
+            let terminated_after = Some(self.retention_cutoff());
+            let filter = ListFilter { statuses: statuses.clone(), after, limit: want, terminated_after };
+            let batch = self.store.list_jobs(account, &filter).await?;
+            let full = batch.len() as i64 == want;
+            bytes += batch.iter().map(|j| serde_json::to_vec(&j.spec).map_or(0, |v| v.len())).sum::<usize>();
+            jobs.extend(batch);
+            if jobs.len() as i64 > limit {
+                jobs.truncate(limit as usize);
+                return Ok((jobs, true));
+            }
+            if !full {
+                return Ok((jobs, false));
+            }
+            if bytes >= MAX_LIST_PAGE_BYTES {
+                return Ok((jobs, true));
+            }
+            after = jobs.last().map(|j| (j.created_at, j.id.clone()));
+        }
     }
 
     /// ListJobs the COS way: jobs *created* at or after `created_after`, newest first, `limit` (1..=1000) a page,
@@ -221,15 +287,12 @@ impl JobService {
                 Some((job.created_at, job.id))
             }
         };
-        let filter = ListFilter { statuses, after, limit: limit + 1, terminated_after: Some(self.retention_cutoff()) };
-        let mut jobs = self.store.list_jobs(account, &filter).await?;
+        let (mut jobs, mut more) = self.page(account, statuses, after, limit).await?;
         // Newest first: the jobs created before the window are a tail.
-        let old = jobs.iter().position(|j| j.created_at < created_after);
-        if let Some(i) = old {
+        if let Some(i) = jobs.iter().position(|j| j.created_at < created_after) {
             jobs.truncate(i);
+            more = false;
         }
-        let more = jobs.len() as i64 > limit;
-        jobs.truncate(limit as usize);
         Ok((jobs, more))
     }
 

@@ -1144,3 +1144,73 @@ async fn a_report_is_read_only_within_its_directory() {
     let e = service.report(ACCOUNT, &job.id).await.unwrap_err();
     assert!(matches!(&e, ServiceError::Internal(m) if m.contains("not in the report's directory")), "{e:?}");
 }
+
+/// `engine.max_live_jobs_per_account`: an account with that many unfinished jobs cannot create another until one
+/// finishes; other accounts are not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_has_at_most_its_cap_of_unfinished_jobs() {
+    let mut h = Harness::new().await;
+    let wake = h.running.as_ref().unwrap().engine.wake.clone();
+    h.service = JobService::new(h.store.clone(), wake, 90).with_max_live_jobs(2);
+    h.put_objects(["a"]).await;
+    let m = h.manifest(data_lines(["a"])).await;
+    let mut s = spec(&m, tagging());
+    s["ConfirmationRequired"] = json!(true);
+    let first = h.create(s.clone()).await;
+    h.create(s.clone()).await;
+    let parsed = || serde_json::from_value::<JobSpec>(s.clone()).unwrap();
+    let e = h.service.create(ACCOUNT, None, parsed()).await.unwrap_err();
+    assert!(matches!(&e, ServiceError::TooManyJobs(m) if m.contains("has 2 unfinished jobs")), "{e:?}");
+    h.service.create("210987654321", None, parsed()).await.expect("another account has its own cap");
+
+    h.service.update_status(ACCOUNT, &first, RequestedStatus::Cancelled, None).await.unwrap();
+    h.wait_status(&first, JobStatus::Cancelled).await;
+    h.service.create(ACCOUNT, None, parsed()).await.expect("a finished job no longer counts");
+}
+
+/// A ListJobs page stops reading jobs once their specs pass 8 MiB and hands out a token for the rest: 120 jobs of
+/// 100 KiB come in pages of 100 and 20, each job once, not in one page of 12 MB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_pages_of_big_jobs_stay_bounded() {
+    let h = Harness::new().await;
+    h.put_objects(["a"]).await;
+    let m = h.manifest(data_lines(["a"])).await;
+    let mut s = spec(&m, tagging());
+    s["ConfirmationRequired"] = json!(true);
+    s["CosRequest"] = json!({"Padding": "x".repeat(100 * 1024)});
+    let mut ids = std::collections::BTreeSet::new();
+    for _ in 0..120 {
+        ids.insert(h.create(s.clone()).await);
+    }
+    let (first, mut token) = h.service.list(ACCOUNT, vec![], None, None).await.unwrap();
+    assert_eq!(first.len(), 100, "the page ends once 8 MiB of specs are read");
+    assert!(token.is_some());
+    let mut seen: Vec<String> = first.into_iter().map(|j| j.id).collect();
+    while let Some(t) = token {
+        let (page, next) = h.service.list(ACCOUNT, vec![], Some(&t), None).await.unwrap();
+        seen.extend(page.into_iter().map(|j| j.id));
+        token = next;
+    }
+    assert_eq!(seen.len(), 120, "each job once");
+    assert_eq!(seen.into_iter().collect::<std::collections::BTreeSet<_>>(), ids);
+}
+
+/// The scheduler's tick reads each live job's state, never whole jobs with their specs (up to 256 KiB each, several
+/// times a second): a job runs from New to Complete on an engine whose store counts whole-job listings, and there
+/// is none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tick_reads_job_states_not_specs() {
+    let mut h = Harness::new().await;
+    h.stop().await;
+    let store = Arc::new(Freezable::new(h.store.clone(), Frost(watch::Sender::new(false))));
+    let running = Running::start(store.clone(), h.router.clone(), config());
+    h.service = JobService::new(h.store.clone(), running.engine.wake.clone(), 90);
+    let keys: Vec<String> = (0..20).map(|i| format!("t-{i}")).collect();
+    h.put_objects(&keys).await;
+    let m = h.manifest(data_lines(keys)).await;
+    let id = h.create(spec(&m, tagging())).await;
+    let job = h.finished(&id).await;
+    assert_eq!((job.status, job.succeeded), (JobStatus::Complete, 20));
+    running.stop().await;
+    assert_eq!(store.jobs_in_calls.load(Ordering::Relaxed), 0, "no tick listed whole jobs");
+}

@@ -354,6 +354,72 @@ async fn bad_inventories_fail_while_preparing_with_precise_reasons() {
     assert_eq!(code, "ManifestNotReadable");
 }
 
+/// Inputs past the caps (a record with an unclosed quote, a big `manifest.checksum`, a Parquet file larger than the
+/// spool) fail the job in Preparing with a reason naming the file (and line), never growing memory or disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_manifest_inputs_fail_while_preparing_with_clear_reasons() {
+    let h = Harness::new(EngineConfig { max_spool_bytes: 100, ..config() }).await;
+    objects(&h, &["a".to_string()]).await;
+    let failure = async |spec: Value| {
+        let id = h.create(spec).await;
+        let job = h.finished(&id).await;
+        assert_eq!(job.status, JobStatus::Failed);
+        assert_eq!(job.total_tasks, None, "failed while preparing");
+        let r = &job.failure_reasons[0];
+        (r.failure_code.clone(), r.failure_reason.clone())
+    };
+
+    // An inventory data file whose line 2 opens a quote and never closes it: 100 MiB of gzip members (100 KiB).
+    let row = quoted(&["data", "a", "1", "2024-01-02T03:04:05.000Z", "STANDARD"]);
+    let mut gz = gzip(format!("{row}\"data\",\"").as_bytes());
+    let member = gzip(&vec![b'a'; 1 << 20]);
+    (0..100).for_each(|_| gz.extend_from_slice(&member));
+    h.put("inv", "bomb/data/0.csv.gz", gz.clone()).await;
+    let manifest = json!({"sourceBucket": "data", "destinationBucket": "arn:aws:s3:::inv", "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, Size, LastModifiedDate, StorageClass",
+        "files": [{"key": "bomb/data/0.csv.gz", "size": gz.len(), "MD5checksum": md5_hex(&gz)}]});
+    let etag = h.put("inv", "bomb/manifest.json", serde_json::to_vec(&manifest).unwrap()).await;
+    let (code, reason) = failure(inventory_spec("bomb/manifest.json", &etag)).await;
+    assert_eq!(code, "InvalidManifestContent");
+    assert!(reason.contains("bomb/data/0.csv.gz line 2: the record is longer than 65536 bytes"), "{reason}");
+
+    // A CSV manifest whose line 2 opens a quote and never closes it.
+    let mut csv = b"data,a\ndata,\"".to_vec();
+    csv.resize(csv.len() + (20 << 20), b'k');
+    let etag = h.put("manifests", "unclosed.csv", csv).await;
+    let spec = json!({
+        "Operation": tagging(),
+        "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                     "Location": {"ObjectArn": "arn:aws:s3:::manifests/unclosed.csv", "ETag": etag}},
+        "Report": report(), "Priority": 10, "ConfirmationRequired": false,
+        "RoleArn": "arn:aws:iam::123456789012:role/batch"
+    });
+    let (code, reason) = failure(spec).await;
+    assert_eq!(code, "InvalidManifestContent");
+    assert!(
+        reason.starts_with("the manifest s3://manifests/unclosed.csv line 2: the record is longer than 8192 bytes"),
+        "{reason}"
+    );
+
+    // A manifest.checksum of 2 KiB is not read whole.
+    let (key, etag) = inventory_csv(&h, "bigsum", &[vec!["a".to_string()]]).await;
+    h.put("inv", "bigsum/manifest.checksum", vec![b'0'; 2048]).await;
+    let (code, reason) = failure(inventory_spec(&key, &etag)).await;
+    assert_eq!(code, "ManifestChecksumMismatch");
+    assert!(reason.contains("bigsum/manifest.checksum is longer than 1024 bytes"), "{reason}");
+
+    // A Parquet data file larger than engine.max_spool_bytes (100 here) is not copied to disk.
+    let file = vec![7u8; 500];
+    h.put("inv", "spool/data/0.parquet", file.clone()).await;
+    let manifest = json!({"sourceBucket": "data", "destinationBucket": "arn:aws:s3:::inv", "fileFormat": "Parquet",
+        "fileSchema": "message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); }",
+        "files": [{"key": "spool/data/0.parquet", "size": file.len(), "MD5checksum": md5_hex(&file)}]});
+    let etag = h.put("inv", "spool/manifest.json", serde_json::to_vec(&manifest).unwrap()).await;
+    let (code, reason) = failure(inventory_spec("spool/manifest.json", &etag)).await;
+    assert_eq!(code, "InventoryDataFileInvalid");
+    assert!(reason.contains("spool/data/0.parquet is larger than engine.max_spool_bytes (100 bytes)"), "{reason}");
+}
+
 /// A bucket with mixed sizes, storage classes and prefixes: every filter keeps exactly the objects it should.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generator_filters_select_exactly_the_matching_objects() {

@@ -714,10 +714,47 @@ async fn function_server() -> (String, Arc<AtomicUsize>) {
             }
         }),
     );
+    // Hostile endpoints: an answer that never ends (no Content-Length), one that declares 7 MiB, and a redirect to
+    // the good function above.
+    let app = app
+        .route(
+            "/endless",
+            post(|| async {
+                let part = bytes::Bytes::from(vec![b' '; 64 * 1024]);
+                let parts = futures::stream::repeat_with(move || Ok::<_, std::io::Error>(part.clone()));
+                axum::body::Body::from_stream(parts)
+            }),
+        )
+        .route("/declared", post(|| async { vec![b' '; 7 << 20] }))
+        .route("/moved", post(|| async { (axum::http::StatusCode::TEMPORARY_REDIRECT, [("location", "/fn")], "") }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/fn", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, temp_calls)
+}
+
+/// An answer past Lambda's 6 MB response limit, declared or not, fails its task without being read to its end; a
+/// redirect is not followed (the configured URL is the function) and fails its task too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_answers_are_capped_and_redirects_not_followed() {
+    let (url, _) = function_server().await;
+    let at = |path: &str| url.replace("/fn", path);
+    let functions = ["endless", "declared", "moved"]
+        .map(|f| FunctionConfig { function: f.into(), url: at(&format!("/{f}")), timeout_ms: 10_000 })
+        .to_vec();
+    let h = Harness::with_config(EngineConfig { functions, ..config() }).await;
+    for (function, message) in [
+        ("endless", "Response payload size exceeded maximum allowed payload size (6291456 bytes)"),
+        ("declared", "Response payload size exceeded maximum allowed payload size (6291456 bytes)"),
+        ("moved", "answered 307 Temporary Redirect, a redirect to /fn; redirects are not followed"),
+    ] {
+        let op = json!({"LambdaInvoke": {"FunctionArn": format!("arn:aws:lambda:us-east-1:123456789012:function:{function}")}});
+        let started = std::time::Instant::now();
+        let (_, rows) = h.run(op, &[&["data", "ok"]]).await;
+        assert!(rows.succeeded.is_empty(), "{function}: {rows:?}");
+        assert_failed(&rows.failed[0], "200", "PermanentFailure", message);
+        assert!(started.elapsed() < Duration::from_secs(8), "{function}: failed at the cap, not at the timeout");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

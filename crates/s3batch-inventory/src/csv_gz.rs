@@ -3,16 +3,28 @@
 
 use std::io::Read;
 
+use s3batch_core::manifest::{BoundedRecords, RecordTooLong};
+
 use crate::RowError;
 use crate::columns::{Columns, decode_into, needs_decoding};
 use crate::row::{Row, RowRef, check_key, parse_bool, parse_size};
 use crate::source::Source;
 
+/// Longest inventory record (one CSV line) read, in bytes. Inventory lines are longer than manifest lines: besides
+/// the key (at most 1,024 bytes, 3,072 encoded) they may carry about twenty columns, among them
+/// `ObjectAccessControlList`, the base64 JSON of an object's ACL (up to 100 grants, some 20 KiB at the very most).
+/// 64 KiB is far above any real line and still a trifle in memory; a line past it (an unclosed quote, gzip-bombed
+/// bytes without an end of line) is an error naming the file and line, never a record growing until memory runs out.
+pub const MAX_INVENTORY_RECORD_BYTES: u64 = 64 * 1024;
+
+/// The CSV reader's buffer.
+const BUFFER: usize = 256 * 1024;
+
 /// Streaming reader of one gzip CSV data file. [`CsvGzReader::next_row`] lends a [`RowRef`] without allocating
 /// per row; [`csv_gz_rows`] wraps it as an iterator of owned [`Row`]s.
 pub struct CsvGzReader<R: Read> {
     file: String,
-    rdr: csv::Reader<Source<R>>,
+    rdr: csv::Reader<BoundedRecords<Source<R>>>,
     cols: Columns,
     expected_md5: Option<String>,
     record: csv::ByteRecord,
@@ -32,8 +44,9 @@ impl<R: Read> CsvGzReader<R> {
     }
 
     fn with_source(file_key: &str, source: Source<R>, cols: &Columns, md5: Option<&str>) -> CsvGzReader<R> {
+        let bounded = BoundedRecords::new(source, MAX_INVENTORY_RECORD_BYTES, BUFFER as u64);
         let rdr =
-            csv::ReaderBuilder::new().has_headers(false).flexible(true).buffer_capacity(256 * 1024).from_reader(source);
+            csv::ReaderBuilder::new().has_headers(false).flexible(true).buffer_capacity(BUFFER).from_reader(bounded);
         CsvGzReader {
             file: file_key.to_string(),
             rdr,
@@ -59,10 +72,15 @@ impl<R: Read> CsvGzReader<R> {
         if self.done {
             return None;
         }
+        let (start, start_line) = (self.rdr.position().byte(), self.rdr.position().line());
+        self.rdr.get_mut().record_starts_at(start);
         match self.rdr.read_byte_record(&mut self.record) {
             Err(e) => {
                 self.done = true;
-                if self.rdr.get_mut().compressed_bytes() == 0 {
+                if let Some(too_long) = RecordTooLong::find(&e) {
+                    return Some(Err(RowError::new(&self.file, start_line, too_long.to_string())));
+                }
+                if self.rdr.get_mut().get_mut().compressed_bytes() == 0 {
                     return Some(Err(RowError::new(&self.file, 0, "the file is empty (not gzip data)")));
                 }
                 let line = e.position().map_or(self.rows + 1, |p| p.line());
@@ -77,6 +95,10 @@ impl<R: Read> CsvGzReader<R> {
                 self.finish().err().map(Err)
             }
             Ok(true) => {
+                if let Err(too_long) = self.rdr.get_ref().check(start, self.rdr.position().byte()) {
+                    self.done = true;
+                    return Some(Err(RowError::new(&self.file, start_line, too_long.to_string())));
+                }
                 self.rows += 1;
                 let line = self.record.position().map_or(self.rows, |p| p.line());
                 Some(
@@ -95,7 +117,7 @@ impl<R: Read> CsvGzReader<R> {
     }
 
     fn finish(&mut self) -> Result<(), RowError> {
-        let source = self.rdr.get_mut();
+        let source = self.rdr.get_mut().get_mut();
         let got = source.finish().map_err(|e| RowError::new(&self.file, 0, format!("reading failed: {e}")))?;
         if source.compressed_bytes() == 0 {
             return Err(RowError::new(&self.file, 0, "the file is empty (not gzip data)"));

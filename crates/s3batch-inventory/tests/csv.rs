@@ -304,3 +304,72 @@ fn threaded_reader_behaves_the_same() {
     assert!(r.next_row().unwrap().is_ok());
     drop(r);
 }
+
+/// Reads through to `inner` at most 1 KiB at a time (so a reader's buffer cannot hide how far it got), counting
+/// the bytes it hands out.
+struct Counted<R> {
+    inner: R,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(1024);
+        let n = self.inner.read(&mut buf[..n])?;
+        self.read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// One good line, then a line whose quote never closes: 100 MiB of `a` (100 gzip members of 1 MiB each, about 100
+/// KiB compressed). Returns the file and the size of one of those members.
+fn gzip_bomb_line() -> (Vec<u8>, usize) {
+    let mut gz = gzip(format!("{}\"bkt\",\"", quoted_line(&["bkt", "first"])).as_bytes());
+    let member = gzip(&vec![b'a'; 1 << 20]);
+    for _ in 0..100 {
+        gz.extend_from_slice(&member);
+    }
+    (gz, member.len())
+}
+
+#[test]
+fn a_100_mib_line_fails_at_the_record_cap_without_reading_on() {
+    let (gz, member) = gzip_bomb_line();
+    let cols = Columns::from_schema("Bucket, Key").unwrap();
+    for threaded in [false, true] {
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let input = Counted { inner: std::io::Cursor::new(gz.clone()), read: read.clone() };
+        let mut r = if threaded {
+            CsvGzReader::threaded("data/bomb.csv.gz", input, &cols, None).unwrap()
+        } else {
+            CsvGzReader::new("data/bomb.csv.gz", input, &cols, None)
+        };
+        assert_eq!(r.next_row().unwrap().unwrap().key, "first");
+        let e = r.next_row().unwrap().unwrap_err();
+        assert_eq!((e.file.as_str(), e.line), ("data/bomb.csv.gz", 2), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "data/bomb.csv.gz line 2: the record is longer than 65536 bytes (an unclosed quote, or no end of line?)"
+        );
+        assert!(r.next_row().is_none(), "the file is done after a record past the cap");
+        drop(r);
+        // A few MiB decompressed at most (the record cap, the CSV buffer, the gunzip thread's chunks), not 100.
+        let consumed = read.load(std::sync::atomic::Ordering::Relaxed) as usize;
+        assert!(consumed < 8 * member + 2048, "threaded {threaded}: read {consumed} compressed bytes of {}", gz.len());
+    }
+}
+
+#[test]
+fn a_line_just_over_the_cap_is_refused_and_one_just_under_is_read() {
+    let cols = Columns::from_schema("Bucket, Key, Ignored").unwrap();
+    let line = |filler: usize| quoted_line(&["bkt", "k", &"x".repeat(filler)]);
+    let overhead = line(0).len();
+    let fits = line(65536 - overhead);
+    let over = line(65537 - overhead);
+    let csv = format!("{fits}{over}");
+    let results = read_all("f", &gzip(csv.as_bytes()), &cols, None);
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    let e = results[1].as_ref().unwrap_err();
+    assert_eq!(e.line, 2);
+    assert!(e.message.contains("longer than 65536 bytes"), "{e}");
+}

@@ -354,6 +354,21 @@ impl GetResult {
         let parts: Vec<Bytes> = self.body.try_collect().await?;
         Ok(parts.concat().into())
     }
+
+    /// Read the whole body into memory if it is at most `limit` bytes long; `None` (having read no more than
+    /// `limit` bytes and one more part) if it is longer, whatever size the store declared.
+    pub async fn bytes_up_to(self, limit: usize) -> Result<Option<Bytes>> {
+        use futures::TryStreamExt;
+        let mut body = self.body;
+        let mut out = Vec::new();
+        while let Some(part) = body.try_next().await? {
+            if out.len() + part.len() > limit {
+                return Ok(None);
+            }
+            out.extend_from_slice(&part);
+        }
+        Ok(Some(out.into()))
+    }
 }
 
 /// What to upload.

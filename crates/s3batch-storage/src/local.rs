@@ -25,6 +25,12 @@
 //! Restores work: an object in an archive class (GLACIER, DEEP_ARCHIVE) cannot be read or copied until
 //! restored; a restore completes at once and is recorded in the sidecar with its expiry.
 //!
+//! Symbolic links inside a bucket are not followed: a link is neither an object nor a directory to walk (listings
+//! skip it, so `x -> .` cannot make a listing loop or repeat), and a key whose path passes through one (a linked
+//! directory, or the object itself) names no object: reads answer `NoSuchKey`, writes `InvalidArgument`, and a
+//! DELETE removes nothing. So a link cannot reach files outside the bucket. (The bucket directory itself may be a
+//! link: that is the operator's choice of where the bucket lives.)
+//!
 //! Filesystem work runs on the blocking pool; GETs stream the file 64 KiB at a time.
 
 use std::fs::{self, File};
@@ -308,6 +314,38 @@ impl Inner {
         self.locks[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether the path of `key` in `bucket` passes through a symbolic link: one of its directories, or the object
+    /// itself. Checked component by component without following any link; a missing component ends the check (the
+    /// rest does not exist either).
+    fn through_symlink(&self, bucket: &str, key: &str) -> io::Result<bool> {
+        let mut path = self.bucket_dir(bucket);
+        for segment in key.split('/') {
+            path.push(segment);
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_symlink() => return Ok(true),
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Ok(false),
+                Err(e) if is_absent(&e) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
+
+    /// The object file of `key` (not followed through any link): its metadata, or `NoSuchKey`.
+    fn object_file(&self, bucket: &str, key: &str) -> Result<fs::Metadata> {
+        let path = self.data_path(bucket, key);
+        if self.through_symlink(bucket, key).map_err(|e| io_error("stat", &path, &e))? {
+            return Err(StorageError::no_such_key());
+        }
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() => Ok(m),
+            Ok(_) => Err(StorageError::no_such_key()),
+            Err(e) if is_absent(&e) => Err(StorageError::no_such_key()),
+            Err(e) => Err(io_error("stat", &path, &e)),
+        }
+    }
+
     /// `NoSuchBucket` unless the bucket directory exists.
     fn check_bucket(&self, bucket: &str) -> Result<()> {
         check_bucket_name(bucket)?;
@@ -385,6 +423,11 @@ impl Inner {
         if !md.is_file() {
             return Err(StorageError::no_such_key());
         }
+        // Checked after the open, so the file read is the one found at a path free of links (same inode).
+        let unlinked = self.object_file(&obj.bucket, &obj.key)?;
+        if inode(&unlinked) != inode(&md) {
+            return Err(StorageError::no_such_key());
+        }
         let mut sidecar = self.read_sidecar(&obj.bucket, &obj.key)?;
         let stamp = Stamp::of(&md);
         let etag = match &sidecar.etag {
@@ -450,6 +493,9 @@ impl Inner {
         sidecar.etag = Some(CachedEtag { stamp: Stamp::of(&md), etag: etag.clone() });
         let path = self.data_path(bucket, key);
         let _guard = self.lock(bucket, key);
+        if self.through_symlink(bucket, key).map_err(|e| io_error("stat", &path, &e))? {
+            return Err(invalid_key(key, "its path passes through a symbolic link, which this store does not follow"));
+        }
         // A directory where the object would go (the key is a prefix of other keys), or a file where one of its
         // directories would go: refused before the sidecar is touched.
         if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
@@ -473,14 +519,8 @@ impl Inner {
     /// Change the sidecar of an existing object.
     fn update_sidecar(&self, obj: &ObjectRef, f: impl FnOnce(&mut Sidecar) -> Result<()>) -> Result<WriteResult> {
         self.check_object(obj)?;
-        let path = self.data_path(&obj.bucket, &obj.key);
         let _guard = self.lock(&obj.bucket, &obj.key);
-        match fs::metadata(&path) {
-            Ok(m) if m.is_file() => {}
-            Ok(_) => return Err(StorageError::no_such_key()),
-            Err(e) if is_absent(&e) => return Err(StorageError::no_such_key()),
-            Err(e) => return Err(io_error("stat", &path, &e)),
-        }
+        self.object_file(&obj.bucket, &obj.key)?;
         let mut sidecar = self.read_sidecar(&obj.bucket, &obj.key)?;
         f(&mut sidecar)?;
         self.write_sidecar(&obj.bucket, &obj.key, &sidecar)?;
@@ -498,6 +538,10 @@ impl Inner {
         let path = self.data_path(&obj.bucket, &obj.key);
         let meta = self.meta_path(&obj.bucket, &obj.key);
         let _guard = self.lock(&obj.bucket, &obj.key);
+        // A link (or a path through one) is no object: nothing to delete, and nothing outside the bucket is touched.
+        if self.through_symlink(&obj.bucket, &obj.key).map_err(|e| io_error("stat", &path, &e))? {
+            return Ok(WriteResult::default());
+        }
         for p in [&path, &meta] {
             match fs::remove_file(p) {
                 Ok(()) => {}
@@ -766,13 +810,8 @@ fn walk(
             tracing::warn!(dir = %dir.display(), "file name that is not UTF-8: not listed");
             continue;
         };
-        let mut ft = entry.file_type()?;
-        if ft.is_symlink() {
-            match fs::metadata(entry.path()) {
-                Ok(m) => ft = m.file_type(),
-                Err(_) => continue,
-            }
-        }
+        // Not followed: a link is neither an object nor a directory to walk (`x -> .` would repeat the tree).
+        let ft = entry.file_type()?;
         if ft.is_dir() {
             names.push((format!("{name}/"), true));
         } else if ft.is_file() {
@@ -791,7 +830,7 @@ fn walk(
                 None => true,
                 Some(a) => a < key.as_str() || a.starts_with(&key),
             };
-            // Keys are at most 1024 bytes: deeper trees (or symlink loops) hold no objects.
+            // Keys are at most 1024 bytes: deeper trees hold no objects.
             if under_prefix && may_follow && key.len() < common::MAX_KEY_BYTES {
                 walk(&dir.join(name.trim_end_matches('/')), &key, prefix, after, limit, out)?;
             }
@@ -930,14 +969,9 @@ impl ObjectStore for LocalStore {
         let obj = obj.clone();
         self.blocking(move |s| {
             s.check_object(&obj)?;
-            let path = s.data_path(&obj.bucket, &obj.key);
             let _guard = s.lock(&obj.bucket, &obj.key);
-            match fs::metadata(&path) {
-                Ok(m) if m.is_file() => Ok(s.read_sidecar(&obj.bucket, &obj.key)?.tags),
-                Ok(_) => Err(StorageError::no_such_key()),
-                Err(e) if is_absent(&e) => Err(StorageError::no_such_key()),
-                Err(e) => Err(io_error("stat", &path, &e)),
-            }
+            s.object_file(&obj.bucket, &obj.key)?;
+            Ok(s.read_sidecar(&obj.bucket, &obj.key)?.tags)
         })
         .await
     }
@@ -1285,6 +1319,48 @@ mod tests {
         fs::write(s.root().join("b/by/hand/file name.bin"), b"changed!").unwrap();
         assert_eq!(s.head_object(&obj).await.unwrap().etag, crate::md5_hex(b"changed!"));
         assert_eq!(s.get_object(&obj, None).await.unwrap().bytes().await.unwrap(), Bytes::from_static(b"changed!"));
+    }
+
+    /// Links inside a bucket are not followed: listings skip them (two `x -> .` loops list nothing extra, even
+    /// under a prefix no key has), and no key through a link reads, writes, tags or deletes what it points at.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn symbolic_links_are_neither_objects_nor_directories() {
+        use std::os::unix::fs::symlink;
+        let (s, _d) = store().await;
+        s.create_bucket("b").await.unwrap();
+        for key in ["real/obj", "top"] {
+            s.put_object("b", key, bytes(b"mine"), &PutOptions::default()).await.unwrap();
+        }
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), b"not yours").unwrap();
+        let bucket = s.root().join("b");
+        symlink(".", bucket.join("x")).unwrap();
+        symlink(".", bucket.join("real/y")).unwrap();
+        symlink("top", bucket.join("file-link")).unwrap();
+        symlink(outside.path(), bucket.join("out")).unwrap();
+
+        let page = s.list_objects("b", "", None, 1000).await.unwrap();
+        let keys: Vec<&str> = page.objects.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["real/obj", "top"]);
+        assert!(s.list_objects("b", "zzz", None, 1000).await.unwrap().objects.is_empty());
+
+        for key in ["x/top", "real/y/real/obj", "file-link", "out/secret"] {
+            let obj = ObjectRef::new("b", key);
+            assert_eq!(s.head_object(&obj).await.unwrap_err().code, "NoSuchKey", "{key}");
+            assert_eq!(s.get_object(&obj, None).await.unwrap_err().code, "NoSuchKey", "{key}");
+            assert_eq!(s.get_object_tagging(&obj).await.unwrap_err().code, "NoSuchKey", "{key}");
+            let tagged = s.put_object_tagging(&obj, &[Tag::new("k", "v")]).await;
+            assert_eq!(tagged.unwrap_err().code, "NoSuchKey", "{key}");
+        }
+        let put = s.put_object("b", "out/planted", bytes(b"x"), &PutOptions::default()).await;
+        assert_eq!(put.unwrap_err().code, "InvalidArgument");
+        assert!(!outside.path().join("planted").exists());
+        s.delete_object(&ObjectRef::new("b", "out/secret")).await.unwrap();
+        s.delete_object(&ObjectRef::new("b", "file-link")).await.unwrap();
+        assert_eq!(fs::read(outside.path().join("secret")).unwrap(), b"not yours");
+        assert!(fs::symlink_metadata(bucket.join("file-link")).is_ok(), "a link is not an object to delete");
+        assert_eq!(s.get_object(&ObjectRef::new("b", "top"), None).await.unwrap().bytes().await.unwrap(), "mine");
     }
 
     #[tokio::test]

@@ -246,6 +246,26 @@ pub(crate) fn job_from_row(r: &impl Columns) -> Result<Job> {
     })
 }
 
+/// The columns of a [`JobState`], but `generated`, which each store computes from the spec's JSON in SQL.
+pub(crate) const JOB_STATE_COLUMNS: &str =
+    "id, status, priority, created_at, suspended_at, terminated_at, total_tasks, succeeded, failed, user_paused";
+
+pub(crate) fn job_state_from_row(r: &impl Columns) -> Result<JobState> {
+    Ok(JobState {
+        id: r.text("id")?,
+        status: r.status("status")?,
+        priority: r.int("priority")?,
+        created_at: r.int("created_at")?,
+        suspended_at: r.opt_int("suspended_at")?,
+        terminated_at: r.opt_int("terminated_at")?,
+        total_tasks: r.opt_int("total_tasks")?,
+        succeeded: r.int("succeeded")?,
+        failed: r.int("failed")?,
+        user_paused: r.flag("user_paused")?,
+        generated: r.flag("generated")?,
+    })
+}
+
 pub(crate) fn chunk_from_row(r: &impl Columns) -> Result<Chunk> {
     Ok(Chunk {
         id: ChunkId { job_id: r.text("job_id")?, seq: r.int("seq")? },

@@ -296,6 +296,25 @@ pub async fn list_filter_and_paging(s: &dyn JobStore) {
     assert_eq!(cancelling[0].id, ids[1]);
     let new = s.jobs_in(&[JobStatus::New]).await.unwrap();
     assert_eq!(new.len(), 5, "jobs_in sees every account");
+
+    // The scheduler's light view: the same jobs in the same order, each as its whole row says, a generator job
+    // told from the others without reading its spec.
+    let mut generated = new_job("222222222222", "gen");
+    generated.spec.manifest = None;
+    generated.spec.manifest_generator = Some(
+        serde_json::from_value(serde_json::json!({"S3JobManifestGenerator": {
+            "SourceBucket": "arn:aws:s3:::src", "EnableManifestOutput": false}}))
+        .expect("a generator"),
+    );
+    s.create_job(&generated, 2_000).await.unwrap();
+    let live = [JobStatus::New, JobStatus::Cancelling];
+    let whole: Vec<JobState> = s.jobs_in(&live).await.unwrap().iter().map(JobState::of).collect();
+    assert_eq!(s.job_states(&live).await.unwrap(), whole);
+    assert_eq!(
+        whole.iter().filter(|j| j.generated).map(|j| j.id.as_str()).collect::<Vec<_>>(),
+        [generated.id.as_str()]
+    );
+    assert!(s.job_states(&[]).await.unwrap().is_empty());
 }
 
 pub async fn browse_filters_searches_and_counts(s: &dyn JobStore) {

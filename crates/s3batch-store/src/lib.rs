@@ -101,8 +101,14 @@ pub trait JobStore: std::fmt::Debug + Send + Sync + 'static {
     async fn get_job(&self, account: Option<&str>, id: &str) -> Result<Option<Job>>;
     /// An account's jobs, newest first, filtered by status, after a cursor.
     async fn list_jobs(&self, account: &str, filter: &ListFilter) -> Result<Vec<Job>>;
-    /// Jobs in any of these statuses, any account (the scheduler's view).
+    /// Jobs in any of these statuses, any account, highest priority first, then oldest.
     async fn jobs_in(&self, statuses: &[JobStatus]) -> Result<Vec<Job>>;
+    /// [`JobState`]s (a job without its spec, tags and texts) of the jobs in any of these statuses, in the order of
+    /// [`jobs_in`](Self::jobs_in): the scheduler's tick, which looks at every live job several times a second and
+    /// needs none of their specs. The SQL stores read only those columns; this default reads whole jobs.
+    async fn job_states(&self, statuses: &[JobStatus]) -> Result<Vec<JobState>> {
+        Ok(self.jobs_in(statuses).await?.iter().map(JobState::of).collect())
+    }
     /// How many jobs of every account are in each status (statuses with none left out): the metrics' view.
     async fn count_by_status(&self) -> Result<Vec<(JobStatus, i64)>>;
     /// A page of an account's recent jobs, filtered, searched and ordered in the database (see [`Browse`]).

@@ -82,6 +82,44 @@ impl Job {
     }
 }
 
+/// What the scheduler's tick needs of a job ([`JobStore::job_states`]): no spec (up to 256 KiB of JSON), tags or
+/// texts.
+///
+/// [`JobStore::job_states`]: crate::JobStore::job_states
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobState {
+    pub id: String,
+    pub status: JobStatus,
+    pub priority: i64,
+    pub created_at: Millis,
+    pub suspended_at: Option<Millis>,
+    pub terminated_at: Option<Millis>,
+    pub total_tasks: Option<i64>,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub user_paused: bool,
+    /// The spec has a `ManifestGenerator` (its listing may go on after the job left Preparing).
+    pub generated: bool,
+}
+
+impl JobState {
+    pub fn of(job: &Job) -> JobState {
+        JobState {
+            id: job.id.clone(),
+            status: job.status,
+            priority: job.priority,
+            created_at: job.created_at,
+            suspended_at: job.suspended_at,
+            terminated_at: job.terminated_at,
+            total_tasks: job.total_tasks,
+            succeeded: job.succeeded,
+            failed: job.failed,
+            user_paused: job.user_paused,
+            generated: job.spec.manifest_generator.is_some(),
+        }
+    }
+}
+
 /// What goes with a status write (the move itself is the [`Transition`](s3batch_core::Transition) given with it).
 #[derive(Debug, Clone, Default)]
 pub struct StatusChange {

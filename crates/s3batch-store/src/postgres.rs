@@ -174,6 +174,20 @@ job_store_impl! {
         rows.iter().map(job_from_row).collect()
     }
 
+    async fn job_states(&self, statuses: &[JobStatus]) -> Result<Vec<JobState>> {
+        if statuses.is_empty() {
+            return Ok(vec![]);
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_STATE_COLUMNS}, (spec::jsonb -> 'ManifestGenerator') IS NOT NULL AS generated \
+             FROM jobs WHERE status = ANY($1) ORDER BY priority DESC, created_at, id"
+        ))
+        .bind(status_names(statuses))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_state_from_row).collect()
+    }
+
     async fn insert_chunks(&self, job_id: &str, owner: &str, chunks: &[NewChunk]) -> Result<CasOutcome> {
         let mut tx = self.write_tx().await?;
         // FOR SHARE keeps the duty lease from changing hands until these chunks are committed.

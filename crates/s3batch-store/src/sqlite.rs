@@ -167,6 +167,20 @@ job_store_impl! {
         rows.iter().map(job_from_row).collect()
     }
 
+    async fn job_states(&self, statuses: &[JobStatus]) -> Result<Vec<JobState>> {
+        if statuses.is_empty() {
+            return Ok(vec![]);
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_STATE_COLUMNS}, json_type(spec, '$.ManifestGenerator') IS NOT NULL AS generated \
+             FROM jobs WHERE status IN ({}) ORDER BY priority DESC, created_at, id",
+            status_list(statuses)
+        ))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(job_state_from_row).collect()
+    }
+
     async fn insert_chunks(&self, job_id: &str, owner: &str, chunks: &[NewChunk]) -> Result<CasOutcome> {
         let mut tx = self.write_tx().await?;
         let held = sqlx::query("SELECT 1 FROM jobs WHERE id = $1 AND duty_owner = $2")

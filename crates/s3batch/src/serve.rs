@@ -89,6 +89,7 @@ pub async fn build(config: &Config, role: &str) -> Result<Parts> {
     let roles = Arc::new(roles);
     let engine = Engine::with_roles(store.clone(), roles.clone(), engine_config, role);
     let service = JobService::new(store, engine.wake.clone(), config.engine.retention_days)
+        .with_max_live_jobs(config.engine.max_live_jobs_per_account)
         .with_storage(router, config.engine.concurrency)
         .with_roles(roles);
     Ok(Parts { engine, service })

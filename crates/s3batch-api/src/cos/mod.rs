@@ -166,6 +166,7 @@ pub fn wire_error(e: ApiError) -> WireError {
             S::WrongStatus { reason, .. } => w("InvalidRequest", 400, reason),
             e @ S::Idempotency { .. } => w("InvalidRequest", 400, e.to_string()),
             e @ S::Contended => w("SlowDown", 503, e.to_string()),
+            S::TooManyJobs(m) => w("SlowDown", 503, m),
             S::AccessDenied(m) => w("AccessDenied", 403, m),
             S::Internal(m) => w("ServiceUnavailable", 500, m),
             S::Invalid(m) | S::InvalidListing(m) | S::InvalidPageToken(m) | S::TooManyTags(m) => {
@@ -867,6 +868,7 @@ mod tests {
         assert_eq!(map(ServiceError::InvalidListing(m())), ("InvalidArgument", 400));
         assert_eq!(map(ServiceError::TooManyTags(m())), ("InvalidArgument", 400));
         assert_eq!(map(ServiceError::Contended), ("SlowDown", 503));
+        assert_eq!(map(ServiceError::TooManyJobs(m())), ("SlowDown", 503));
         assert_eq!(map(ServiceError::AccessDenied(m())), ("AccessDenied", 403));
         assert_eq!(map(ServiceError::Internal(m())), ("ServiceUnavailable", 500));
         let e = wire_error(XmlError("bad".into()).into());

@@ -3,13 +3,14 @@
 //! [`JobStore`] method, so a new store method is added here once.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use s3batch_core::{JobStatus, Millis, Tag, Transition};
 use s3batch_store::{
-    Browse, CasOutcome, Chunk, ChunkCounts, ChunkId, ChunkResult, ChunkRows, CreateOutcome, Job, JobStore, ListFilter,
-    NewChunk, NewJob, StatusChange, Worker,
+    Browse, CasOutcome, Chunk, ChunkCounts, ChunkId, ChunkResult, ChunkRows, CreateOutcome, Job, JobState, JobStore,
+    ListFilter, NewChunk, NewJob, StatusChange, Worker,
 };
 
 type StoreResult<T> = s3batch_store::Result<T>;
@@ -24,11 +25,13 @@ pub trait Gate: std::fmt::Debug + Send + Sync + 'static {
 pub struct Wrapped<G> {
     pub inner: Arc<dyn JobStore>,
     pub gate: G,
+    /// Calls of `jobs_in` (whole jobs, specs and all, of every account) so far.
+    pub jobs_in_calls: AtomicUsize,
 }
 
 impl<G: Gate> Wrapped<G> {
     pub fn new(inner: Arc<dyn JobStore>, gate: G) -> Wrapped<G> {
-        Wrapped { inner, gate }
+        Wrapped { inner, gate, jobs_in_calls: AtomicUsize::new(0) }
     }
 }
 
@@ -44,7 +47,11 @@ impl<G: Gate> JobStore for Wrapped<G> {
         self.gate.around(self.inner.list_jobs(account, filter)).await
     }
     async fn jobs_in(&self, statuses: &[JobStatus]) -> StoreResult<Vec<Job>> {
+        self.jobs_in_calls.fetch_add(1, Ordering::Relaxed);
         self.gate.around(self.inner.jobs_in(statuses)).await
+    }
+    async fn job_states(&self, statuses: &[JobStatus]) -> StoreResult<Vec<JobState>> {
+        self.gate.around(self.inner.job_states(statuses)).await
     }
     async fn browse_jobs(&self, account: &str, q: &Browse) -> StoreResult<Vec<Job>> {
         self.gate.around(self.inner.browse_jobs(account, q)).await
