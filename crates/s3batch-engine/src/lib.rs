@@ -33,6 +33,7 @@
 pub mod checksum;
 pub mod control;
 pub mod data_events;
+pub mod duty;
 pub mod error;
 pub mod events;
 pub mod execute;
@@ -92,6 +93,10 @@ pub struct EngineConfig {
     pub retention_days: i64,
     /// Where report files are assembled before upload. Default: the system temp dir.
     pub work_dir: Option<PathBuf>,
+    /// How long a finishing job's report is retried when it cannot be written for a passing reason (throttling,
+    /// 5xx, connection failures, a local disk error while assembling it) before the job fails with
+    /// `ReportNotWritten`, in milliseconds. Default: 1800000 (30 minutes).
+    pub report_retry_ms: i64,
     /// On SIGTERM / Ctrl-C, how long tasks in flight may take to finish, in milliseconds; the ones still running
     /// then are abandoned and their chunks given back, to run again on another worker. Default: 30000.
     pub shutdown_grace_ms: u64,
@@ -119,6 +124,7 @@ impl Default for EngineConfig {
             suspended_expiry_days: 30,
             retention_days: 90,
             work_dir: None,
+            report_retry_ms: 30 * 60 * 1000,
             shutdown_grace_ms: 30_000,
             functions: Vec::new(),
             replication: BTreeMap::new(),
@@ -140,6 +146,7 @@ impl EngineConfig {
             ("tick_ms", self.tick_ms as i64),
             ("suspended_expiry_days", self.suspended_expiry_days),
             ("retention_days", self.retention_days),
+            ("report_retry_ms", self.report_retry_ms),
         ];
         for (name, v) in positive {
             if v <= 0 {
@@ -202,6 +209,8 @@ pub struct Engine {
     pub event_stats: events::EventStats,
     /// The rate limit and adaptive window of each job running here.
     pub(crate) controls: control::Controls,
+    /// This process's failed attempts at writing reports, by job.
+    pub(crate) report_retries: report::Retries,
     /// Where per-task data events go (`[engine.events] data_events`), if anywhere.
     pub(crate) data_events: Option<data_events::DataEvents>,
 }
@@ -252,6 +261,7 @@ impl Engine {
             held: Held::default(),
             event_stats: events::EventStats::default(),
             controls: control::Controls::default(),
+            report_retries: report::Retries::default(),
             data_events,
         })
     }
