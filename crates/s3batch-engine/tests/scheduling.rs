@@ -1234,8 +1234,10 @@ async fn a_report_upload_that_fails_for_a_while_is_retried_until_written() {
     let reports = own_reports(&mut h, Faults { reset_rate: 1.0, ..slow_uploads(Duration::ZERO) }).await;
     h.start(cfg);
     let job = h.job("data", "later", 20, 1, false).await;
-    h.wait_for(&job.id, "failing to write its report", |j, _| j.status == Completing && reports.request_count() > BUCKET)
-        .await;
+    h.wait_for(&job.id, "failing to write its report", |j, _| {
+        j.status == Completing && reports.request_count() > BUCKET
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(h.get(&job.id).await.status, Completing);
     reports.set_faults(Faults::default());

@@ -554,7 +554,13 @@ pub async fn concurrent_claims_and_fence_serialise(a: &dyn JobStore, b: &dyn Job
         assert!(a.set_priority("111111111111", &f.id, 99, 0).await.unwrap().is_applied());
     }
 
-    async fn claim(s: &dyn JobStore, owner: &str, of: Option<&str>, claimed: &AtomicUsize, stop: &AtomicBool) -> Vec<ChunkId> {
+    async fn claim(
+        s: &dyn JobStore,
+        owner: &str,
+        of: Option<&str>,
+        claimed: &AtomicUsize,
+        stop: &AtomicBool,
+    ) -> Vec<ChunkId> {
         let mut got = Vec::new();
         while !stop.load(Ordering::SeqCst) {
             let c = match of {
@@ -608,7 +614,10 @@ pub async fn concurrent_claims_and_fence_serialise(a: &dyn JobStore, b: &dyn Job
         assert_eq!(fenced, got.len() as u64, "round {round}: every claim landed before the fence");
         let r = ChunkResult { succeeded: 1, ..Default::default() };
         for (owner, id) in &got {
-            assert!(!a.complete_chunk(owner, id, &r, 40).await.unwrap().is_applied(), "round {round}: {id:?} committed");
+            assert!(
+                !a.complete_chunk(owner, id, &r, 40).await.unwrap().is_applied(),
+                "round {round}: {id:?} committed"
+            );
         }
         assert_eq!(a.get_job(None, &j.id).await.unwrap().unwrap().succeeded, 0);
     }

@@ -111,8 +111,7 @@ impl PgStore {
 /// COMMITTED re-checks `status = 'Active'` on the new version) and claims nothing. `KEY SHARE` conflicts with
 /// nothing else the engine does to a job row (counter and lease updates take `FOR NO KEY UPDATE`), so claims do
 /// not queue behind chunk commits.
-const LIVE_JOB: &str =
-    "SELECT id FROM jobs WHERE id = (SELECT job_id FROM next) AND status = 'Active' FOR KEY SHARE";
+const LIVE_JOB: &str = "SELECT id FROM jobs WHERE id = (SELECT job_id FROM next) AND status = 'Active' FOR KEY SHARE";
 
 fn status_names(statuses: &[JobStatus]) -> Vec<&'static str> {
     statuses.iter().map(|s| s.as_str()).collect()
