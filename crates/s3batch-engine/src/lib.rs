@@ -33,6 +33,7 @@
 pub mod checksum;
 pub mod control;
 pub mod data_events;
+pub mod duty;
 pub mod error;
 pub mod events;
 pub mod execute;
@@ -99,6 +100,10 @@ pub struct EngineConfig {
     /// end, so each file is spooled to disk first); a larger one fails the job. S3 Inventory splits a report into
     /// many files, each far smaller. Default: 64 GiB.
     pub max_spool_bytes: u64,
+    /// How long a finishing job's report is retried when it cannot be written for a passing reason (throttling,
+    /// 5xx, connection failures, a local disk error while assembling it) before the job fails with
+    /// `ReportNotWritten`, in milliseconds. Default: 1800000 (30 minutes).
+    pub report_retry_ms: i64,
     /// On SIGTERM / Ctrl-C, how long tasks in flight may take to finish, in milliseconds; the ones still running
     /// then are abandoned and their chunks given back, to run again on another worker. Default: 30000.
     pub shutdown_grace_ms: u64,
@@ -128,6 +133,7 @@ impl Default for EngineConfig {
             max_live_jobs_per_account: service::DEFAULT_MAX_LIVE_JOBS,
             work_dir: None,
             max_spool_bytes: 64 << 30,
+            report_retry_ms: 30 * 60 * 1000,
             shutdown_grace_ms: 30_000,
             functions: Vec::new(),
             replication: BTreeMap::new(),
@@ -151,6 +157,7 @@ impl EngineConfig {
             ("retention_days", self.retention_days),
             ("max_live_jobs_per_account", i64::try_from(self.max_live_jobs_per_account).unwrap_or(i64::MAX)),
             ("max_spool_bytes", i64::try_from(self.max_spool_bytes).unwrap_or(i64::MAX)),
+            ("report_retry_ms", self.report_retry_ms),
         ];
         for (name, v) in positive {
             if v <= 0 {
@@ -213,6 +220,8 @@ pub struct Engine {
     pub event_stats: events::EventStats,
     /// The rate limit and adaptive window of each job running here.
     pub(crate) controls: control::Controls,
+    /// This process's failed attempts at writing reports, by job.
+    pub(crate) report_retries: report::Retries,
     /// Where per-task data events go (`[engine.events] data_events`), if anywhere.
     pub(crate) data_events: Option<data_events::DataEvents>,
 }
@@ -263,6 +272,7 @@ impl Engine {
             held: Held::default(),
             event_stats: events::EventStats::default(),
             controls: control::Controls::default(),
+            report_retries: report::Retries::default(),
             data_events,
         })
     }

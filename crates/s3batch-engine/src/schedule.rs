@@ -11,12 +11,12 @@
 //! - finished jobs older than `retention_days` are removed; lost workers are forgotten after an hour.
 //!
 //! Every write is a compare-and-set, so several processes ticking at once (a fleet) cannot double-apply a change;
-//! long duties (preparing, reports) run under the job's duty lease, so exactly one process does each. What spans
-//! jobs — ranking (activation and preemption), expiring unconfirmed jobs, the sweeps — is done only by the holder
-//! of the [`SCHEDULER_LEASE`] singleton: processes that each ranked their own snapshot of the jobs would together
-//! run more than `max_active_jobs` (each activating a different job), or fight over jobs if their settings
-//! differed. The holder renews it every tick; if it dies, another process takes it over once it expires (one
-//! lease period), and a graceful exit gives it back at once.
+//! long duties (preparing, reports) run under the job's duty lease, renewed while they run, so exactly one process
+//! does each. What spans jobs — ranking (activation and preemption), expiring unconfirmed jobs, the sweeps — is done
+//! only by the holder of the [`SCHEDULER_LEASE`] singleton: processes that each ranked their own snapshot of the jobs
+//! would together run more than `max_active_jobs` (each activating a different job), or fight over jobs if their
+//! settings differed. The holder renews it every tick; if it dies, another process takes it over once it expires
+//! (one lease period), and a graceful exit gives it back at once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -27,12 +27,15 @@ use s3batch_store::{JobState, StatusChange, StoreError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Engine, now, prepare, report, status_write};
+use crate::{Engine, duty, now, prepare, report, status_write};
 
 /// The singleton lease held by the one process of a fleet that ranks jobs and sweeps.
 pub const SCHEDULER_LEASE: &str = "scheduler";
 /// Lost workers are forgotten once their last heartbeat is this old (or ten of their lease periods, if longer).
 const FORGET_LOST_WORKERS_MS: i64 = 3600 * 1000;
+
+/// The failure code of a job whose completion report could not be written.
+pub const REPORT_NOT_WRITTEN: &str = "ReportNotWritten";
 
 /// Tasks that must have run before the failure threshold applies.
 pub const THRESHOLD_MIN_TASKS: i64 = 1000;
@@ -259,18 +262,26 @@ async fn start_finishing(engine: &Arc<Engine>, duties: &mut Duties, job: &JobSta
     if duties.running.contains(&job.id) || duties.running.len() >= MAX_DUTIES {
         return Ok(());
     }
+    if !engine.report_retries.due(&job.id, now()) {
+        return Ok(()); // the last attempt at its report failed a moment ago
+    }
     if engine.store.chunk_counts(&job.id, now()).await?.leased > 0 {
         return Ok(()); // tasks still in flight
     }
-    if !engine.store.claim_duty(&job.id, &engine.worker_id, now(), engine.config.lease_ms).await?.is_applied() {
+    let claimed_at = now();
+    if !engine.store.claim_duty(&job.id, &engine.worker_id, claimed_at, engine.config.lease_ms).await?.is_applied() {
         return Ok(());
     }
     duties.running.insert(job.id.clone());
     let engine = engine.clone();
     let id = job.id.clone();
     duties.tasks.spawn(async move {
-        if let Err(e) = finish(&engine, &id).await {
-            tracing::warn!(job = %id, error = %e, "finishing failed; will try again");
+        // The report of a large job (or to a slow store) can take longer than the lease: renew it meanwhile, and
+        // stop if it is lost, so that no two processes write the report and finish the job at once.
+        match duty::hold(&engine, &id, claimed_at, finish(&engine, &id)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(job = %id, error = %e, "finishing failed; will try again"),
+            Err(lost) => tracing::warn!(job = %id, reason = %lost, "finishing stopped"),
         }
         let _ = engine.store.release_duty(&id, &engine.worker_id).await;
         engine.wake.notify_waiters();
@@ -290,33 +301,36 @@ async fn finish(engine: &Arc<Engine>, id: &str) -> Result<(), StoreError> {
     }
     // Counters may have moved since the tick read them: read the job (spec and all) under the duty lease.
     let Some(job) = engine.store.get_job(None, id).await? else { return Ok(()) };
-    if job.spec.report.enabled && job.succeeded + job.failed > 0 {
+    let mut change = StatusChange::default();
+    // A job that failed because its report could not be written (Completing → Failing) is not tried again.
+    let given_up = job.failure_reasons.iter().any(|r| r.failure_code == REPORT_NOT_WRITTEN);
+    if job.spec.report.enabled && job.succeeded + job.failed > 0 && !given_up {
         match report::write(engine, &job).await {
-            Ok(key) => engine.store.set_report_key(&job.id, &key).await?,
-            Err(report::ReportError::Store(e)) => return Err(e),
-            Err(report::ReportError::Storage(e)) if e.transient => {
-                tracing::warn!(job = %job.id, error = %e, "writing the report failed; will retry");
-                return Ok(());
+            Ok(key) => {
+                engine.report_retries.forget(&job.id);
+                engine.store.set_report_key(&job.id, &key).await?;
             }
-            Err(report::ReportError::Storage(e)) => {
-                let reason = format!(
-                    "the completion report could not be written: {} ({}): {}",
-                    e.code, e.http_status, e.message
-                );
-                tracing::warn!(job = %job.id, %reason);
+            Err(report::ReportError::Store(e)) => return Err(e),
+            Err(e) => {
+                let retries = &engine.report_retries;
+                let Some(reason) = retries.failed(&job.id, &e, now(), engine.config.report_retry_ms) else {
+                    tracing::warn!(job = %job.id, error = %e, "writing the report failed; will retry");
+                    return Ok(());
+                };
+                tracing::warn!(job = %job.id, %reason, "giving up on the report");
+                // A job that would have completed fails (Failing, then Failed at once: see `given_up`): its report,
+                // which is what the user asked for, is missing. One that was already failing or cancelling ends as
+                // it would have, with the reason on record.
                 if job.status == JobStatus::Completing {
-                    let change = StatusChange::default().failure("ReportNotWritten", reason);
+                    let change = StatusChange::default().failure(REPORT_NOT_WRITTEN, reason);
                     apply(engine, &job.id, job.status, Event::Fail, change).await?;
                     return Ok(());
                 }
-            }
-            Err(report::ReportError::Local(e)) => {
-                tracing::warn!(job = %job.id, error = %e, "assembling the report failed; will retry");
-                return Ok(());
+                change = change.failure(REPORT_NOT_WRITTEN, reason);
             }
         }
     }
-    apply(engine, &job.id, job.status, Event::Finished, StatusChange::default()).await?;
+    apply(engine, &job.id, job.status, Event::Finished, change).await?;
     Ok(())
 }
 

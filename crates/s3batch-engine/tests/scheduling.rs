@@ -1079,6 +1079,174 @@ async fn a_restart_in_the_middle_of_completing() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// The finish duty: writing the report under a lease
+
+/// A job store that can be frozen: every call waits until it thaws, then goes through (late). An engine on a
+/// frozen store is a process cut off from its database (or stopped dead) while its other work goes on.
+#[derive(Debug)]
+struct Frost(tokio::sync::watch::Sender<bool>);
+
+impl Gate for Frost {
+    fn around<'a, T: Send + 'a>(&'a self, call: BoxFuture<'a, T>) -> BoxFuture<'a, T> {
+        Box::pin(async move {
+            let _ = self.0.subscribe().wait_for(|frozen| !frozen).await;
+            call.await
+        })
+    }
+}
+
+/// Give the harness a router whose bucket `reports` is on a store of its own (returned), with `faults`: its request
+/// count is then the report's uploads and nothing else. Stops the harness's engine (the next ones use the new
+/// router).
+async fn own_reports(h: &mut Harness, faults: Faults) -> MemoryStore {
+    h.stop().await;
+    let reports = MemoryStore::new();
+    reports.create_bucket("reports").await.unwrap();
+    reports.set_faults(faults);
+    let mut router = Router::default();
+    router.add("data", vec!["data".into()], Arc::new(h.data.clone()));
+    router.add("reports", vec!["reports".into()], Arc::new(reports.clone()));
+    router.add("meta", vec!["*".into()], Arc::new(h.meta.clone()));
+    h.router = Arc::new(router);
+    reports
+}
+
+/// Every upload takes `latency`.
+fn slow_uploads(latency: Duration) -> Faults {
+    Faults { latency, only_ops: vec!["put_object".into()], ..Default::default() }
+}
+
+/// Another engine process on `store`.
+fn spawn_engine(store: Arc<dyn JobStore>, router: Arc<Router>) -> Running {
+    let engine = Engine::new(store, router, restart_config());
+    let token = CancellationToken::new();
+    let handle = tokio::spawn(engine.clone().run(token.clone()));
+    Running { engine, token, handle }
+}
+
+/// Every line of `t` is reported once (the report in `reports`), and the counters equal the rows.
+async fn assert_reported_once(reports: &MemoryStore, job: &Job, t: &TestJob) {
+    let rows = common::report_rows(reports, job).await;
+    let mut keys: Vec<&str> = rows.succeeded.iter().chain(&rows.failed).map(|r| r.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, t.keys(), "every line once");
+}
+
+/// Uploading the report takes longer than the duty lease lasts (100 s a request, leases of 30 s). The finisher
+/// renews its lease while it uploads, so the second engine, ticking all along, never takes the duty over: the
+/// report is written once (two uploads, the results and manifest.json). Before the lease was renewed, the second
+/// engine took over 30 s in and wrote the report again, while the first went on writing its own.
+#[tokio::test(start_paused = true)]
+async fn a_report_upload_longer_than_the_lease_is_written_once() {
+    let mut h = Harness::new(restart_config()).await;
+    let reports = own_reports(&mut h, slow_uploads(Duration::from_secs(100))).await;
+    h.start(restart_config());
+    let job = h.job("data", "slow-report", 20, 1, false).await;
+    h.wait_for(&job.id, "writing its report", |j, _| j.status == Completing && reports.request_count() > BUCKET).await;
+    let b = spawn_engine(h.store.clone(), h.router.clone());
+
+    let c = h.wait_status(&job.id, Complete).await;
+    assert_eq!(reports.request_count() - BUCKET, 2, "the results and manifest.json, each uploaded once");
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(reports.request_count() - BUCKET, 2, "and nothing more afterwards");
+    assert_eq!((c.succeeded, c.failed), (20, 0));
+    assert!(c.failure_reasons.is_empty(), "{:?}", c.failure_reasons);
+    assert_reported_once(&reports, &c, &job).await;
+    b.token.cancel();
+    b.handle.await.unwrap();
+}
+
+/// The finisher's job store stops answering in the middle of its report upload (100 s a request, leases of 30 s):
+/// unable to renew its duty lease, it drops the upload a margin before the lease runs out, so that when a second
+/// engine takes the duty over, it writes the report alone. Before, the first went on uploading (and would have
+/// finished the job) next to its successor.
+#[tokio::test(start_paused = true)]
+async fn a_finisher_that_cannot_renew_its_lease_stops_writing() {
+    let mut h = Harness::new(restart_config()).await;
+    let reports = own_reports(&mut h, slow_uploads(Duration::from_secs(100))).await;
+    let cut_off = Arc::new(Wrapped::new(h.store.clone(), Frost(tokio::sync::watch::Sender::new(false))));
+    let a = spawn_engine(cut_off.clone(), h.router.clone());
+    h.service = JobService::new(h.store.clone(), a.engine.wake.clone(), 90);
+    let job = h.job("data", "cut-off", 20, 1, false).await;
+    h.wait_for(&job.id, "writing its report", |j, _| j.status == Completing && reports.request_count() > BUCKET).await;
+    cut_off.gate.0.send_replace(true);
+    let frozen_at = now();
+    h.start(restart_config());
+
+    let c = h.wait_status(&job.id, Complete).await;
+    assert!(now() - frozen_at >= 20_000, "taken over only once the first finisher's lease ran out");
+    assert_eq!(reports.request_count() - BUCKET, 3, "the first finisher's upload, dropped; then the second's two");
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    cut_off.gate.0.send_replace(false);
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(reports.request_count() - BUCKET, 3, "the first finisher wrote nothing more once it thawed");
+    let c2 = h.get(&job.id).await;
+    assert_eq!((c2.status, c2.succeeded, c2.failed, &c2.report_key), (Complete, 20, 0, &c.report_key));
+    assert_reported_once(&reports, &c2, &job).await;
+    a.token.cancel();
+    a.handle.await.unwrap();
+}
+
+/// Every upload to the report bucket is answered 503 SlowDown, for good. The finisher retries (each upload at
+/// once, then the report less and less often) for `report_retry_ms`, then gives up: the job fails with
+/// ReportNotWritten naming the error, and is never Complete; its results all stay in the job store. Before, it
+/// tried again at every tick, for ever, and the job stayed in Completing.
+#[tokio::test(start_paused = true)]
+async fn a_report_upload_that_keeps_failing_fails_the_job_after_retrying() {
+    let cfg = EngineConfig { report_retry_ms: 120_000, ..config() };
+    let mut h = Harness::new(cfg.clone()).await;
+    let throttled =
+        Faults { error_rate: 1.0, error_code: "SlowDown".into(), error_status: 503, ..slow_uploads(Duration::ZERO) };
+    let reports = own_reports(&mut h, throttled).await;
+    h.start(cfg.clone());
+    let job = h.job("data", "unwritable", 20, 1, false).await;
+    h.wait_status(&job.id, Completing).await;
+    let since = now();
+
+    let mut t = Timeline::default();
+    h.watch(&mut t, &[&job.id], 1, |j| j[0].status.is_terminal()).await;
+    let f = h.get(&job.id).await;
+    assert_eq!(f.status, Failed, "{:?}", t.seen);
+    let waited = now() - since;
+    assert!((120_000..200_000).contains(&waited), "gave up after {waited} ms (report_retry_ms 120000)");
+    assert_eq!(f.report_key, None);
+    assert_eq!(f.failure_reasons.len(), 1, "{:?}", f.failure_reasons);
+    let r = &f.failure_reasons[0];
+    assert_eq!(r.failure_code, "ReportNotWritten");
+    assert!(r.failure_reason.contains("SlowDown (503)") && r.failure_reason.contains("attempts"), "{r:?}");
+    let uploads = reports.request_count() - BUCKET;
+    let per_attempt = u64::from(cfg.max_attempts);
+    assert!(uploads >= 3 * per_attempt, "retried: {uploads} uploads");
+    assert!(uploads <= 200 * per_attempt, "not at every tick: {uploads} uploads");
+    // Nothing was lost: the results are all still there, and the counters equal them.
+    assert_eq!((f.succeeded, f.failed), (20, 0));
+    let rows = h.store.chunk_results(&job.id, -1, 100).await.unwrap();
+    let lines: usize = rows.iter().map(|c| c.succeeded_rows.iter().filter(|b| **b == b'\n').count()).sum();
+    assert_eq!(lines, 20);
+}
+
+/// The report bucket fails every upload for a minute, then recovers: the finisher keeps trying, and the job
+/// completes with its report (each line once).
+#[tokio::test(start_paused = true)]
+async fn a_report_upload_that_fails_for_a_while_is_retried_until_written() {
+    let cfg = EngineConfig { report_retry_ms: 600_000, ..config() };
+    let mut h = Harness::new(cfg.clone()).await;
+    let reports = own_reports(&mut h, Faults { reset_rate: 1.0, ..slow_uploads(Duration::ZERO) }).await;
+    h.start(cfg);
+    let job = h.job("data", "later", 20, 1, false).await;
+    h.wait_for(&job.id, "failing to write its report", |j, _| {
+        j.status == Completing && reports.request_count() > BUCKET
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(h.get(&job.id).await.status, Completing);
+    reports.set_faults(Faults::default());
+    let c = h.wait_status(&job.id, Complete).await;
+    assert!(c.failure_reasons.is_empty(), "{:?}", c.failure_reasons);
+    assert_reported_once(&reports, &c, &job).await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Rate limit, through the whole engine
 
 /// A job limited to 20 tasks/s runs 200 ± 10 % tasks in 10 s of simulated time (the storage answers at once, so

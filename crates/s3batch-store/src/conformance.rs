@@ -48,6 +48,7 @@ macro_rules! shared_store_tests {
             concurrent_creates_are_idempotent,
             concurrent_singleton_claims_have_one_winner,
             concurrent_events_are_read_without_gaps,
+            concurrent_claims_and_fence_serialise,
         );
     };
 }
@@ -554,6 +555,91 @@ pub async fn concurrent_claims_are_exclusive(a: &dyn JobStore, b: &dyn JobStore)
     let job = b.get_job(None, &j.id).await.unwrap().unwrap();
     assert_eq!((job.succeeded, job.failed), (CHUNKS, 0));
     assert_eq!(b.chunk_counts(&j.id, 12).await.unwrap(), ChunkCounts { done: CHUNKS, ..Default::default() });
+}
+
+/// Claimers on two handles racing the finisher of a job that leaves Active (the status write, then the fence, as
+/// the engine's `finish` does): a claim lands before the status write, and the fence takes its lease away, or finds
+/// the job no longer Active and claims nothing. No chunk may be leased after the fence: its commit would add results
+/// after the report was read. Each claim walks many Active jobs that have nothing to claim before it reaches the
+/// target (they rank higher), so its statement runs long enough for the status write and the fence to fall in the
+/// middle of it.
+pub async fn concurrent_claims_and_fence_serialise(a: &dyn JobStore, b: &dyn JobStore) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    const FILLERS: usize = 200;
+    const ROUNDS: usize = 8;
+    const CHUNKS: i64 = 200;
+    for i in 0..FILLERS {
+        let f = active_job(a, "111111111111", &format!("filler-{i}"), 0, 0).await;
+        assert!(a.set_priority("111111111111", &f.id, 99, 0).await.unwrap().is_applied());
+    }
+
+    async fn claim(
+        s: &dyn JobStore,
+        owner: &str,
+        of: Option<&str>,
+        claimed: &AtomicUsize,
+        stop: &AtomicBool,
+    ) -> Vec<ChunkId> {
+        let mut got = Vec::new();
+        while !stop.load(Ordering::SeqCst) {
+            let c = match of {
+                Some(job) => s.claim_chunk_of(owner, job, 10, 60_000).await.unwrap(),
+                None => s.claim_chunk(owner, 10, 60_000).await.unwrap(),
+            };
+            match c {
+                Some(c) => {
+                    claimed.fetch_add(1, Ordering::SeqCst);
+                    got.push(c.id);
+                }
+                None => tokio::task::yield_now().await,
+            }
+        }
+        got
+    }
+    async fn finish(s: &dyn JobStore, job: &str, claimed: &AtomicUsize, stop: &AtomicBool) -> u64 {
+        while claimed.load(Ordering::SeqCst) < 4 {
+            tokio::task::yield_now().await;
+        }
+        let t = mv(JobStatus::Active, JobStatus::Cancelling);
+        assert!(s.update_status(job, t, &StatusChange::default(), 20).await.unwrap().is_applied());
+        let fenced = s.fence_chunks(job).await.unwrap();
+        // Let the claims in flight land (or not) before the check.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        stop.store(true, Ordering::SeqCst);
+        fenced
+    }
+
+    for round in 0..ROUNDS {
+        let j = active_job(a, "111111111111", &format!("target-{round}"), CHUNKS, 0).await;
+        let (claimed, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+        let (c1, c2, c3, c4, fenced) = tokio::join!(
+            claim(a, "a1", None, &claimed, &stop),
+            claim(b, "b1", None, &claimed, &stop),
+            claim(a, "a2", Some(&j.id), &claimed, &stop),
+            claim(b, "b2", Some(&j.id), &claimed, &stop),
+            finish(b, &j.id, &claimed, &stop),
+        );
+        let got: Vec<(&str, ChunkId)> = [("a1", c1), ("b1", c2), ("a2", c3), ("b2", c4)]
+            .into_iter()
+            .flat_map(|(owner, ids)| ids.into_iter().map(move |id| (owner, id)))
+            .collect();
+        let counts = a.chunk_counts(&j.id, 30).await.unwrap();
+        assert_eq!(
+            (counts.leased, counts.expired),
+            (0, 0),
+            "round {round}: a chunk was leased after the fence ({} claimed, {fenced} fenced): {counts:?}",
+            got.len()
+        );
+        assert_eq!(fenced, got.len() as u64, "round {round}: every claim landed before the fence");
+        let r = ChunkResult { succeeded: 1, ..Default::default() };
+        for (owner, id) in &got {
+            assert!(
+                !a.complete_chunk(owner, id, &r, 40).await.unwrap().is_applied(),
+                "round {round}: {id:?} committed"
+            );
+        }
+        assert_eq!(a.get_job(None, &j.id).await.unwrap().unwrap().succeeded, 0);
+    }
 }
 
 /// Processes racing for a job's duty lease, free and then expired: exactly one wins each time.

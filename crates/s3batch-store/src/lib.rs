@@ -25,6 +25,7 @@ pub mod conformance;
 mod model;
 pub mod postgres;
 pub mod sqlite;
+pub mod testing;
 
 use async_trait::async_trait;
 use s3batch_core::{JobStatus, Millis, Tag, Transition};
@@ -172,6 +173,8 @@ pub trait JobStore: std::fmt::Debug + Send + Sync + 'static {
     // ---- Chunks: claimed under a lease; results committed with the job's counters, only while it is held. ----
 
     /// Claim the next pending (or lease-expired) chunk of an Active job: highest priority first, then oldest.
+    /// A claim and a status write that takes the job out of Active are serialised: a chunk is leased only if the job
+    /// is still Active when the claim commits, so a fence (done once the job has left Active) sees every lease.
     async fn claim_chunk(&self, owner: &str, now: Millis, lease_ms: i64) -> Result<Option<Chunk>>;
     /// Like [`JobStore::claim_chunk`], but only a chunk of the one job `job_id` (if it is Active): lets a worker
     /// share itself fairly between the jobs it runs.
@@ -191,6 +194,7 @@ pub trait JobStore: std::fmt::Debug + Send + Sync + 'static {
     async fn release_chunk(&self, owner: &str, chunk: &ChunkId) -> Result<()>;
     /// Take every lease on the job's unfinished chunks away (a finishing job: cancelled, failing). A worker that
     /// stalled past its lease can then no longer commit results after the report is read. Returns how many.
+    /// Called once the job has left Active: no claim can lease one of its chunks afterwards (see `claim_chunk`).
     async fn fence_chunks(&self, job_id: &str) -> Result<u64>;
     /// How a job's chunks stand.
     async fn chunk_counts(&self, job_id: &str, now: Millis) -> Result<ChunkCounts>;

@@ -7,7 +7,9 @@
 //! - `(account, ClientRequestToken)` is a unique index and `create_job` inserts with `ON CONFLICT DO NOTHING`, so
 //!   two processes creating the same job at once get the same job;
 //! - chunks are claimed with `FOR UPDATE SKIP LOCKED`: claimers never wait for each other and never get the same
-//!   chunk; a lease-expired chunk is claimable again;
+//!   chunk; a lease-expired chunk is claimable again; a claim holds a share lock on its job row until it commits,
+//!   and re-checks under it that the job is Active, so a claim and the status write that takes the job out of
+//!   Active are serialised: no chunk is leased after the finisher fenced the job's chunks;
 //! - a chunk's results and the job's counters are written by one statement, only while the lease is held;
 //! - the job-level duty lease is a conditional `UPDATE` on the job row: free, expired, or already ours;
 //! - a process-wide singleton lease (the scheduler's) is an upsert whose `ON CONFLICT DO UPDATE … WHERE` checks
@@ -98,6 +100,18 @@ impl PgStore {
         Ok(CasOutcome::Applied)
     }
 }
+
+/// The job of the chunk a claim chose (`next`), if it is still Active, locked `FOR KEY SHARE` until the claim
+/// commits. The claim's first step reads the job's status in the statement's snapshot and locks only the chunk row,
+/// so without this a claim could read Active, the job leave Active and the finisher fence its chunks (which takes
+/// away only the leases it sees) and read the counters, and the claim then lease a chunk that no fence will ever
+/// see: its commit would land after the report. The status write locks the job row `FOR UPDATE` (see
+/// `update_status`), which this lock conflicts with: a claim that took it first commits before the job can leave
+/// Active, so the fence sees its lease; a claim that comes second waits, reads the row as committed (READ
+/// COMMITTED re-checks `status = 'Active'` on the new version) and claims nothing. `KEY SHARE` conflicts with
+/// nothing else the engine does to a job row (counter and lease updates take `FOR NO KEY UPDATE`), so claims do
+/// not queue behind chunk commits.
+const LIVE_JOB: &str = "SELECT id FROM jobs WHERE id = (SELECT job_id FROM next) AND status = 'Active' FOR KEY SHARE";
 
 fn status_names(statuses: &[JobStatus]) -> Vec<&'static str> {
     statuses.iter().map(|s| s.as_str()).collect()
@@ -227,8 +241,8 @@ job_store_impl! {
         // (the outer ORDER BY keeps the order whatever plan is chosen). SKIP LOCKED: a chunk another claimer is
         // taking right now is passed over, not waited for. A chunk claimed and committed since this statement
         // began is re-checked under its lock (READ COMMITTED) and, now leased, passed over too: no two claimers
-        // ever get the same chunk.
-        let row = sqlx::query(
+        // ever get the same chunk. Then the chosen chunk's job is locked and checked again (see [`LIVE_JOB`]).
+        let row = sqlx::query(&format!(
             "WITH next AS (
                SELECT c.job_id, c.seq
                FROM (SELECT id, priority, created_at FROM jobs WHERE status = 'Active'
@@ -241,12 +255,13 @@ job_store_impl! {
                  LIMIT 1
                  FOR UPDATE SKIP LOCKED) c
                ORDER BY j.priority DESC, j.created_at, j.id
-               LIMIT 1)
+               LIMIT 1),
+             live AS ({LIVE_JOB})
              UPDATE chunks c SET state = 'leased', lease_owner = $1, lease_expires = $2, attempts = c.attempts + 1
-             FROM next WHERE c.job_id = next.job_id AND c.seq = next.seq
+             FROM next, live WHERE c.job_id = next.job_id AND c.seq = next.seq AND live.id = next.job_id
              RETURNING c.job_id, c.seq, c.start_offset, c.end_offset, c.first_line, c.line_count, c.attempts,
-               c.lease_expires, c.payload",
-        )
+               c.lease_expires, c.payload"
+        ))
         .bind(owner)
         .bind(now + lease_ms)
         .bind(now)
@@ -257,19 +272,20 @@ job_store_impl! {
 
     async fn claim_chunk_of(&self, owner: &str, job_id: &str, now: Millis, lease_ms: i64) -> Result<Option<Chunk>> {
         // As claim_chunk, for one job: its first claimable chunk, passing over the ones being claimed right now.
-        let row = sqlx::query(
+        let row = sqlx::query(&format!(
             "WITH next AS (
                SELECT c.job_id, c.seq FROM chunks c JOIN jobs j ON j.id = c.job_id
                WHERE c.job_id = $4 AND j.status = 'Active'
                  AND (c.state = 'pending' OR (c.state = 'leased' AND c.lease_expires < $3))
                ORDER BY c.seq
                LIMIT 1
-               FOR UPDATE OF c SKIP LOCKED)
+               FOR UPDATE OF c SKIP LOCKED),
+             live AS ({LIVE_JOB})
              UPDATE chunks c SET state = 'leased', lease_owner = $1, lease_expires = $2, attempts = c.attempts + 1
-             FROM next WHERE c.job_id = next.job_id AND c.seq = next.seq
+             FROM next, live WHERE c.job_id = next.job_id AND c.seq = next.seq AND live.id = next.job_id
              RETURNING c.job_id, c.seq, c.start_offset, c.end_offset, c.first_line, c.line_count, c.attempts,
-               c.lease_expires, c.payload",
-        )
+               c.lease_expires, c.payload"
+        ))
         .bind(owner)
         .bind(now + lease_ms)
         .bind(now)
@@ -411,17 +427,21 @@ mod tests {
     use sqlx::{Connection, Executor, PgConnection};
 
     use super::*;
+    use crate::testing::{ServerUse, postgres_server_lock};
 
     const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-    /// A database that exists for one test.
+    /// A database that exists for one test, on the shared server held shared meanwhile (see [`crate::testing`]).
     struct TestDb {
         admin: PgConnectOptions,
         name: String,
+        _server: std::fs::File,
     }
 
     impl TestDb {
         async fn create() -> TestDb {
+            let server =
+                tokio::task::spawn_blocking(|| postgres_server_lock(ServerUse::Shared)).await.expect("taking the lock");
             let url = std::env::var("S3BATCH_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
             let admin = PgConnectOptions::from_str(&url)
                 .unwrap_or_else(|e| panic!("S3BATCH_TEST_DATABASE_URL is not a PostgreSQL URL: {e}"));
@@ -431,7 +451,7 @@ mod tests {
                 .await
                 .unwrap_or_else(|e| panic!("creating the test database {name}: {e}"));
             let _ = conn.close().await;
-            TestDb { admin, name }
+            TestDb { admin, name, _server: server }
         }
 
         async fn admin_connection(admin: &PgConnectOptions) -> PgConnection {

@@ -212,6 +212,10 @@ job_store_impl! {
     }
 
     async fn claim_chunk(&self, owner: &str, now: Millis, lease_ms: i64) -> Result<Option<Chunk>> {
+        // One UPDATE: SQLite takes the database's write lock when the statement starts, before it reads the job's
+        // status, and a status write and a fence take the same lock. A claim and the write that takes a job out of
+        // Active are therefore serialised (across processes too): a claim never leases a chunk of a job that left
+        // Active, and a later fence sees every lease.
         let row = sqlx::query(&format!(
             "UPDATE chunks SET state = 'leased', lease_owner = $1, lease_expires = $2, attempts = attempts + 1
                  WHERE (job_id, seq) = (

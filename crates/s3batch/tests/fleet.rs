@@ -6,11 +6,14 @@
 //!   in the report exactly once, the counters equal the rows; the killed processes show as lost;
 //! - SIGTERM of a worker mid-job: it exits 0 promptly, leaves the list of workers, and nothing is lost or doubled;
 //! - SIGTERM while tasks outlast the grace period: the worker exits soon after it and gives its chunks back, so
-//!   another worker runs them at once instead of waiting for the (long) lease to expire.
+//!   another worker runs them at once instead of waiting for the (long) lease to expire;
+//! - PostgreSQL restarted mid-job: every process loses its connections; they reconnect and the job completes.
 //!
 //! Each test creates a database of its own (`s3batch_fleet_<uuid>`) on the PostgreSQL server at
 //! `postgres://postgres@127.0.0.1:5432/postgres` (or `S3BATCH_TEST_DATABASE_URL`) and drops it afterwards. If the
-//! server cannot be reached the tests fail: they never skip.
+//! server cannot be reached the tests fail: they never skip. The restart test restarts that (shared) server: it
+//! holds the server lock of `s3batch_store::testing` exclusive, which every other test using the server holds
+//! shared, so none of them runs meanwhile.
 
 mod common;
 
@@ -21,6 +24,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
+use s3batch_store::testing::{ServerUse, postgres_server_lock};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 
@@ -36,11 +40,13 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 // ---------------------------------------------------------------------------------------------------------------
 // Harness
 
-/// A database that exists for one test, dropped when the test ends (passed or not).
+/// A database that exists for one test, dropped when the test ends (passed or not), on the server held as the test
+/// uses it (see `s3batch_store::testing`) until then.
 struct TestDb {
     admin: PgConnectOptions,
     name: String,
     url: String,
+    _server: std::fs::File,
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -48,7 +54,8 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 impl TestDb {
-    fn create() -> TestDb {
+    fn create(server: ServerUse) -> TestDb {
+        let server = postgres_server_lock(server);
         let url = std::env::var("S3BATCH_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
         let admin = PgConnectOptions::from_str(&url)
             .unwrap_or_else(|e| panic!("S3BATCH_TEST_DATABASE_URL is not a PostgreSQL URL: {e}"));
@@ -61,7 +68,7 @@ impl TestDb {
             let _ = conn.close().await;
         });
         let url = admin.clone().database(&name).to_url_lossy().to_string();
-        TestDb { admin, name, url }
+        TestDb { admin, name, url, _server: server }
     }
 }
 
@@ -103,7 +110,12 @@ struct Fleet {
 impl Fleet {
     /// `engine` and `latency_ms` (of every task's request) vary by test.
     fn new(engine: &str, latency_ms: u64) -> Fleet {
-        let db = TestDb::create();
+        Fleet::on_server(ServerUse::Shared, engine, latency_ms)
+    }
+
+    /// [`Fleet::new`], using the PostgreSQL server as `server` says.
+    fn on_server(server: ServerUse, engine: &str, latency_ms: u64) -> Fleet {
+        let db = TestDb::create(server);
         let dir = tempfile::tempdir().unwrap();
         let objects = dir.path().join("objects");
         for b in ["fleet-manifests", "fleet-reports"] {
@@ -412,4 +424,59 @@ fn sigterm_past_the_grace_period_gives_the_chunks_back() {
         t0.elapsed()
     );
     assert_reported_exactly_once(&fleet.objects, &job, &manifest);
+}
+
+/// Restart the PostgreSQL server the tests use: `S3BATCH_TEST_POSTGRES_RESTART` (a shell command) if set, else
+/// `pg_ctlcluster --skip-systemctl-redirect <version> main restart` on the machine's one cluster (fast mode:
+/// every connection is cut). Returns once the server accepts connections again.
+fn restart_postgres() -> Duration {
+    let command = std::env::var("S3BATCH_TEST_POSTGRES_RESTART").unwrap_or_else(|_| {
+        let versions: Vec<String> = std::fs::read_dir("/etc/postgresql")
+            .expect("no /etc/postgresql: set S3BATCH_TEST_POSTGRES_RESTART to a command that restarts the server")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(versions.len(), 1, "one PostgreSQL cluster expected in /etc/postgresql: {versions:?}");
+        format!("pg_ctlcluster --skip-systemctl-redirect {} main restart", versions[0])
+    });
+    let t0 = Instant::now();
+    let out = std::process::Command::new("sh").args(["-c", &command]).output().expect("running the restart command");
+    assert!(
+        out.status.success(),
+        "{command}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t0.elapsed()
+}
+
+/// PostgreSQL restarted in the middle of a fleet job (serve --no-engine and two workers, leases of 5 s): every
+/// process loses every connection at once, and statements fail until the server is back. The processes keep
+/// running and reconnect; the job completes with every line once in the report and the counters equal to the rows.
+/// This restarts the machine's shared PostgreSQL server, holding the server lock exclusive (see the module's docs).
+#[test]
+fn a_postgres_restart_mid_job_loses_and_doubles_nothing() {
+    let _serial = serial();
+    const N: usize = 60_000;
+    let engine = "lease_ms = 5000\ntick_ms = 100\nconcurrency = 16\nchunk_size = 500";
+    let fleet = Fleet::on_server(ServerUse::Exclusive, engine, 10);
+    let manifest = fleet.manifest(N);
+    let serve = Server::start_with(&fleet.config, &["--no-engine"]);
+    let mut ws: Vec<Worker> = (0..2).map(|_| Worker::start(&fleet.config)).collect();
+
+    let id = create_job(&serve.endpoint);
+    wait_progress(&serve.endpoint, &id, N, 0.3, "PostgreSQL was restarted");
+    let took = restart_postgres();
+    eprintln!("PostgreSQL restarted in {took:?}");
+    let during = describe(&serve.endpoint, &id);
+    assert!(!is_terminal(&during), "the job finished during the restart: make it longer ({during})");
+
+    let job = wait_finished(&serve.endpoint, &id, 180);
+    assert_reported_exactly_once(&fleet.objects, &job, &manifest);
+    for w in &mut ws {
+        assert!(w.child.try_wait().unwrap().is_none(), "worker {} exited after the restart", w.id);
+    }
+    let listed = workers(&serve.endpoint);
+    for w in &ws {
+        assert_eq!(worker(&listed, &w.id).map(|r| r["State"].clone()), Some("running".into()), "{listed:?}");
+    }
 }
