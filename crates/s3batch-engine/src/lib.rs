@@ -36,6 +36,7 @@ pub mod data_events;
 pub mod error;
 pub mod events;
 pub mod execute;
+pub mod fuzzing;
 pub mod generate;
 pub mod inventory;
 pub mod lambda;

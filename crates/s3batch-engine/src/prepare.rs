@@ -362,7 +362,7 @@ async fn record_chunks(
 }
 
 /// The blocking half: CSV records → validated lines → chunks, sent in batches. Returns the number of lines.
-fn parse_into_chunks<R: io::Read>(
+pub(crate) fn parse_into_chunks<R: io::Read>(
     reader: R,
     layout: CsvLayout,
     chunk_size: i64,
