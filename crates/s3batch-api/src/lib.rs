@@ -24,6 +24,7 @@ pub mod auth;
 pub mod console;
 pub mod cos;
 pub mod crosssite;
+pub mod fuzzing;
 pub mod json;
 pub mod limit;
 pub mod metrics;

@@ -251,16 +251,18 @@ fn check_window(signed: &Signed, now: i64) -> Result<(), AuthError> {
     let bad_time = |t: &str| denied("AccessDenied", format!("q-sign-time/q-key-time '{t}' is not <start>;<end>"));
     let (start, end) = window(&signed.sign_time).ok_or_else(|| bad_time(&signed.sign_time))?;
     let (kstart, kend) = window(&signed.key_time).ok_or_else(|| bad_time(&signed.key_time))?;
-    if end - start > MAX_SIGN_WINDOW_SECS || kend - kstart > MAX_SIGN_WINDOW_SECS {
+    // Checked: `i64::MIN;i64::MAX` is a window too long, not an overflow.
+    let too_long = |a: i64, b: i64| b.checked_sub(a).is_none_or(|d| d > MAX_SIGN_WINDOW_SECS);
+    if too_long(start, end) || too_long(kstart, kend) {
         return Err(denied(
             "AccessDenied",
             format!("the signature's q-sign-time/q-key-time is longer than {MAX_SIGN_WINDOW_SECS} seconds (7 days)"),
         ));
     }
-    if now > end.min(kend) + MAX_CLOCK_SKEW_SECS {
+    if now > end.min(kend).saturating_add(MAX_CLOCK_SKEW_SECS) {
         return Err(denied("AccessDenied", "Request has expired: the signature's q-sign-time has passed"));
     }
-    if now < start.max(kstart) - MAX_CLOCK_SKEW_SECS {
+    if now < start.max(kstart).saturating_sub(MAX_CLOCK_SKEW_SECS) {
         return Err(denied(
             "RequestTimeTooSkewed",
             "the signature's q-sign-time starts in the future: the client's clock is too far from the server's",
@@ -300,11 +302,13 @@ fn signed_header_candidates(
     let mut signed_headers: Vec<(String, String)> = Vec::new();
     let mut host_at = None;
     for name in &signed.header_list {
-        let mut values = headers
-            .iter()
-            .filter(|(k, _)| encode(k.as_str()).to_ascii_lowercase() == *name)
-            .map(|(_, v)| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect::<Vec<_>>();
+        // q-header-list holds names encoded; the HttpString encodes the name as sent (`x!y`, listed `x%21y`).
+        let mut sent_name = name.clone();
+        let mut values = Vec::new();
+        for (k, v) in headers.iter().filter(|(k, _)| encode(k.as_str()).to_ascii_lowercase() == *name) {
+            sent_name = k.as_str().to_string();
+            values.push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+        }
         if values.is_empty()
             && name == "host"
             && let Some(a) = uri.authority()
@@ -320,7 +324,7 @@ fn signed_header_candidates(
         if name == "host" {
             host_at = Some(signed_headers.len());
         }
-        signed_headers.push((name.clone(), values.join(",")));
+        signed_headers.push((sent_name, values.join(",")));
     }
     let mut candidates = vec![signed_headers.clone()];
     if let Some(i) = host_at
@@ -418,6 +422,43 @@ mod tests {
     }
 
     const GO_STATUS_AUTH: &str = "q-sign-algorithm=sha1&q-ak=AKIDQjz3ltompVjBni5LitkWHFlFpwkn9U5q&q-sign-time=1576812701;1576819901&q-key-time=1576812701;1576819901&q-header-list=content-length;host;x-cos-appid&q-url-param-list=requestedjobstatus;statusupdatereason&q-signature=3f9a12022b6b2ff058296a21bae0aa39b1dd560b";
+
+    /// A signed header whose name the encoder escapes (`c!x`, listed as `c%21x`) is encoded once in the HttpString,
+    /// as the SDKs do (found by the qsign fuzz target: the server encoded it twice).
+    #[test]
+    fn a_header_name_that_needs_encoding_is_encoded_once() {
+        let now = 1_700_000_000;
+        let headers = [("host", "h.example"), ("c!x", "1")];
+        let auth = authorization(ID, KEY, "get", "/jobs", &[], &headers, now - 60, now + 60);
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        h.insert("authorization", auth.parse().unwrap());
+        let v = verify(&Method::GET, &"/jobs".parse().unwrap(), &h, now, secret).unwrap();
+        assert_eq!(v.access_key_id, ID);
+    }
+
+    /// Windows at the ends of i64 are refused, not an arithmetic overflow (a panic in a debug build).
+    #[test]
+    fn extreme_sign_times_are_refused() {
+        let now = 1_700_000_000;
+        for time in [
+            "-9223372036854775808;9223372036854775807",
+            "-9223372036854775808;-9223372036854775808",
+            "9223372036854775807;9223372036854775807",
+        ] {
+            let auth = format!(
+                "q-sign-algorithm=sha1&q-ak={ID}&q-sign-time={time}&q-key-time={time}&q-header-list=host\
+                 &q-url-param-list=&q-signature=0000"
+            );
+            let mut h = HeaderMap::new();
+            h.insert("host", "h".parse().unwrap());
+            h.insert("authorization", auth.parse().unwrap());
+            let e = verify(&Method::GET, &"/jobs".parse().unwrap(), &h, now, secret).unwrap_err();
+            assert!(matches!(e.code, "AccessDenied" | "RequestTimeTooSkewed"), "{time}: {}", e.message);
+        }
+    }
 
     #[test]
     fn verifies_a_go_sdk_request() {

@@ -263,7 +263,8 @@ impl std::fmt::Debug for Signer<'_> {
 }
 
 impl Signer<'_> {
-    /// Add `x-amz-date`, `x-amz-content-sha256` and `Authorization` to a request with a `host` header.
+    /// Add `x-amz-date`, `x-amz-content-sha256` and `Authorization` to a request with a `host` header. A header
+    /// to sign that is not ASCII, or an access key id that is not, cannot be signed: an error.
     pub fn sign(
         &self,
         method: &Method,
@@ -271,7 +272,7 @@ impl Signer<'_> {
         headers: &mut HeaderMap,
         body: &[u8],
         now: chrono::DateTime<chrono::Utc>,
-    ) {
+    ) -> Result<(), AuthError> {
         sign(method, uri, headers, body, self, now)
     }
 }
@@ -283,7 +284,7 @@ fn sign(
     body: &[u8],
     signer: &Signer<'_>,
     now: chrono::DateTime<chrono::Utc>,
-) {
+) -> Result<(), AuthError> {
     let Signer { access_key_id, secret, region } = *signer;
     let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
     let date = &amz_date[..8];
@@ -298,8 +299,7 @@ fn sign(
     signed.sort();
     signed.dedup();
     let signed_refs: Vec<&str> = signed.iter().map(String::as_str).collect();
-    let canonical =
-        canonical_request(method, uri, headers, &signed_refs, &payload_hash).expect("headers were just checked");
+    let canonical = canonical_request(method, uri, headers, &signed_refs, &payload_hash)?;
     let scope = format!("{date}/{region}/s3/aws4_request");
     let string_to_sign = format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(&canonical)));
     let signature = hex::encode(hmac(&signing_key(secret, date, region, "s3"), string_to_sign.as_bytes()));
@@ -307,7 +307,9 @@ fn sign(
         "{ALGORITHM} Credential={access_key_id}/{scope}, SignedHeaders={}, Signature={signature}",
         signed_refs.join(";")
     );
-    headers.insert(axum::http::header::AUTHORIZATION, value.parse().expect("ASCII"));
+    let value = value.parse().map_err(|_| denied("AccessDenied", "the access key id is not ASCII"))?;
+    headers.insert(axum::http::header::AUTHORIZATION, value);
+    Ok(())
 }
 
 /// `x-amz-date`: well formed, the credential scope's date, and within the clock skew allowed.
@@ -406,8 +408,24 @@ mod tests {
         h.insert("host", "127.0.0.1:9000".parse().unwrap());
         h.insert("x-amz-account-id", "111111111111".parse().unwrap());
         let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        Signer { access_key_id: "AKID", secret: "secret", region: "snow" }.sign(&Method::GET, &uri, &mut h, body, now);
+        Signer { access_key_id: "AKID", secret: "secret", region: "snow" }
+            .sign(&Method::GET, &uri, &mut h, body, now)
+            .unwrap();
         (Method::GET, uri, h)
+    }
+
+    /// A header to sign that is not ASCII is an error of the signer, not a panic (found by the sigv4 fuzz target).
+    #[test]
+    fn a_header_that_is_not_ascii_cannot_be_signed() {
+        let uri: Uri = "/v20180820/jobs".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("host", "h".parse().unwrap());
+        h.insert("x-amz-account-id", axum::http::HeaderValue::from_bytes(b"12\xda\x8b").unwrap());
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let signer = Signer { access_key_id: "AKID", secret: "secret", region: "snow" };
+        let e = signer.sign(&Method::GET, &uri, &mut h, b"", now).unwrap_err();
+        assert_eq!(e.code, "SignatureDoesNotMatch");
+        assert!(!h.contains_key("authorization"));
     }
 
     #[test]

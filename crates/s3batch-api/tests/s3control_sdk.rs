@@ -901,7 +901,7 @@ async fn hostile_requests_get_clean_errors() {
             let signer =
                 s3batch_api::sigv4::Signer { access_key_id: "AKIDA", secret: "secret-of-AKIDA", region: "snow" };
             let path_only: Uri = uri.path_and_query().unwrap().as_str().parse().unwrap();
-            signer.sign(&method, &path_only, &mut headers, &body, chrono::Utc::now());
+            signer.sign(&method, &path_only, &mut headers, &body, chrono::Utc::now()).expect("ASCII headers");
         }
         let req = http.request(method, uri.to_string()).headers(headers).body(body);
         async move {

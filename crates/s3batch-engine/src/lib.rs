@@ -37,6 +37,7 @@ pub mod duty;
 pub mod error;
 pub mod events;
 pub mod execute;
+pub mod fuzzing;
 pub mod generate;
 pub mod inventory;
 pub mod lambda;

@@ -364,7 +364,7 @@ async fn record_chunks(
 
 /// The blocking half: CSV records → validated lines → chunks, sent in batches. Returns the number of lines.
 /// `name` (`s3://bucket/key`) names the manifest in a reason that concerns the file rather than a line's content.
-fn parse_into_chunks<R: io::Read>(
+pub(crate) fn parse_into_chunks<R: io::Read>(
     name: &str,
     reader: R,
     layout: CsvLayout,

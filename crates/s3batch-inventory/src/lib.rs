@@ -42,6 +42,7 @@ mod columnar;
 mod columns;
 mod csv_gz;
 mod error;
+pub mod fuzzing;
 mod hashing;
 mod manifest;
 mod row;

@@ -237,3 +237,31 @@ fn a_file_without_a_key_column_is_refused() {
     w.close().unwrap();
     assert_eq!(open("orc", &orc, None).err().unwrap().to_string(), "data/f: has no key column");
 }
+
+/// Writes the fuzz seeds of the Parquet and ORC targets (`fuzz/corpus/inventory_{parquet,orc}`): small files of
+/// the kinds above, under each codec, with good and bad rows. Run by hand: `cargo test --test columnar -- --ignored`.
+#[test]
+#[ignore = "writes the fuzz seeds"]
+fn write_fuzz_seeds() {
+    use orc_rust::compression::CompressionType;
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    let mut bad = entries_for(&["a", "b", "c", "d"]);
+    bad[1].1 = None;
+    bad[2].0 = Some("Not_A_Bucket".into());
+    bad[3].3 = Some(-5);
+    let sets = [("tricky", entries_for(&TRICKY_KEYS[..4])), ("bad", bad)];
+    let dir = fuzz.join("inventory_parquet");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, c) in [("none", Compression::UNCOMPRESSED), ("snappy", Compression::SNAPPY)] {
+        for (set, entries) in &sets {
+            write_parquet(&dir.join(format!("seed-{set}-{name}")), entries, c);
+        }
+    }
+    let dir = fuzz.join("inventory_orc");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, c) in [("zlib", CompressionType::Zlib), ("snappy", CompressionType::Snappy)] {
+        for (set, entries) in &sets {
+            write_orc(&dir.join(format!("seed-{set}-{name}")), entries, c);
+        }
+    }
+}

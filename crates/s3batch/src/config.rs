@@ -60,7 +60,7 @@ impl std::fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url.as_deref().map(crate::serve::redact_url))
+            .field("database_url", &self.database_url.as_deref().map(redact_url))
             .field("region", &self.region)
             .field("requests_per_second", &self.requests_per_second)
             .field("request_burst", &self.request_burst)
@@ -94,12 +94,23 @@ impl Default for ServerConfig {
 impl Config {
     /// Load from `file` (or `./s3batch.toml` if present), then apply `S3BATCH_*` variables from `env`.
     pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config> {
-        let mut value = toml::Value::Table(Default::default());
         let default_file = Path::new("s3batch.toml");
-        let path = file.or(default_file.exists().then_some(default_file));
-        if let Some(p) = path {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
-            value = toml::from_str(&text).with_context(|| format!("config file {}", p.display()))?;
+        match file.or(default_file.exists().then_some(default_file)) {
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+                Config::from_text(Some((&text, p)), env)
+            }
+            None => Config::from_text(None, env),
+        }
+    }
+
+    /// [`Config::load`] of a config file's text (`file`: its text and where it came from, for errors), then the
+    /// `S3BATCH_*` variables from `env`.
+    pub fn from_text(file: Option<(&str, &Path)>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config> {
+        let mut value = toml::Value::Table(Default::default());
+        if let Some((text, p)) = file {
+            value = toml::from_str(text).with_context(|| format!("config file {}", p.display()))?;
         }
         let mut from_env: Vec<EnvValue> = Vec::new();
         for (k, v) in env {
@@ -228,6 +239,19 @@ fn set_path(root: &mut toml::Value, path: &str, new: toml::Value) -> Result<Stri
         }
     }
     bail!("the variable names no key")
+}
+
+/// A database URL with its password replaced by `***` (for logs, errors and `Debug`).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    // The last '@' ends the user info, even when an unescaped password holds a '/' or an '@'.
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
 }
 
 /// A value as TOML reads a scalar: a number or a boolean where it parses as one, else a string.

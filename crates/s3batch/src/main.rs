@@ -2,12 +2,13 @@
 
 mod bench;
 mod client;
-mod config;
 mod demo;
 mod metrics;
 mod progress;
 mod report;
 mod serve;
+
+use s3batch::config;
 
 use std::path::PathBuf;
 

@@ -38,18 +38,7 @@ pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// The URL with its password (if any) replaced, for logs and messages.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    // The last '@' ends the user info, even when an unescaped password holds a '/' or an '@'.
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
+pub use crate::config::redact_url;
 
 /// Build the storage router, creating local roots.
 pub fn open_router(config: &Config) -> Result<Arc<Router>> {
