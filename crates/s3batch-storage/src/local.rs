@@ -502,12 +502,10 @@ impl Inner {
             return Err(conflict(key));
         }
         let parent = path.parent().expect("object paths have a parent");
-        if let Err(e) = fs::create_dir_all(parent) {
-            return Err(match e.kind() {
-                io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists => conflict(key),
-                _ => io_error("create", parent, &e),
-            });
-        }
+        make_dirs(parent).map_err(|e| match e {
+            Placement::Conflict => conflict(key),
+            Placement::Io(e) => io_error("create", parent, &e),
+        })?;
         self.write_sidecar(bucket, key, sidecar)?;
         rename_into_place(tmp, &path).map_err(|e| match e {
             Placement::Conflict => conflict(key),
@@ -741,15 +739,30 @@ fn in_dir(parent: &Path, mut op: impl FnMut() -> io::Result<()>) -> std::result:
     let mut attempts = 0;
     loop {
         attempts += 1;
-        if let Err(e) = fs::create_dir_all(parent) {
-            return Err(match e.kind() {
-                io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists => Placement::Conflict,
-                _ => Placement::Io(e),
-            });
-        }
+        make_dirs(parent)?;
         match op() {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 => continue,
+            Err(e) => return Err(Placement::Io(e)),
+        }
+    }
+}
+
+/// `fs::create_dir_all(dir)`, again when a concurrent delete prunes a directory between its being made and being
+/// checked (std then answers `AlreadyExists`); `Conflict` when a file stands where one of the directories would go.
+fn make_dirs(dir: &Path) -> std::result::Result<(), Placement> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match fs::create_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Err(Placement::Conflict),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let file_in_the_way = dir.ancestors().any(|d| fs::symlink_metadata(d).is_ok_and(|m| !m.is_dir()));
+                if file_in_the_way || attempts >= 5 {
+                    return Err(Placement::Conflict);
+                }
+            }
             Err(e) => return Err(Placement::Io(e)),
         }
     }
