@@ -74,9 +74,14 @@ impl Dialect for JsonApi {
         call.state.accounts.authenticate_basic(&call.headers).map_err(|d| ApiError::Unauthenticated(d.0))
     }
     /// Basic credentials cover no body: the whole check.
-    fn authenticate_head(state: &AppState, _: &Method, _: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
-        state.accounts.authenticate_basic(headers).map_err(|d| ApiError::Unauthenticated(d.0))?;
-        Ok(())
+    fn authenticate_head(
+        state: &AppState,
+        _: &Method,
+        _: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<Option<String>, ApiError> {
+        let account = state.accounts.authenticate_basic(headers).map_err(|d| ApiError::Unauthenticated(d.0))?;
+        Ok(Some(account))
     }
     /// As HTML forms and `reqwest` encode them: `+` is a space.
     fn decode_query(raw: &str) -> Result<Vec<(String, String)>, ApiError> {

@@ -120,14 +120,27 @@ pub trait Dialect: Sized + Send + Sync + 'static {
     type Caller: Caller;
     type RequestId: RequestId;
 
-    /// Check who is calling (the body is there for signatures that cover it).
+    /// Check who is calling (the body is there for signatures that cover it), when
+    /// [`authenticate_head`](Self::authenticate_head) could not tell alone.
     fn authenticate(call: &Call<Self>) -> Result<Self::Caller, ApiError>;
     /// What of [`authenticate`](Self::authenticate) can be checked before the body is read: a request refused
     /// here is answered without taking its body in (so unauthenticated callers cannot make the server buffer
-    /// bodies). The full check still runs when the handler asks for the caller.
-    fn authenticate_head(state: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
+    /// bodies). `Some(caller)` when the headers alone tell who calls: then only
+    /// [`confirm_body`](Self::confirm_body) runs once the body is read, and the signature is not checked twice.
+    fn authenticate_head(
+        state: &AppState,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<Option<Self::Caller>, ApiError> {
         let _ = (state, method, uri, headers);
-        Ok(())
+        Ok(None)
+    }
+    /// What remains to check of a caller [`authenticate_head`](Self::authenticate_head) found, once the body is
+    /// there (a body hash the signature covers).
+    fn confirm_body(call: &Call<Self>, caller: Self::Caller) -> Result<Self::Caller, ApiError> {
+        let _ = call;
+        Ok(caller)
     }
     /// The query string's pairs, decoded as the dialect's clients encode them.
     fn decode_query(raw: &str) -> Result<Vec<(String, String)>, ApiError>;
@@ -161,6 +174,8 @@ pub struct Call<D: Dialect> {
     body: Result<Bytes, BytesRejection>,
     /// Why the request was refused before its body was read (the body is then left unread).
     refused: Option<WireError>,
+    /// The caller the headers alone identified, taken by the first [`Call::caller`].
+    head_caller: std::sync::Mutex<Option<D::Caller>>,
     pub rid: D::RequestId,
     started: std::time::Instant,
 }
@@ -172,12 +187,17 @@ impl<D: Dialect> FromRequest<AppState> for Call<D> {
         let started = std::time::Instant::now();
         let (parts, body) = req.into_parts();
         let (method, uri, headers) = (parts.method.clone(), parts.uri.clone(), parts.headers.clone());
-        let refused = D::authenticate_head(state, &method, &uri, &headers).err().map(D::wire_error);
+        let (head_caller, refused) = match D::authenticate_head(state, &method, &uri, &headers) {
+            Ok(caller) => (caller, None),
+            Err(e) => (None, Some(D::wire_error(e))),
+        };
         let body = match refused {
             Some(_) => Ok(Bytes::new()),
             None => Bytes::from_request(Request::from_parts(parts, body), state).await,
         };
-        Ok(Call { state: state.clone(), method, uri, headers, body, refused, rid: D::RequestId::new(), started })
+        let head_caller = std::sync::Mutex::new(head_caller);
+        let rid = D::RequestId::new();
+        Ok(Call { state: state.clone(), method, uri, headers, body, refused, head_caller, rid, started })
     }
 }
 
@@ -185,7 +205,12 @@ impl<D: Dialect> Call<D> {
     /// Who is calling, within the account's request rate.
     pub fn caller(&self) -> Result<D::Caller, ApiError> {
         self.not_refused()?;
-        within_rate(&self.state, D::authenticate(self)?)
+        let head = self.head_caller.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let caller = match head {
+            Some(c) => D::confirm_body(self, c)?,
+            None => D::authenticate(self)?,
+        };
+        within_rate(&self.state, caller)
     }
 
     fn not_refused(&self) -> Result<(), ApiError> {

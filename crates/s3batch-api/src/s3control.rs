@@ -78,10 +78,24 @@ impl Dialect for S3Control {
         let body = call.body()?;
         Ok(call.state.accounts.authenticate_sigv4(&call.method, &call.uri, &call.headers, Some(body))?)
     }
-    /// The signature over the payload hash the request claims, before the body is read.
-    fn authenticate_head(state: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
-        state.accounts.authenticate_sigv4(method, uri, headers, None)?;
-        Ok(())
+    /// The signature over the payload hash the request claims, before the body is read. With
+    /// `x-amz-content-sha256` that is the whole signature (and an open server checks none): only the body against
+    /// the hash remains ([`confirm_body`](Dialect::confirm_body)).
+    fn authenticate_head(
+        state: &AppState,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<Option<String>, ApiError> {
+        let account = state.accounts.authenticate_sigv4(method, uri, headers, None)?;
+        let whole = state.accounts.is_open() || headers.contains_key("x-amz-content-sha256");
+        Ok(whole.then_some(account))
+    }
+    fn confirm_body(call: &Call, account: String) -> Result<String, ApiError> {
+        if !call.state.accounts.is_open() {
+            crate::sigv4::verify_payload(&call.headers, call.body()?)?;
+        }
+        Ok(account)
     }
     /// Percent-decoded; `+` stays `+`, as SigV4 reads it.
     fn decode_query(raw: &str) -> Result<Vec<(String, String)>, ApiError> {

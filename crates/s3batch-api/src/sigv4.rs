@@ -105,6 +105,12 @@ pub fn verify_head<'s>(
     })
 }
 
+/// The body against the hash `x-amz-content-sha256` claims, for a request whose signature [`verify_head`] checked
+/// over that hash: together they are [`verify`].
+pub fn verify_payload(headers: &HeaderMap, body: &[u8]) -> Result<(), AuthError> {
+    payload_hash(headers, body).map(drop)
+}
+
 /// The signature check over the payload hash `payload` gives (`None`: not known yet, so the signature itself is
 /// not checked).
 fn check<'s>(
@@ -502,6 +508,9 @@ mod tests {
         assert!(verify_head(&m, &u, &h, 1_700_000_000, secrets).is_ok(), "a good signature");
         let e = verify(&m, &u, &h, b"<Another/>", 1_700_000_000, secrets).unwrap_err();
         assert_eq!(e.code, "XAmzContentSHA256Mismatch", "another body under the signed hash");
+        assert!(verify_payload(&h, body).is_ok(), "the signed body");
+        let e = verify_payload(&h, b"<Another/>").unwrap_err();
+        assert_eq!((e.code, e.status), ("XAmzContentSHA256Mismatch", 400), "the rest of verify, after the head");
 
         let mut forged = h.clone();
         let auth = forged["authorization"].to_str().unwrap().replace("Signature=", "Signature=0");

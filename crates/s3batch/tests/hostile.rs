@@ -264,3 +264,41 @@ fn bad_credentials_are_refused_before_the_body() {
         assert!(after < Duration::from_secs(3), "POST {path} with bad credentials was answered after {after:?}");
     }
 }
+
+/// A request whose headers are signed well but whose body is not the one signed is refused once the body is read:
+/// the head check found the caller, and the body is still checked against the hash the signature covers. A good
+/// request on the same connection setup goes through.
+#[test]
+fn a_body_other_than_the_signed_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[[accounts]]\naccount_id = \"111111111111\"\naccess_key_id = \"AKIDTEST\"\nsecret_access_key = \"s3cr3t\"\n",
+    );
+    let server = Server::start(&config);
+    let addr = addr(&server);
+    let signer = s3batch_api::sigv4::Signer { access_key_id: "AKIDTEST", secret: "s3cr3t", region: "us-east-1" };
+    let send = |signed_body: &[u8], sent_body: &[u8]| -> String {
+        let uri: axum::http::Uri = "/v20180820/jobs".parse().unwrap();
+        let mut h = axum::http::HeaderMap::new();
+        h.insert("host", addr.parse().unwrap());
+        h.insert("x-amz-account-id", "111111111111".parse().unwrap());
+        signer.sign(&axum::http::Method::GET, &uri, &mut h, signed_body, chrono::Utc::now()).unwrap();
+        let mut req =
+            format!("GET /v20180820/jobs HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n", sent_body.len());
+        for (k, v) in &h {
+            req += &format!("{k}: {}\r\n", v.to_str().unwrap());
+        }
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.write_all(format!("{req}\r\n").as_bytes()).unwrap();
+        s.write_all(sent_body).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let good = send(b"", b"");
+    assert!(good.starts_with("HTTP/1.1 200"), "a signed ListJobs: {good}");
+    let swapped = send(b"", b"<Another/>");
+    assert!(swapped.starts_with("HTTP/1.1 400"), "another body under the signed hash: {swapped}");
+    assert!(swapped.contains("XAmzContentSHA256Mismatch"), "{swapped}");
+}

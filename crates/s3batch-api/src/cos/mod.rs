@@ -128,15 +128,22 @@ impl Dialect for Cos {
     /// q-sign when accounts are configured, and `Content-MD5` when sent.
     fn authenticate(call: &Call) -> Result<CosCaller, ApiError> {
         let c = call.state.accounts.authenticate_qsign(&call.method, &call.uri, &call.headers)?;
+        Self::confirm_body(call, c)
+    }
+    /// The whole signature (q-sign covers no body; `Content-MD5` is checked once the body is read).
+    fn authenticate_head(
+        state: &AppState,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<Option<CosCaller>, ApiError> {
+        Ok(Some(state.accounts.authenticate_qsign(method, uri, headers)?))
+    }
+    fn confirm_body(call: &Call, caller: CosCaller) -> Result<CosCaller, ApiError> {
         if let Some(md5) = call.headers.get("content-md5") {
             check_content_md5(md5.as_bytes(), call.body()?)?;
         }
-        Ok(c)
-    }
-    /// The whole signature (q-sign covers no body; `Content-MD5` is checked once the body is read).
-    fn authenticate_head(state: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
-        state.accounts.authenticate_qsign(method, uri, headers)?;
-        Ok(())
+        Ok(caller)
     }
     /// As the COS SDKs encode it: `+` is a space.
     fn decode_query(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
