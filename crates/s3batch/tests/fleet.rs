@@ -312,7 +312,13 @@ fn kill_9_loop_of_workers_and_the_scheduler_loses_and_doubles_nothing() {
         assert!(!is_terminal(&job), "the job finished before kill {}: make it longer ({job})", n + 1);
         let victim = ws.remove(i);
         let what = if i == scheduler { "the scheduler" } else { "a worker" };
-        eprintln!("kill {}: {what} {} at {} tasks done, {:?}", n + 1, victim.id, tasks_done(&job), t0.elapsed());
+        let done = tasks_done(&job);
+        eprintln!(
+            "kill {}: {what} {} (#{i}, scheduler #{scheduler}) at {done} tasks done, {:?}",
+            n + 1,
+            victim.id,
+            t0.elapsed()
+        );
         victim.kill9();
         scheduler_kills += usize::from(i == scheduler);
         ws.push(Worker::start(&fleet.config));
