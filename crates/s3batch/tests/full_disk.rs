@@ -133,7 +133,8 @@ fn wait_finished(serve: &Server, id: &str, secs: u64, log: &Path) -> serde_json:
         }
         if Instant::now() >= until {
             let text = std::fs::read_to_string(log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(10).collect();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(10)..];
             panic!("the job did not end within {secs} s: {job}\nserve's log ends with:\n{}", tail.join("\n"));
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -212,6 +213,7 @@ fn a_report_to_a_full_disk_fails_the_job_after_the_retry_period() {
     let reasons = job["FailureReasons"].as_array().expect("FailureReasons");
     let reason = reasons.iter().find(|r| r["FailureCode"] == "ReportNotWritten").unwrap_or_else(|| panic!("{job}"));
     let text = reason["FailureReason"].as_str().unwrap();
+    eprintln!("FailureReason: {text}");
     assert!(text.contains("No space left on device"), "the reason names the full disk: {text}");
     let manifest_json = s.mount.join(format!("fd-reports/reports/job-{id}/manifest.json"));
     assert!(!serve.in_ns(&manifest_json).exists(), "a report manifest was written to a full disk");
