@@ -161,6 +161,21 @@ latency_ms = {latency_ms}
 }
 
 impl Fleet {
+    /// The process holding the job's duty lease (preparing or finishing it), straight from the database.
+    fn duty_owner(&self, job_id: &str) -> Option<String> {
+        block_on(async {
+            let opts = PgConnectOptions::from_str(&self.db.url).unwrap();
+            let mut conn = PgConnection::connect_with(&opts).await.unwrap();
+            let owner: Option<String> = sqlx::query_scalar("SELECT duty_owner FROM jobs WHERE id = $1")
+                .bind(job_id)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            let _ = conn.close().await;
+            owner
+        })
+    }
+
     /// Chunks leased to `owner` right now, straight from the database.
     fn leased_by(&self, owner: &str) -> i64 {
         block_on(async {
@@ -290,7 +305,8 @@ fn kill_9_of_a_worker_and_of_serve_loses_and_doubles_nothing() {
 
 /// serve --no-engine and three workers on PostgreSQL: `kill -9` of a worker at random moments of a job, each time
 /// starting a new one. Every other kill hits the worker holding the scheduler lease (as the workers list shows it
-/// right before the kill), the others a worker drawn at random. The job completes; every line is reported once.
+/// right before the kill), the others a worker drawn at random; and one more kill of the worker finishing the job
+/// (writing its report) when it is caught at it. The job completes; every line is reported once.
 /// The suite runs 5 kills during 60,000 tasks; the campaign `S3BATCH_KILL_LOOPS=10 S3BATCH_KILL_TASKS=100000`.
 #[test]
 fn kill_9_loop_of_workers_and_the_scheduler_loses_and_doubles_nothing() {
@@ -324,9 +340,25 @@ fn kill_9_loop_of_workers_and_the_scheduler_loses_and_doubles_nothing() {
         ws.push(Worker::start(&fleet.config));
     }
     assert!(scheduler_kills >= run.kills.div_ceil(2), "{scheduler_kills} kills hit the scheduler");
+    // One more if a worker is caught finishing the job (writing its report): it dies mid-report.
+    let finisher = wait_until(900, "the job to finish its tasks", || {
+        let j = describe(&serve.endpoint, &id);
+        if is_terminal(&j) {
+            return Some(None);
+        }
+        let owner = (j["Status"] == "Completing").then(|| fleet.duty_owner(&id)).flatten()?;
+        Some(ws.iter().position(|w| w.id == owner))
+    });
+    if let Some(i) = finisher {
+        let victim = ws.remove(i);
+        eprintln!("one more kill: {} while it finished the job, {:?}", victim.id, t0.elapsed());
+        victim.kill9();
+        ws.push(Worker::start(&fleet.config));
+    }
 
     let job = wait_finished(&serve.endpoint, &id, 900);
-    eprintln!("{} kills ({scheduler_kills} of the scheduler), {} tasks: {:?}", run.kills, run.tasks, t0.elapsed());
+    let kills = run.kills + usize::from(finisher.is_some());
+    eprintln!("{kills} kills ({scheduler_kills} of the scheduler), {} tasks: {:?}", run.tasks, t0.elapsed());
     assert_reported_exactly_once(&fleet.objects, &job, &manifest);
 }
 
