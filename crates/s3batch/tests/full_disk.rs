@@ -29,6 +29,8 @@ struct Setup {
     mount: PathBuf,
     config: PathBuf,
     log: PathBuf,
+    /// The SQLite database (on the tmpfs, as serve sees it, or on the test's disk).
+    database: PathBuf,
 }
 
 /// A config with `engine` settings; the manifest of `n` lines in `fd-manifests` on the test's disk; the tasks on a
@@ -39,9 +41,9 @@ fn setup(engine: &str, n: usize, on_tmpfs: &str) -> (Setup, String) {
     for d in [objects.join("fd-manifests"), objects.join("fd-reports"), mount.clone()] {
         std::fs::create_dir_all(d).unwrap();
     }
-    let (database_url, reports_root) = match on_tmpfs {
-        "database" => (format!("sqlite://{}/data/s3batch.db", mount.display()), objects.clone()),
-        "reports" => (format!("sqlite://{}/s3batch.db", dir.path().display()), mount.clone()),
+    let (database, reports_root) = match on_tmpfs {
+        "database" => (mount.join("data/s3batch.db"), objects.clone()),
+        "reports" => (dir.path().join("s3batch.db"), mount.clone()),
         other => panic!("nothing to put on the tmpfs called {other}"),
     };
     let config = write_config(
@@ -73,13 +75,14 @@ latency_ms = 5
             reports = reports_root.display(),
         ),
     );
+    let database_url = format!("sqlite://{}", database.display());
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replacen("[server]\n", &format!("[server]\ndatabase_url = \"{database_url}\"\n"), 1))
         .unwrap();
     let manifest = manifest_lines("fd-data", n);
     std::fs::write(objects.join("fd-manifests/manifest.csv"), &manifest).unwrap();
     let log = dir.path().join("serve.log");
-    (Setup { _dir: dir, objects, mount, config, log }, manifest)
+    (Setup { _dir: dir, objects, mount, config, log, database }, manifest)
 }
 
 fn create_job(endpoint: &str) -> String {
@@ -177,7 +180,7 @@ fn sqlite_on_a_full_disk_waits_for_space_and_then_completes() {
     std::fs::remove_file(&filler).unwrap();
     let job = wait_finished(&serve, &id, 180, &s.log);
     assert_reported_exactly_once(&s.objects, "fd-reports", &job, &manifest);
-    assert_eq!(integrity_check(&serve, &s.mount.join("data/s3batch.db")), "ok");
+    assert_eq!(integrity_check(&serve, &s.database), "ok");
 }
 
 /// `PRAGMA integrity_check` of the SQLite database at `path` in serve's mount namespace, by the `sqlite3` shell
@@ -196,12 +199,12 @@ fn integrity_check(serve: &Server, path: &Path) -> String {
 }
 
 /// The report bucket full from the start, `report_retry_ms` short: the tasks all run and count, then the job fails
-/// with ReportNotWritten, naming the full disk; no report manifest is written.
+/// with ReportNotWritten, naming the full disk; no report manifest is written; the results are kept in the store.
 #[test]
 fn a_report_to_a_full_disk_fails_the_job_after_the_retry_period() {
     const N: usize = 3_000;
     let engine = "lease_ms = 1500\ntick_ms = 100\nconcurrency = 16\nchunk_size = 500\nreport_retry_ms = 4000";
-    let (s, _) = setup(engine, N, "reports");
+    let (s, manifest) = setup(engine, N, "reports");
     let mut serve = Server::start_on_tmpfs(&s.config, &s.mount, "1m", &["fd-reports"], &s.log);
     fill(&serve.in_ns(&s.mount.join("filler")));
     let id = create_job(&serve.endpoint);
@@ -217,6 +220,29 @@ fn a_report_to_a_full_disk_fails_the_job_after_the_retry_period() {
     assert!(text.contains("No space left on device"), "the reason names the full disk: {text}");
     let manifest_json = s.mount.join(format!("fd-reports/reports/job-{id}/manifest.json"));
     assert!(!serve.in_ns(&manifest_json).exists(), "a report manifest was written to a full disk");
+    // The results stay in the job store: every manifest line once, as the report would have listed it.
+    let kept = kept_results(&s.database, &id);
+    assert_eq!(kept.len(), N, "lines kept");
+    for line in manifest.lines() {
+        assert_eq!(kept.get(line), Some(&1), "manifest line {line} kept once");
+    }
+}
+
+/// The result rows of `id`'s finished chunks in the job store at `database`: how many times each line is there.
+fn kept_results(database: &Path, id: &str) -> std::collections::HashMap<String, usize> {
+    use s3batch_store::JobStore;
+    let chunks = block(async {
+        let store = s3batch_store::sqlite::SqliteStore::open(database).await.expect("opening the job store");
+        store.chunk_results(id, -1, i64::MAX).await.expect("reading the results")
+    });
+    let mut kept = std::collections::HashMap::new();
+    for c in chunks {
+        assert!(c.failed_rows.is_empty(), "no task failed: {}", String::from_utf8_lossy(&c.failed_rows));
+        for row in s3batch_core::report::parse_rows(&c.succeeded_rows).unwrap() {
+            *kept.entry(format!("{},{}", row.bucket, row.key)).or_default() += 1;
+        }
+    }
+    kept
 }
 
 /// The report bucket full from the start, `report_retry_ms` long: the job waits in Completing, retrying; once the
