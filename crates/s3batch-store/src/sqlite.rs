@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use s3batch_core::{JobStatus, Millis, Tag, Transition};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 
 use crate::common::*;
 use crate::*;
@@ -40,7 +40,11 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
             .pragma("temp_store", "memory");
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .after_release(|conn, _| Box::pin(out_of_transaction(conn)))
+            .connect_with(opts.clone())
+            .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         // Readers scan result blobs when reports are written; a small page cache each keeps memory flat.
         let reader_opts = opts.read_only(true).pragma("cache_size", "-512");
@@ -343,6 +347,17 @@ job_store_impl! {
 
 }
 
+/// Whether the writer connection, given back to its pool, is out of any transaction (else the pool closes it and
+/// opens another). A write that fails with SQLITE_FULL (a full disk) or SQLITE_IOERR makes SQLite roll the whole
+/// transaction back itself; the driver's own ROLLBACK, when the transaction is dropped, then fails ("no transaction
+/// is active") and the driver goes on counting one open transaction on the connection, refusing every later
+/// `BEGIN` on it: the store's only writer could then never write again, even once the disk has room. The ping
+/// waits for that queued ROLLBACK to have run (commands run in order on the connection's thread).
+async fn out_of_transaction(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    conn.ping().await?;
+    Ok(!conn.is_in_transaction())
+}
+
 /// What a job-level compare-and-set that changed nothing found (see [`job_conflict`]).
 async fn job_conflict_in<'e>(
     db: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
@@ -460,6 +475,33 @@ mod tests {
         sqlx::query("DELETE FROM jobs WHERE id = 'j1'").execute(&s.writer).await.unwrap();
         let chunks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chunks").fetch_one(&s.reader).await.unwrap();
         assert_eq!(chunks, 0, "chunks still belong to their job (ON DELETE CASCADE)");
+    }
+
+    /// A full disk (here the page limit, which fails writes with the same SQLITE_FULL) fails a write transaction,
+    /// and SQLite rolls it back itself; once there is room again, the writes succeed again.
+    #[tokio::test]
+    async fn writes_succeed_again_once_a_full_disk_has_room() {
+        let (_dir, s) = store().await;
+        let job = crate::conformance::new_job("123456789012", "tok");
+        s.create_job(&job, 1).await.unwrap();
+        assert!(s.claim_duty(&job.id, "w", 1, 60_000).await.unwrap().is_applied());
+        let chunk = |seq: i64, bytes: usize| NewChunk {
+            seq,
+            start_offset: 0,
+            end_offset: 1,
+            first_line: 1,
+            line_count: 1,
+            payload: Some(vec![b'x'; bytes]),
+        };
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&s.writer).await.unwrap();
+        sqlx::query(&format!("PRAGMA max_page_count = {pages}")).execute(&s.writer).await.unwrap();
+        let full = s.insert_chunks(&job.id, "w", &[chunk(0, 1 << 20)]).await.unwrap_err();
+        assert!(full.to_string().contains("database or disk is full"), "{full}");
+        // Room again (a fresh writer connection has no page limit; the one that failed, if kept, loses it).
+        let _ = sqlx::query("PRAGMA max_page_count = 1073741823").execute(&s.writer).await;
+        let again = s.insert_chunks(&job.id, "w", &[chunk(0, 1 << 20)]).await;
+        assert!(matches!(again, Ok(CasOutcome::Applied)), "the writer is stuck after a full disk: {again:?}");
+        assert_eq!(s.last_chunk(&job.id).await.unwrap().map(|c| c.id.seq), Some(0));
     }
 
     #[tokio::test]

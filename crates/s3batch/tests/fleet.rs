@@ -4,6 +4,8 @@
 //!
 //! - `kill -9` of a worker, then of `serve`, mid-job (serve restarted): the job completes, every manifest line is
 //!   in the report exactly once, the counters equal the rows; the killed processes show as lost;
+//! - `kill -9` loops (serve --no-engine, three workers): a worker killed at random moments, every other time the
+//!   one holding the scheduler lease, and a new one started; sized by `S3BATCH_KILL_LOOPS` / `S3BATCH_KILL_TASKS`;
 //! - SIGTERM of a worker mid-job: it exits 0 promptly, leaves the list of workers, and nothing is lost or doubled;
 //! - SIGTERM while tasks outlast the grace period: the worker exits soon after it and gives its chunks back, so
 //!   another worker runs them at once instead of waiting for the (long) lease to expire;
@@ -17,13 +19,13 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
+use rand::Rng;
 use s3batch_store::testing::{ServerUse, postgres_server_lock};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
@@ -152,16 +154,28 @@ latency_ms = {latency_ms}
 
     /// A manifest of `n` lines (keys that need escaping, in 13 prefixes); returns its text.
     fn manifest(&self, n: usize) -> String {
-        let mut manifest = String::with_capacity(n * 40);
-        for i in 0..n {
-            manifest += &format!("fleet-data,dir%20{}/obj+{i}%E2%9C%93\n", i % 13);
-        }
+        let manifest = manifest_lines("fleet-data", n);
         std::fs::write(self.objects.join("fleet-manifests/manifest.csv"), &manifest).unwrap();
         manifest
     }
 }
 
 impl Fleet {
+    /// The process holding the job's duty lease (preparing or finishing it), straight from the database.
+    fn duty_owner(&self, job_id: &str) -> Option<String> {
+        block_on(async {
+            let opts = PgConnectOptions::from_str(&self.db.url).unwrap();
+            let mut conn = PgConnection::connect_with(&opts).await.unwrap();
+            let owner: Option<String> = sqlx::query_scalar("SELECT duty_owner FROM jobs WHERE id = $1")
+                .bind(job_id)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            let _ = conn.close().await;
+            owner
+        })
+    }
+
     /// Chunks leased to `owner` right now, straight from the database.
     fn leased_by(&self, owner: &str) -> i64 {
         block_on(async {
@@ -200,15 +214,6 @@ fn describe(endpoint: &str, id: &str) -> serde_json::Value {
     api("GET", &format!("{endpoint}/api/v1/jobs/{id}"), None).1
 }
 
-fn tasks_done(job: &serde_json::Value) -> i64 {
-    let p = &job["ProgressSummary"];
-    p["NumberOfTasksSucceeded"].as_i64().unwrap_or(0) + p["NumberOfTasksFailed"].as_i64().unwrap_or(0)
-}
-
-fn is_terminal(job: &serde_json::Value) -> bool {
-    job["Status"].as_str().is_some_and(|s| matches!(s, "Complete" | "Failed" | "Cancelled"))
-}
-
 /// Wait until `fraction` of the tasks are done; panics if the job finished first (it must be longer).
 fn wait_progress(endpoint: &str, id: &str, total: usize, fraction: f64, what: &str) {
     let target = (total as f64 * fraction) as i64;
@@ -241,35 +246,9 @@ fn worker<'a>(list: &'a [serde_json::Value], id: &str) -> Option<&'a serde_json:
     list.iter().find(|w| w["WorkerId"] == id)
 }
 
-/// The job completed with every task succeeded; its report holds every manifest line exactly once; the counters
-/// equal the report's rows.
+/// The job completed; every manifest line is in its report exactly once; the counters equal the rows.
 fn assert_reported_exactly_once(objects: &Path, job: &serde_json::Value, manifest: &str) {
-    let lines = manifest.lines().count() as i64;
-    assert_eq!(job["Status"], "Complete", "{job}");
-    let p = &job["ProgressSummary"];
-    assert_eq!(p["TotalNumberOfTasks"], lines, "{job}");
-    assert_eq!(p["NumberOfTasksSucceeded"], lines, "{job}");
-    assert_eq!(p["NumberOfTasksFailed"], 0, "{job}");
-
-    let id = job["JobId"].as_str().unwrap();
-    let report_manifest = objects.join("fleet-reports").join(format!("reports/job-{id}/manifest.json"));
-    let rm: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_manifest).unwrap()).unwrap();
-    let mut seen: HashMap<String, usize> = HashMap::with_capacity(lines as usize);
-    let mut rows = 0;
-    for r in rm["Results"].as_array().unwrap() {
-        let csv = std::fs::read(objects.join(r["Bucket"].as_str().unwrap()).join(r["Key"].as_str().unwrap())).unwrap();
-        for row in s3batch_core::report::parse_rows(&csv).unwrap() {
-            assert_eq!(row.status, "succeeded", "{row:?}");
-            *seen.entry(format!("{},{}", row.bucket, row.key)).or_default() += 1;
-            rows += 1;
-        }
-    }
-    assert_eq!(rows, lines, "the counters equal the report rows");
-    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
-    assert!(twice.is_empty(), "lines reported twice: {twice:?}");
-    for line in manifest.lines() {
-        assert_eq!(seen.get(line), Some(&1), "manifest line {line} missing from the report");
-    }
+    common::assert_reported_exactly_once(objects, "fleet-reports", job, manifest);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -322,6 +301,75 @@ fn kill_9_of_a_worker_and_of_serve_loses_and_doubles_nothing() {
     let schedulers: Vec<_> = listed.iter().filter(|w| w["Scheduler"] == true).collect();
     assert_eq!(schedulers.len(), 1, "{listed:?}");
     assert_eq!(schedulers[0]["State"], "running", "{listed:?}");
+}
+
+/// serve --no-engine and three workers on PostgreSQL: `kill -9` of a worker at random moments of a job, each time
+/// starting a new one. Every other kill hits the worker holding the scheduler lease (as the workers list shows it
+/// right before the kill), the others a worker drawn at random; and one more kill of the worker finishing the job
+/// (writing its report) when it is caught at it. The job completes; every line is reported once.
+/// The suite runs 5 kills during 60,000 tasks; the campaign `S3BATCH_KILL_LOOPS=10 S3BATCH_KILL_TASKS=100000`.
+#[test]
+fn kill_9_loop_of_workers_and_the_scheduler_loses_and_doubles_nothing() {
+    let _serial = serial();
+    let mut run = KillLoop::from_env(5, 60_000);
+    let fleet = Fleet::new("lease_ms = 1500\ntick_ms = 100\nconcurrency = 16\nchunk_size = 500", 10);
+    let manifest = fleet.manifest(run.tasks);
+    let serve = Server::start_with(&fleet.config, &["--no-engine"]);
+    let mut ws: Vec<Worker> = (0..3).map(|_| Worker::start(&fleet.config)).collect();
+    let id = create_job(&serve.endpoint);
+    let t0 = Instant::now();
+    let mut scheduler_kills = 0;
+    for (n, (fraction, delay)) in run.moments().into_iter().enumerate() {
+        wait_progress(&serve.endpoint, &id, run.tasks, fraction, "a kill");
+        std::thread::sleep(delay);
+        let scheduler = scheduler_among(&serve.endpoint, &ws);
+        let i = if n % 2 == 0 { scheduler } else { run.rng.random_range(0..ws.len()) };
+        let job = describe(&serve.endpoint, &id);
+        assert!(!is_terminal(&job), "the job finished before kill {}: make it longer ({job})", n + 1);
+        let victim = ws.remove(i);
+        let what = if i == scheduler { "the scheduler" } else { "a worker" };
+        let done = tasks_done(&job);
+        eprintln!(
+            "kill {}: {what} {} (#{i}, scheduler #{scheduler}) at {done} tasks done, {:?}",
+            n + 1,
+            victim.id,
+            t0.elapsed()
+        );
+        victim.kill9();
+        scheduler_kills += usize::from(i == scheduler);
+        ws.push(Worker::start(&fleet.config));
+    }
+    assert!(scheduler_kills >= run.kills.div_ceil(2), "{scheduler_kills} kills hit the scheduler");
+    // One more if a worker is caught finishing the job (writing its report): it dies mid-report.
+    let finisher = wait_until(900, "the job to finish its tasks", || {
+        let j = describe(&serve.endpoint, &id);
+        if is_terminal(&j) {
+            return Some(None);
+        }
+        let owner = (j["Status"] == "Completing").then(|| fleet.duty_owner(&id)).flatten()?;
+        Some(ws.iter().position(|w| w.id == owner))
+    });
+    if let Some(i) = finisher {
+        let victim = ws.remove(i);
+        eprintln!("one more kill: {} while it finished the job, {:?}", victim.id, t0.elapsed());
+        victim.kill9();
+        ws.push(Worker::start(&fleet.config));
+    }
+
+    let job = wait_finished(&serve.endpoint, &id, 900);
+    let kills = run.kills + usize::from(finisher.is_some());
+    eprintln!("{kills} kills ({scheduler_kills} of the scheduler), {} tasks: {:?}", run.tasks, t0.elapsed());
+    assert_reported_exactly_once(&fleet.objects, &job, &manifest);
+}
+
+/// The index in `ws` of the worker holding the scheduler lease, as the workers list shows it; waits (a lease
+/// period or two) while the lease is free or still held by a killed worker.
+fn scheduler_among(endpoint: &str, ws: &[Worker]) -> usize {
+    wait_until(30, "a running worker to hold the scheduler lease", || {
+        let listed = workers(endpoint);
+        let holder = listed.iter().find(|w| w["Scheduler"] == true)?;
+        ws.iter().position(|w| holder["WorkerId"] == w.id.as_str())
+    })
 }
 
 /// serve --no-engine and two workers; SIGTERM one at 30 %: it exits 0 at once (its tasks take milliseconds), leaves

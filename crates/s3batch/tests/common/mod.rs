@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -24,24 +25,50 @@ impl Server {
 
     /// The same, with more arguments (e.g. `--no-engine`).
     pub fn start_with(config: &Path, args: &[&str]) -> Server {
-        Server::spawn(Command::new(BIN), config, args)
+        Server::spawn(Command::new(BIN), config, args, None)
+    }
+
+    /// Start `serve` in a mount namespace of its own (`unshare -m`) where a tmpfs of `size` (e.g. `"16m"`) is
+    /// mounted on `mount` (an existing, empty directory), with the directories `dirs` made in it; its log goes to
+    /// `log`. The tmpfs is seen only by serve, and by the test through `/proc/<pid>/root` ([`Server::in_ns`]); it
+    /// goes away with serve. Panics (the test fails) if the namespace or the mount is refused: run as root.
+    pub fn start_on_tmpfs(config: &Path, mount: &Path, size: &str, dirs: &[&str], log: &Path) -> Server {
+        let script = r#"set -e; size=$1; mnt=$2; shift 2
+mount -t tmpfs -o "size=$size" s3batch-test "$mnt"
+while [ "$1" != -- ]; do mkdir -p "$mnt/$1"; shift; done; shift
+exec "$@""#;
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c", script, "sh", size]).arg(mount);
+        cmd.args(dirs).arg("--").arg(BIN);
+        Server::spawn(cmd, config, &[], Some(log))
+    }
+
+    /// `path` as serve sees it (its mount namespace), for this process to read and write.
+    pub fn in_ns(&self, path: &Path) -> PathBuf {
+        let relative = path.strip_prefix("/").expect("an absolute path");
+        PathBuf::from(format!("/proc/{}/root", self.child.id())).join(relative)
     }
 
     /// Start `serve` with at most `nofile` open file descriptors (run under prlimit(1), from util-linux).
     pub fn start_with_nofile(config: &Path, nofile: u32) -> Server {
         let mut cmd = Command::new("prlimit");
         cmd.arg(format!("--nofile={nofile}:{nofile}")).arg(BIN);
-        Server::spawn(cmd, config, &[])
+        Server::spawn(cmd, config, &[], None)
     }
 
-    fn spawn(mut cmd: Command, config: &Path, args: &[&str]) -> Server {
+    /// Run `cmd serve --config <config> <args>`; its log (stderr) to `log`, else to the test's.
+    fn spawn(mut cmd: Command, config: &Path, args: &[&str], log: Option<&Path>) -> Server {
+        let stderr = match log {
+            Some(p) => Stdio::from(std::fs::File::create(p).expect("creating serve's log")),
+            None => Stdio::inherit(),
+        };
         let mut child = cmd
             .args(["serve", "--config"])
             .arg(config)
             .args(args)
             .env("S3BATCH_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("starting s3batch serve");
         let stdout = child.stdout.take().expect("stdout piped");
@@ -53,7 +80,13 @@ impl Server {
             }
             for _ in lines {}
         });
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("serve printed no address within 30 s");
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            let said = log.map(|p| std::fs::read_to_string(p).unwrap_or_default()).unwrap_or_default();
+            match child.try_wait() {
+                Ok(Some(status)) => panic!("serve exited with {status} before it listened: {said}"),
+                _ => panic!("serve printed no address within 30 s: {said}"),
+            }
+        });
         let endpoint =
             line.strip_prefix("s3batch listening on ").expect("the ready line names the address").to_string();
         Server { child, endpoint }
@@ -264,4 +297,91 @@ pub fn moto_put(moto: &Moto, path: &str, body: &str) {
 /// Start moto on a free port.
 pub fn start_moto() -> Moto {
     start_moto_logged(None)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Kill loops
+
+/// The size of a kill loop: `S3BATCH_KILL_LOOPS` kills during a job of `S3BATCH_KILL_TASKS` tasks (the campaign's
+/// sizes, e.g. 10 and 100000), else the suite's defaults; and the random moments of the kills, from the seed
+/// `S3BATCH_KILL_SEED` (else a random one, printed so that a failure can be replayed).
+pub struct KillLoop {
+    pub kills: usize,
+    pub tasks: usize,
+    pub rng: rand::rngs::StdRng,
+}
+
+impl KillLoop {
+    pub fn from_env(default_kills: usize, default_tasks: usize) -> KillLoop {
+        use rand::SeedableRng;
+        let var = |name: &str, default: u64| match std::env::var(name) {
+            Ok(v) => v.parse().unwrap_or_else(|e| panic!("{name}={v:?}: {e}")),
+            Err(_) => default,
+        };
+        let kills = var("S3BATCH_KILL_LOOPS", default_kills as u64) as usize;
+        let tasks = var("S3BATCH_KILL_TASKS", default_tasks as u64) as usize;
+        let seed = var("S3BATCH_KILL_SEED", rand::random());
+        eprintln!("kill loop: {kills} kills, {tasks} tasks, S3BATCH_KILL_SEED={seed}");
+        KillLoop { kills, tasks, rng: rand::rngs::StdRng::seed_from_u64(seed) }
+    }
+
+    /// When to kill: at each of `kills` progress points (fractions of the tasks done, random in [0, 0.8], in
+    /// order; 0 is as soon as the job exists, still preparing), then after a random delay of up to a second, so
+    /// that the kills land anywhere in a chunk's life (claiming, running, committing, recovering).
+    pub fn moments(&mut self) -> Vec<(f64, Duration)> {
+        use rand::Rng;
+        let mut fractions: Vec<f64> = (0..self.kills).map(|_| self.rng.random_range(0.0..=0.8)).collect();
+        fractions.sort_by(f64::total_cmp);
+        fractions.into_iter().map(|f| (f, Duration::from_millis(self.rng.random_range(0..1000)))).collect()
+    }
+}
+
+/// A manifest of `n` lines in `bucket` (keys that need escaping, in 13 prefixes).
+pub fn manifest_lines(bucket: &str, n: usize) -> String {
+    let mut manifest = String::with_capacity(n * 40);
+    for i in 0..n {
+        manifest += &format!("{bucket},dir%20{}/obj+{i}%E2%9C%93\n", i % 13);
+    }
+    manifest
+}
+
+/// Tasks done (succeeded or failed) of a described job.
+pub fn tasks_done(job: &serde_json::Value) -> i64 {
+    let p = &job["ProgressSummary"];
+    p["NumberOfTasksSucceeded"].as_i64().unwrap_or(0) + p["NumberOfTasksFailed"].as_i64().unwrap_or(0)
+}
+
+pub fn is_terminal(job: &serde_json::Value) -> bool {
+    job["Status"].as_str().is_some_and(|s| matches!(s, "Complete" | "Failed" | "Cancelled"))
+}
+
+/// The job completed with every task succeeded; its report (under `root`, the local backend's directory, in
+/// `bucket`, prefix `reports`) holds every manifest line exactly once; the counters equal the report's rows.
+pub fn assert_reported_exactly_once(root: &Path, bucket: &str, job: &serde_json::Value, manifest: &str) {
+    let lines = manifest.lines().count() as i64;
+    assert_eq!(job["Status"], "Complete", "{job}");
+    let p = &job["ProgressSummary"];
+    assert_eq!(p["TotalNumberOfTasks"], lines, "{job}");
+    assert_eq!(p["NumberOfTasksSucceeded"], lines, "{job}");
+    assert_eq!(p["NumberOfTasksFailed"], 0, "{job}");
+
+    let id = job["JobId"].as_str().unwrap();
+    let report_manifest = root.join(bucket).join(format!("reports/job-{id}/manifest.json"));
+    let rm: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_manifest).unwrap()).unwrap();
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(lines as usize);
+    let mut rows = 0;
+    for r in rm["Results"].as_array().unwrap() {
+        let csv = std::fs::read(root.join(r["Bucket"].as_str().unwrap()).join(r["Key"].as_str().unwrap())).unwrap();
+        for row in s3batch_core::report::parse_rows(&csv).unwrap() {
+            assert_eq!(row.status, "succeeded", "{row:?}");
+            *seen.entry(format!("{},{}", row.bucket, row.key)).or_default() += 1;
+            rows += 1;
+        }
+    }
+    assert_eq!(rows, lines, "the counters equal the report rows");
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(twice.is_empty(), "lines reported twice: {twice:?}");
+    for line in manifest.lines() {
+        assert_eq!(seen.get(line), Some(&1), "manifest line {line} missing from the report");
+    }
 }
