@@ -89,18 +89,80 @@ impl Reading {
     /// The rest of the object, from the first byte not read, if it is still the object first read.
     async fn reopen(&mut self) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
         let range = self.read..self.size;
-        let got = retry::storage_call(&self.config, || false, || self.store.get_object(&self.obj, Some(range.clone())))
-            .await?;
-        if unquote_etag(&got.info.etag) != unquote_etag(&self.etag) {
-            return Err(StorageError::new(
-                "PreconditionFailed",
-                412,
-                format!(
-                    "s3://{}/{} changed while it was read (ETag {} is now {})",
-                    self.obj.bucket, self.obj.key, self.etag, got.info.etag
-                ),
-            ));
+        let got =
+            retry::storage_call(&self.config, || false, || self.store.get_object(&self.obj, Some(range.clone()))).await;
+        match got {
+            Ok(got) if unquote_etag(&got.info.etag) == unquote_etag(&self.etag) => Ok(got.body),
+            Ok(got) => Err(self.changed(&format!("ETag {} is now {}", self.etag, got.info.etag))),
+            // Bytes that were there are not any more: the object is shorter now.
+            Err(e) if e.http_status == 416 => Err(self.changed(&format!("it no longer has {} bytes", self.size))),
+            Err(e) => Err(e),
         }
-        Ok(got.body)
+    }
+
+    fn changed(&self, how: &str) -> StorageError {
+        let what = format!("s3://{}/{} changed while it was read ({how})", self.obj.bucket, self.obj.key);
+        StorageError::new("PreconditionFailed", 412, what)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use s3batch_storage::memory::MemoryStore;
+    use s3batch_storage::{PutBody, PutOptions};
+
+    use super::*;
+
+    const BODY: &[u8] = b"bucket,key-0001\nbucket,key-0002\nbucket,key-0003\nbucket,key-0004\n";
+
+    async fn store() -> Arc<MemoryStore> {
+        let m = MemoryStore::new();
+        m.create_bucket("b").await.unwrap();
+        m.put_object("b", "m.csv", PutBody::Bytes(Bytes::from_static(BODY)), &PutOptions::default()).await.unwrap();
+        Arc::new(m)
+    }
+
+    /// The store's answer to a whole GET, its body giving `first` bytes and then `end`.
+    async fn broken(store: &MemoryStore, first: usize, end: Option<StorageError>) -> GetResult {
+        let got = store.get_object(&ObjectRef::new("b", "m.csv"), None).await.unwrap();
+        let head = futures::stream::iter([Ok(Bytes::from_static(&BODY[..first]))]);
+        let body = head.chain(futures::stream::iter(end.map(Err)));
+        GetResult { info: got.info, body: body.boxed() }
+    }
+
+    fn config() -> EngineConfig {
+        EngineConfig { backoff_base_ms: 1, backoff_max_ms: 2, ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_or_short_goes_on_from_where_it_stopped() {
+        let m = store().await;
+        let obj = ObjectRef::new("b", "m.csv");
+        for end in [Some(StorageError::connection("reset")), None] {
+            let got = broken(&m, 20, end).await;
+            let read = resumed(config(), m.clone(), obj.clone(), got).bytes().await.unwrap();
+            assert_eq!(&read[..], BODY);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_object_changed_before_the_rest_is_read_fails_the_read() {
+        // Longer now (another ETag), or shorter (the rest's range is not there any more).
+        for other in [[BODY, BODY].concat(), b"bucket,other\n".to_vec()] {
+            let m = store().await;
+            let got = broken(&m, 20, Some(StorageError::connection("reset"))).await;
+            m.put_object("b", "m.csv", PutBody::Bytes(other.into()), &PutOptions::default()).await.unwrap();
+            let e = resumed(config(), m.clone(), ObjectRef::new("b", "m.csv"), got).bytes().await.unwrap_err();
+            assert_eq!((e.code.as_str(), e.transient), ("PreconditionFailed", false), "{e:?}");
+            assert!(e.message.contains("changed while it was read"), "{e:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_permanent_error_is_not_resumed() {
+        let m = store().await;
+        let got = broken(&m, 20, Some(StorageError::new("AccessDenied", 403, "no"))).await;
+        let e = resumed(config(), m.clone(), ObjectRef::new("b", "m.csv"), got).bytes().await.unwrap_err();
+        assert_eq!(e.code, "AccessDenied");
     }
 }

@@ -203,6 +203,8 @@ struct State {
     rng: StdRng,
     /// Chance that a request not in a SlowDown burst starts a fault.
     roll: f64,
+    /// The faults picked from, each as likely.
+    kinds: Vec<Fault>,
     /// SlowDown answers still due in the current burst.
     burst_left: u32,
     forced: VecDeque<(Op, Fault)>,
@@ -236,6 +238,7 @@ impl FaultProxy {
         let state = State {
             rng: StdRng::seed_from_u64(seed),
             roll: 0.0,
+            kinds: Fault::ALL.to_vec(),
             burst_left: 0,
             forced: VecDeque::new(),
             counts: Counts::default(),
@@ -257,12 +260,20 @@ impl FaultProxy {
 
     /// Inject faults into about `rate` of the requests from now on. A SlowDown starts a burst of
     /// [`SLOWDOWN_BURST`] answers, so the chance that a request starts a fault is set lower than `rate`: with `k`
-    /// the extra answers a burst adds for each fault started (`(burst − 1) / 6`), the share of faulty requests is
-    /// `q (1 + k) / (1 + q k)` for a chance `q`, which is `rate` for `q = rate / (1 + k − k·rate)`.
+    /// the extra answers a burst adds for each fault started (`(burst − 1) / kinds`), the share of faulty requests
+    /// is `q (1 + k) / (1 + q k)` for a chance `q`, which is `rate` for `q = rate / (1 + k − k·rate)`.
     pub fn set_rate(&self, rate: f64) {
+        let mut s = self.inner.state.lock().unwrap();
         let rate = rate.clamp(0.0, 1.0);
-        let k = f64::from(SLOWDOWN_BURST - 1) / Fault::ALL.len() as f64;
-        self.inner.state.lock().unwrap().roll = rate / (1.0 + k - k * rate);
+        let k =
+            if s.kinds.contains(&Fault::SlowDown) { f64::from(SLOWDOWN_BURST - 1) / s.kinds.len() as f64 } else { 0.0 };
+        s.roll = rate / (1.0 + k - k * rate);
+    }
+
+    /// Pick the random faults among `kinds` only (all of them at first); call before [`FaultProxy::set_rate`].
+    pub fn set_kinds(&self, kinds: &[Fault]) {
+        assert!(!kinds.is_empty(), "no fault to pick from");
+        self.inner.state.lock().unwrap().kinds = kinds.to_vec();
     }
 
     /// Inject `fault` into the next request of kind `op` (whatever the rate; in the order queued).
@@ -305,7 +316,9 @@ impl Inner {
             s.burst_left -= 1;
             Some(Fault::SlowDown)
         } else if roll > 0.0 && s.rng.random_bool(roll) {
-            let f = Fault::ALL[s.rng.random_range(0..Fault::ALL.len())];
+            let n = s.kinds.len();
+            let pick = s.rng.random_range(0..n);
+            let f = s.kinds[pick];
             if f == Fault::SlowDown {
                 s.burst_left = SLOWDOWN_BURST - 1;
             }
