@@ -172,11 +172,18 @@ impl Harness {
         (rows, counts)
     }
 
-    /// Each request kind the job's tasks make, sent at most `tasks × max_attempts × SDK_ATTEMPTS` times.
-    fn assert_bounded(&self, name: &str, counts: &Counts, op: Op, tasks: usize) {
-        let bound = tasks as u64 * u64::from(self.config.max_attempts) * SDK_ATTEMPTS;
+    /// The job's requests of kind `op` bounded: at most `max_attempts` calls of the SDK per task (its first
+    /// attempts), at most `SDK_ATTEMPTS` attempts per call, so at most `tasks × max_attempts × SDK_ATTEMPTS` in
+    /// all.
+    fn assert_bounded(&self, name: &str, counts: &Counts, op: Op, tasks: u64) {
+        let calls = counts.sdk_attempt(op, 1);
+        let max_calls = tasks * u64::from(self.config.max_attempts);
+        assert!(calls <= max_calls, "{name}: {calls} calls of {op:?} for {tasks} tasks, more than {max_calls}");
+        assert_eq!(counts.sdk_attempt(op, 0), 0, "{name}: every {op:?} request says its SDK attempt:\n{counts}");
+        let beyond: u64 = (SDK_ATTEMPTS as u32 + 1..=10).map(|n| counts.sdk_attempt(op, n)).sum();
+        assert_eq!(beyond, 0, "{name}: no {op:?} call of more than {SDK_ATTEMPTS} attempts:\n{counts}");
         let sent = counts.requests_of(op);
-        assert!(sent <= bound, "{name}: {sent} {op:?} requests for {tasks} tasks, more than {bound}");
+        assert!(sent <= max_calls * SDK_ATTEMPTS, "{name}: {sent} {op:?} requests for {tasks} tasks");
     }
 }
 
@@ -262,7 +269,7 @@ async fn campaign(h: &Harness) {
     if rate() > 0.0 && std::env::var_os("S3BATCH_FAULT_KINDS").is_none() {
         assert_every_fault_on("copy", &counts, Op::Copy);
     }
-    h.assert_bounded("copy", &counts, Op::Copy, n);
+    h.assert_bounded("copy", &counts, Op::Copy, n as u64);
     let sources = listing(&h.direct, "src", "o/").await;
     let copies = listing(&h.direct, "dst", "c/").await;
     let expected: BTreeMap<String, String> = sources.into_iter().map(|(k, etag)| (format!("c/{k}"), etag)).collect();
@@ -283,12 +290,11 @@ async fn campaign(h: &Harness) {
     for f in [Fault::CutBody, Fault::ResetAfter, Fault::ResetBefore, Fault::SlowDown, Fault::InternalError] {
         assert!(counts.faults.get(&(f, Op::DeleteObjects)).is_some_and(|n| *n > 0), "{f:?} on DeleteObjects");
     }
-    h.assert_bounded("delete", &counts, Op::DeleteObjects, n);
-    assert!(
-        counts.delete_keys <= n as u64 * u64::from(h.config.max_attempts) * SDK_ATTEMPTS,
-        "{} keys sent in DeleteObjects requests for {n} tasks",
-        counts.delete_keys
-    );
+    // One DeleteObjects request per batch of keys: bounded by the batches (at most one per key), and the keys
+    // sent by the tasks.
+    h.assert_bounded("delete", &counts, Op::DeleteObjects, n as u64);
+    let max_keys = n as u64 * u64::from(h.config.max_attempts) * SDK_ATTEMPTS;
+    assert!(counts.delete_keys <= max_keys, "{} keys sent in DeleteObjects for {n} tasks", counts.delete_keys);
     let left = listing(&h.direct, "dst", "c/").await;
     assert!(left.is_empty(), "{} copies left after the delete job, e.g. {:?}", left.len(), left.keys().next());
     assert_eq!(listing(&h.direct, "src", "o/").await.len(), n, "the sources are untouched");

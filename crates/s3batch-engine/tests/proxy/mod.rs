@@ -125,6 +125,9 @@ pub struct Counts {
     pub forwarded: BTreeMap<Op, u64>,
     /// Faults injected, by kind and request kind.
     pub faults: BTreeMap<(Fault, Op), u64>,
+    /// Requests by kind and by the SDK's attempt number (its `amz-sdk-request: attempt=N` header; 0 without
+    /// one): attempt 1 is a call of the SDK (an attempt of the engine's), the others the SDK's own retries.
+    pub sdk_attempts: BTreeMap<(Op, u32), u64>,
     /// Keys named in the DeleteObjects requests forwarded.
     pub delete_keys: u64,
     /// Requests the store itself failed to answer (not injected).
@@ -138,6 +141,11 @@ impl Counts {
 
     pub fn requests_of(&self, op: Op) -> u64 {
         self.requests.get(&op).copied().unwrap_or(0)
+    }
+
+    /// Requests of kind `op` that were the SDK's attempt number `n`.
+    pub fn sdk_attempt(&self, op: Op, n: u32) -> u64 {
+        self.sdk_attempts.get(&(op, n)).copied().unwrap_or(0)
     }
 
     pub fn forwarded_of(&self, op: Op) -> u64 {
@@ -167,6 +175,7 @@ impl Counts {
             requests: minus(&self.requests, &before.requests),
             forwarded: minus(&self.forwarded, &before.forwarded),
             faults: minus(&self.faults, &before.faults),
+            sdk_attempts: minus(&self.sdk_attempts, &before.sdk_attempts),
             delete_keys: self.delete_keys - before.delete_keys,
             upstream_errors: self.upstream_errors - before.upstream_errors,
         }
@@ -194,7 +203,10 @@ impl std::fmt::Display for Counts {
         }
         let ops: Vec<String> =
             self.requests.iter().map(|(op, n)| format!("{op:?} {n} (forwarded {})", self.forwarded_of(*op))).collect();
-        write!(f, "  by request: {}", ops.join(", "))
+        writeln!(f, "  by request: {}", ops.join(", "))?;
+        let attempts: Vec<String> =
+            self.sdk_attempts.iter().map(|((op, n), count)| format!("{op:?} #{n} {count}")).collect();
+        write!(f, "  by SDK attempt: {}", attempts.join(", "))
     }
 }
 
@@ -305,10 +317,11 @@ async fn serve(listener: TcpListener, inner: Arc<Inner>) {
 }
 
 impl Inner {
-    /// Count the request and pick its fault, if any.
-    fn pick(&self, op: Op) -> Option<Fault> {
+    /// Count the request (of the SDK's attempt number `attempt`) and pick its fault, if any.
+    fn pick(&self, op: Op, attempt: u32) -> Option<Fault> {
         let mut s = self.state.lock().unwrap();
         *s.counts.requests.entry(op).or_default() += 1;
+        *s.counts.sdk_attempts.entry((op, attempt)).or_default() += 1;
         let roll = s.roll;
         let fault = if let Some(i) = s.forced.iter().position(|(o, _)| *o == op) {
             s.forced.remove(i).map(|(_, f)| f)
@@ -374,7 +387,7 @@ impl Inner {
 async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> io::Result<Response<ProxyBody>> {
     let op = Op::of(&req);
     let head = req.method() == Method::HEAD;
-    let fault = inner.pick(op);
+    let fault = inner.pick(op, sdk_attempt(&req));
     match fault {
         Some(Fault::SlowDown) => {
             return Ok(s3_error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate."));
@@ -402,6 +415,12 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> io::Result<Respons
         }
         _ => Ok(answer.map(|b| Full::new(b).map_err(|e: Infallible| match e {}).boxed_unsync())),
     }
+}
+
+/// The SDK's attempt number of a request (`amz-sdk-request: attempt=2; max=3`), 0 if it does not say.
+fn sdk_attempt<B>(req: &Request<B>) -> u32 {
+    let header = req.headers().get("amz-sdk-request").and_then(|v| v.to_str().ok()).unwrap_or("");
+    header.split(';').find_map(|p| p.trim().strip_prefix("attempt=")?.parse().ok()).unwrap_or(0)
 }
 
 /// The answer's head, with its whole length, and the first half of its body; then the connection breaks.
