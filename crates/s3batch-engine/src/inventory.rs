@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::problem::{ManifestProblem, problem};
-use crate::{Engine, retry};
+use crate::{Engine, resume, retry};
 
 /// Longest `manifest.checksum` read: it holds 32 hex digits and perhaps an end of line.
 const MAX_CHECKSUM_BYTES: usize = 1024;
@@ -101,7 +101,7 @@ pub fn read(
     for file in &inv.files {
         let obj = ObjectRef::new(&data_bucket, &file.key);
         let got = rt
-            .block_on(retry::storage_call(&engine.config, || false, || objects.get_object(&obj, None)))
+            .block_on(resume::get_whole(&engine.config, objects.clone(), &obj))
             .map_err(|e| unreadable(&data_bucket, &file.key, &e))?;
         let body = got.body.map_err(|e| io::Error::other(e.to_string()));
         let reader = SyncIoBridge::new_with_handle(StreamReader::new(body), rt.clone());

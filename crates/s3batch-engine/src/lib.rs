@@ -16,6 +16,7 @@
 //! - [`events`]: delivers the job events the store records (creation, every status change) to the audit log and
 //!   to signed webhooks, under the `events` singleton lease.
 //! - [`control`]: per-job rate limit (token bucket, shared by a fleet), adaptive back-off on throttling, fairness;
+//! - [`resume`]: whole-object reads (the manifest, inventory files) that go on after a broken connection;
 //! - [`preview`]: the impact preview (tasks, bytes, requests, duration) of a prepared job;
 //! - [`roles`]: the walls around a job: the buckets, operations and functions its role allows, checked wherever
 //!   a job touches storage or a function.
@@ -47,6 +48,7 @@ pub mod prepare;
 pub mod preview;
 pub mod problem;
 pub mod report;
+pub mod resume;
 pub mod retry;
 pub mod roles;
 pub mod schedule;

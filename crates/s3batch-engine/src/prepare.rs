@@ -15,7 +15,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 pub use crate::problem::ManifestProblem;
 use crate::problem::problem;
-use crate::{Engine, generate, inventory, manifest_output, now, retry, status_write};
+use crate::{Engine, generate, inventory, manifest_output, now, resume, status_write};
 
 /// Largest inventory `manifest.json` read (it lists data files, not objects).
 const MAX_INVENTORY_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
@@ -292,9 +292,9 @@ async fn start_parser(engine: &Arc<Engine>, job: &Job) -> Result<Parser, Manifes
     };
     let router = engine.router_for(job);
     let objects = router.store_for(&bucket).map_err(unreadable)?;
-    // Throttling, 5xx and resets are retried (bounded, with backoff) before the job is failed for them.
-    let got =
-        retry::storage_call(&engine.config, || false, || objects.get_object(&obj, None)).await.map_err(unreadable)?;
+    // Throttling, 5xx and resets are retried (bounded, with backoff) before the job is failed for them; a body cut
+    // in the middle is read on from where it broke.
+    let got = resume::get_whole(&engine.config, objects, &obj).await.map_err(unreadable)?;
     let etag = got.info.etag.clone();
     if let Some(expected) = &loc.etag
         && unquote_etag(expected) != unquote_etag(&etag)
