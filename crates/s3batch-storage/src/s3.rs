@@ -164,7 +164,8 @@ impl S3Store {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.clone()))
             .force_path_style(c.force_path_style)
-            .credentials_provider(Credentials::new(access_key, secret, None, None, "s3batch-config"));
+            .credentials_provider(Credentials::new(access_key, secret, None, None, "s3batch-config"))
+            .retry_partition(unrationed_retries());
         if let Some(endpoint) = &c.endpoint {
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
                 return Err(format!("`endpoint` must start with http:// or https://, got {endpoint:?}"));
@@ -186,7 +187,7 @@ impl S3Store {
         })
     }
 
-    /// Wrap a client built elsewhere (default multipart sizes).
+    /// Wrap a client built elsewhere (default multipart sizes; its own retry settings).
     pub fn from_client(client: Client) -> S3Store {
         let region = client.config().region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
         S3Store {
@@ -224,6 +225,18 @@ impl S3Store {
             _ => e,
         }
     }
+}
+
+/// The SDK's retries (standard mode: 3 attempts per call) without its retry quota. By default every S3 client of
+/// a process with the same region draws its retries from one token bucket (500 tokens, 5 a retry, given back when
+/// the retry succeeds), and once a store has failed enough requests in a row the SDK stops retrying at all: under a
+/// burst of faults the engine's `max_attempts` were then the only retries left, and tasks failed that a retry
+/// would have saved. The engine paces and bounds retries itself (its backoff, its adaptive window, `max_attempts`
+/// SDK calls a task), so the quota only turned a passing storm into failed tasks: a task's request goes out at
+/// most `max_attempts × 3` times.
+fn unrationed_retries() -> aws_sdk_s3::config::retry::RetryPartition {
+    use aws_sdk_s3::config::retry::{RetryPartition, TokenBucket};
+    RetryPartition::custom("s3batch").token_bucket(TokenBucket::unlimited()).build()
 }
 
 // ---------------------------------------------------------------------------------------------------------------

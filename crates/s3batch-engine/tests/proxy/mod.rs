@@ -220,6 +220,8 @@ struct State {
     /// SlowDown answers still due in the current burst.
     burst_left: u32,
     forced: VecDeque<(Op, Fault)>,
+    /// Every request of this kind whose SDK attempt number is at most this gets this fault.
+    early_attempts: Option<(Op, u32, Fault)>,
     counts: Counts,
 }
 
@@ -253,6 +255,7 @@ impl FaultProxy {
             kinds: Fault::ALL.to_vec(),
             burst_left: 0,
             forced: VecDeque::new(),
+            early_attempts: None,
             counts: Counts::default(),
         };
         let inner = Arc::new(Inner {
@@ -293,6 +296,12 @@ impl FaultProxy {
         self.inner.state.lock().unwrap().forced.push_back((op, fault));
     }
 
+    /// Inject `fault` into every request of kind `op` that is one of the SDK's first `attempts` attempts of its
+    /// call (so a call succeeds only if the SDK gets to retry it that often).
+    pub fn fail_early_attempts(&self, op: Op, attempts: u32, fault: Fault) {
+        self.inner.state.lock().unwrap().early_attempts = Some((op, attempts, fault));
+    }
+
     /// Forced faults not injected yet.
     pub fn forced_left(&self) -> Vec<(Op, Fault)> {
         self.inner.state.lock().unwrap().forced.iter().copied().collect()
@@ -323,7 +332,10 @@ impl Inner {
         *s.counts.requests.entry(op).or_default() += 1;
         *s.counts.sdk_attempts.entry((op, attempt)).or_default() += 1;
         let roll = s.roll;
-        let fault = if let Some(i) = s.forced.iter().position(|(o, _)| *o == op) {
+        let early = s.early_attempts.filter(|(o, n, _)| *o == op && (1..=*n).contains(&attempt));
+        let fault = if let Some((_, _, f)) = early {
+            Some(f)
+        } else if let Some(i) = s.forced.iter().position(|(o, _)| *o == op) {
             s.forced.remove(i).map(|(_, f)| f)
         } else if s.burst_left > 0 {
             s.burst_left -= 1;
