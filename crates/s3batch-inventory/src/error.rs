@@ -23,6 +23,9 @@ pub enum InventoryError {
     Write(String),
 }
 
+/// How [`RowError::undecodable`] begins.
+const UNDECODABLE: &str = "cannot be decoded";
+
 /// One line (CSV) or row (Parquet, ORC) of a data file that cannot be a task, or a data file that turned out bad
 /// while it was read (corrupt gzip, MD5 mismatch at its end).
 ///
@@ -39,6 +42,17 @@ pub struct RowError {
 impl RowError {
     pub(crate) fn new(file: &str, line: u64, message: impl Into<String>) -> RowError {
         RowError { file: file.to_string(), line, message: message.into() }
+    }
+
+    /// A Parquet or ORC file whose record batch cannot be decoded (its decoder returned an error or panicked).
+    pub(crate) fn undecodable(file: &str, line: u64, why: impl std::fmt::Display) -> RowError {
+        RowError::new(file, line, format!("{UNDECODABLE}: {why}"))
+    }
+
+    /// The error concerns the data file itself (its bytes do not hash to the listed MD5, or a Parquet or ORC batch
+    /// cannot be decoded), not the content of one line or row.
+    pub fn is_invalid_file(&self) -> bool {
+        self.message.contains("MD5") || self.message.starts_with(UNDECODABLE)
     }
 
     fn render(&self) -> String {

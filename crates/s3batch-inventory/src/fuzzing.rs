@@ -3,6 +3,7 @@
 //! input. Each one panics only where a reader breaks a rule (a panic of its own, or an answer it must never give).
 
 use std::io::Write;
+use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{Columns, InventoryError, KeyEncoding, Row, RowError, csv_gz_rows, md5_hex, orc_rows, parquet_rows};
@@ -95,5 +96,32 @@ fn columnar(data: &[u8], open: impl Fn(std::fs::File, Option<&str>) -> Result<cr
     let Ok(rows) = open(f, Some(&md5)) else { return };
     for r in drain(rows).into_iter().flatten() {
         assert!(!r.key.is_empty() && !r.bucket.is_empty(), "a row has a bucket and a key");
+    }
+}
+
+/// True where a panic happened in a dependency from a registry (its source under `…/registry/src/…`), not in the
+/// project's code nor in the standard library. The Parquet and ORC targets tolerate those panics, which the
+/// readers catch and turn into errors (see `fuzz/README.md`); every other panic still aborts the run.
+pub fn is_third_party(location: Option<&Location<'_>>) -> bool {
+    location.is_some_and(|l| is_registry_source(l.file()))
+}
+
+fn is_registry_source(file: &str) -> bool {
+    file.replace('\\', "/").contains("/registry/src/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_registry_sources_are_third_party() {
+        let bytes = "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/bytes-1.12.2/src/bytes_mut.rs";
+        assert!(is_registry_source(bytes));
+        assert!(is_registry_source(r"C:\Users\u\.cargo\registry\src\index.crates.io-x\orc-rust-0.9.0\src\a.rs"));
+        assert!(!is_registry_source("crates/s3batch-inventory/src/columnar.rs"));
+        assert!(!is_registry_source("/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/core/src/slice/index.rs"));
+        assert!(!is_third_party(Some(Location::caller())), "this file is the project's");
+        assert!(!is_third_party(None));
     }
 }
