@@ -21,19 +21,20 @@ pub fn config(data: &[u8]) {
     let env: Vec<(String, String)> =
         env.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let output = shown(file, &env);
-    if let Some(k) = leak(file, &env, &output, |name| shown(file, &without(&env, name))) {
+    if let Some(k) = leak(file, &env, &output, |name, secret| shown(file, &altered(&env, name, secret))) {
         panic!("the config's error or Debug repeats the secret of {k}: {output}");
     }
 }
 
-/// The variable whose secret `text` (what the loader showed) repeats, if any. `shown_without(name)` is what it
-/// shows without that variable: a value that comes from elsewhere in the input (the file, another variable) is
-/// shown then too, and is no leak.
+/// The variable whose secret `text` (what the loader showed) repeats, if any. `shown_altered(name, secret)` is what
+/// it shows with that secret altered (see [`alter`]): a value that comes from elsewhere (the file, another
+/// variable, the loader's own words: `t_access_key_file` is in "`secret_access_key_file`") is shown then too, and
+/// is no leak.
 fn leak<'e>(
     file: &str,
     env: &'e [(String, String)],
     text: &str,
-    shown_without: impl Fn(&str) -> String,
+    shown_altered: impl Fn(&str, &str) -> String,
 ) -> Option<&'e str> {
     secrets(env).into_iter().find_map(|(k, secret)| {
         if secret.len() < MIN_SECRET_LEN || !text.contains(secret) {
@@ -41,9 +42,23 @@ fn leak<'e>(
         }
         let elsewhere = file.contains(secret)
             || env.iter().any(|(k2, v2)| k2.contains(secret) || (k2 != k && v2.contains(secret)))
-            || shown_without(k).contains(secret);
+            || shown_altered(k, secret).contains(secret);
         (!elsewhere).then_some(k)
     })
+}
+
+/// The same text with every ASCII letter and digit moved on by one (`z9` → `a0`): of the same shape (a number
+/// stays a number), yet another value.
+fn alter(s: &str) -> String {
+    let next = |c: char, first: u8, n: u8| (first + (c as u8 - first + 1) % n) as char;
+    s.chars()
+        .map(|c| match c {
+            'a'..='z' => next(c, b'a', 26),
+            'A'..='Z' => next(c, b'A', 26),
+            '0'..='9' => next(c, b'0', 10),
+            _ => c,
+        })
+        .collect()
 }
 
 /// The config's `Debug`, or the error in full.
@@ -54,8 +69,10 @@ fn shown(file: &str, env: &[(String, String)]) -> String {
     }
 }
 
-fn without(env: &[(String, String)], name: &str) -> Vec<(String, String)> {
-    env.iter().filter(|(k, _)| k != name).cloned().collect()
+/// The environment with `secret` altered in the variable `name`.
+fn altered(env: &[(String, String)], name: &str, secret: &str) -> Vec<(String, String)> {
+    let other = alter(secret);
+    env.iter().map(|(k, v)| (k.clone(), if k == name { v.replace(secret, &other) } else { v.clone() })).collect()
 }
 
 /// (variable, secret) for every secret the environment gives the loader.
@@ -96,16 +113,16 @@ mod tests {
             ("S3BATCH_ACCOUNTS__0__SECRET_ACCESS_KEY", "0123456789abcdef"),
             ("S3BATCH_SERVER__DATABASE_URL", "postgres://u:pa@ss/w0rd@db/x"),
         ]);
-        let nothing = |_: &str| String::new();
+        let nothing = |_: &str, _: &str| String::new();
         assert_eq!(leak("", &e, "key 0123456789abcdef", nothing), Some("S3BATCH_ACCOUNTS__0__SECRET_ACCESS_KEY"));
         assert_eq!(leak("", &e, "url postgres://u:pa@ss/w0rd@db/x", nothing), Some("S3BATCH_SERVER__DATABASE_URL"));
         assert_eq!(leak("", &e, "url postgres://u:***@db/x", nothing), None);
     }
 
-    /// …but not a value that is no secret, too short to tell, or shown without the secret given.
+    /// …but not a value that is no secret, too short to tell, or shown with the secret altered too.
     #[test]
     fn what_is_not_a_leak() {
-        let nothing = |_: &str| String::new();
+        let nothing = |_: &str, _: &str| String::new();
         let not_read = env(&[("account_idSECRET_A \"b\" ", " \"123456789012\"")]);
         assert_eq!(leak("", &not_read, "account_id: \"123456789012\"", nothing), None);
         let short = env(&[("S3BATCH_ENGINE__EVENTS__WEBHOOKS__0__SECRET", "b")]);
@@ -113,6 +130,19 @@ mod tests {
         let path = env(&[("S3BATCH_ACCOUNTS__0__SECRET_ACCESS_KEY_FILE", "/etc/s3batch/key")]);
         assert_eq!(leak("", &path, "cannot read /etc/s3batch/key", nothing), None);
         let secret = env(&[("S3BATCH_ACCOUNTS__0__SECRET_ACCESS_KEY", "us-east-1")]);
-        assert_eq!(leak("", &secret, "region: us-east-1", |_| "region: us-east-1".into()), None);
+        assert_eq!(leak("", &secret, "region: us-east-1", |_, _| "region: us-east-1".into()), None);
+        // The loader's own words: the altered value does not take the secret away from the text.
+        let words = env(&[("S3BATCH_ACCOUNTS__0__AC0__SECRET_ACCESS_KEY", "t_access_key_file")]);
+        let error = "unknown field `ac0`, expected one of `secret_access_key`, `secret_access_key_file`";
+        assert_eq!(leak("", &words, error, |_, _| error.into()), None);
+    }
+
+    #[test]
+    fn an_altered_secret_keeps_its_shape() {
+        assert_eq!(alter("t_access-KEY_9z.8"), "u_bddftt-LFZ_0a.9");
+        let e = env(&[("S3BATCH_SERVER__DATABASE_URL", "postgres://u:secret99@db/x"), ("OTHER", "secret99")]);
+        let got = altered(&e, "S3BATCH_SERVER__DATABASE_URL", "secret99");
+        assert_eq!(got[0].1, "postgres://u:tfdsfu00@db/x");
+        assert_eq!(got[1].1, "secret99");
     }
 }
