@@ -52,7 +52,7 @@ impl RowError {
     /// The error concerns the data file itself (its bytes do not hash to the listed MD5, or a Parquet or ORC batch
     /// cannot be decoded), not the content of one line or row.
     pub fn is_invalid_file(&self) -> bool {
-        self.message.contains("MD5") || self.message.starts_with(UNDECODABLE)
+        (self.line == 0 && self.message.starts_with("MD5 mismatch")) || self.message.starts_with(UNDECODABLE)
     }
 
     fn render(&self) -> String {
@@ -61,5 +61,21 @@ impl RowError {
         } else {
             format!("{} line {}: {}", self.file, self.line, self.message)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only the file's own MD5 check and an undecodable batch make the file invalid; a row that says "MD5" does not.
+    #[test]
+    fn what_makes_a_data_file_invalid() {
+        assert!(
+            RowError::new("f", 0, "MD5 mismatch: manifest.json says a, the file's bytes hash to b").is_invalid_file()
+        );
+        assert!(RowError::undecodable("f", 3, "External error: boom").is_invalid_file());
+        assert!(!RowError::new("f", 2, "'my-bucMD5 mismatchket' is not a valid bucket name").is_invalid_file());
+        assert!(!RowError::new("f", 0, "the file is empty (not gzip data)").is_invalid_file());
     }
 }
