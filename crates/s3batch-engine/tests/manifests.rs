@@ -295,6 +295,8 @@ async fn hostile_columnar_data_files_fail_the_job_not_the_engine() {
             "orc",
             "struct<bucket:string,key:string>",
         ),
+        // A list type whose element type is itself: orc-rust recursed until the stack overflowed (a process abort).
+        ("inventory_orc/by-hand-list-type-of-itself", "ORC", "orc", "struct<bucket:string,key:string>"),
         (
             "inventory_parquet/crash-7fb9cbf471296546998f7e2dd78b6b4a3deb9e89",
             "Parquet",

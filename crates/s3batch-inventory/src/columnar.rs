@@ -113,6 +113,8 @@ pub fn parquet_rows(file_key: &str, mut f: File, md5: Option<&str>) -> Result<Co
 pub fn orc_rows(file_key: &str, mut f: File, md5: Option<&str>) -> Result<ColumnarRows, InventoryError> {
     use orc_rust::projection::ProjectionMask;
     check_md5(file_key, &mut f, md5)?;
+    crate::orc_check::check_types(&mut f)
+        .map_err(|m| data_err(file_key, format!("is not a readable ORC file: {m}")))?;
     let builder = guarded(file_key, "ORC", || orc_rust::ArrowReaderBuilder::try_new(f))?
         .map_err(|e| data_err(file_key, format!("is not a readable ORC file: {e}")))?;
     check_schema(file_key, &builder.schema())?;
