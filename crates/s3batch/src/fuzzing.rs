@@ -21,29 +21,29 @@ pub fn config(data: &[u8]) {
     let env: Vec<(String, String)> =
         env.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let output = shown(file, &env);
-    if let Some(k) = leak(file, &env, &output, |name, secret| shown(file, &altered(&env, name, secret))) {
+    if let Some(k) = leak(file, &env, &output, |at, secret| shown(file, &altered(&env, at, secret))) {
         panic!("the config's error or Debug repeats the secret of {k}: {output}");
     }
 }
 
-/// The variable whose secret `text` (what the loader showed) repeats, if any. `shown_altered(name, secret)` is what
-/// it shows with that secret altered (see [`alter`]): a value that comes from elsewhere (the file, another
-/// variable, the loader's own words: `t_access_key_file` is in "`secret_access_key_file`") is shown then too, and
-/// is no leak.
+/// The variable whose secret `text` (what the loader showed) repeats, if any. `shown_altered(at, secret)` is what
+/// it shows with that secret altered in the variable `env[at]` (see [`alter`]): a value that comes from elsewhere
+/// (the file, another variable, even one of the same name, the loader's own words: `t_access_key_file` is in
+/// "`secret_access_key_file`") is shown then too, and is no leak.
 fn leak<'e>(
     file: &str,
     env: &'e [(String, String)],
     text: &str,
-    shown_altered: impl Fn(&str, &str) -> String,
+    shown_altered: impl Fn(usize, &str) -> String,
 ) -> Option<&'e str> {
-    secrets(env).into_iter().find_map(|(k, secret)| {
+    secrets(env).into_iter().find_map(|(at, secret)| {
         if secret.len() < MIN_SECRET_LEN || !text.contains(secret) {
             return None;
         }
         let elsewhere = file.contains(secret)
-            || env.iter().any(|(k2, v2)| k2.contains(secret) || (k2 != k && v2.contains(secret)))
-            || shown_altered(k, secret).contains(secret);
-        (!elsewhere).then_some(k)
+            || env.iter().enumerate().any(|(i, (k, v))| k.contains(secret) || (i != at && v.contains(secret)))
+            || shown_altered(at, secret).contains(secret);
+        (!elsewhere).then_some(env[at].0.as_str())
     })
 }
 
@@ -69,23 +69,24 @@ fn shown(file: &str, env: &[(String, String)]) -> String {
     }
 }
 
-/// The environment with `secret` altered in the variable `name`.
-fn altered(env: &[(String, String)], name: &str, secret: &str) -> Vec<(String, String)> {
-    let other = alter(secret);
-    env.iter().map(|(k, v)| (k.clone(), if k == name { v.replace(secret, &other) } else { v.clone() })).collect()
+/// The environment with `secret` altered in the variable `env[at]`.
+fn altered(env: &[(String, String)], at: usize, secret: &str) -> Vec<(String, String)> {
+    let mut env = env.to_vec();
+    env[at].1 = env[at].1.replace(secret, &alter(secret));
+    env
 }
 
-/// (variable, secret) for every secret the environment gives the loader.
-fn secrets(env: &[(String, String)]) -> Vec<(&str, &str)> {
+/// (index in `env`, secret) for every secret the environment gives the loader.
+fn secrets(env: &[(String, String)]) -> Vec<(usize, &str)> {
     let mut out = Vec::new();
-    for (k, v) in env {
+    for (at, (k, v)) in env.iter().enumerate() {
         let Some(name) = k.strip_prefix("S3BATCH_") else { continue };
         if name.contains("SECRET") && !name.ends_with("_FILE") {
-            out.push((k.as_str(), v.as_str()));
+            out.push((at, v.as_str()));
         } else if name == "SERVER__DATABASE_URL"
             && let Some(password) = url_password(v)
         {
-            out.push((k.as_str(), password));
+            out.push((at, password));
         }
     }
     out
@@ -113,7 +114,7 @@ mod tests {
             ("S3BATCH_ACCOUNTS__0__SECRET_ACCESS_KEY", "0123456789abcdef"),
             ("S3BATCH_SERVER__DATABASE_URL", "postgres://u:pa@ss/w0rd@db/x"),
         ]);
-        let nothing = |_: &str, _: &str| String::new();
+        let nothing = |_: usize, _: &str| String::new();
         assert_eq!(leak("", &e, "key 0123456789abcdef", nothing), Some("S3BATCH_ACCOUNTS__0__SECRET_ACCESS_KEY"));
         assert_eq!(leak("", &e, "url postgres://u:pa@ss/w0rd@db/x", nothing), Some("S3BATCH_SERVER__DATABASE_URL"));
         assert_eq!(leak("", &e, "url postgres://u:***@db/x", nothing), None);
@@ -122,7 +123,7 @@ mod tests {
     /// …but not a value that is no secret, too short to tell, or shown with the secret altered too.
     #[test]
     fn what_is_not_a_leak() {
-        let nothing = |_: &str, _: &str| String::new();
+        let nothing = |_: usize, _: &str| String::new();
         let not_read = env(&[("account_idSECRET_A \"b\" ", " \"123456789012\"")]);
         assert_eq!(leak("", &not_read, "account_id: \"123456789012\"", nothing), None);
         let short = env(&[("S3BATCH_ENGINE__EVENTS__WEBHOOKS__0__SECRET", "b")]);
@@ -137,11 +138,25 @@ mod tests {
         assert_eq!(leak("", &words, error, |_, _| error.into()), None);
     }
 
+    /// A variable given twice: the password of the first one (not in effect) is the text of the second.
+    #[test]
+    fn a_secret_repeated_by_a_later_variable_of_the_same_name_is_not_a_leak() {
+        let twice = env(&[
+            ("S3BATCH_SERVER__DATABASE_URL", "postgres://uÑ@db/x=postgres://uÑw-77@db/y"),
+            ("S3BATCH_SERVER__DATABASE_URL", "postgres://uÑw-77@db/y"),
+        ]);
+        let shown = "database_url: Some(\"postgres://uÑw-77@db/y\")";
+        // The loader shows the last one: altering the first changes nothing, altering the last changes the text.
+        let shown_altered =
+            |at: usize, secret: &str| if at == 1 { shown.replace(secret, &alter(secret)) } else { shown.into() };
+        assert_eq!(leak("", &twice, shown, shown_altered), None);
+    }
+
     #[test]
     fn an_altered_secret_keeps_its_shape() {
         assert_eq!(alter("t_access-KEY_9z.8"), "u_bddftt-LFZ_0a.9");
         let e = env(&[("S3BATCH_SERVER__DATABASE_URL", "postgres://u:secret99@db/x"), ("OTHER", "secret99")]);
-        let got = altered(&e, "S3BATCH_SERVER__DATABASE_URL", "secret99");
+        let got = altered(&e, 0, "secret99");
         assert_eq!(got[0].1, "postgres://u:tfdsfu00@db/x");
         assert_eq!(got[1].1, "secret99");
     }
