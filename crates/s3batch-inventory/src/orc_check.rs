@@ -3,7 +3,7 @@
 //! (or an earlier type) as a child recursed until the stack overflowed, which aborts the whole process (no
 //! `catch_unwind` helps), and a type listed as the child of many parents is read once per path. A well-formed
 //! footer lists its types in pre-order: each type is the child of exactly one earlier type. That is what is
-//! checked, and the depth is bounded.
+//! checked, and the depth is bounded. The stripe footers are decompressed with a bound first, too.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -31,7 +31,25 @@ pub(crate) fn check_types(f: &mut File) -> Result<(), String> {
     let Some(raw) = tail(f, len, 1 + ps_len + footer_len, footer_len).map_err(io)? else { return Ok(()) };
     let footer = decompress(ps.compression(), &raw)?;
     let footer = Footer::decode(&footer[..]).map_err(|e| format!("its footer cannot be decoded: {e}"))?;
-    check_tree(&footer.types.iter().map(|t| t.subtypes.as_slice()).collect::<Vec<_>>())
+    check_tree(&footer.types.iter().map(|t| t.subtypes.as_slice()).collect::<Vec<_>>())?;
+    check_stripe_footers(f, len, ps.compression(), &footer)
+}
+
+/// Every stripe's footer decompresses (chunk by chunk, as orc-rust reads it) to at most [`MAX_FOOTER_BYTES`]:
+/// orc-rust allocates what a Snappy chunk claims to hold, and a 500-byte file claimed 2 GB. (The data streams are
+/// read the same way and are not checked here.)
+fn check_stripe_footers(f: &mut File, len: u64, kind: CompressionKind, footer: &Footer) -> Result<(), String> {
+    for (i, s) in footer.stripes.iter().enumerate() {
+        let (offset, n) = (s.offset(), s.footer_length());
+        let start = offset.checked_add(s.index_length()).and_then(|o| o.checked_add(s.data_length()));
+        let Some(end) = start.and_then(|o| o.checked_add(n)).filter(|&e| e <= len) else { continue };
+        if n > MAX_FOOTER_BYTES {
+            return Err(format!("its stripe {i} footer is {n} bytes; at most {MAX_FOOTER_BYTES} are read"));
+        }
+        let raw = tail(f, len, len - end + n, n).map_err(|e| format!("reading failed: {e}"))?.unwrap_or_default();
+        decompress(kind, &raw).map_err(|m| format!("stripe {i}: {m}"))?;
+    }
+    Ok(())
 }
 
 /// `n` bytes ending `from_end` bytes before the end of the file; None where the file is too short.
@@ -114,6 +132,23 @@ fn check_tree(subtypes: &[&[u32]]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn artifact(name: &str) -> Result<(), String> {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/artifacts/inventory_orc").join(name);
+        check_types(&mut File::open(path).expect("the fuzz input"))
+    }
+
+    /// The fuzz inputs: a list type of itself (a stack overflow in orc-rust), and Snappy stripe footers that claim
+    /// 2 GB (orc-rust allocated it).
+    #[test]
+    fn hostile_footers_are_refused_before_orc_rust_reads_them() {
+        assert!(artifact("by-hand-list-type-of-itself").unwrap_err().contains("not a tree"));
+        for oom in ["oom-9a8dbe91804cdaa2dad68f9241c9904fd265d734", "oom-6873205448c9a6bf8f1ee9e5045bea9b83e62dba"] {
+            let e = artifact(oom).unwrap_err();
+            assert!(e.contains("stripe 0") && e.contains("SNAPPY"), "{oom}: {e}");
+        }
+    }
 
     #[test]
     fn a_tree_passes_and_cycles_shared_children_and_depth_do_not() {
