@@ -115,7 +115,7 @@ pub fn sigv4(data: &[u8]) {
 }
 
 /// A COS q-signed request (see [`request`]), checked at [`NOW`]. After [`SIGN_MARK`], the harness signs every
-/// header and query parameter as the COS SDKs do (where names are not repeated) and the check must pass.
+/// header and query parameter as the COS SDKs do (where header names are not repeated) and the check must pass.
 pub fn qsign(data: &[u8]) {
     let (sign, text) = match data.strip_prefix(SIGN_MARK.as_bytes()) {
         Some(rest) => (true, rest),
@@ -132,7 +132,7 @@ pub fn qsign(data: &[u8]) {
 }
 
 /// Sign like the SDKs: every header and query parameter, the path decoded. False where the request is not one
-/// the SDKs send (a repeated name, no `host`, an `Authorization` of its own, a non-UTF-8 header).
+/// the SDKs send (a repeated header, no `host`, an `Authorization` of its own, a non-UTF-8 header).
 fn sign_qsign(method: &Method, uri: &Uri, headers: &mut HeaderMap) -> bool {
     let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
     let params: Vec<(String, String)> = uri
@@ -156,10 +156,12 @@ fn sign_qsign(method: &Method, uri: &Uri, headers: &mut HeaderMap) -> bool {
         names.len() == n
     };
     let lower = |v: &[(String, String)]| v.iter().map(|(k, _)| qsign::encode(k).to_ascii_lowercase()).collect();
-    if !headers.contains_key("host") || headers.contains_key("authorization") || !unique(lower(&params)) {
+    // A repeated parameter is signed as cos-go-sdk-v5 signs it (listed once per value); a repeated header is not
+    // (the server joins its values with commas, as HTTP does).
+    if !headers.contains_key("host") || headers.contains_key("authorization") || !unique(lower(&pairs)) {
         return false;
     }
-    if !unique(lower(&pairs)) || params.iter().any(|(k, _)| k.starts_with("q-")) {
+    if params.iter().any(|(k, _)| k.starts_with("q-")) {
         return false;
     }
     let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

@@ -61,6 +61,15 @@ fn list(v: &str) -> Vec<String> {
     v.split(';').filter(|s| !s.is_empty()).map(|s| s.trim().to_ascii_lowercase()).collect()
 }
 
+/// `q-url-param-list`: like [`list`], but an empty entry is a name too. The SDKs sign a parameter with an empty
+/// name (`?=x`) as `=x` and list it as an empty name (`;maxresults`); a list that is empty as a whole is no name.
+fn param_list(v: &str) -> Vec<String> {
+    if v.trim().is_empty() {
+        return Vec::new();
+    }
+    v.split(';').map(|s| s.trim().to_ascii_lowercase()).collect()
+}
+
 /// Parse `q-sign-algorithm=sha1&q-ak=…&…` (values already decoded).
 fn parse_pairs<'a>(pairs: impl Iterator<Item = (String, String)> + 'a) -> Result<Signed, AuthError> {
     let malformed = |m: &str| denied("AccessDenied", format!("the COS signature is malformed: {m}"));
@@ -90,7 +99,7 @@ fn parse_pairs<'a>(pairs: impl Iterator<Item = (String, String)> + 'a) -> Result
         sign_time,
         key_time,
         header_list: list(hl.as_deref().unwrap_or("")),
-        param_list: list(pl.as_deref().unwrap_or("")),
+        param_list: param_list(pl.as_deref().unwrap_or("")),
         signature: signature.to_ascii_lowercase(),
     })
 }
@@ -117,11 +126,12 @@ pub fn encode(s: &str) -> String {
     utf8_percent_encode(s, COS_ENCODE).to_string()
 }
 
-/// `k=v&k=v`, names lower-cased and encoded, values encoded, sorted.
+/// `k=v&k=v`, names lower-cased and encoded, values encoded, sorted by encoded name and then, as the Go SDK
+/// sorts the values of a repeated name, by value before encoding.
 fn canonical<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    let mut v: Vec<(String, String)> = pairs.map(|(k, v)| (encode(k).to_ascii_lowercase(), encode(v))).collect();
+    let mut v: Vec<(String, &str)> = pairs.map(|(k, v)| (encode(k).to_ascii_lowercase(), v)).collect();
     v.sort();
-    v.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    v.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
 }
 
 /// `HttpString`: method, decoded path, signed parameters, signed headers.
@@ -201,12 +211,13 @@ pub fn verify<'s>(
         denied("InvalidAccessKeyId", format!("the SecretId {} is not known to this server", signed.access_key_id))
     })?;
     check_window(&signed, now)?;
-    let params = signed_params(&signed, &query)?;
+    let param_candidates = signed_param_candidates(&signed, &query)?;
+    let header_candidates = signed_header_candidates(&signed, headers, uri)?;
     let path = percent_decode_str(uri.path()).decode_utf8_lossy().into_owned();
     let mut first_http_string = None;
-    for hs in &signed_header_candidates(&signed, headers, uri)? {
+    for (params, hs) in param_candidates.iter().flat_map(|p| header_candidates.iter().map(move |h| (p, h))) {
         let refs: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let http = http_string(method.as_str(), &path, &params, &refs);
+        let http = http_string(method.as_str(), &path, params, &refs);
         let expected = signature(secret, &signed.key_time, &signed.sign_time, &http);
         if constant_time_eq(expected.as_bytes(), signed.signature.as_bytes()) {
             return Ok(Verified { access_key_id: signed.access_key_id });
@@ -271,10 +282,29 @@ fn check_window(signed: &Signed, now: i64) -> Result<(), AuthError> {
     Ok(())
 }
 
-/// The parameters the client signed, from the decoded query.
+/// The parameters the client signed, from the decoded query, as lists to try: an empty `q-url-param-list` is
+/// also tried with the parameters whose name is empty (the SDKs list `?=x` alone as an empty list, yet sign it).
+fn signed_param_candidates<'q>(
+    signed: &Signed,
+    query: &'q [(String, String)],
+) -> Result<Vec<Vec<(&'q str, &'q str)>>, AuthError> {
+    let mut candidates = vec![signed_params(signed, query)?];
+    let unnamed: Vec<(&str, &str)> =
+        query.iter().filter(|(k, _)| k.is_empty()).map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    if signed.param_list.is_empty() && !unnamed.is_empty() {
+        candidates.push(unnamed);
+    }
+    Ok(candidates)
+}
+
+/// The parameters the client signed, from the decoded query. A name listed twice (the Go SDK lists a repeated
+/// parameter once per value) takes its values once.
 fn signed_params<'q>(signed: &Signed, query: &'q [(String, String)]) -> Result<Vec<(&'q str, &'q str)>, AuthError> {
     let mut params: Vec<(&str, &str)> = Vec::new();
-    for name in &signed.param_list {
+    let mut names: Vec<&String> = signed.param_list.iter().collect();
+    names.sort();
+    names.dedup();
+    for name in names {
         let before = params.len();
         params.extend(
             query
@@ -559,6 +589,45 @@ mod tests {
         let auth = authorization(ID, KEY, "POST", "/jobs", &[], &[("host", "127.0.0.1:8080")], now, now + 60);
         let none = headers(&[("authorization", &auth), ("host", "127.0.0.1:8080")]);
         assert!(verify(&Method::POST, &uri, &none, now, secret).is_ok());
+    }
+
+    /// Vectors of the COS Python SDK (qcloud_cos 5, `CosS3Auth` at 1700000060, host 127.0.0.1): a parameter with
+    /// an empty name is signed as `=x` and listed as an empty name, also when it is the only one (`q-url-param-list=`).
+    #[test]
+    fn python_sdk_signs_a_parameter_with_an_empty_name() {
+        let now = 1_700_000_060;
+        let common = "q-sign-algorithm=sha1&q-ak=AKIDFUZZ&q-sign-time=1700000000;1700003660&q-key-time=1700000000;\
+                      1700003660&q-header-list=host;x-cos-appid&q-url-param-list=";
+        for (uri, rest) in [
+            ("/jobs?=x&maxResults=5", ";maxresults&q-signature=7aafcd1cbe2d48b446a400111640ad45794f57a6"),
+            ("/jobs?=x", "&q-signature=153bd99a579fffdd6da95758e545c694a7313a70"),
+        ] {
+            let auth = format!("{common}{rest}");
+            let h = headers(&[("authorization", &auth), ("host", "127.0.0.1:8080"), ("x-cos-appid", "1250000000")]);
+            let verdict = verify(&Method::GET, &uri.parse().unwrap(), &h, now, |k| {
+                (k == "AKIDFUZZ").then_some("fuzz-secret-key")
+            });
+            assert!(verdict.is_ok(), "{uri}: {:?}", verdict.err().map(|e| e.message));
+        }
+    }
+
+    /// cos-go-sdk-v5 lists a repeated parameter once per value (`jobstatuses;jobstatuses`) and signs its values
+    /// sorted as they are, before encoding (`~` before `é`, whose encoding `%C3%A9` sorts first).
+    #[test]
+    fn go_sdk_signs_a_repeated_parameter_once_per_value() {
+        let now = 1_700_000_000;
+        let hs = [("host", "127.0.0.1:8080")];
+        let time = format!("{};{}", now, now + 60);
+        let http = "get\n/jobs\njobstatuses=Active&jobstatuses=~&jobstatuses=%C3%A9\nhost=127.0.0.1%3A8080\n";
+        let sig = signature(KEY, &time, &time, http);
+        let auth = format!(
+            "q-sign-algorithm=sha1&q-ak={ID}&q-sign-time={time}&q-key-time={time}&q-header-list=host&\
+             q-url-param-list=jobstatuses;jobstatuses;jobstatuses&q-signature={sig}"
+        );
+        let uri: Uri = "/jobs?jobStatuses=%C3%A9&jobStatuses=Active&jobStatuses=~".parse().unwrap();
+        let h = headers(&[("authorization", &auth), ("host", hs[0].1)]);
+        let verdict = verify(&Method::GET, &uri, &h, now, secret);
+        assert!(verdict.is_ok(), "{:?}", verdict.err().map(|e| e.message));
     }
 
     #[test]

@@ -220,6 +220,6 @@ fn inventory_problem(e: InventoryError) -> ManifestProblem {
 }
 
 fn row_problem(e: RowError) -> ManifestProblem {
-    let code = if e.message.contains("MD5") { "InventoryDataFileInvalid" } else { "InvalidManifestContent" };
+    let code = if e.is_invalid_file() { "InventoryDataFileInvalid" } else { "InvalidManifestContent" };
     problem(code, e.to_string())
 }

@@ -280,6 +280,52 @@ async fn s3_inventory_parquet_and_orc_run_every_listed_object() {
     }
 }
 
+/// Hostile Parquet and ORC data files that made their decoders panic (the fuzz campaign's crash inputs under
+/// `fuzz/artifacts/`): the job fails in Preparing with InventoryDataFileInvalid naming the file, and the engine goes
+/// on running jobs. (Before, the panic stopped the parser thread: the job failed as InternalError, naming nothing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_columnar_data_files_fail_the_job_not_the_engine() {
+    let h = Harness::new(config()).await;
+    objects(&h, &["a".to_string()]).await;
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/artifacts");
+    let inputs = [
+        (
+            "inventory_orc/crash-85e2fb2bfccd646406415ef48a6aecd91ed47f52",
+            "ORC",
+            "orc",
+            "struct<bucket:string,key:string>",
+        ),
+        // A list type whose element type is itself: orc-rust recursed until the stack overflowed (a process abort).
+        ("inventory_orc/by-hand-list-type-of-itself", "ORC", "orc", "struct<bucket:string,key:string>"),
+        (
+            "inventory_parquet/crash-7fb9cbf471296546998f7e2dd78b6b4a3deb9e89",
+            "Parquet",
+            "parquet",
+            "message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); }",
+        ),
+    ];
+    for (input, format, ext, file_schema) in inputs {
+        let file = std::fs::read(artifacts.join(input)).expect("the crash input");
+        let data_key = format!("hostile/data/0.{ext}");
+        h.put("inv", &data_key, file.clone()).await;
+        let manifest = json!({
+            "sourceBucket": "data", "destinationBucket": "arn:aws:s3:::inv", "version": "2016-11-30",
+            "fileFormat": format, "fileSchema": file_schema,
+            "files": [{"key": data_key, "size": file.len(), "MD5checksum": md5_hex(&file)}]
+        });
+        let etag = h.put("inv", "hostile/manifest.json", serde_json::to_vec(&manifest).unwrap()).await;
+        let job = h.finished(&h.create(inventory_spec("hostile/manifest.json", &etag)).await).await;
+        assert_eq!((job.status, job.total_tasks), (JobStatus::Failed, None), "{format}");
+        let r = &job.failure_reasons[0];
+        assert_eq!(r.failure_code, "InventoryDataFileInvalid", "{format}: {}", r.failure_reason);
+        assert!(r.failure_reason.contains(&data_key), "{format}: {}", r.failure_reason);
+    }
+    // The engine is still there: a good inventory runs.
+    let (key, etag) = inventory_csv(&h, "after", &[vec!["a".to_string()]]).await;
+    let job = h.finished(&h.create(inventory_spec(&key, &etag)).await).await;
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.failure_reasons);
+}
+
 /// Each bad inventory fails the job in Preparing with a FailureReason that says what and where.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_inventories_fail_while_preparing_with_precise_reasons() {

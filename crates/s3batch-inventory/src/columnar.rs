@@ -62,6 +62,23 @@ fn check_md5(file_key: &str, f: &mut File, md5: Option<&str>) -> Result<(), Inve
     Ok(())
 }
 
+/// Run third-party decoding that may panic on a hostile file (a bucket's files are input like any other): a panic
+/// becomes an error naming the file, never a crash of the engine. What `f` was doing is dropped with it.
+fn guarded<T>(file_key: &str, format: &str, f: impl FnOnce() -> T) -> Result<T, InventoryError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        data_err(file_key, format!("is not a readable {format} file: its decoder failed ({})", panic_message(&*p)))
+    })
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic")
+}
+
 fn check_schema(file_key: &str, schema: &Schema) -> Result<(), InventoryError> {
     for needed in ["bucket", "key"] {
         if schema.index_of(needed).is_err() {
@@ -72,21 +89,22 @@ fn check_schema(file_key: &str, schema: &Schema) -> Result<(), InventoryError> {
 }
 
 /// Open a Parquet data file. `md5` (hex, from `manifest.json`) is checked against the whole file before any row
-/// is read.
+/// is read. The embedded Arrow schema (`ARROW:schema`, which only Arrow writers add) is not read: the columns
+/// are found in the Parquet schema, and decoding that IPC blob is where hostile files made arrow-ipc panic.
 pub fn parquet_rows(file_key: &str, mut f: File, md5: Option<&str>) -> Result<ColumnarRows, InventoryError> {
     use parquet::arrow::ProjectionMask;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
     check_md5(file_key, &mut f, md5)?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(f)
-        .map_err(|e| data_err(file_key, format!("is not a readable Parquet file: {e}")))?;
+    let unreadable =
+        |e: parquet::errors::ParquetError| data_err(file_key, format!("is not a readable Parquet file: {e}"));
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    let builder = guarded(file_key, "Parquet", || ParquetRecordBatchReaderBuilder::try_new_with_options(f, options))?
+        .map_err(unreadable)?;
     check_schema(file_key, builder.schema())?;
     let roots: Vec<usize> = WANTED.iter().filter_map(|n| builder.schema().index_of(n).ok()).collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    let reader = builder
-        .with_batch_size(BATCH_ROWS)
-        .with_projection(mask)
-        .build()
-        .map_err(|e| data_err(file_key, format!("is not a readable Parquet file: {e}")))?;
+    let reader = guarded(file_key, "Parquet", || builder.with_batch_size(BATCH_ROWS).with_projection(mask).build())?
+        .map_err(unreadable)?;
     Ok(ColumnarRows::new(file_key, Box::new(reader)))
 }
 
@@ -95,11 +113,15 @@ pub fn parquet_rows(file_key: &str, mut f: File, md5: Option<&str>) -> Result<Co
 pub fn orc_rows(file_key: &str, mut f: File, md5: Option<&str>) -> Result<ColumnarRows, InventoryError> {
     use orc_rust::projection::ProjectionMask;
     check_md5(file_key, &mut f, md5)?;
-    let builder = orc_rust::ArrowReaderBuilder::try_new(f)
+    crate::orc_check::check_types(&mut f)
+        .map_err(|m| data_err(file_key, format!("is not a readable ORC file: {m}")))?;
+    let builder = guarded(file_key, "ORC", || orc_rust::ArrowReaderBuilder::try_new(f))?
         .map_err(|e| data_err(file_key, format!("is not a readable ORC file: {e}")))?;
     check_schema(file_key, &builder.schema())?;
-    let mask = ProjectionMask::named_roots(builder.file_metadata().root_data_type(), &WANTED);
-    let reader = builder.with_batch_size(BATCH_ROWS).with_projection(mask).build();
+    let reader = guarded(file_key, "ORC", || {
+        let mask = ProjectionMask::named_roots(builder.file_metadata().root_data_type(), &WANTED);
+        builder.with_batch_size(BATCH_ROWS).with_projection(mask).build()
+    })?;
     Ok(ColumnarRows::new(file_key, Box::new(reader)))
 }
 
@@ -164,14 +186,22 @@ impl Iterator for ColumnarRows {
                 let line = self.row;
                 return Some(row_at(&self.cols, batch, i, line).map_err(|m| RowError::new(&self.file, line, m)));
             }
-            match self.batches.next() {
+            // A decoder that panics on a hostile file ends the file with an error, as a decoding error does.
+            let batches = &mut self.batches;
+            let next = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batches.next())) {
+                Ok(next) => next,
+                Err(p) => {
+                    Some(Err(ArrowError::ExternalError(format!("the decoder failed ({})", panic_message(&*p)).into())))
+                }
+            };
+            match next {
                 None => {
                     self.done = true;
                     return None;
                 }
                 Some(Err(e)) => {
                     self.done = true;
-                    return Some(Err(RowError::new(&self.file, self.row + 1, format!("cannot be decoded: {e}"))));
+                    return Some(Err(RowError::undecodable(&self.file, self.row + 1, e)));
                 }
                 Some(Ok(batch)) => {
                     if let Err(m) = self.load_batch(batch) {
@@ -244,4 +274,30 @@ fn time_at(a: &ArrayRef, i: usize) -> Result<Option<String>, String> {
         .and_then(chrono::DateTime::from_timestamp_millis)
         .ok_or("the last_modified_date column is out of range")?;
     Ok(Some(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A decoder that panics in the middle of a file ends it with an error that names the file and counts as the
+    /// file being invalid, and the reader ends there.
+    #[test]
+    fn a_decoder_panic_ends_the_file_with_an_error() {
+        let panicking = std::iter::from_fn(|| -> Option<Result<RecordBatch, ArrowError>> { panic!("boom") });
+        let mut rows = ColumnarRows::new("inv/data/0.orc", Box::new(panicking));
+        let e = rows.next().expect("an item").expect_err("an error");
+        assert!(e.is_invalid_file(), "{e}");
+        assert!(e.to_string().starts_with("inv/data/0.orc line 1: cannot be decoded") && e.message.contains("boom"));
+        assert!(rows.next().is_none());
+    }
+
+    #[test]
+    fn an_opening_panic_is_an_error_naming_the_file() {
+        let e = guarded("inv/data/0.parquet", "Parquet", || -> u8 { panic!("bit width of {}", 0) }).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "inv/data/0.parquet: is not a readable Parquet file: its decoder failed (bit width of 0)"
+        );
+    }
 }

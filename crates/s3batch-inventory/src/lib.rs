@@ -45,6 +45,7 @@ mod error;
 pub mod fuzzing;
 mod hashing;
 mod manifest;
+mod orc_check;
 mod row;
 mod source;
 mod writer;
