@@ -341,9 +341,16 @@ mod tests {
         }
         for (name, bytes) in bombs() {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/artifacts/inventory_orc").join(name);
-            assert!(std::fs::read(path).unwrap() == bytes, "{name} is what bombs() builds");
+            assert!(std::fs::read(&path).unwrap() == bytes, "{name} is what bombs() builds");
             let e = artifact(name).unwrap_err();
             assert!(e.contains("stripe 0: the DATA stream of column 1") && e.contains("block size"), "{name}: {e}");
+            let f = File::open(path).unwrap();
+            match crate::orc_rows("data/f.orc", f, None).err().expect("refused when opened") {
+                crate::InventoryError::DataFile { file, message } => {
+                    assert!(file == "data/f.orc" && message.contains("block size"), "{name}: {message}")
+                }
+                other => panic!("{name}: {other}"),
+            }
         }
         let zeros = vec![0; (256 << 10) + 1];
         for (zstd, sized) in
