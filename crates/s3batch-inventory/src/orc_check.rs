@@ -19,6 +19,9 @@ const MAX_FOOTER_BYTES: u64 = 16 << 20;
 const MAX_DEPTH: usize = 64;
 /// The largest compression block size accepted (writers use 256 KiB, the default, or a few MiB at most).
 const MAX_BLOCK_BYTES: u64 = 16 << 20;
+/// The largest ZSTD window accepted (16 MiB, as [`MAX_BLOCK_BYTES`]; zstd's default limit is 128 MiB, which is
+/// what a frame that states no size may make orc-rust allocate).
+const MAX_ZSTD_WINDOW_LOG: u32 = 24;
 /// The block size of a postscript that names none (the ORC default).
 const DEFAULT_BLOCK_BYTES: u64 = 256 << 10;
 
@@ -126,10 +129,15 @@ fn chunk_size(codec: Codec, chunk: &[u8]) -> Result<u64, String> {
         CompressionKind::Snappy => snap::raw::decompress_len(chunk).map(|n| n as u64).map_err(|e| e.to_string()),
         CompressionKind::Zlib => capped(&mut flate2::read::DeflateDecoder::new(chunk)),
         // The first frame's stated size refuses it cheaply; below that, the streaming decoder orc-rust uses checks the
-        // size only at the frame's end (and reads concatenated frames), so it is decompressed, capped.
+        // size only at the frame's end (and reads concatenated frames), so it is decompressed, capped, with a window
+        // of at most 16 MiB.
         CompressionKind::Zstd => match zstd::zstd_safe::get_frame_content_size(chunk) {
             Ok(Some(n)) if n > codec.block => Ok(n),
-            _ => capped(&mut zstd::stream::Decoder::new(chunk).map_err(|e| e.to_string())?),
+            _ => {
+                let mut d = zstd::stream::Decoder::new(chunk).map_err(|e| e.to_string())?;
+                d.window_log_max(MAX_ZSTD_WINDOW_LOG).map_err(|e| e.to_string())?;
+                capped(&mut d)
+            }
         },
         k => Err(format!("{} is not read (ZLIB, SNAPPY, ZSTD are)", k.as_str_name())),
     }
@@ -362,6 +370,12 @@ mod tests {
             let within = hand_built(CompressionKind::Zstd, &zstd::bulk::compress(&zeros[1..], 3).unwrap(), 1);
             assert_eq!(check_bytes(&within), Ok(()));
         }
+        let mut e = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        e.window_log(25).unwrap();
+        e.include_contentsize(false).unwrap();
+        e.write_all(b"bkt").unwrap();
+        let wide = hand_built(CompressionKind::Zstd, &e.finish().unwrap(), 3);
+        assert!(check_bytes(&wide).unwrap_err().contains("ZSTD compression is corrupt"), "a 32 MiB window");
     }
 
     /// Writes the hand-built fuzz inputs. Run by hand: `cargo test --workspace --locked --lib -- --ignored orc_check`.
