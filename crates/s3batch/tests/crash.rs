@@ -49,33 +49,18 @@ latency_ms = 5
 
     let t0 = std::time::Instant::now();
     let mut server = Server::start(&config);
-    let (status, created) = api(
-        "POST",
-        &format!("{}/api/v1/jobs", server.endpoint),
-        Some(serde_json::json!({
-            "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "crash", "Value": "test"}]}},
-            "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                         "Location": {"ObjectArn": "arn:aws:s3:::crash-manifests/manifest.csv"}},
-            "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::crash-reports", "Format": "Report_CSV_20180820",
-                       "Prefix": "reports", "ReportScope": "AllTasks"},
-            "Priority": 5,
-            "ConfirmationRequired": false
-        })),
-    );
-    assert_eq!(status, 200, "{created}");
-    let id = created["JobId"].as_str().unwrap().to_string();
-    let describe = |endpoint: &str| api("GET", &format!("{endpoint}/api/v1/jobs/{id}"), None).1;
+    let id = create_tagging_job(&server.endpoint, "crash");
 
     // Kill at random points of progress, restarting each time.
     for (n, (fraction, delay)) in run.moments().into_iter().enumerate() {
         let target = (run.tasks as f64 * fraction) as i64;
         let endpoint = server.endpoint.clone();
         wait_until(300, "progress before the kill", || {
-            let j = describe(&endpoint);
+            let j = describe(&endpoint, &id);
             (tasks_done(&j) >= target || is_terminal(&j)).then_some(())
         });
         std::thread::sleep(delay);
-        let job = describe(&endpoint);
+        let job = describe(&endpoint, &id);
         assert!(!is_terminal(&job), "the job finished before kill {}: make it longer ({job})", n + 1);
         server.kill9();
         let done = tasks_done(&job);
@@ -87,7 +72,7 @@ latency_ms = 5
     // always caught (the report of 40,000 rows takes a second or so): the log says whether it was.
     let endpoint = server.endpoint.clone();
     let completing = wait_until(600, "the job to finish its tasks", || {
-        let j = describe(&endpoint);
+        let j = describe(&endpoint, &id);
         (j["Status"] == "Completing" || is_terminal(&j)).then_some(j["Status"] == "Completing")
     });
     if completing {
@@ -98,7 +83,7 @@ latency_ms = 5
 
     let endpoint = server.endpoint.clone();
     let job = wait_until(600, "the job to finish after the restarts", || {
-        let j = describe(&endpoint);
+        let j = describe(&endpoint, &id);
         is_terminal(&j).then_some(j)
     });
     let kills = run.kills + usize::from(completing);

@@ -192,28 +192,6 @@ impl Fleet {
     }
 }
 
-fn create_job(endpoint: &str) -> String {
-    let (status, created) = api(
-        "POST",
-        &format!("{endpoint}/api/v1/jobs"),
-        Some(serde_json::json!({
-            "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "fleet", "Value": "test"}]}},
-            "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                         "Location": {"ObjectArn": "arn:aws:s3:::fleet-manifests/manifest.csv"}},
-            "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::fleet-reports", "Format": "Report_CSV_20180820",
-                       "Prefix": "reports", "ReportScope": "AllTasks"},
-            "Priority": 5,
-            "ConfirmationRequired": false
-        })),
-    );
-    assert_eq!(status, 200, "{created}");
-    created["JobId"].as_str().unwrap().to_string()
-}
-
-fn describe(endpoint: &str, id: &str) -> serde_json::Value {
-    api("GET", &format!("{endpoint}/api/v1/jobs/{id}"), None).1
-}
-
 /// Wait until `fraction` of the tasks are done; panics if the job finished first (it must be longer).
 fn wait_progress(endpoint: &str, id: &str, total: usize, fraction: f64, what: &str) {
     let target = (total as f64 * fraction) as i64;
@@ -275,7 +253,7 @@ fn kill_9_of_a_worker_and_of_serve_loses_and_doubles_nothing() {
     let serve_engine = listed.iter().find(|w| w["Role"] == "serve").expect("serve's engine is listed");
     let serve_engine_id = serve_engine["WorkerId"].as_str().unwrap().to_string();
 
-    let id = create_job(&serve.endpoint);
+    let id = create_tagging_job(&serve.endpoint, "fleet");
     wait_progress(&serve.endpoint, &id, BIG, 0.25, "the worker was killed");
     let victim = ws.remove(0);
     let victim_id = victim.id.clone();
@@ -316,7 +294,7 @@ fn kill_9_loop_of_workers_and_the_scheduler_loses_and_doubles_nothing() {
     let manifest = fleet.manifest(run.tasks);
     let serve = Server::start_with(&fleet.config, &["--no-engine"]);
     let mut ws: Vec<Worker> = (0..3).map(|_| Worker::start(&fleet.config)).collect();
-    let id = create_job(&serve.endpoint);
+    let id = create_tagging_job(&serve.endpoint, "fleet");
     let t0 = Instant::now();
     let mut scheduler_kills = 0;
     for (n, (fraction, delay)) in run.moments().into_iter().enumerate() {
@@ -386,7 +364,7 @@ fn sigterm_stops_a_worker_gracefully_mid_job() {
     let b = Worker::start(&fleet.config);
     let (a_id, b_id) = (a.id.clone(), b.id.clone());
 
-    let id = create_job(&serve.endpoint);
+    let id = create_tagging_job(&serve.endpoint, "fleet");
     wait_progress(&serve.endpoint, &id, N, 0.3, "SIGTERM");
     let (status, took) = a.sigterm(20);
     assert!(status.success(), "the worker exited with {status}");
@@ -414,7 +392,7 @@ fn each_worker_shows_its_own_tasks_in_its_metrics() {
         .iter()
         .map(|p| Worker::start_with(&fleet.config, &["--metrics-listen", &format!("127.0.0.1:{p}")]))
         .collect();
-    let id = create_job(&serve.endpoint);
+    let id = create_tagging_job(&serve.endpoint, "fleet");
     let job = wait_finished(&serve.endpoint, &id, 180);
     assert_reported_exactly_once(&fleet.objects, &job, &manifest);
     let ran: Vec<f64> = ports
@@ -458,7 +436,7 @@ fn sigterm_past_the_grace_period_gives_the_chunks_back() {
     let _b = Worker::start(&fleet.config);
     let a_id = a.id.clone();
 
-    let id = create_job(&serve.endpoint);
+    let id = create_tagging_job(&serve.endpoint, "fleet");
     wait_until(60, "the worker to hold chunks", || (fleet.leased_by(&a_id) > 0).then_some(()));
     let t0 = Instant::now();
     let (status, took) = a.sigterm(20);
@@ -511,7 +489,7 @@ fn a_postgres_restart_mid_job_loses_and_doubles_nothing() {
     let serve = Server::start_with(&fleet.config, &["--no-engine"]);
     let mut ws: Vec<Worker> = (0..2).map(|_| Worker::start(&fleet.config)).collect();
 
-    let id = create_job(&serve.endpoint);
+    let id = create_tagging_job(&serve.endpoint, "fleet");
     wait_progress(&serve.endpoint, &id, N, 0.3, "PostgreSQL was restarted");
     let took = restart_postgres();
     eprintln!("PostgreSQL restarted in {took:?}");

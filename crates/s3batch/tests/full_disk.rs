@@ -85,28 +85,6 @@ latency_ms = 5
     (Setup { _dir: dir, objects, mount, config, log, database }, manifest)
 }
 
-fn create_job(endpoint: &str) -> String {
-    let (status, created) = api(
-        "POST",
-        &format!("{endpoint}/api/v1/jobs"),
-        Some(serde_json::json!({
-            "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": "disk", "Value": "full"}]}},
-            "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                         "Location": {"ObjectArn": "arn:aws:s3:::fd-manifests/manifest.csv"}},
-            "Report": {"Enabled": true, "Bucket": "arn:aws:s3:::fd-reports", "Format": "Report_CSV_20180820",
-                       "Prefix": "reports", "ReportScope": "AllTasks"},
-            "Priority": 5,
-            "ConfirmationRequired": false
-        })),
-    );
-    assert_eq!(status, 200, "{created}");
-    created["JobId"].as_str().unwrap().to_string()
-}
-
-fn describe(endpoint: &str, id: &str) -> serde_json::Value {
-    api("GET", &format!("{endpoint}/api/v1/jobs/{id}"), None).1
-}
-
 /// Write `path` until its filesystem is full; returns the bytes written.
 fn fill(path: &Path) -> u64 {
     let mut f = std::fs::File::create(path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
@@ -163,7 +141,7 @@ fn sqlite_on_a_full_disk_waits_for_space_and_then_completes() {
     const N: usize = 20_000;
     let (s, manifest) = setup("lease_ms = 1500\ntick_ms = 100\nconcurrency = 16\nchunk_size = 500", N, "database");
     let mut serve = Server::start_on_tmpfs(&s.config, &s.mount, "64m", &["data"], &s.log);
-    let id = create_job(&serve.endpoint);
+    let id = create_tagging_job(&serve.endpoint, "fd");
     wait_until(120, "the job to be a fifth done", || {
         (tasks_done(&describe(&serve.endpoint, &id)) >= N as i64 / 5).then_some(())
     });
@@ -207,7 +185,7 @@ fn a_report_to_a_full_disk_fails_the_job_after_the_retry_period() {
     let (s, manifest) = setup(engine, N, "reports");
     let mut serve = Server::start_on_tmpfs(&s.config, &s.mount, "1m", &["fd-reports"], &s.log);
     fill(&serve.in_ns(&s.mount.join("filler")));
-    let id = create_job(&serve.endpoint);
+    let id = create_tagging_job(&serve.endpoint, "fd");
     let job = wait_finished(&serve, &id, 120, &s.log);
     assert!(serve.child.try_wait().unwrap().is_none(), "serve died on a full disk");
     assert_eq!(job["Status"], "Failed", "{job}");
@@ -255,7 +233,7 @@ fn a_report_to_a_full_disk_completes_when_space_returns() {
     let mut serve = Server::start_on_tmpfs(&s.config, &s.mount, "1m", &["fd-reports"], &s.log);
     let filler = serve.in_ns(&s.mount.join("filler"));
     fill(&filler);
-    let id = create_job(&serve.endpoint);
+    let id = create_tagging_job(&serve.endpoint, "fd");
     wait_until(120, "a report upload to fail", || log_has(&s.log, "writing the report failed").then_some(()));
     let during = holds_on(&mut serve, &id, 3);
     assert_eq!(during["Status"], "Completing", "{during}");

@@ -345,6 +345,31 @@ pub fn manifest_lines(bucket: &str, n: usize) -> String {
     manifest
 }
 
+/// Create, through the JSON API, an S3PutObjectTagging job over `<prefix>-manifests/manifest.csv` (bucket and key
+/// columns) reporting every task to `<prefix>-reports` under `reports`; its id.
+pub fn create_tagging_job(endpoint: &str, prefix: &str) -> String {
+    let (status, created) = api(
+        "POST",
+        &format!("{endpoint}/api/v1/jobs"),
+        Some(serde_json::json!({
+            "Operation": {"S3PutObjectTagging": {"TagSet": [{"Key": prefix, "Value": "test"}]}},
+            "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                         "Location": {"ObjectArn": format!("arn:aws:s3:::{prefix}-manifests/manifest.csv")}},
+            "Report": {"Enabled": true, "Bucket": format!("arn:aws:s3:::{prefix}-reports"),
+                       "Format": "Report_CSV_20180820", "Prefix": "reports", "ReportScope": "AllTasks"},
+            "Priority": 5,
+            "ConfirmationRequired": false
+        })),
+    );
+    assert_eq!(status, 200, "{created}");
+    created["JobId"].as_str().unwrap().to_string()
+}
+
+/// A job as the JSON API describes it.
+pub fn describe(endpoint: &str, id: &str) -> serde_json::Value {
+    api("GET", &format!("{endpoint}/api/v1/jobs/{id}"), None).1
+}
+
 /// Tasks done (succeeded or failed) of a described job.
 pub fn tasks_done(job: &serde_json::Value) -> i64 {
     let p = &job["ProgressSummary"];
