@@ -69,6 +69,15 @@ chromium --version
 node --version
 npm --version
 
+# crates/s3batch/tests/full_disk.rs mounts a small tmpfs in a private mount namespace (`unshare`, `nsenter` from
+# util-linux; the tests run as root) and checks the SQLite database with the `sqlite3` shell (Debian's sqlite3).
+say "sqlite3 and util-linux"
+if ! command -v sqlite3 >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq sqlite3; else sudo apt-get update -qq && sudo apt-get install -y -qq sqlite3; fi
+fi
+sqlite3 --version
+command -v unshare nsenter
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 
