@@ -5,13 +5,6 @@
 // on a panic elsewhere (the project's code, std). A third-party panic the product does not catch still aborts, in
 // libfuzzer-sys's own catch_unwind around each input. See fuzz/README.md.
 libfuzzer_sys::fuzz_target!(
-    init: {
-        let abort = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !s3batch_inventory::fuzzing::is_third_party(info.location()) {
-                abort(info);
-            }
-        }));
-    },
+    init: { s3batch_inventory::fuzzing::abort_only_on_own_panics(); },
     |data: &[u8]| s3batch_inventory::fuzzing::parquet(data)
 );

@@ -107,6 +107,19 @@ pub fn is_third_party(location: Option<&Location<'_>>) -> bool {
     location.is_some_and(|l| is_registry_source(l.file()))
 }
 
+/// The panic hook of the Parquet and ORC fuzz targets, set in their `init`: libfuzzer-sys's own hook aborts on
+/// every panic, caught or not; this one (called with the hook it replaces) aborts only where
+/// [`is_third_party`] is false. A third-party panic the readers do not catch still aborts, in libfuzzer-sys's
+/// `catch_unwind` around each input.
+pub fn abort_only_on_own_panics() {
+    let abort = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !is_third_party(info.location()) {
+            abort(info);
+        }
+    }));
+}
+
 fn is_registry_source(file: &str) -> bool {
     file.replace('\\', "/").contains("/registry/src/")
 }
