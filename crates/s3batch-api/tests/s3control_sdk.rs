@@ -122,6 +122,7 @@ impl Server {
             .endpoint_url(format!("http://{}", self.addr))
             .credentials_provider(Credentials::new(key, secret, None, None, "test"))
             .retry_config(aws_sdk_s3control::config::retry::RetryConfig::disabled())
+            .http_client(s3batch_storage::s3::http_client())
             .build();
         Client::from_conf(conf)
     }
@@ -551,6 +552,7 @@ async fn a_custom_endpoint_resolver_in_a_real_region() {
         .region(Region::new("eu-west-1"))
         .endpoint_resolver(Fixed(format!("http://{}", s.addr)))
         .credentials_provider(Credentials::new("AKIDA", "secret-of-AKIDA", None, None, "test"))
+        .http_client(s3batch_storage::s3::http_client())
         .build();
     let c = Client::from_conf(conf);
     let id = create(&s, &c, A, true, tagging_op()).await;

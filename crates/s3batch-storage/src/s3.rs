@@ -165,7 +165,8 @@ impl S3Store {
             .region(Region::new(region.clone()))
             .force_path_style(c.force_path_style)
             .credentials_provider(Credentials::new(access_key, secret, None, None, "s3batch-config"))
-            .retry_partition(unrationed_retries());
+            .retry_partition(unrationed_retries())
+            .http_client(http_client());
         if let Some(endpoint) = &c.endpoint {
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
                 return Err(format!("`endpoint` must start with http:// or https://, got {endpoint:?}"));
@@ -225,6 +226,15 @@ impl S3Store {
             _ => e,
         }
     }
+}
+
+/// The HTTP client of the S3 clients s3batch builds: the SDK's own (hyper, rustls with the platform's trusted
+/// roots, its connection pool and timeouts), with rustls on the `ring` crypto provider. The SDK's default client is
+/// the same but on `aws-lc`, a C library that took about 75 s of a cold release build; the project leaves that
+/// feature off, so a client built without this one has no HTTP client at all (the SDK says so on its first call).
+pub fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
 }
 
 /// The SDK's retries (standard mode: 3 attempts per call) without its retry quota. By default every S3 client of
@@ -1463,6 +1473,27 @@ mod tests {
             root: None,
             ..StorageConfig::local("s3", "")
         }
+    }
+
+    /// The clients speak TLS to an `https://` endpoint (rustls on ring; the SDK's default aws-lc client is not
+    /// built): the first bytes a listener gets are a TLS ClientHello, and the failed handshake is the call's error.
+    #[tokio::test]
+    async fn an_https_endpoint_gets_a_tls_handshake() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut c = s3_config();
+        c.endpoint = Some(format!("https://{}", listener.local_addr().unwrap()));
+        let store = S3Store::from_config(&c).unwrap();
+        let call = tokio::spawn(async move { store.client().head_bucket().bucket("b").send().await });
+        let accepted = tokio::time::timeout(std::time::Duration::from_secs(20), listener.accept()).await;
+        let (mut conn, _) = accepted.expect("the client never connected").unwrap();
+        let mut hello = [0u8; 6];
+        conn.read_exact(&mut hello).await.unwrap();
+        assert_eq!(hello[0], 0x16, "a TLS handshake record");
+        assert_eq!(hello[5], 0x01, "a ClientHello");
+        drop((conn, listener));
+        let e = call.await.unwrap().expect_err("no TLS server answered");
+        assert!(matches!(e, SdkError::DispatchFailure(_)), "{}", DisplayErrorContext(&e));
     }
 
     #[test]
