@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use s3batch_core::manifest::{CsvLayout, ManifestFormat, ManifestTask, csv_reader};
-use s3batch_core::report::{ReportRow, TaskStatus};
+use s3batch_core::report::{ReportRow, RowWriter, TaskStatus};
 use s3batch_core::{Event, JobSpec, JobStatus, Operation, arn};
 use s3batch_storage::{DeleteKey, ObjectRef, StorageError};
 use s3batch_store::{CasOutcome, Chunk, ChunkId, ChunkResult, StatusChange};
@@ -780,16 +780,16 @@ fn sort_deleted(
 
 /// Report rows, in manifest order, for the tasks that ran.
 fn build_result(tasks: &[ManifestTask], outcomes: &[Option<Outcome>]) -> ChunkResult {
-    let mut r = ChunkResult::default();
+    let (mut succeeded_rows, mut failed_rows) = (Vec::new(), Vec::new());
+    let (mut succeeded, mut failed) = (RowWriter::new(&mut succeeded_rows), RowWriter::new(&mut failed_rows));
+    let (mut ok, mut bad) = (0, 0);
     for (task, outcome) in tasks.iter().zip(outcomes) {
         let Some(outcome) = outcome else { continue };
-        let (status, http, code, msg, out) = match outcome {
-            Outcome::Succeeded(m) => (TaskStatus::Succeeded, 200, "", m.as_str(), &mut r.succeeded_rows),
-            Outcome::Failed(e) => {
-                (TaskStatus::Failed, e.report_status(), e.code.as_str(), e.message.as_str(), &mut r.failed_rows)
-            }
+        let (status, http, code, msg) = match outcome {
+            Outcome::Succeeded(m) => (TaskStatus::Succeeded, 200, "", m.as_str()),
+            Outcome::Failed(e) => (TaskStatus::Failed, e.report_status(), e.code.as_str(), e.message.as_str()),
         };
-        ReportRow {
+        let row = ReportRow {
             bucket: &task.bucket,
             key: &task.raw_key,
             version_id: task.version_id.as_deref(),
@@ -797,12 +797,19 @@ fn build_result(tasks: &[ManifestTask], outcomes: &[Option<Outcome>]) -> ChunkRe
             http_status: http,
             error_code: code,
             result_message: msg,
-        }
-        .write_to(out);
+        };
         match status {
-            TaskStatus::Succeeded => r.succeeded += 1,
-            TaskStatus::Failed => r.failed += 1,
+            TaskStatus::Succeeded => {
+                succeeded.write(&row);
+                ok += 1;
+            }
+            TaskStatus::Failed => {
+                failed.write(&row);
+                bad += 1;
+            }
         }
     }
-    r
+    succeeded.finish();
+    failed.finish();
+    ChunkResult { succeeded: ok, failed: bad, succeeded_rows, failed_rows }
 }

@@ -20,13 +20,14 @@
 //! grants as an `AccessControlPolicy` body (moto ignores such a body); only a policy without grants is sent as a
 //! body.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::endpoint::{DefaultResolver, Endpoint, EndpointFuture, Params, ParamsBuilder, ResolveEndpoint};
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
@@ -128,7 +129,8 @@ impl S3Store {
     }
 
     /// A client for a `kind = "s3"` entry: static credentials, the region (default `us-east-1`), the endpoint and
-    /// path style if given, and checksums only when required unless `checksum_when_required = false`.
+    /// path style if given, checksums only when required unless `checksum_when_required = false`, and the SDK's
+    /// endpoint rules run once per bucket ([`CachingResolver`]).
     pub fn from_config(c: &StorageConfig) -> Result<S3Store, String> {
         let access_key = c
             .access_key_id
@@ -166,7 +168,8 @@ impl S3Store {
             .force_path_style(c.force_path_style)
             .credentials_provider(Credentials::new(access_key, secret, None, None, "s3batch-config"))
             .retry_partition(unrationed_retries())
-            .http_client(http_client());
+            .http_client(http_client())
+            .endpoint_resolver(CachingResolver::new());
         if let Some(endpoint) = &c.endpoint {
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
                 return Err(format!("`endpoint` must start with http:// or https://, got {endpoint:?}"));
@@ -247,6 +250,122 @@ pub fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
 fn unrationed_retries() -> aws_sdk_s3::config::retry::RetryPartition {
     use aws_sdk_s3::config::retry::{RetryPartition, TokenBucket};
     RetryPartition::custom("s3batch").token_bucket(TokenBucket::unlimited()).build()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Endpoint resolution
+
+/// Endpoints one client remembers: one per bucket it talks to (and per client setting, which do not change). A job
+/// touches few buckets; past this many the oldest entry goes.
+const ENDPOINT_CACHE_ENTRIES: usize = 64;
+
+/// aws-sdk-s3's own endpoint rules, run once per bucket instead of once per request.
+///
+/// The SDK's `DefaultResolver` remembers the last `Params` it resolved, but `Params` holds the request's key,
+/// prefix and copy source, so with a new key on every request it ran the whole rule set every time (a decision
+/// diagram of 553 nodes, URL parsing, string building). The rules read neither of the three (the unit tests compare
+/// this resolver with `DefaultResolver` on keys, prefixes and copy sources, so an SDK whose rules start reading
+/// them fails there), so this cache keys on every other parameter: the bucket and the client's settings. A miss,
+/// or parameters the rules refuse, go to `DefaultResolver` unchanged; errors are not remembered.
+#[derive(Debug, Default)]
+pub struct CachingResolver {
+    rules: DefaultResolver,
+    /// Parameters without key, prefix and copy source, and what the rules gave for them; the oldest first.
+    cache: RwLock<VecDeque<(Params, Endpoint)>>,
+}
+
+impl CachingResolver {
+    pub fn new() -> CachingResolver {
+        CachingResolver::default()
+    }
+
+    /// The endpoint remembered for these parameters, if any.
+    fn cached(&self, params: &Params) -> Option<Endpoint> {
+        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        cache.iter().find(|(p, _)| same_but_object(p, params)).map(|(_, e)| e.clone())
+    }
+
+    fn remember(&self, params: &Params, endpoint: &Endpoint) {
+        let Some(key) = without_object(params) else { return };
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        if cache.iter().any(|(p, _)| same_but_object(p, &key)) {
+            return; // another request got there first
+        }
+        if cache.len() >= ENDPOINT_CACHE_ENTRIES {
+            cache.pop_front();
+        }
+        cache.push_back((key, endpoint.clone()));
+    }
+
+    /// Entries held (for tests).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.cache.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+impl ResolveEndpoint for CachingResolver {
+    fn resolve_endpoint<'a>(&'a self, params: &'a Params) -> EndpointFuture<'a> {
+        if let Some(endpoint) = self.cached(params) {
+            return EndpointFuture::ready(Ok(endpoint));
+        }
+        EndpointFuture::new(async move {
+            let endpoint = self.rules.resolve_endpoint(params).await?;
+            self.remember(params, &endpoint);
+            Ok(endpoint)
+        })
+    }
+}
+
+/// Every parameter equal except key, prefix and copy source (the object the request names).
+fn same_but_object(a: &Params, b: &Params) -> bool {
+    a.bucket() == b.bucket()
+        && a.region() == b.region()
+        && a.endpoint() == b.endpoint()
+        && a.force_path_style() == b.force_path_style()
+        && a.use_fips() == b.use_fips()
+        && a.use_dual_stack() == b.use_dual_stack()
+        && a.accelerate() == b.accelerate()
+        && a.use_global_endpoint() == b.use_global_endpoint()
+        && a.use_object_lambda_endpoint() == b.use_object_lambda_endpoint()
+        && a.disable_access_points() == b.disable_access_points()
+        && a.disable_multi_region_access_points() == b.disable_multi_region_access_points()
+        && a.use_arn_region() == b.use_arn_region()
+        && a.use_s3_express_control_endpoint() == b.use_s3_express_control_endpoint()
+        && a.disable_s3_express_session_auth() == b.disable_s3_express_session_auth()
+}
+
+/// The parameters with key, prefix and copy source left out: what the cache keys on. `None` if the SDK will not
+/// build them, or if putting those three back does not give `p` again: `p` then holds a parameter this code does
+/// not know (a newer SDK), and nothing is cached rather than two requests that differ in it sharing an endpoint.
+fn without_object(p: &Params) -> Option<Params> {
+    let key = all_but_object(p).build().ok()?;
+    let back = all_but_object(p)
+        .set_key(p.key().map(str::to_string))
+        .set_prefix(p.prefix().map(str::to_string))
+        .set_copy_source(p.copy_source().map(str::to_string))
+        .build()
+        .ok()?;
+    (back == *p).then_some(key)
+}
+
+/// A builder with every parameter of `p` but key, prefix and copy source.
+fn all_but_object(p: &Params) -> ParamsBuilder {
+    Params::builder()
+        .set_bucket(p.bucket().map(str::to_string))
+        .set_region(p.region().map(str::to_string))
+        .set_endpoint(p.endpoint().map(str::to_string))
+        .set_force_path_style(p.force_path_style())
+        .set_use_fips(p.use_fips())
+        .set_use_dual_stack(p.use_dual_stack())
+        .set_accelerate(p.accelerate())
+        .set_use_global_endpoint(p.use_global_endpoint())
+        .set_use_object_lambda_endpoint(p.use_object_lambda_endpoint())
+        .set_disable_access_points(p.disable_access_points())
+        .set_disable_multi_region_access_points(p.disable_multi_region_access_points())
+        .set_use_arn_region(p.use_arn_region())
+        .set_use_s3_express_control_endpoint(p.use_s3_express_control_endpoint())
+        .set_disable_s3_express_session_auth(p.disable_s3_express_session_auth())
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1386,6 +1505,8 @@ fn event_hold_years(h: Option<EventHold>) -> Option<i32> {
 
 #[cfg(test)]
 mod tests {
+    use futures::FutureExt;
+
     use super::*;
 
     #[test]
@@ -1461,6 +1582,164 @@ mod tests {
         assert_eq!(total_from_content_range(Some("bytes 0-9/200000")), Some(200_000));
         assert_eq!(total_from_content_range(Some("bytes 0-9/*")), None);
         assert_eq!(total_from_content_range(None), None);
+    }
+
+    /// Endpoint parameters as the SDK's operations set them, over the settings and bucket kinds that lead the
+    /// rules down different paths: custom endpoints (path style and virtual host), AWS partitions, FIPS, dual
+    /// stack, accelerate, the global endpoint, access point, Outposts and multi-region ARNs, S3 Express buckets,
+    /// object lambda, and parameters the rules refuse.
+    fn endpoint_settings() -> Vec<ParamsBuilder> {
+        let b = |region: &str| Params::builder().region(region);
+        let mut all = Vec::new();
+        for endpoint in
+            [None, Some("http://127.0.0.1:3900"), Some("http://localhost:9000"), Some("https://s3.example.com")]
+        {
+            for path_style in [false, true] {
+                for bucket in [None, Some("bucket"), Some("my.dotted.bucket"), Some("Not_DNS")] {
+                    all.push(
+                        b("us-east-1")
+                            .set_endpoint(endpoint.map(str::to_string))
+                            .force_path_style(path_style)
+                            .set_bucket(bucket.map(str::to_string)),
+                    );
+                }
+            }
+        }
+        for region in ["us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1", "garage", "aws-global"] {
+            all.push(b(region).bucket("bucket"));
+            all.push(b(region).bucket("bucket").use_fips(true));
+            all.push(b(region).bucket("bucket").use_dual_stack(true));
+            all.push(b(region).bucket("bucket").accelerate(true));
+            all.push(b(region).bucket("bucket").use_global_endpoint(true));
+        }
+        for bucket in [
+            "arn:aws:s3:us-west-2:123456789012:accesspoint:myendpoint",
+            "arn:aws:s3:us-west-2:123456789012:accesspoint/myendpoint",
+            "arn:aws:s3-outposts:us-west-2:123456789012:outpost:op-01234567890123456:accesspoint:reports",
+            "arn:aws:s3::123456789012:accesspoint:mfzwi23gnjvgw.mrap",
+            "arn:aws:s3-object-lambda:us-west-2:123456789012:accesspoint/mybanner",
+            "arn:aws:not-s3:us-west-2:123456789012:accesspoint:myendpoint",
+            "mybucket--use1-az1--x-s3",
+        ] {
+            all.push(b("us-west-2").bucket(bucket));
+            all.push(b("us-east-1").bucket(bucket).use_arn_region(true));
+            all.push(b("us-east-1").bucket(bucket).use_arn_region(false));
+            all.push(b("us-west-2").bucket(bucket).disable_access_points(true));
+            all.push(b("us-west-2").bucket(bucket).disable_multi_region_access_points(true));
+        }
+        all.push(b("us-west-2").bucket("mybucket--use1-az1--x-s3").disable_s3_express_session_auth(true));
+        all.push(b("us-east-1").bucket("mybucket--use1-az1--x-s3").use_s3_express_control_endpoint(true));
+        all.push(b("us-west-2").use_object_lambda_endpoint(true));
+        all.push(b("a b").bucket("bucket"));
+        all.push(Params::builder().bucket("bucket"));
+        all
+    }
+
+    /// What the SDK's own rules give: an endpoint, or the error's text.
+    fn by_rules(params: &Params) -> std::result::Result<Endpoint, String> {
+        DefaultResolver::new().resolve_endpoint(params).now_or_never().unwrap().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn cached_endpoints_are_the_rules_endpoints_whatever_the_key() {
+        let objects: [(Option<&str>, Option<&str>, Option<&str>); 6] = [
+            (None, None, None),
+            (Some("a"), None, None),
+            (Some("dir/sub/a b+c%d#e?f ü.txt"), None, None),
+            (Some("x"), None, Some("src-bucket/dir/a%20b")),
+            (None, Some("logs/2026/"), None),
+            (Some(".."), Some("p"), Some("arn:aws:s3:us-west-2:123456789012:accesspoint/src/object/k")),
+        ];
+        let resolver = CachingResolver::new();
+        let (mut ok, mut refused) = (0, 0);
+        for settings in endpoint_settings() {
+            for (key, prefix, copy_source) in objects {
+                let params = settings
+                    .clone()
+                    .set_key(key.map(str::to_string))
+                    .set_prefix(prefix.map(str::to_string))
+                    .set_copy_source(copy_source.map(str::to_string))
+                    .build()
+                    .unwrap();
+                let want = by_rules(&params);
+                let got = resolver.resolve_endpoint(&params).now_or_never().unwrap().map_err(|e| e.to_string());
+                assert_eq!(got, want, "{params:?}");
+                if want.is_ok() { ok += 1 } else { refused += 1 }
+            }
+        }
+        // Both paths were exercised, and the cache served most of the answers.
+        assert!(ok > 300 && refused > 20, "{ok} resolved, {refused} refused");
+        assert!(resolver.len() <= ENDPOINT_CACHE_ENTRIES);
+    }
+
+    #[test]
+    fn the_endpoint_cache_is_bounded_and_keeps_recent_buckets() {
+        let resolver = CachingResolver::new();
+        let params = |bucket: String, key: &str| {
+            Params::builder()
+                .region("garage")
+                .endpoint("http://127.0.0.1:3900")
+                .force_path_style(true)
+                .bucket(bucket)
+                .key(key)
+                .build()
+                .unwrap()
+        };
+        for i in 0..ENDPOINT_CACHE_ENTRIES + 10 {
+            let p = params(format!("bucket-{i}"), "k");
+            let e = resolver.resolve_endpoint(&p).now_or_never().unwrap().unwrap();
+            assert_eq!(e.url(), format!("http://127.0.0.1:3900/bucket-{i}"));
+            assert!(resolver.len() <= ENDPOINT_CACHE_ENTRIES);
+        }
+        assert_eq!(resolver.len(), ENDPOINT_CACHE_ENTRIES);
+        let last = params(format!("bucket-{}", ENDPOINT_CACHE_ENTRIES + 9), "other key");
+        assert!(resolver.cached(&last).is_some());
+        assert!(resolver.cached(&params("bucket-0".into(), "k")).is_none());
+    }
+
+    /// The cache compares every parameter but three by name: a parameter a newer SDK adds must be added to
+    /// [`same_but_object`] and [`all_but_object`] (or shown not to matter) before this passes again.
+    #[test]
+    fn endpoint_parameters_are_all_known() {
+        let debug = format!("{:?}", Params::builder().build().unwrap());
+        let inner = debug.strip_prefix("Params { ").and_then(|d| d.strip_suffix(" }")).unwrap();
+        let names: Vec<&str> = inner.split(", ").map(|f| f.split(':').next().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "bucket",
+                "region",
+                "use_fips",
+                "use_dual_stack",
+                "endpoint",
+                "force_path_style",
+                "accelerate",
+                "use_global_endpoint",
+                "use_object_lambda_endpoint",
+                "key",
+                "prefix",
+                "copy_source",
+                "disable_access_points",
+                "disable_multi_region_access_points",
+                "use_arn_region",
+                "use_s3_express_control_endpoint",
+                "disable_s3_express_session_auth",
+            ]
+        );
+        // Parameters round-trip through the cache's key with their object parameters put back.
+        for settings in endpoint_settings() {
+            let p = settings.key("k").copy_source("b/k").build().unwrap();
+            let key = without_object(&p).unwrap();
+            assert!(same_but_object(&key, &p));
+            assert_eq!((key.key(), key.prefix(), key.copy_source()), (None, None, None));
+        }
+    }
+
+    #[test]
+    fn the_client_uses_the_caching_resolver() {
+        let s = S3Store::from_config(&s3_config()).unwrap();
+        let resolver = format!("{:?}", s.client.config().endpoint_resolver());
+        assert!(resolver.contains("CachingResolver"), "{resolver}");
     }
 
     fn s3_config() -> StorageConfig {

@@ -60,10 +60,11 @@ pub enum BenchMode {
     /// The same job with 1, 2, 3, … `s3batch worker` processes on one PostgreSQL database: tasks/s, and the ratio
     /// to one worker. Use a scratch database: its jobs table gets the bench's jobs (removed afterwards).
     Fleet(FleetArgs),
-    /// S3PutObjectCopy and S3DeleteObject jobs against a real S3 server (a single-node Garage started for the
-    /// run, or `--endpoint`), in the same rounds as a raw aws-sdk-s3 loop doing the same requests at the same
-    /// concurrency, a raw DeleteObjects loop (1,000 keys a request) and, when installed, s5cmd and rclone:
-    /// objects/s, client CPU per object and each ratio to s3batch (medians over `--rounds`).
+    /// S3PutObjectCopy, S3DeleteObject and S3PutObjectTagging jobs against a real S3 server (a single-node Garage
+    /// started for the run, or `--endpoint`), in the same rounds as a raw aws-sdk-s3 loop doing the same requests
+    /// at the same concurrency with a client as a user writes one, a raw DeleteObjects loop (1,000 keys a request)
+    /// and, when installed, s5cmd and rclone (copy and delete): objects/s, client CPU per object and each ratio to
+    /// s3batch (medians over `--rounds`).
     Garage(GarageArgs),
     /// A ManifestGenerator job over a `local` bucket of N objects: listing time, first committed chunk, whether
     /// listing and execution overlap, tasks/s, peak RSS.
@@ -1141,6 +1142,24 @@ async fn start_garage(script: &std::path::Path) -> Result<(GarageProc, S3Target)
     Ok((proc, target))
 }
 
+/// An aws-sdk-s3 client as a user writes one: the SDK's defaults, with only the region, the credentials, the
+/// endpoint and path style given. The raw loops use it, so that s3batch is measured against what a user would
+/// write rather than against its own client settings. The one setting added is the HTTP client: this build has no
+/// SDK default one (see `s3batch_storage::s3::http_client`); it is the SDK's own hyper client, which a user's
+/// default client is too, with rustls on ring instead of aws-lc (no TLS on the benchmark's plain-HTTP endpoints).
+fn user_client(t: &S3Target) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(t.region.clone()))
+        .credentials_provider(Credentials::new(&t.key_id, &t.secret, None, None, "bench"))
+        .endpoint_url(&t.endpoint)
+        .force_path_style(true)
+        .http_client(s3batch_storage::s3::http_client())
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
 fn s3_storage_config(t: &S3Target) -> StorageConfig {
     StorageConfig {
         kind: s3batch_storage::BackendKind::S3,
@@ -1265,9 +1284,10 @@ async fn garage(args: GarageArgs) -> Result<()> {
 /// The tools a round runs, each into its own destination bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tool {
-    /// s3batch jobs (S3PutObjectCopy, then S3DeleteObject through DeleteObjects).
+    /// s3batch jobs (S3PutObjectCopy, then S3DeleteObject through DeleteObjects, then S3PutObjectTagging of the
+    /// source objects).
     S3batch,
-    /// aws-sdk-s3: one CopyObject, one DeleteObject per key.
+    /// aws-sdk-s3: one CopyObject, one DeleteObject, one PutObjectTagging per key.
     RawSdk,
     /// aws-sdk-s3: DeleteObjects of 1,000 keys a request (its copies are made, not measured).
     RawBatch,
@@ -1387,20 +1407,41 @@ impl Samples {
     }
 }
 
+/// What a round does, in order: copy the source objects, delete the copies, tag the source objects.
+const GARAGE_OPERATIONS: [&str; 3] = ["S3PutObjectCopy", "S3DeleteObject", "S3PutObjectTagging"];
+/// The tag key the tagging round sets; its value names the tool, so the check after it sees who wrote it.
+const BENCH_TAG: &str = "bench";
+
 /// Every figure of one concurrency, over the rounds.
 #[derive(Default)]
 struct Figures {
-    /// s3batch jobs: copy, delete.
-    jobs: [Vec<JobRun>; 2],
-    /// (tool, operation index) → samples; operation 0 is the copy, 1 the delete.
+    /// s3batch jobs: copy, delete, tagging.
+    jobs: [Vec<JobRun>; 3],
+    /// (tool, operation index) → samples; operations as in [`GARAGE_OPERATIONS`].
     peers: std::collections::BTreeMap<(usize, usize), Samples>,
+}
+
+/// Whether the store tags objects: one PutObjectTagging of the first source object. `NotImplemented` is a no;
+/// any other error fails the bench.
+async fn tags_objects(client: &aws_sdk_s3::Client) -> Result<bool> {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    let tagging = aws_sdk_s3::types::Tagging::builder().set_tag_set(Some(bench_tags(Tool::RawSdk))).build()?;
+    match client.put_object_tagging().bucket(GARAGE_SRC).key(garage_key(0)).tagging(tagging).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some("NotImplemented") => Ok(false),
+        Err(e) => Err(anyhow::Error::new(e).context("PutObjectTagging")),
+    }
+}
+
+/// The tag set the tagging round gives every object when `tool` runs it.
+fn bench_tags(tool: Tool) -> Vec<aws_sdk_s3::types::Tag> {
+    vec![aws_sdk_s3::types::Tag::builder().key(BENCH_TAG).value(tool.name()).build().expect("key and value set")]
 }
 
 async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
     use aws_sdk_s3::primitives::ByteStream;
     let s3cfg = s3_storage_config(target);
-    // The raw loops use the very client the s3 backend builds: same settings, same connection pool type.
-    let client = s3batch_storage::s3::S3Store::from_config(&s3cfg).map_err(anyhow::Error::msg)?.client().clone();
+    let client = user_client(target);
     if args.endpoint.is_some() {
         for b in GARAGE_BUCKETS {
             let _ = client.create_bucket().bucket(*b).send().await; // already there is fine
@@ -1437,6 +1478,16 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
     })
     .await?;
     println!("created at {put_rate:.0} objects/s");
+    // Garage has no object tagging (it answers NotImplemented): the tagging round needs a store that has it.
+    let operations = if tags_objects(&client).await? {
+        GARAGE_OPERATIONS.len()
+    } else {
+        println!(
+            "the store does not implement PutObjectTagging (Garage does not): the tagging rows are left out; \
+             measure them with --endpoint of a store that has it"
+        );
+        2
+    };
 
     let dir = tempfile::tempdir()?;
     let mdir = dir.path().join("objects/bench-manifests");
@@ -1470,7 +1521,7 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
             order.rotate_left(round % tools.len());
             let names: Vec<&str> = order.iter().map(|t| t.name()).collect();
             println!("concurrency {c}, round {}/{rounds}: {}", round + 1, names.join(", "));
-            for op in 0..2 {
+            for op in 0..operations {
                 for &tool in &order {
                     let ti = tools.iter().position(|t| *t == tool).unwrap_or(0);
                     let dst = tool.bucket();
@@ -1480,9 +1531,15 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
                             figures.jobs[0].push(run_job(&parts.service, op, "copy.csv", n).await?);
                             None
                         }
-                        (Tool::S3batch, _) => {
+                        (Tool::S3batch, 1) => {
                             let op = serde_json::json!({"S3DeleteObject": {}});
                             figures.jobs[1].push(run_job(&parts.service, op, "delete.csv", n).await?);
+                            None
+                        }
+                        (Tool::S3batch, _) => {
+                            let tags = serde_json::json!([{"Key": BENCH_TAG, "Value": tool.name()}]);
+                            let op = serde_json::json!({"S3PutObjectTagging": {"TagSet": tags}});
+                            figures.jobs[2].push(run_job(&parts.service, op, "copy.csv", n).await?);
                             None
                         }
                         (Tool::RawSdk | Tool::RawBatch, 0) => {
@@ -1505,6 +1562,29 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
                             // The DeleteObjects loop's copies only give it something to delete.
                             (tool == Tool::RawSdk).then_some(copied)
                         }
+                        (Tool::RawSdk, 2) => Some(
+                            raw_loop(n, c, |i| {
+                                let client = client.clone();
+                                async move {
+                                    let key = garage_key(i);
+                                    let tagging = aws_sdk_s3::types::Tagging::builder()
+                                        .set_tag_set(Some(bench_tags(tool)))
+                                        .build()?;
+                                    client
+                                        .put_object_tagging()
+                                        .bucket(GARAGE_SRC)
+                                        .key(&key)
+                                        .tagging(tagging)
+                                        .send()
+                                        .await
+                                        .with_context(|| format!("PutObjectTagging {key}"))?;
+                                    Ok(())
+                                }
+                            })
+                            .await?,
+                        ),
+                        // Only s3batch and the raw loop tag: s5cmd and rclone have no tagging command.
+                        (_, 2) => continue,
                         (Tool::RawSdk, _) => Some(
                             raw_loop(n, c, |i| {
                                 let client = client.clone();
@@ -1542,6 +1622,17 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
                     };
                     if let Some(sample) = sample {
                         figures.peers.entry((ti, op)).or_default().push(sample);
+                    }
+                    if op == 2 {
+                        // The first, a middle and the last object carry this tool's tag.
+                        for i in [0, n / 2, n - 1] {
+                            let key = garage_key(i);
+                            let got = client.get_object_tagging().bucket(GARAGE_SRC).key(&key).send().await?;
+                            if got.tag_set() != bench_tags(tool).as_slice() {
+                                bail!("{} left {key} tagged {:?}", tool.name(), got.tag_set());
+                            }
+                        }
+                        continue;
                     }
                     // Every tool did the whole job: all copied, or nothing left.
                     let listed = client.list_objects_v2().bucket(dst).max_keys(1000).send().await?;
@@ -1602,7 +1693,7 @@ fn print_garage_table(tools: &[Tool], f: &Figures, n: u64, c: usize, rounds: usi
         config.engine.chunk_size, config.engine.chunks_in_flight
     );
     println!(
-        "{:<16}  {:>14}  {:>14}  {:>10}  {:>11}  {:>11}  {:>9}  {:>8}  {:>17}  {:>13}",
+        "{:<18}  {:>14}  {:>14}  {:>10}  {:>11}  {:>11}  {:>9}  {:>8}  {:>17}  {:>13}",
         "operation",
         "s3batch tasks/s",
         "s3batch job/s",
@@ -1615,8 +1706,8 @@ fn print_garage_table(tools: &[Tool], f: &Figures, n: u64, c: usize, rounds: usi
         "CPU ms/1k raw"
     );
     let raw = tools.iter().position(|t| *t == Tool::RawSdk).unwrap_or(0);
-    let mut s3batch = [(0.0, 0.0); 2];
-    for (op, name) in ["S3PutObjectCopy", "S3DeleteObject"].into_iter().enumerate() {
+    let mut s3batch = [(0.0, 0.0); GARAGE_OPERATIONS.len()];
+    for (op, name) in GARAGE_OPERATIONS.into_iter().enumerate().filter(|(op, _)| !f.jobs[*op].is_empty()) {
         let jobs = &f.jobs[op];
         let tasks = median(jobs.iter().map(|j| n as f64 / j.tasks_s).collect());
         let whole = median(jobs.iter().map(|j| n as f64 / j.whole_s).collect());
@@ -1624,7 +1715,7 @@ fn print_garage_table(tools: &[Tool], f: &Figures, n: u64, c: usize, rounds: usi
         let peer = f.peers.get(&(raw, op)).cloned().unwrap_or_default();
         let (raw_rate, raw_cpu) = (median(peer.rate), median(peer.cpu_s));
         println!(
-            "{:<16}  {:>14.0}  {:>14.0}  {:>10.0}  {:>10.1}%  {:>10.1}%  {:>9.2}  {:>8.2}  {:>17.0}  {:>13.0}",
+            "{:<18}  {:>14.0}  {:>14.0}  {:>10.0}  {:>10.1}%  {:>10.1}%  {:>9.2}  {:>8.2}  {:>17.0}  {:>13.0}",
             name,
             tasks,
             whole,
@@ -1640,18 +1731,18 @@ fn print_garage_table(tools: &[Tool], f: &Figures, n: u64, c: usize, rounds: usi
     println!();
     println!("peers, same round, same Garage (medians; ratio: s3batch's objects/s ÷ the tool's)");
     println!(
-        "{:<16}  {:<22}  {:>10}  {:>13}  {:>13}  {:>15}",
+        "{:<18}  {:<22}  {:>10}  {:>13}  {:>13}  {:>15}",
         "operation", "tool", "objects/s", "CPU ms/1k obj", "s3batch job ÷", "s3batch tasks ÷"
     );
-    for (op, name) in ["S3PutObjectCopy", "S3DeleteObject"].into_iter().enumerate() {
+    for (op, name) in GARAGE_OPERATIONS.into_iter().enumerate().filter(|(op, _)| !f.jobs[*op].is_empty()) {
         let (tasks, whole) = s3batch[op];
         let cpu = per_k(median(f.jobs[op].iter().map(|j| j.cpu_s).collect()));
-        println!("{:<16}  {:<22}  {:>10.0}  {:>13.0}  {:>13}  {:>15}", name, "s3batch job", whole, cpu, "", "");
+        println!("{:<18}  {:<22}  {:>10.0}  {:>13.0}  {:>13}  {:>15}", name, "s3batch job", whole, cpu, "", "");
         for (ti, tool) in tools.iter().enumerate() {
             let Some(p) = f.peers.get(&(ti, op)) else { continue };
             let (rate, cpu) = (median(p.rate.clone()), per_k(median(p.cpu_s.clone())));
             println!(
-                "{:<16}  {:<22}  {:>10.0}  {:>13.0}  {:>12.2}×  {:>14.2}×",
+                "{:<18}  {:<22}  {:>10.0}  {:>13.0}  {:>12.2}×  {:>14.2}×",
                 "",
                 tool.name(),
                 rate,
