@@ -434,6 +434,32 @@ fn write_fuzz_seeds() {
     }
 }
 
+/// The 300,000 entries the read-time measurements write.
+fn timed_entries() -> Vec<Entry> {
+    let keys: Vec<String> =
+        (0..300_000).map(|i| format!("logs/2024/01/{:02}/host-{}/file {i}.log", i % 31, i % 97)).collect();
+    entries_for(&keys.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Print the time to open `path` (a `kind` file of `rows` rows, written with codec `name`) and to read it all,
+/// best of three.
+fn print_read_time(kind: &str, name: &str, path: &std::path::Path, rows: usize) {
+    let (mut open_s, mut read_s) = (f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let it = open(kind, path, None).unwrap();
+        open_s = open_s.min(t.elapsed().as_secs_f64());
+        assert_eq!(it.count(), rows);
+        read_s = read_s.min(t.elapsed().as_secs_f64());
+    }
+    let size = std::fs::metadata(path).unwrap().len();
+    println!(
+        "{kind} {name}: {size} bytes, {rows} rows: open {:.1} ms, open and read {:.1} ms",
+        open_s * 1e3,
+        read_s * 1e3
+    );
+}
+
 /// The time to open (footer and chunk checks included) and read a 300,000-row ORC file under each codec, best of
 /// three. Run by hand: `cargo test --workspace --locked --test columnar -- --ignored --nocapture orc_read_time`.
 #[test]
@@ -441,28 +467,13 @@ fn write_fuzz_seeds() {
 fn orc_read_time() {
     use orc_rust::compression::CompressionType;
     let dir = tempfile::tempdir().unwrap();
-    let keys: Vec<String> =
-        (0..300_000).map(|i| format!("logs/2024/01/{:02}/host-{}/file {i}.log", i % 31, i % 97)).collect();
-    let entries = entries_for(&keys.iter().map(String::as_str).collect::<Vec<_>>());
+    let entries = timed_entries();
     for (name, c) in
         [("snappy", CompressionType::Snappy), ("zlib", CompressionType::Zlib), ("zstd", CompressionType::Zstd)]
     {
         let path = dir.path().join(format!("{name}.orc"));
         write_orc(&path, &entries, c);
-        let (mut open_s, mut read_s) = (f64::MAX, f64::MAX);
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            let rows = open("orc", &path, None).unwrap();
-            open_s = open_s.min(t.elapsed().as_secs_f64());
-            assert_eq!(rows.count(), keys.len());
-            read_s = read_s.min(t.elapsed().as_secs_f64());
-        }
-        let size = std::fs::metadata(&path).unwrap().len();
-        println!(
-            "orc {name}: {size} bytes, 300000 rows: open {:.1} ms, open and read {:.1} ms",
-            open_s * 1e3,
-            read_s * 1e3
-        );
+        print_read_time("orc", name, &path, entries.len());
     }
 }
 
@@ -472,9 +483,7 @@ fn orc_read_time() {
 #[ignore = "measures time; run explicitly"]
 fn parquet_read_time() {
     let dir = tempfile::tempdir().unwrap();
-    let keys: Vec<String> =
-        (0..300_000).map(|i| format!("logs/2024/01/{:02}/host-{}/file {i}.log", i % 31, i % 97)).collect();
-    let entries = entries_for(&keys.iter().map(String::as_str).collect::<Vec<_>>());
+    let entries = timed_entries();
     for (name, c) in [
         ("snappy", Compression::SNAPPY),
         ("gzip", Compression::GZIP(GzipLevel::default())),
@@ -482,19 +491,6 @@ fn parquet_read_time() {
     ] {
         let path = dir.path().join(format!("{name}.parquet"));
         write_parquet(&path, &entries, c);
-        let (mut open_s, mut read_s) = (f64::MAX, f64::MAX);
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            let rows = open("parquet", &path, None).unwrap();
-            open_s = open_s.min(t.elapsed().as_secs_f64());
-            assert_eq!(rows.count(), keys.len());
-            read_s = read_s.min(t.elapsed().as_secs_f64());
-        }
-        let size = std::fs::metadata(&path).unwrap().len();
-        println!(
-            "parquet {name}: {size} bytes, 300000 rows: open {:.1} ms, open and read {:.1} ms",
-            open_s * 1e3,
-            read_s * 1e3
-        );
+        print_read_time("parquet", name, &path, entries.len());
     }
 }
