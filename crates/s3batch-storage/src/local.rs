@@ -578,9 +578,12 @@ impl Inner {
         self.check_bucket(bucket)?;
         let dir = self.bucket_dir(bucket);
         let mut found = Vec::new();
-        beneath::open_bucket(&dir)
-            .and_then(|fd| walk(&fd, "", prefix, after, page + 1, &mut found))
-            .map_err(|e| io_error("list", &dir, &e))?;
+        match beneath::open_bucket(&dir) {
+            Ok(fd) => walk(&fd, "", prefix, after, page + 1, &mut found).map_err(|e| io_error("list", &dir, &e))?,
+            // Removed since it was checked: nothing to list, as a directory removed during the walk.
+            Err(e) if is_absent(&e) => {}
+            Err(e) => return Err(io_error("list", &dir, &e)),
+        }
         let more = found.len() > page;
         found.truncate(page);
         let mut objects = Vec::with_capacity(found.len());
