@@ -31,10 +31,15 @@ pub(crate) enum Blocked {
     Io(io::Error),
 }
 
-/// The directories of a key, opened from the bucket's down to the object's, and the object's name in the last.
+/// The directories of a key, walked from the bucket's down to the object's, and the object's name in the last.
+/// At most three descriptors are kept, whatever the key's depth (a key may have 512 directories): the bucket's,
+/// the object's directory and the one above it.
 pub(crate) struct KeyDirs<'k> {
-    /// `dirs[0]` is the bucket; `dirs[i + 1]` is `names[i]` in `dirs[i]`.
-    dirs: Vec<OwnedFd>,
+    bucket: OwnedFd,
+    /// The object's directory, and the one above it (None where the object's directory is the bucket).
+    parent: Option<OwnedFd>,
+    grandparent: Option<OwnedFd>,
+    /// The directories below the bucket, by name.
     names: Vec<&'k str>,
     leaf: &'k str,
 }
@@ -43,7 +48,7 @@ impl<'k> KeyDirs<'k> {
     /// Open the directories of `key` (a key with no empty, `.` or `..` segment) below the directory `bucket`,
     /// making the missing ones when `create`.
     pub(crate) fn open(bucket: &Path, key: &'k str, create: bool) -> Result<KeyDirs<'k>, Blocked> {
-        let root = rustix::fs::open(bucket, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        let bucket = rustix::fs::open(bucket, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| match e {
                 Errno::NOENT | Errno::NOTDIR => Blocked::Absent,
                 e => Blocked::Io(e.into()),
@@ -52,17 +57,16 @@ impl<'k> KeyDirs<'k> {
             Some((dirs, leaf)) => (dirs.split('/').collect(), leaf),
             None => (Vec::new(), key),
         };
-        let mut dirs = Vec::with_capacity(names.len() + 1);
-        dirs.push(root);
+        let (mut parent, mut grandparent): (Option<OwnedFd>, Option<OwnedFd>) = (None, None);
         for name in &names {
-            let fd = open_dir(dirs.last().expect("the bucket is first"), name, create)?;
-            dirs.push(fd);
+            let fd = open_dir(parent.as_ref().unwrap_or(&bucket), name, create)?;
+            grandparent = parent.replace(fd);
         }
-        Ok(KeyDirs { dirs, names, leaf })
+        Ok(KeyDirs { bucket, parent, grandparent, names, leaf })
     }
 
     fn parent(&self) -> &OwnedFd {
-        self.dirs.last().expect("the bucket is first")
+        self.parent.as_ref().unwrap_or(&self.bucket)
     }
 
     /// What the object's name is in its directory (a link is a link), or None where there is nothing.
@@ -96,13 +100,34 @@ impl<'k> KeyDirs<'k> {
         rustix::fs::unlinkat(self.parent(), self.leaf, AtFlags::empty()).map_err(io::Error::from)
     }
 
-    /// Remove the key's directories that are now empty, deepest first, up to (not including) the bucket.
+    /// Remove the key's directories that are now empty, deepest first, up to (not including) the bucket. Above
+    /// the object's directory, each parent is walked to again from the bucket (without following links).
     pub(crate) fn prune(&self) {
-        for (dir, name) in self.dirs.iter().zip(&self.names).rev() {
-            if rustix::fs::unlinkat(dir, *name, AtFlags::REMOVEDIR).is_err() {
-                break;
+        for depth in (1..=self.names.len()).rev() {
+            let name = self.names[depth - 1];
+            let removed = match depth {
+                _ if depth == self.names.len() => {
+                    rustix::fs::unlinkat(self.grandparent.as_ref().unwrap_or(&self.bucket), name, AtFlags::REMOVEDIR)
+                }
+                1 => rustix::fs::unlinkat(&self.bucket, name, AtFlags::REMOVEDIR),
+                _ => match self.walk_to(depth - 1) {
+                    Some(dir) => rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR),
+                    None => return,
+                },
+            };
+            if removed.is_err() {
+                return;
             }
         }
+    }
+
+    /// The directory `depth` levels below the bucket on the key's path (`depth >= 1`), opened again.
+    fn walk_to(&self, depth: usize) -> Option<OwnedFd> {
+        let mut dir = open_dir(&self.bucket, self.names[0], false).ok()?;
+        for name in &self.names[1..depth] {
+            dir = open_dir(&dir, name, false).ok()?;
+        }
+        Some(dir)
     }
 }
 

@@ -1562,6 +1562,23 @@ mod tests {
         assert!(s.root().join("b").is_dir());
     }
 
+    /// A key of 400 directories (a 1,024-byte key has at most 512) is written, listed, read and deleted, and its
+    /// directories pruned (each walked to again from the bucket: a key's walk keeps at most three descriptors).
+    #[tokio::test]
+    async fn deep_keys_are_stored_and_pruned() {
+        let (s, _d) = store().await;
+        s.create_bucket("b").await.unwrap();
+        let key = format!("{}obj", "d/".repeat(400));
+        s.put_object("b", &key, bytes(b"deep"), &PutOptions::default()).await.unwrap();
+        let page = s.list_objects("b", "", None, 1000).await.unwrap();
+        assert_eq!(page.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), [key.as_str()]);
+        let obj = ObjectRef::new("b", &key);
+        assert_eq!(s.get_object(&obj, None).await.unwrap().bytes().await.unwrap(), "deep");
+        s.delete_object(&obj).await.unwrap();
+        assert!(!s.root().join("b/d").exists());
+        assert!(s.root().join("b").is_dir());
+    }
+
     #[tokio::test]
     async fn concurrent_writes_and_deletes_in_one_directory() {
         let (s, _d) = store().await;
