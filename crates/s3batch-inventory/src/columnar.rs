@@ -90,21 +90,25 @@ fn check_schema(file_key: &str, schema: &Schema) -> Result<(), InventoryError> {
 
 /// Open a Parquet data file. `md5` (hex, from `manifest.json`) is checked against the whole file before any row
 /// is read. The embedded Arrow schema (`ARROW:schema`, which only Arrow writers add) is not read: the columns
-/// are found in the Parquet schema, and decoding that IPC blob is where hostile files made arrow-ipc panic.
+/// are found in the Parquet schema, and decoding that IPC blob is where hostile files made arrow-ipc panic. The
+/// pages of the columns read are checked before parquet reads them (see `parquet_check`): their headers, sizes
+/// and the file's row count are bounded.
 pub fn parquet_rows(file_key: &str, mut f: File, md5: Option<&str>) -> Result<ColumnarRows, InventoryError> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
     check_md5(file_key, &mut f, md5)?;
-    let unreadable =
-        |e: parquet::errors::ParquetError| data_err(file_key, format!("is not a readable Parquet file: {e}"));
+    let unreadable = |m: String| data_err(file_key, format!("is not a readable Parquet file: {m}"));
+    let pages = f.try_clone().map_err(|e| data_err(file_key, format!("reading failed: {e}")))?;
     let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
     let builder = guarded(file_key, "Parquet", || ParquetRecordBatchReaderBuilder::try_new_with_options(f, options))?
-        .map_err(unreadable)?;
+        .map_err(|e| unreadable(e.to_string()))?;
     check_schema(file_key, builder.schema())?;
     let roots: Vec<usize> = WANTED.iter().filter_map(|n| builder.schema().index_of(n).ok()).collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let leaves: Vec<usize> = (0..builder.parquet_schema().num_columns()).filter(|&i| mask.leaf_included(i)).collect();
+    crate::parquet_check::check(&pages, builder.metadata(), &leaves).map_err(unreadable)?;
     let reader = guarded(file_key, "Parquet", || builder.with_batch_size(BATCH_ROWS).with_projection(mask).build())?
-        .map_err(unreadable)?;
+        .map_err(|e| unreadable(e.to_string()))?;
     Ok(ColumnarRows::new(file_key, Box::new(reader)))
 }
 

@@ -46,6 +46,7 @@ pub mod fuzzing;
 mod hashing;
 mod manifest;
 mod orc_check;
+mod parquet_check;
 mod row;
 mod source;
 mod writer;

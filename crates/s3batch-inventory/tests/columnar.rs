@@ -10,6 +10,7 @@ use arrow_array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, 
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use common::{TRICKY_KEYS, md5_hex};
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::file::metadata::RowGroupMetaDataBuilder;
 use parquet::file::properties::WriterProperties;
 use s3batch_core::manifest::encode_key;
 use s3batch_inventory::{BATCH_ROWS, ColumnarRows, InventoryError, Row, RowError, orc_rows, parquet_rows};
@@ -238,6 +239,173 @@ fn a_file_without_a_key_column_is_refused() {
     assert_eq!(open("orc", &orc, None).err().unwrap().to_string(), "data/f: has no key column");
 }
 
+/// The bytes of `path` (a file of `write_parquet`'s) before its footer.
+fn data_len(path: &std::path::Path) -> u64 {
+    let bytes = std::fs::read(path).unwrap();
+    let footer = u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap());
+    bytes.len() as u64 - 8 - u64::from(footer)
+}
+
+/// `path` (a file of `write_parquet`'s) with its footer rewritten: with `pages`, its `key` column chunk in the
+/// first row group is those bytes, appended after the data (no dictionary page); `edit` changes that row group
+/// further.
+fn rewritten(
+    path: &std::path::Path,
+    pages: Option<&[u8]>,
+    edit: impl FnOnce(RowGroupMetaDataBuilder) -> RowGroupMetaDataBuilder,
+) -> Vec<u8> {
+    use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
+    let meta = ParquetMetaDataReader::new().parse_and_finish(&File::open(path).unwrap()).unwrap();
+    let mut out = std::fs::read(path).unwrap();
+    out.truncate(data_len(path) as usize);
+    let at = out.len() as i64;
+    let key = meta.file_metadata().schema_descr().columns().iter().position(|c| c.name() == "key").unwrap();
+    let mut groups = meta.row_groups().to_vec();
+    let mut columns = groups[0].columns().to_vec();
+    if let Some(pages) = pages {
+        out.extend_from_slice(pages);
+        columns[key] = columns[key]
+            .clone()
+            .into_builder()
+            .set_data_page_offset(at)
+            .set_dictionary_page_offset(None)
+            .set_total_compressed_size(pages.len() as i64)
+            .build()
+            .unwrap();
+    }
+    groups[0] = edit(groups[0].clone().into_builder().set_column_metadata(columns)).build().unwrap();
+    let meta = meta.into_builder().set_row_groups(groups).build();
+    ParquetMetaDataWriter::new(&mut out, &meta).finish().unwrap();
+    out
+}
+
+/// A Parquet data page header (PageHeader in the Thrift compact protocol): a DATA_PAGE of `raw` bytes stored in
+/// `stored`, of one PLAIN value, then `extra` (more fields, after field 5), then the end of the struct.
+fn page_header(raw: u32, stored: u32, extra: &[u8]) -> Vec<u8> {
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let mut h = vec![0x15, 0x00, 0x15];
+    varint(u64::from(raw) << 1, &mut h);
+    h.push(0x15);
+    varint(u64::from(stored) << 1, &mut h);
+    h.extend([0x2c, 0x15, 0x02, 0x15, 0x00, 0x15, 0x06, 0x15, 0x06, 0x00]);
+    h.extend(extra);
+    h.push(0x00);
+    h
+}
+
+/// The error opening `bytes` as a Parquet data file.
+fn refused(dir: &std::path::Path, bytes: &[u8]) -> String {
+    let path = dir.join("edited.parquet");
+    std::fs::write(&path, bytes).unwrap();
+    open("parquet", &path, None).err().expect("refused on opening").to_string()
+}
+
+const KEY_REFUSED: &str = "data/f: is not a readable Parquet file: row group 0, column key: ";
+
+/// parquet skips a page header's unknown fields one list element at a time, whatever the elements: a list of
+/// 2^31 - 1 booleans costs it 2^31 steps and no byte (in a header of 7 bytes), a list of UUIDs past the end of
+/// the file a `read` each. Such a file is refused when it is opened, before any row is decoded; so is a page that
+/// claims more than 16 MiB, and a header or a page longer than its column chunk.
+#[test]
+fn parquet_page_headers_are_checked_before_parquet_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.parquet");
+    write_parquet(&good, &entries_for(&["a", "b"]), Compression::SNAPPY);
+    let refused = |pages: &[u8]| refused(dir.path(), &rewritten(&good, Some(pages), |g| g));
+    // Field 9 (after 5: delta 4), a list (type 9) of 2^31 - 1 booleans (element type 1, the size as a varint).
+    let bools = page_header(0, 0, &[0x49, 0xf1, 0xff, 0xff, 0xff, 0xff, 0x07]);
+    assert_eq!(
+        refused(&bools),
+        format!(
+            "{KEY_REFUSED}a page header claims a list of 2147483647 elements in the 1 bytes left of its column chunk"
+        )
+    );
+    // A map (type 11) of as many boolean pairs; 88 million UUIDs (element type 13), as in the fuzzer's slow unit.
+    let map = page_header(0, 0, &[0x4b, 0xff, 0xff, 0xff, 0xff, 0x07, 0x11]);
+    assert!(refused(&map).starts_with(&format!("{KEY_REFUSED}a page header claims a list of 2147483647 elements")));
+    let uuids = page_header(0, 0, &[0x49, 0xfd, 0x80, 0x80, 0x80, 0x2a]);
+    assert!(refused(&uuids).starts_with(&format!("{KEY_REFUSED}a page header claims a list of 88080384 elements")));
+    // A page of 1 GiB (parquet would allocate it, zeroed, before decompressing 4 bytes).
+    let mut big = page_header(1 << 30, 4, &[]);
+    let at = data_len(&good) + big.len() as u64;
+    big.extend([0; 4]);
+    assert_eq!(
+        refused(&big),
+        format!("{KEY_REFUSED}the page at {at} is 1073741824 bytes (4 compressed); at most 16777216 are read")
+    );
+    // A header cut by the end of its chunk; a page longer than its chunk.
+    let h = page_header(4, 4, &[]);
+    assert_eq!(refused(&h[..h.len() - 1]), format!("{KEY_REFUSED}a page header runs past the end of its column chunk"));
+    let at = data_len(&good) + h.len() as u64;
+    assert_eq!(refused(&h), format!("{KEY_REFUSED}the page at {at} (4 bytes) ends past its column chunk"));
+}
+
+/// The fuzzer's slow unit is refused on opening. parquet took ~30 s on it: the second page header of its first
+/// column chunk runs past the chunk (parquet reads it from the file, to its end) into a list of 88 million UUIDs,
+/// each skipped with a `read` past the end of the file. It is refused at the first list in that header that
+/// cannot fit in the chunk.
+#[test]
+fn the_fuzzers_slow_parquet_unit_is_refused_on_opening() {
+    let unit = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/artifacts/inventory_parquet/slow-unit-f5d2c524808ce39b12fcb9963b6ddb981b71f571");
+    assert_eq!(
+        open("parquet", &unit, None).err().unwrap().to_string(),
+        "data/f: is not a readable Parquet file: row group 0, column bucket: a page header claims a list of 101 \
+         elements in the 24 bytes left of its column chunk"
+    );
+}
+
+/// parquet inflates a GZIP page whole, whatever its header says; one that inflates to more (64 MiB of zeros in a
+/// page that says 100 bytes) is refused before parquet reads it.
+#[test]
+fn a_gzip_page_that_inflates_past_its_header_is_refused() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.parquet");
+    write_parquet(&good, &entries_for(&["a", "b"]), Compression::GZIP(GzipLevel::default()));
+    assert_eq!(open("parquet", &good, None).unwrap().count(), 2);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0; 64 << 20]).unwrap();
+    let gz = gz.finish().unwrap();
+    let mut page = page_header(100, gz.len() as u32, &[]);
+    let at = data_len(&good) + page.len() as u64;
+    page.extend(&gz);
+    assert_eq!(
+        refused(dir.path(), &rewritten(&good, Some(&page), |g| g)),
+        format!("{KEY_REFUSED}the page at {at}: it inflates to more than the 100 bytes its header says")
+    );
+}
+
+/// A file may claim at most 1,024 rows per byte (parquet decodes as many as the pages' run-length encoding
+/// claims, from a few bytes), and no row group a negative count.
+#[test]
+fn a_parquet_file_claiming_more_rows_than_it_can_hold_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.parquet");
+    write_parquet(&good, &entries_for(&["a", "b"]), Compression::SNAPPY);
+    let same = rewritten(&good, None, |g| g);
+    let path = dir.path().join("same.parquet");
+    std::fs::write(&path, &same).unwrap();
+    assert_eq!(open("parquet", &path, None).unwrap().count(), 2, "a footer rewritten as it was reads");
+    let many = rewritten(&good, None, |g| g.set_num_rows(1 << 40));
+    assert_eq!(
+        refused(dir.path(), &many),
+        format!(
+            "data/f: is not a readable Parquet file: it claims 1099511627776 rows in {} bytes; at most 1024 rows per \
+             byte are read",
+            many.len()
+        )
+    );
+    let negative = rewritten(&good, None, |g| g.set_num_rows(-1));
+    assert_eq!(refused(dir.path(), &negative), "data/f: is not a readable Parquet file: row group 0 claims -1 rows");
+}
+
 /// Writes the fuzz seeds of the Parquet and ORC targets (`fuzz/corpus/inventory_{parquet,orc}`): small files of
 /// the kinds above, under each codec, with good and bad rows. Run by hand: `cargo test --test columnar -- --ignored`.
 #[test]
@@ -266,6 +434,32 @@ fn write_fuzz_seeds() {
     }
 }
 
+/// The 300,000 entries the read-time measurements write.
+fn timed_entries() -> Vec<Entry> {
+    let keys: Vec<String> =
+        (0..300_000).map(|i| format!("logs/2024/01/{:02}/host-{}/file {i}.log", i % 31, i % 97)).collect();
+    entries_for(&keys.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Print the time to open `path` (a `kind` file of `rows` rows, written with codec `name`) and to read it all,
+/// best of three.
+fn print_read_time(kind: &str, name: &str, path: &std::path::Path, rows: usize) {
+    let (mut open_s, mut read_s) = (f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let it = open(kind, path, None).unwrap();
+        open_s = open_s.min(t.elapsed().as_secs_f64());
+        assert_eq!(it.count(), rows);
+        read_s = read_s.min(t.elapsed().as_secs_f64());
+    }
+    let size = std::fs::metadata(path).unwrap().len();
+    println!(
+        "{kind} {name}: {size} bytes, {rows} rows: open {:.1} ms, open and read {:.1} ms",
+        open_s * 1e3,
+        read_s * 1e3
+    );
+}
+
 /// The time to open (footer and chunk checks included) and read a 300,000-row ORC file under each codec, best of
 /// three. Run by hand: `cargo test --workspace --locked --test columnar -- --ignored --nocapture orc_read_time`.
 #[test]
@@ -273,27 +467,30 @@ fn write_fuzz_seeds() {
 fn orc_read_time() {
     use orc_rust::compression::CompressionType;
     let dir = tempfile::tempdir().unwrap();
-    let keys: Vec<String> =
-        (0..300_000).map(|i| format!("logs/2024/01/{:02}/host-{}/file {i}.log", i % 31, i % 97)).collect();
-    let entries = entries_for(&keys.iter().map(String::as_str).collect::<Vec<_>>());
+    let entries = timed_entries();
     for (name, c) in
         [("snappy", CompressionType::Snappy), ("zlib", CompressionType::Zlib), ("zstd", CompressionType::Zstd)]
     {
         let path = dir.path().join(format!("{name}.orc"));
         write_orc(&path, &entries, c);
-        let (mut open_s, mut read_s) = (f64::MAX, f64::MAX);
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            let rows = open("orc", &path, None).unwrap();
-            open_s = open_s.min(t.elapsed().as_secs_f64());
-            assert_eq!(rows.count(), keys.len());
-            read_s = read_s.min(t.elapsed().as_secs_f64());
-        }
-        let size = std::fs::metadata(&path).unwrap().len();
-        println!(
-            "orc {name}: {size} bytes, 300000 rows: open {:.1} ms, open and read {:.1} ms",
-            open_s * 1e3,
-            read_s * 1e3
-        );
+        print_read_time("orc", name, &path, entries.len());
+    }
+}
+
+/// The time to open (page checks included) and read a 300,000-row Parquet file under each codec, best of three.
+/// Run by hand: `cargo test --workspace --locked --test columnar -- --ignored --nocapture parquet_read_time`.
+#[test]
+#[ignore = "measures time; run explicitly"]
+fn parquet_read_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = timed_entries();
+    for (name, c) in [
+        ("snappy", Compression::SNAPPY),
+        ("gzip", Compression::GZIP(GzipLevel::default())),
+        ("zstd", Compression::ZSTD(ZstdLevel::default())),
+    ] {
+        let path = dir.path().join(format!("{name}.parquet"));
+        write_parquet(&path, &entries, c);
+        print_read_time("parquet", name, &path, entries.len());
     }
 }

@@ -19,6 +19,7 @@
 //! cannot do it answers with `NotImplemented` (501): the local backend has no ACLs, object lock, server-side
 //! encryption or additional checksums; the memory backend keeps all of them.
 
+mod beneath;
 mod common;
 pub mod config;
 /// A backend-neutral test suite every [`ObjectStore`] must pass: test support, compiled for this crate's tests and

@@ -28,8 +28,10 @@
 //! Symbolic links inside a bucket are not followed: a link is neither an object nor a directory to walk (listings
 //! skip it, so `x -> .` cannot make a listing loop or repeat), and a key whose path passes through one (a linked
 //! directory, or the object itself) names no object: reads answer `NoSuchKey`, writes `InvalidArgument`, and a
-//! DELETE removes nothing. So a link cannot reach files outside the bucket. (The bucket directory itself may be a
-//! link: that is the operator's choice of where the bucket lives.)
+//! DELETE removes nothing. So a link cannot reach files outside the bucket, even one swapped in for a directory
+//! while a request runs: every open, create, rename, removal and walk goes from directory descriptor to directory
+//! descriptor without following links (`crate::beneath`). (The bucket directory itself may be a link: that is the
+//! operator's choice of where the bucket lives.)
 //!
 //! Filesystem work runs on the blocking pool; GETs stream the file 64 KiB at a time.
 
@@ -45,9 +47,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use md5::{Digest, Md5};
+use rustix::fs::FileType;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
+use crate::beneath::{self, Blocked, KeyDirs};
 use crate::common;
 use crate::{
     Acl, AclPolicy, CompletedPart, CopyRequest, DeleteKey, DeleteResults, GetResult, ListPage, ListedObject, Metadata,
@@ -314,35 +318,22 @@ impl Inner {
         self.locks[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether the path of `key` in `bucket` passes through a symbolic link: one of its directories, or the object
-    /// itself. Checked component by component without following any link; a missing component ends the check (the
-    /// rest does not exist either).
-    fn through_symlink(&self, bucket: &str, key: &str) -> io::Result<bool> {
-        let mut path = self.bucket_dir(bucket);
-        for segment in key.split('/') {
-            path.push(segment);
-            match fs::symlink_metadata(&path) {
-                Ok(m) if m.file_type().is_symlink() => return Ok(true),
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => return Ok(false),
-                Err(e) if is_absent(&e) => return Ok(false),
-                Err(e) => return Err(e),
-            }
+    /// The directories of `key` in `bucket`, opened without following links (see [`beneath`]); `NoSuchKey` where
+    /// one is a link, missing or a file.
+    fn key_dirs<'k>(&self, bucket: &str, key: &'k str) -> Result<KeyDirs<'k>> {
+        match KeyDirs::open(&self.bucket_dir(bucket), key, false) {
+            Ok(d) => Ok(d),
+            Err(Blocked::Link | Blocked::Absent | Blocked::FileInTheWay) => Err(StorageError::no_such_key()),
+            Err(Blocked::Io(e)) => Err(io_error("open", &self.data_path(bucket, key), &e)),
         }
-        Ok(false)
     }
 
-    /// The object file of `key` (not followed through any link): its metadata, or `NoSuchKey`.
-    fn object_file(&self, bucket: &str, key: &str) -> Result<fs::Metadata> {
-        let path = self.data_path(bucket, key);
-        if self.through_symlink(bucket, key).map_err(|e| io_error("stat", &path, &e))? {
-            return Err(StorageError::no_such_key());
-        }
-        match fs::symlink_metadata(&path) {
-            Ok(m) if m.is_file() => Ok(m),
+    /// `NoSuchKey` unless `key` is a regular file in `bucket`, reached through no link.
+    fn object_file(&self, bucket: &str, key: &str) -> Result<()> {
+        match self.key_dirs(bucket, key)?.leaf_type() {
+            Ok(Some(FileType::RegularFile)) => Ok(()),
             Ok(_) => Err(StorageError::no_such_key()),
-            Err(e) if is_absent(&e) => Err(StorageError::no_such_key()),
-            Err(e) => Err(io_error("stat", &path, &e)),
+            Err(e) => Err(io_error("stat", &self.data_path(bucket, key), &e)),
         }
     }
 
@@ -414,20 +405,9 @@ impl Inner {
         self.check_object(obj)?;
         let path = self.data_path(&obj.bucket, &obj.key);
         let _guard = self.lock(&obj.bucket, &obj.key);
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if is_absent(&e) => return Err(StorageError::no_such_key()),
-            Err(e) => return Err(io_error("open", &path, &e)),
-        };
+        let opened = self.key_dirs(&obj.bucket, &obj.key)?.open_file();
+        let mut file = opened.map_err(|e| io_error("open", &path, &e))?.ok_or_else(StorageError::no_such_key)?;
         let md = file.metadata().map_err(|e| io_error("stat", &path, &e))?;
-        if !md.is_file() {
-            return Err(StorageError::no_such_key());
-        }
-        // Checked after the open, so the file read is the one found at a path free of links (same inode).
-        let unlinked = self.object_file(&obj.bucket, &obj.key)?;
-        if inode(&unlinked) != inode(&md) {
-            return Err(StorageError::no_such_key());
-        }
         let mut sidecar = self.read_sidecar(&obj.bucket, &obj.key)?;
         let stamp = Stamp::of(&md);
         let etag = match &sidecar.etag {
@@ -492,26 +472,51 @@ impl Inner {
         drop(file);
         sidecar.etag = Some(CachedEtag { stamp: Stamp::of(&md), etag: etag.clone() });
         let path = self.data_path(bucket, key);
+        let through_link =
+            || invalid_key(key, "its path passes through a symbolic link, which this store does not follow");
         let _guard = self.lock(bucket, key);
-        if self.through_symlink(bucket, key).map_err(|e| io_error("stat", &path, &e))? {
-            return Err(invalid_key(key, "its path passes through a symbolic link, which this store does not follow"));
+        let mut sidecar_written = false;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            // The directories are made and opened without following links, and the data renamed into the last
+            // one's descriptor: a link swapped in for one of them is refused or not used, never followed.
+            let dirs = match KeyDirs::open(&self.bucket_dir(bucket), key, true) {
+                Ok(d) => d,
+                Err(Blocked::Link) => return Err(through_link()),
+                Err(Blocked::FileInTheWay) => return Err(conflict(key)),
+                // A directory pruned by a concurrent delete as it was being made.
+                Err(Blocked::Absent) if attempts < 5 => continue,
+                Err(Blocked::Absent) => return Err(StorageError::no_such_bucket(bucket)),
+                Err(Blocked::Io(e)) => return Err(io_error("create", &path, &e)),
+            };
+            // A directory where the object would go (the key is a prefix of other keys), or a link: refused
+            // before the sidecar is touched.
+            match dirs.leaf_type() {
+                Ok(Some(FileType::Symlink)) => return Err(through_link()),
+                Ok(Some(FileType::Directory)) => return Err(conflict(key)),
+                Ok(_) => {}
+                Err(e) => return Err(io_error("stat", &path, &e)),
+            }
+            if !sidecar_written {
+                self.write_sidecar(bucket, key, sidecar)?;
+                sidecar_written = true;
+            }
+            match dirs.rename_into(tmp) {
+                Ok(()) => return Ok(WriteResult { version_id: None, etag: Some(etag) }),
+                // The directory was pruned by a concurrent delete since it was opened: make it again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::NotADirectory
+                    ) =>
+                {
+                    return Err(conflict(key));
+                }
+                Err(e) => return Err(io_error("rename to", &path, &e)),
+            }
         }
-        // A directory where the object would go (the key is a prefix of other keys), or a file where one of its
-        // directories would go: refused before the sidecar is touched.
-        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-            return Err(conflict(key));
-        }
-        let parent = path.parent().expect("object paths have a parent");
-        make_dirs(parent).map_err(|e| match e {
-            Placement::Conflict => conflict(key),
-            Placement::Io(e) => io_error("create", parent, &e),
-        })?;
-        self.write_sidecar(bucket, key, sidecar)?;
-        rename_into_place(tmp, &path).map_err(|e| match e {
-            Placement::Conflict => conflict(key),
-            Placement::Io(e) => io_error("rename to", &path, &e),
-        })?;
-        Ok(WriteResult { version_id: None, etag: Some(etag) })
     }
 
     /// Change the sidecar of an existing object.
@@ -536,19 +541,35 @@ impl Inner {
         let path = self.data_path(&obj.bucket, &obj.key);
         let meta = self.meta_path(&obj.bucket, &obj.key);
         let _guard = self.lock(&obj.bucket, &obj.key);
-        // A link (or a path through one) is no object: nothing to delete, and nothing outside the bucket is touched.
-        if self.through_symlink(&obj.bucket, &obj.key).map_err(|e| io_error("stat", &path, &e))? {
-            return Ok(WriteResult::default());
-        }
-        for p in [&path, &meta] {
-            match fs::remove_file(p) {
-                Ok(()) => {}
+        // A link (or a path through one) is no object: nothing to delete, and nothing outside the bucket is touched
+        // (the object is removed from its directory's descriptor, reached through no link).
+        let dirs = match KeyDirs::open(&self.bucket_dir(&obj.bucket), &obj.key, false) {
+            Ok(d) => Some(d),
+            Err(Blocked::Link) => return Ok(WriteResult::default()),
+            Err(Blocked::Absent | Blocked::FileInTheWay) => None,
+            Err(Blocked::Io(e)) => return Err(io_error("remove", &path, &e)),
+        };
+        if let Some(d) = &dirs {
+            match d.leaf_type() {
+                Ok(Some(FileType::Symlink)) => return Ok(WriteResult::default()),
+                Ok(Some(FileType::RegularFile)) => match d.remove() {
+                    Ok(()) => {}
+                    Err(e) if is_absent(&e) => {}
+                    Err(e) => return Err(io_error("remove", &path, &e)),
+                },
                 // Nothing there, or a directory (the key is only a prefix of other keys): no such object.
-                Err(e) if is_absent(&e) || fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) => {}
-                Err(e) => return Err(io_error("remove", p, &e)),
+                Ok(_) => {}
+                Err(e) => return Err(io_error("stat", &path, &e)),
             }
         }
-        prune_empty_dirs(&path, &self.bucket_dir(&obj.bucket));
+        match fs::remove_file(&meta) {
+            Ok(()) => {}
+            Err(e) if is_absent(&e) || fs::symlink_metadata(&meta).is_ok_and(|m| m.is_dir()) => {}
+            Err(e) => return Err(io_error("remove", &meta, &e)),
+        }
+        if let Some(d) = &dirs {
+            d.prune();
+        }
         prune_empty_dirs(&meta, &self.meta_bucket_dir(&obj.bucket));
         Ok(WriteResult::default())
     }
@@ -557,7 +578,12 @@ impl Inner {
         self.check_bucket(bucket)?;
         let dir = self.bucket_dir(bucket);
         let mut found = Vec::new();
-        walk(&dir, "", prefix, after, page + 1, &mut found).map_err(|e| io_error("list", &dir, &e))?;
+        match beneath::open_bucket(&dir) {
+            Ok(fd) => walk(&fd, "", prefix, after, page + 1, &mut found).map_err(|e| io_error("list", &dir, &e))?,
+            // Removed since it was checked: nothing to list, as a directory removed during the walk.
+            Err(e) if is_absent(&e) => {}
+            Err(e) => return Err(io_error("list", &dir, &e)),
+        }
         let more = found.len() > page;
         found.truncate(page);
         let mut objects = Vec::with_capacity(found.len());
@@ -799,38 +825,25 @@ fn prune_empty_dirs(path: &Path, top: &Path) {
     }
 }
 
-/// Collect up to `limit` keys under `dir` (whose keys start with `rel`), in byte order: entries are visited
-/// sorted by name, a directory's name taken with its trailing `/`, which is exactly the order of the keys.
-/// Subtrees that cannot hold a key after `after` and under `prefix` are skipped.
+/// Collect up to `limit` keys under `dir` (a directory's descriptor; its keys start with `rel`), in byte order:
+/// entries are visited sorted by name, a directory's name taken with its trailing `/`, which is exactly the order
+/// of the keys. Subtrees that cannot hold a key after `after` and under `prefix` are skipped. Links are not
+/// followed, nor are directories reached through one: each is opened from its parent's descriptor.
 fn walk(
-    dir: &Path,
+    dir: &std::os::fd::OwnedFd,
     rel: &str,
     prefix: &str,
     after: Option<&str>,
     limit: usize,
     out: &mut Vec<String>,
 ) -> io::Result<()> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        // Removed while walking (a delete pruned it).
-        Err(e) if is_absent(&e) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    let mut names: Vec<(String, bool)> = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        let Ok(name) = entry.file_name().into_string() else {
-            tracing::warn!(dir = %dir.display(), "file name that is not UTF-8: not listed");
-            continue;
-        };
-        // Not followed: a link is neither an object nor a directory to walk (`x -> .` would repeat the tree).
-        let ft = entry.file_type()?;
-        if ft.is_dir() {
-            names.push((format!("{name}/"), true));
-        } else if ft.is_file() {
-            names.push((name, false));
-        }
-    }
+    // Not followed: a link is neither an object nor a directory to walk (`x -> .` would repeat the tree).
+    let mut names: Vec<(String, bool)> = beneath::entries(dir, |_| {
+        tracing::warn!(prefix = rel, "file name that is not UTF-8: not listed");
+    })?
+    .into_iter()
+    .map(|(name, is_dir)| if is_dir { (format!("{name}/"), true) } else { (name, false) })
+    .collect();
     names.sort_unstable();
     for (name, is_dir) in names {
         if out.len() >= limit {
@@ -843,9 +856,14 @@ fn walk(
                 None => true,
                 Some(a) => a < key.as_str() || a.starts_with(&key),
             };
-            // Keys are at most 1024 bytes: deeper trees hold no objects.
-            if under_prefix && may_follow && key.len() < common::MAX_KEY_BYTES {
-                walk(&dir.join(name.trim_end_matches('/')), &key, prefix, after, limit, out)?;
+            // Keys are at most 1024 bytes: deeper trees hold no objects. A directory removed (a delete pruned it)
+            // or replaced since it was listed is not walked.
+            if under_prefix
+                && may_follow
+                && key.len() < common::MAX_KEY_BYTES
+                && let Some(sub) = beneath::open_subdir(dir, name.trim_end_matches('/'))?
+            {
+                walk(&sub, &key, prefix, after, limit, out)?;
             }
         } else if key.starts_with(prefix) && after.is_none_or(|a| key.as_str() > a) {
             out.push(key);
@@ -1376,6 +1394,55 @@ mod tests {
         assert_eq!(s.get_object(&ObjectRef::new("b", "top"), None).await.unwrap().bytes().await.unwrap(), "mine");
     }
 
+    /// A link swapped in for a directory while requests run (atomically, with `renameat2(RENAME_EXCHANGE)`, as
+    /// often as a thread can) is never followed: no PUT lands outside the bucket, no GET reads there, no DELETE
+    /// removes anything there. The store checked the path and then used it before: a PUT through the swapped link
+    /// landed outside within the first tries.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_link_swapped_in_for_a_directory_is_never_followed() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (s, _d) = store().await;
+        s.create_bucket("b").await.unwrap();
+        s.put_object("b", "d/mine", bytes(b"mine"), &PutOptions::default()).await.unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("victim"), b"not yours").unwrap();
+        let bucket = s.root().join("b");
+        std::os::unix::fs::symlink(outside.path(), bucket.join("swap")).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let swapper = {
+            let (stop, d, swap) = (stop.clone(), bucket.join("d"), bucket.join("swap"));
+            std::thread::spawn(move || {
+                let mut swaps = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let cwd = rustix::fs::CWD;
+                    rustix::fs::renameat_with(cwd, &d, cwd, &swap, rustix::fs::RenameFlags::EXCHANGE).unwrap();
+                    swaps += 1;
+                }
+                swaps
+            })
+        };
+        let (mut stored, mut refused) = (0, 0);
+        for i in 0..300 {
+            match s.put_object("b", &format!("d/planted-{i}"), bytes(b"x"), &PutOptions::default()).await {
+                Ok(_) => stored += 1,
+                Err(e) => {
+                    assert_eq!(e.code, "InvalidArgument", "{e}");
+                    refused += 1;
+                }
+            }
+            s.delete_object(&ObjectRef::new("b", "d/victim")).await.unwrap();
+            let read = s.get_object(&ObjectRef::new("b", "d/victim"), None).await;
+            assert_eq!(read.err().map(|e| e.code).as_deref(), Some("NoSuchKey"));
+        }
+        stop.store(true, Ordering::Relaxed);
+        let swaps = swapper.join().unwrap();
+        assert!(swaps > 0 && stored > 0, "{swaps} swaps, {stored} stored, {refused} refused");
+        let outside_now: Vec<_> = fs::read_dir(outside.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(outside_now, ["victim"], "{swaps} swaps, {stored} stored, {refused} refused");
+        assert_eq!(fs::read(outside.path().join("victim")).unwrap(), b"not yours");
+    }
+
     #[tokio::test]
     async fn get_streams_in_chunks() {
         let (s, _d) = store().await;
@@ -1492,6 +1559,23 @@ mod tests {
         assert!(s.root().join("b/x/keep").is_file());
         s.delete_object(&ObjectRef::new("b", "x/keep")).await.unwrap();
         assert!(!s.root().join("b/x").exists());
+        assert!(s.root().join("b").is_dir());
+    }
+
+    /// A key of 400 directories (a 1,024-byte key has at most 512) is written, listed, read and deleted, and its
+    /// directories pruned (each walked to again from the bucket: a key's walk keeps at most three descriptors).
+    #[tokio::test]
+    async fn deep_keys_are_stored_and_pruned() {
+        let (s, _d) = store().await;
+        s.create_bucket("b").await.unwrap();
+        let key = format!("{}obj", "d/".repeat(400));
+        s.put_object("b", &key, bytes(b"deep"), &PutOptions::default()).await.unwrap();
+        let page = s.list_objects("b", "", None, 1000).await.unwrap();
+        assert_eq!(page.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(), [key.as_str()]);
+        let obj = ObjectRef::new("b", &key);
+        assert_eq!(s.get_object(&obj, None).await.unwrap().bytes().await.unwrap(), "deep");
+        s.delete_object(&obj).await.unwrap();
+        assert!(!s.root().join("b/d").exists());
         assert!(s.root().join("b").is_dir());
     }
 
