@@ -1425,8 +1425,14 @@ struct Figures {
 /// any other error fails the bench.
 async fn tags_objects(client: &aws_sdk_s3::Client) -> Result<bool> {
     use aws_sdk_s3::error::ProvideErrorMetadata;
-    let tagging = aws_sdk_s3::types::Tagging::builder().set_tag_set(Some(bench_tags(Tool::RawSdk))).build()?;
-    match client.put_object_tagging().bucket(GARAGE_SRC).key(garage_key(0)).tagging(tagging).send().await {
+    match client
+        .put_object_tagging()
+        .bucket(GARAGE_SRC)
+        .key(garage_key(0))
+        .tagging(bench_tagging(Tool::RawSdk))
+        .send()
+        .await
+    {
         Ok(_) => Ok(true),
         Err(e) if e.code() == Some("NotImplemented") => Ok(false),
         Err(e) => Err(anyhow::Error::new(e).context("PutObjectTagging")),
@@ -1434,8 +1440,10 @@ async fn tags_objects(client: &aws_sdk_s3::Client) -> Result<bool> {
 }
 
 /// The tag set the tagging round gives every object when `tool` runs it.
-fn bench_tags(tool: Tool) -> Vec<aws_sdk_s3::types::Tag> {
-    vec![aws_sdk_s3::types::Tag::builder().key(BENCH_TAG).value(tool.name()).build().expect("key and value set")]
+/// The one tag a tool's tagging round puts on every object: `bench` = the tool's name.
+fn bench_tagging(tool: Tool) -> aws_sdk_s3::types::Tagging {
+    let tag = aws_sdk_s3::types::Tag::builder().key(BENCH_TAG).value(tool.name()).build().expect("key and value set");
+    aws_sdk_s3::types::Tagging::builder().tag_set(tag).build().expect("a tag set")
 }
 
 async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
@@ -1567,14 +1575,11 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
                                 let client = client.clone();
                                 async move {
                                     let key = garage_key(i);
-                                    let tagging = aws_sdk_s3::types::Tagging::builder()
-                                        .set_tag_set(Some(bench_tags(tool)))
-                                        .build()?;
                                     client
                                         .put_object_tagging()
                                         .bucket(GARAGE_SRC)
                                         .key(&key)
-                                        .tagging(tagging)
+                                        .tagging(bench_tagging(tool))
                                         .send()
                                         .await
                                         .with_context(|| format!("PutObjectTagging {key}"))?;
@@ -1628,7 +1633,7 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
                         for i in [0, n / 2, n - 1] {
                             let key = garage_key(i);
                             let got = client.get_object_tagging().bucket(GARAGE_SRC).key(&key).send().await?;
-                            if got.tag_set() != bench_tags(tool).as_slice() {
+                            if got.tag_set() != bench_tagging(tool).tag_set() {
                                 bail!("{} left {key} tagged {:?}", tool.name(), got.tag_set());
                             }
                         }
