@@ -91,14 +91,15 @@ fn check_schema(file_key: &str, schema: &Schema) -> Result<(), InventoryError> {
 /// Open a Parquet data file. `md5` (hex, from `manifest.json`) is checked against the whole file before any row
 /// is read. The embedded Arrow schema (`ARROW:schema`, which only Arrow writers add) is not read: the columns
 /// are found in the Parquet schema, and decoding that IPC blob is where hostile files made arrow-ipc panic. The
-/// pages of the columns read are checked before parquet reads them (see `parquet_check`): their headers, sizes
-/// and the file's row count are bounded.
+/// footer and the pages of the columns read are checked before parquet reads them (see `parquet_check`): the
+/// footer's and the headers' lists, page sizes and the file's row count are bounded.
 pub fn parquet_rows(file_key: &str, mut f: File, md5: Option<&str>) -> Result<ColumnarRows, InventoryError> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
     check_md5(file_key, &mut f, md5)?;
     let unreadable = |m: String| data_err(file_key, format!("is not a readable Parquet file: {m}"));
     let pages = f.try_clone().map_err(|e| data_err(file_key, format!("reading failed: {e}")))?;
+    crate::parquet_check::check_footer(&pages).map_err(unreadable)?;
     let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
     let builder = guarded(file_key, "Parquet", || ParquetRecordBatchReaderBuilder::try_new_with_options(f, options))?
         .map_err(|e| unreadable(e.to_string()))?;
@@ -117,7 +118,7 @@ pub fn parquet_rows(file_key: &str, mut f: File, md5: Option<&str>) -> Result<Co
 pub fn orc_rows(file_key: &str, mut f: File, md5: Option<&str>) -> Result<ColumnarRows, InventoryError> {
     use orc_rust::projection::ProjectionMask;
     check_md5(file_key, &mut f, md5)?;
-    crate::orc_check::check_types(&mut f)
+    crate::orc_check::check(&mut f, &WANTED)
         .map_err(|m| data_err(file_key, format!("is not a readable ORC file: {m}")))?;
     let builder = guarded(file_key, "ORC", || orc_rust::ArrowReaderBuilder::try_new(f))?
         .map_err(|e| data_err(file_key, format!("is not a readable ORC file: {e}")))?;

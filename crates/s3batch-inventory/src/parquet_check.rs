@@ -30,6 +30,10 @@ pub(crate) const MAX_ROWS_PER_BYTE: u64 = 1024;
 const SKIP_DEPTH: u32 = 64;
 /// Page types (`PageType`).
 const INDEX_PAGE: i32 = 1;
+const DICTIONARY_PAGE: i32 = 2;
+/// The longest value of a BYTE_ARRAY dictionary page read: [`crate::BATCH_ROWS`] rows of it take 32 MiB (an S3
+/// key is at most 1 KiB).
+pub(crate) const MAX_DICTIONARY_VALUE_BYTES: u64 = 4 << 10;
 
 /// `Ok` when every page of the columns `leaves` (leaf indices, the columns the reader projects) can be read by
 /// parquet with bounded work and memory, and the file's row count is plausible for its size.
@@ -109,7 +113,8 @@ impl Walk<'_> {
         self.r.seek(SeekFrom::Start(start)).map_err(io)?;
         let (mut at, end) = (start, start + size);
         while at < end {
-            let mut t = Thrift { r: &mut self.r, left: end - at, elements: &mut self.elements };
+            let mut t =
+                Thrift { r: &mut self.r, left: end - at, elements: &mut self.elements, what: HEADER, past: PAST_CHUNK };
             let h = t.page_header()?;
             at = end - t.left;
             let (Some(kind), Some(raw), Some(stored)) = (h.kind, h.uncompressed, h.compressed) else {
@@ -132,7 +137,56 @@ impl Walk<'_> {
             } else {
                 self.r.seek_relative(stored as i64).map_err(io)?;
             }
+            if kind == DICTIONARY_PAGE && col.column_type() == PhysicalType::BYTE_ARRAY {
+                let values = h.dictionary_values.unwrap_or(0);
+                self.dictionary_page(at, stored, raw, values, col.compression())
+                    .map_err(|m| format!("the dictionary page at {at}: {m}"))?;
+                self.r.seek(SeekFrom::Start(at + stored)).map_err(io)?;
+            }
             at += stored;
+        }
+        Ok(())
+    }
+
+    /// Every value of a BYTE_ARRAY dictionary page (PLAIN: a 4-byte length, then the bytes) is at most
+    /// [`MAX_DICTIONARY_VALUE_BYTES`]: arrow copies an entry into a batch once per row that refers to it, so a
+    /// page-sized entry repeated over 8,192 rows made a batch of gigabytes. Pages of a codec parquet is not built
+    /// with are left to parquet to refuse.
+    fn dictionary_page(
+        &mut self,
+        at: u64,
+        stored: u64,
+        raw: u64,
+        values: i32,
+        codec: Compression,
+    ) -> Result<(), String> {
+        self.r.seek(SeekFrom::Start(at)).map_err(io)?;
+        let mut page = vec![0; stored as usize];
+        self.r.read_exact(&mut page).map_err(io)?;
+        let cap = raw + 1;
+        let plain = match codec {
+            Compression::UNCOMPRESSED => page,
+            Compression::SNAPPY => match snap::raw::decompress_len(&page) {
+                Ok(n) if n as u64 <= raw => snap::raw::Decoder::new().decompress_vec(&page).map_err(|e| e.to_string()),
+                Ok(n) => Err(format!("it says it holds {n} bytes, its header {raw}")),
+                Err(e) => Err(e.to_string()),
+            }?,
+            Compression::GZIP(_) => capped(flate2::read::MultiGzDecoder::new(&page[..]), cap)?,
+            Compression::ZSTD(_) => {
+                let mut d = zstd::stream::Decoder::new(&page[..]).map_err(|e| e.to_string())?;
+                d.window_log_max(24).map_err(|e| e.to_string())?;
+                capped(d, cap)?
+            }
+            _ => return Ok(()),
+        };
+        let mut rest = &plain[..];
+        for _ in 0..values.max(0) {
+            let Some((n, tail)) = rest.split_first_chunk::<4>() else { break };
+            let n = u64::from(u32::from_le_bytes(*n));
+            if n > MAX_DICTIONARY_VALUE_BYTES {
+                return Err(format!("it holds a value of {n} bytes; at most {MAX_DICTIONARY_VALUE_BYTES} are read"));
+            }
+            rest = tail.get(n as usize..).unwrap_or_default();
         }
         Ok(())
     }
@@ -161,6 +215,13 @@ impl Walk<'_> {
     }
 }
 
+/// What `r` decompresses to, read up to `cap` bytes.
+fn capped(r: impl Read, cap: u64) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    r.take(cap).read_to_end(&mut out).map_err(|e| format!("its compression is corrupt: {e}"))?;
+    Ok(out)
+}
+
 fn io(e: std::io::Error) -> String {
     format!("reading failed: {e}")
 }
@@ -171,6 +232,8 @@ struct PageHeader {
     kind: Option<i32>,
     uncompressed: Option<i32>,
     compressed: Option<i32>,
+    /// A dictionary page's `num_values`.
+    dictionary_values: Option<i32>,
     v2: Option<V2>,
 }
 
@@ -190,14 +253,19 @@ struct Thrift<'a, R> {
     r: &'a mut R,
     left: u64,
     elements: &'a mut u64,
+    /// What is read, for errors: "a page header" or "the footer".
+    what: &'static str,
+    /// The error where it would run past its bytes.
+    past: &'static str,
 }
 
 const PAST_CHUNK: &str = "a page header runs past the end of its column chunk";
+const HEADER: &str = "a page header";
 
 impl<R: Read> Thrift<'_, R> {
     fn byte(&mut self) -> Result<u8, String> {
         if self.left == 0 {
-            return Err(PAST_CHUNK.into());
+            return Err(self.past.into());
         }
         let mut b = [0];
         self.r.read_exact(&mut b).map_err(io)?;
@@ -207,11 +275,11 @@ impl<R: Read> Thrift<'_, R> {
 
     fn skip_bytes(&mut self, n: u64) -> Result<(), String> {
         if n > self.left {
-            return Err(PAST_CHUNK.into());
+            return Err(self.past.into());
         }
         let got = std::io::copy(&mut (&mut *self.r).take(n), &mut std::io::sink()).map_err(io)?;
         if got < n {
-            return Err("the file ends in a page header".into());
+            return Err(format!("the file ends in {}", self.what));
         }
         self.left -= n;
         Ok(())
@@ -247,11 +315,11 @@ impl<R: Read> Thrift<'_, R> {
             return Ok(None);
         }
         if kind > 13 {
-            return Err(format!("a page header has a field of type {kind}"));
+            return Err(format!("{} has a field of type {kind}", self.what));
         }
         let delta = i16::from(b >> 4);
         let id = if delta != 0 {
-            last.checked_add(delta).ok_or("a page header's field ids overflow")?
+            last.checked_add(delta).ok_or_else(|| format!("{}'s field ids overflow", self.what))?
         } else {
             self.zigzag()? as i16
         };
@@ -263,8 +331,10 @@ impl<R: Read> Thrift<'_, R> {
     fn claim(&mut self, n: u64) -> Result<(), String> {
         if n > self.left || n > *self.elements {
             return Err(format!(
-                "a page header claims a list of {n} elements in the {} bytes left of its column chunk",
-                self.left
+                "{} claims a list of {n} elements in the {} bytes left{}",
+                self.what,
+                self.left,
+                if self.what == HEADER { " of its column chunk" } else { "" }
             ));
         }
         *self.elements -= n;
@@ -276,7 +346,7 @@ impl<R: Read> Thrift<'_, R> {
         match nibble {
             1 | 2 => Ok(1),
             3..=13 => Ok(nibble),
-            _ => Err(format!("a page header has a list of type {nibble}")),
+            _ => Err(format!("{} has a list of type {nibble}", self.what)),
         }
     }
 
@@ -284,7 +354,7 @@ impl<R: Read> Thrift<'_, R> {
     /// element.
     fn skip(&mut self, kind: u8, depth: u32) -> Result<(), String> {
         if depth == 0 {
-            return Err("a page header nests too deep".into());
+            return Err(format!("{} nests too deep", self.what));
         }
         match kind {
             1 | 2 => Ok(()),
@@ -302,7 +372,7 @@ impl<R: Read> Thrift<'_, R> {
                 }
                 let element = self.element(h & 0x0f)?;
                 let n = match h >> 4 {
-                    15 => self.vlq().and_then(|n| i32_size(n, "list"))?,
+                    15 => self.vlq().and_then(|n| i32_size(n, "list", self.what))?,
                     n => u64::from(n),
                 };
                 self.claim(n)?;
@@ -314,7 +384,7 @@ impl<R: Read> Thrift<'_, R> {
                 Ok(())
             }
             11 => {
-                let n = self.vlq().and_then(|n| i32_size(n, "map"))?;
+                let n = self.vlq().and_then(|n| i32_size(n, "map", self.what))?;
                 if n == 0 {
                     return Ok(());
                 }
@@ -336,7 +406,7 @@ impl<R: Read> Thrift<'_, R> {
                 Ok(())
             }
             13 => self.skip_bytes(16),
-            _ => Err(format!("a page header has a field of type {kind}")),
+            _ => Err(format!("{} has a field of type {kind}", self.what)),
         }
     }
 
@@ -375,7 +445,8 @@ impl<R: Read> Thrift<'_, R> {
                 6 => t.fields(|_, _, _| Ok(false))?,
                 // DictionaryPageHeader: 1 num_values, 2 encoding, 3 is_sorted.
                 7 => t.fields(|t, kind, id| match id {
-                    1 | 2 => t.i32().map(|_| true),
+                    1 => t.i32().map(|n| h.dictionary_values = Some(n)).map(|()| true),
+                    2 => t.i32().map(|_| true),
                     3 => bool_field(kind).map(|_| true),
                     _ => Ok(false),
                 })?,
@@ -403,10 +474,211 @@ impl<R: Read> Thrift<'_, R> {
     }
 }
 
+/// How parquet reads a field of the footer it knows (whatever type the field's header names).
+#[derive(Clone, Copy)]
+enum Known {
+    Bool,
+    Byte,
+    /// i16, i32, i64 and enums: a varint.
+    Int,
+    Double,
+    /// binary and string: a length, then the bytes.
+    Bytes,
+    Struct(&'static [(i16, Known)]),
+    List(&'static Known),
+    /// One known field (the others skipped), then the end of the struct.
+    Union(&'static [(i16, Known)]),
+    /// An empty struct: its end.
+    Empty,
+}
+
+use Known::{Bool, Byte, Bytes, Double, Empty, Int, List, Struct, Union};
+
+/// parquet's `FileMetaData` (`parquet_metadata_from_bytes`; fields 8 and 9 are read only with its `encryption`
+/// feature, which is off: they are skipped).
+const FILE_METADATA: &[(i16, Known)] = &[
+    (1, Int),
+    (2, List(&Struct(SCHEMA_ELEMENT))),
+    (3, Int),
+    (4, List(&Struct(ROW_GROUP))),
+    (5, List(&Struct(&[(1, Bytes), (2, Bytes)]))),
+    (6, Bytes),
+    (7, List(&Union(&[(1, Empty)]))),
+];
+const SCHEMA_ELEMENT: &[(i16, Known)] = &[
+    (1, Int),
+    (2, Int),
+    (3, Int),
+    (4, Bytes),
+    (5, Int),
+    (6, Int),
+    (7, Int),
+    (8, Int),
+    (9, Int),
+    (10, Union(LOGICAL_TYPE)),
+];
+const TIME: Known = Struct(&[(1, Bool), (2, Union(&[(1, Empty), (2, Empty), (3, Empty)]))]);
+const LOGICAL_TYPE: &[(i16, Known)] = &[
+    (1, Empty),
+    (2, Empty),
+    (3, Empty),
+    (4, Empty),
+    (5, Struct(&[(1, Int), (2, Int)])),
+    (6, Empty),
+    (7, TIME),
+    (8, TIME),
+    (10, Struct(&[(1, Byte), (2, Bool)])),
+    (11, Empty),
+    (12, Empty),
+    (13, Empty),
+    (14, Empty),
+    (15, Empty),
+    (16, Struct(&[(1, Byte)])),
+    (17, Struct(&[(1, Bytes)])),
+    (18, Struct(&[(1, Bytes), (2, Int)])),
+];
+/// `read_row_group` (6 is skipped).
+const ROW_GROUP: &[(i16, Known)] = &[
+    (1, List(&Struct(COLUMN_CHUNK))),
+    (2, Int),
+    (3, Int),
+    (4, List(&Struct(&[(1, Int), (2, Bool), (3, Bool)]))),
+    (5, Int),
+    (7, Int),
+];
+/// `read_column_chunk` (8 and 9 need the `encryption` feature).
+const COLUMN_CHUNK: &[(i16, Known)] =
+    &[(1, Bytes), (2, Int), (3, Struct(COLUMN_METADATA)), (4, Int), (5, Int), (6, Int), (7, Int)];
+/// `read_column_metadata` (3 and 8 are skipped; 12, 13 and 16 are read with parquet's default options).
+const COLUMN_METADATA: &[(i16, Known)] = &[
+    (1, Int),
+    (2, List(&Int)),
+    (4, Int),
+    (5, Int),
+    (6, Int),
+    (7, Int),
+    (9, Int),
+    (10, Int),
+    (11, Int),
+    (12, Struct(&[(1, Bytes), (2, Bytes), (3, Int), (4, Int), (5, Bytes), (6, Bytes), (7, Bool), (8, Bool)])),
+    (13, List(&Struct(&[(1, Int), (2, Int), (3, Int)]))),
+    (14, Int),
+    (15, Int),
+    (16, Struct(&[(1, Int), (2, List(&Int)), (3, List(&Int))])),
+    (
+        17,
+        Struct(&[
+            (
+                1,
+                Struct(&[
+                    (1, Double),
+                    (2, Double),
+                    (3, Double),
+                    (4, Double),
+                    (5, Double),
+                    (6, Double),
+                    (7, Double),
+                    (8, Double),
+                ]),
+            ),
+            (2, List(&Int)),
+        ]),
+    ),
+];
+
+/// The file's footer (thrift `FileMetaData`) can be read by parquet with bounded work and memory: it is walked as
+/// parquet reads it, known fields as parquet reads them and unknown ones as it skips them, and every list, set and
+/// map must fit in the footer's bytes left (parquet skips an unknown list of booleans one element at a time
+/// without reading a byte, and reserves room for as many row groups as the footer claims: 2^31 - 1 of them in 20
+/// bytes aborted the process). `Ok` too where the file is too short to hold a footer, which parquet reports
+/// itself.
+pub(crate) fn check_footer(f: &File) -> Result<(), String> {
+    let io = |e: std::io::Error| format!("reading failed: {e}");
+    let len = f.metadata().map_err(io)?.len();
+    let mut r = BufReader::new(f);
+    if len < 8 {
+        return Ok(());
+    }
+    r.seek(SeekFrom::Start(len - 8)).map_err(io)?;
+    let mut tail = [0; 8];
+    r.read_exact(&mut tail).map_err(io)?;
+    let n = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if &tail[4..] != b"PAR1" || n > len - 8 {
+        return Ok(());
+    }
+    r.seek(SeekFrom::Start(len - 8 - n)).map_err(io)?;
+    let mut footer = vec![0; n as usize];
+    r.read_exact(&mut footer).map_err(io)?;
+    let mut elements = n;
+    let mut bytes = &footer[..];
+    let mut t =
+        Thrift { r: &mut bytes, left: n, elements: &mut elements, what: FOOTER, past: "its footer is cut short" };
+    t.known(Struct(FILE_METADATA), 12, SKIP_DEPTH).map_err(|m| m.replacen(FOOTER, "its footer", 1))
+}
+
+const FOOTER: &str = "the footer";
+
+impl<R: Read> Thrift<'_, R> {
+    /// A field parquet knows, read as `known` (`kind` is the type its header names, or a list's element type).
+    fn known(&mut self, known: Known, kind: u8, depth: u32) -> Result<(), String> {
+        if depth == 0 {
+            return Err(format!("{} nests too deep", self.what));
+        }
+        match known {
+            Bool if matches!(kind, 1 | 2) => Ok(()),
+            Bool => Err(format!("{} has a boolean field of type {kind}", self.what)),
+            Byte => self.byte().map(drop),
+            Int => self.vlq().map(drop),
+            Double => self.skip_bytes(8),
+            Bytes => {
+                let n = self.vlq()?;
+                self.skip_bytes(n)
+            }
+            Struct(fields) => self.fields(|t, kind, id| match fields.iter().find(|(i, _)| *i == id) {
+                Some(&(_, k)) => t.known(k, kind, depth - 1).map(|()| true),
+                None => Ok(false),
+            }),
+            List(element) => {
+                let h = self.byte()?;
+                if h == 0 {
+                    return Ok(());
+                }
+                let kind = self.element(h & 0x0f)?;
+                let n = match h >> 4 {
+                    15 => self.vlq().and_then(|n| i32_size(n, "list", self.what))?,
+                    n => u64::from(n),
+                };
+                self.claim(n)?;
+                for _ in 0..n {
+                    self.known(*element, kind, depth - 1)?;
+                }
+                Ok(())
+            }
+            Union(variants) => {
+                let Some((kind, id)) = self.field(0)? else {
+                    return Err(format!("{} has an empty union", self.what));
+                };
+                match variants.iter().find(|(i, _)| *i == id) {
+                    Some(&(_, k)) => self.known(k, kind, depth - 1)?,
+                    None => self.skip(kind, SKIP_DEPTH)?,
+                }
+                match self.field(id)? {
+                    None => Ok(()),
+                    Some(_) => Err(format!("{} has a union of more than one field", self.what)),
+                }
+            }
+            Empty => match self.byte()? {
+                0 => Ok(()),
+                _ => Err(format!("{} has an empty struct with fields", self.what)),
+            },
+        }
+    }
+}
+
 /// A list's or a map's size, which parquet refuses above `i32::MAX`.
-fn i32_size(n: u64, what: &str) -> Result<u64, String> {
+fn i32_size(n: u64, kind: &str, what: &str) -> Result<u64, String> {
     if n > i32::MAX as u64 {
-        return Err(format!("a page header has a {what} of {n} elements"));
+        return Err(format!("{what} has a {kind} of {n} elements"));
     }
     Ok(n)
 }
@@ -423,11 +695,13 @@ fn bool_field(kind: u8) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Seek;
 
     fn header(bytes: &[u8], elements: u64) -> Result<(PageHeader, u64), String> {
         let mut r = bytes;
         let mut elements = elements;
-        let mut t = Thrift { r: &mut r, left: bytes.len() as u64, elements: &mut elements };
+        let mut t =
+            Thrift { r: &mut r, left: bytes.len() as u64, elements: &mut elements, what: HEADER, past: PAST_CHUNK };
         let h = t.page_header()?;
         Ok((h, bytes.len() as u64 - t.left))
     }
@@ -471,6 +745,91 @@ mod tests {
         b.extend([0x29, 0x31, 0x00, 0x00, 0x00, 0x00]);
         assert!(header(&b, 3).is_ok());
         assert!(header(&b, 2).err().unwrap().contains("claims a list of 3"));
+    }
+
+    /// A Parquet file of `footer` (no pages).
+    fn footer_file(footer: &[u8]) -> File {
+        use std::io::Write;
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&[b"PAR1", footer, &(footer.len() as u32).to_le_bytes(), b"PAR1"].concat()).unwrap();
+        f.rewind().unwrap();
+        f
+    }
+
+    fn refused(footer: &[u8]) -> String {
+        match crate::parquet_rows("inv/data/f.parquet", footer_file(footer), None).err().expect("refused") {
+            crate::InventoryError::DataFile { file, message } => {
+                assert_eq!(file, "inv/data/f.parquet");
+                message
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    /// parquet (59.3.2, release build, run alone on a loaded machine) skipped an unknown footer field holding a list
+    /// of 2^31 - 1 booleans one element at a time (20 s for these 8 bytes), and reserved room for as many row groups
+    /// as the footer claims before reading one: the 20-byte footer below made it ask for 206,158,430,112 bytes and
+    /// abort the process. Both are refused first, naming the file.
+    #[test]
+    fn footer_lists_must_fit_in_the_footer() {
+        let unknown = [0xa9, 0xf1, 0xff, 0xff, 0xff, 0xff, 0x07, 0x00];
+        let m = refused(&unknown);
+        assert_eq!(
+            m,
+            "is not a readable Parquet file: its footer claims a list of 2147483647 elements in the 1 bytes left"
+        );
+        // version 1, a schema of one group of no children, 0 rows, then the row groups.
+        let row_groups = [
+            0x15, 0x02, 0x19, 0x1c, 0x48, 0x01, b'a', 0x15, 0x00, 0x00, 0x16, 0x00, 0x19, 0xfc, 0xff, 0xff, 0xff, 0xff,
+            0x07, 0x00,
+        ];
+        let m = refused(&row_groups);
+        assert!(m.ends_with("its footer claims a list of 2147483647 elements in the 1 bytes left"), "{m}");
+        // Known fields are read as parquet reads them, whatever type their header names: field 2 (the schema) said
+        // to be an i32 is still a list.
+        let mistyped = [0x15, 0x02, 0x15, 0xfc, 0xff, 0xff, 0xff, 0xff, 0x07, 0x00];
+        assert!(check_footer(&footer_file(&mistyped)).unwrap_err().contains("claims a list of 2147483647"));
+        // Within bounds: an unknown list of 3 i32; a file too short for a footer is parquet's to refuse.
+        let small = [0xa9, 0x35, 0x02, 0x04, 0x06, 0x00];
+        assert_eq!(check_footer(&footer_file(&small)), Ok(()));
+        assert_eq!(check_footer(&tempfile::tempfile().unwrap()), Ok(()));
+    }
+
+    /// A file of `rows` rows whose keys are all `key`, written by parquet's writer (dictionary-encoded unless not).
+    fn one_key_file(key: &str, rows: usize, dictionary: bool, codec: Compression) -> File {
+        use arrow_array::{ArrayRef, RecordBatch, StringArray};
+        use parquet::file::properties::WriterProperties;
+        let batch = RecordBatch::try_from_iter([
+            ("bucket", std::sync::Arc::new(StringArray::from(vec!["bkt"; rows])) as ArrayRef),
+            ("key", std::sync::Arc::new(StringArray::from(vec![key; rows])) as ArrayRef),
+        ])
+        .unwrap();
+        let props = WriterProperties::builder().set_dictionary_enabled(dictionary).set_compression(codec).build();
+        let f = tempfile::tempfile().unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(f.try_clone().unwrap(), batch.schema(), Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        f
+    }
+
+    /// A dictionary entry over 4 KiB is refused (a 1 MiB one repeated over a batch of 8,192 rows took 8 GiB); at
+    /// 4 KiB, or stored as it is in every row (its bytes are then in the file), it is read.
+    #[test]
+    fn dictionary_values_are_bounded() {
+        let zstd = Compression::ZSTD(Default::default());
+        for codec in [Compression::UNCOMPRESSED, Compression::SNAPPY, Compression::GZIP(Default::default()), zstd] {
+            let over = "k".repeat(4097);
+            let e = crate::parquet_rows("inv/f.parquet", one_key_file(&over, 100, true, codec), None).err().unwrap();
+            let e = e.to_string();
+            assert!(e.starts_with("inv/f.parquet: is not a readable Parquet file: row group 0, column key: "), "{e}");
+            assert!(e.ends_with("it holds a value of 4097 bytes; at most 4096 are read"), "{codec:?}: {e}");
+            // Read: every row decoded, then refused as a row (an S3 key is at most 1 KiB).
+            for (key, dictionary) in [("k".repeat(4096), true), (over, false)] {
+                let rows = crate::parquet_rows("f", one_key_file(&key, 100, dictionary, codec), None).unwrap();
+                let too_long = format!("the key is {} bytes long; at most 1024 are allowed", key.len());
+                assert_eq!(rows.filter(|r| r.as_ref().unwrap_err().message == too_long).count(), 100, "{codec:?}");
+            }
+        }
     }
 
     #[test]
