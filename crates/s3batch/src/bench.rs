@@ -1447,12 +1447,22 @@ fn bench_tagging(tool: Tool) -> aws_sdk_s3::types::Tagging {
 }
 
 async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
     use aws_sdk_s3::primitives::ByteStream;
     let s3cfg = s3_storage_config(target);
     let client = user_client(target);
     if args.endpoint.is_some() {
         for b in GARAGE_BUCKETS {
-            let _ = client.create_bucket().bucket(*b).send().await; // already there is fine
+            match client.create_bucket().bucket(*b).send().await {
+                Ok(_) => {}
+                Err(e) if matches!(e.code(), Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")) => {}
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "CreateBucket {b} at {} (region {}): check --region and the credentials",
+                        target.endpoint, target.region
+                    )));
+                }
+            }
         }
     }
     let mut tools = vec![Tool::S3batch, Tool::RawSdk, Tool::RawBatch];
