@@ -50,11 +50,61 @@ struct Duties {
     tasks: JoinSet<String>,
 }
 
+/// How often a failure that repeats on every tick (the database is down, its disk is full) is logged again.
+const REPEAT_LOG_MS: i64 = 60_000;
+
+/// One kind of failure the scheduler meets on every tick while it lasts: logged when it starts, then at most once
+/// every [`REPEAT_LOG_MS`] with how often it happened, and once when it ends — not once a tick.
+struct Failing {
+    what: &'static str,
+    since_logged: u64,
+    last_logged: Option<i64>,
+}
+
+impl Failing {
+    fn new(what: &'static str) -> Self {
+        Failing { what, since_logged: 0, last_logged: None }
+    }
+
+    /// Note a failure at `at` (ms); true when it was logged.
+    fn failed(&mut self, error: &dyn std::fmt::Display, at: i64) -> bool {
+        match self.last_logged {
+            None => {
+                tracing::warn!(error = %error, "{} failed", self.what);
+                self.last_logged = Some(at);
+                true
+            }
+            Some(t) if at - t >= REPEAT_LOG_MS => {
+                tracing::warn!(error = %error, repeats = self.since_logged + 1, "{} still failing", self.what);
+                self.last_logged = Some(at);
+                self.since_logged = 0;
+                true
+            }
+            Some(_) => {
+                self.since_logged += 1;
+                false
+            }
+        }
+    }
+
+    /// Note a success; true when it ended a failure (and that was logged).
+    fn succeeded(&mut self) -> bool {
+        self.since_logged = 0;
+        if self.last_logged.take().is_some() {
+            tracing::info!("{} works again", self.what);
+            return true;
+        }
+        false
+    }
+}
+
 /// Tick until `shutdown`.
 pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     let mut duties = Duties::default();
     let mut last_sweep = 0;
     let mut leader = false;
+    let mut lease_failing = Failing::new("renewing the scheduler lease");
+    let mut tick_failing = Failing::new("the scheduler tick");
     loop {
         while let Some(r) = duties.tasks.try_join_next() {
             if let Ok(id) = r {
@@ -65,17 +115,25 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
         leader =
             match engine.store.claim_singleton(SCHEDULER_LEASE, &engine.worker_id, now(), engine.config.lease_ms).await
             {
-                Ok(outcome) => outcome.is_applied(),
+                Ok(outcome) => {
+                    let _ = lease_failing.succeeded();
+                    outcome.is_applied()
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "renewing the scheduler lease failed");
+                    let _ = lease_failing.failed(&e, now());
                     false
                 }
             };
         if leader != was_leader {
             tracing::info!(worker = %engine.worker_id, leader, "scheduler lease {}", if leader { "taken" } else { "lost" });
         }
-        if let Err(e) = tick(&engine, &mut duties, leader).await {
-            tracing::warn!(error = %e, "scheduler tick failed");
+        match tick(&engine, &mut duties, leader).await {
+            Ok(()) => {
+                let _ = tick_failing.succeeded();
+            }
+            Err(e) => {
+                let _ = tick_failing.failed(&e, now());
+            }
         }
         if leader && now() - last_sweep > 60_000 {
             last_sweep = now();
@@ -349,4 +407,21 @@ async fn sweep(engine: &Engine) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod failing_tests {
+    use super::{Failing, REPEAT_LOG_MS};
+
+    #[test]
+    fn a_failure_on_every_tick_is_logged_when_it_starts_then_once_a_minute_then_when_it_ends() {
+        let mut f = Failing::new("renewing the scheduler lease");
+        let e = "database or disk is full";
+        // One tick a second for three minutes.
+        let logged: Vec<i64> = (0..180).map(|s| s * 1000).filter(|&at| f.failed(&e, at)).collect();
+        assert_eq!(logged, vec![0, REPEAT_LOG_MS, 2 * REPEAT_LOG_MS]);
+        assert!(f.succeeded(), "the end of a failure is logged");
+        assert!(!f.succeeded(), "a success after a success is not");
+        assert!(f.failed(&e, 200_000), "a new failure is logged at once");
+    }
 }
