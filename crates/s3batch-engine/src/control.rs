@@ -200,24 +200,18 @@ impl JobControl {
 
     /// Wait until a task of the job may start: a slot in the window and a token of the rate limit.
     pub async fn admit(self: &Arc<Self>) -> Slot {
+        // Most tasks find room at once: they take it without enlisting as a waiter.
+        if let Ok(slot) = self.try_admit() {
+            return slot;
+        }
         loop {
+            // Enlisted before looking, so that a slot freed after the look wakes this waiter.
             let freed = self.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            let wait = {
-                let now = self.now();
-                let mut s = self.lock();
-                if s.in_flight >= s.aimd.window() {
-                    None
-                } else {
-                    match s.bucket.as_mut().map(|b| b.take(now)) {
-                        None | Some(Ok(())) => {
-                            s.in_flight += 1;
-                            return Slot(self.clone());
-                        }
-                        Some(Err(wait)) => Some(wait.min(MAX_TOKEN_WAIT)),
-                    }
-                }
+            let wait = match self.try_admit() {
+                Ok(slot) => return slot,
+                Err(wait) => wait,
             };
             match wait {
                 // A full window: until a task ends (or, should a wake-up be missed, a little while).
@@ -229,6 +223,22 @@ impl JobControl {
                     _ = freed => {}
                 },
             }
+        }
+    }
+
+    /// A slot in the window and a token, if both are free now; else what to wait for: a slot (`None`) or a token
+    /// (how long until there is one, at most [`MAX_TOKEN_WAIT`]).
+    fn try_admit(self: &Arc<Self>) -> Result<Slot, Option<Duration>> {
+        let mut s = self.lock();
+        if s.in_flight >= s.aimd.window() {
+            return Err(None);
+        }
+        match s.bucket.as_mut().map(|b| b.take(self.now())) {
+            None | Some(Ok(())) => {
+                s.in_flight += 1;
+                Ok(Slot(self.clone()))
+            }
+            Some(Err(wait)) => Err(Some(wait.min(MAX_TOKEN_WAIT))),
         }
     }
 
@@ -287,8 +297,19 @@ pub struct Slot(Arc<JobControl>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.lock().in_flight -= 1;
-        self.0.freed.notify_waiters();
+        let free = {
+            let mut s = self.0.lock();
+            s.in_flight -= 1;
+            s.aimd.window().saturating_sub(s.in_flight)
+        };
+        // One slot freed: one waiter (the first) may take it; waking every waiter only sent all but one back to
+        // sleep, a wake-up of each waiting chunk per task. More room (the window grew meanwhile): all may look.
+        // A waiter woken here that gives up waiting (its chunk stops) passes the wake-up on to the next one.
+        if free > 1 {
+            self.0.freed.notify_waiters();
+        } else {
+            self.0.freed.notify_one();
+        }
     }
 }
 
@@ -386,6 +407,55 @@ mod tests {
             a.succeeded();
         }
         assert_eq!(a.window(), 64, "back to the full concurrency, not past it");
+    }
+
+    /// A waker that counts its wake-ups.
+    struct CountWakes(std::sync::atomic::AtomicUsize);
+
+    impl CountWakes {
+        fn count(&self) -> usize {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    impl std::task::Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_freed_slot_wakes_one_waiter_and_is_never_lost() {
+        use std::future::Future;
+        use std::pin::Pin;
+        use std::task::{Context, Poll, Waker};
+        type Waiter<'a> = Pin<Box<dyn Future<Output = Slot> + 'a>>;
+        fn poll(w: &mut Waiter<'_>, n: &Arc<CountWakes>) -> Poll<Slot> {
+            w.as_mut().poll(&mut Context::from_waker(&Waker::from(n.clone())))
+        }
+        let c = Arc::new(JobControl::new(1));
+        let held = c.admit().await;
+        let counters: Vec<Arc<CountWakes>> = (0..3).map(|_| Arc::new(CountWakes(0.into()))).collect();
+        let mut waiters: Vec<Waiter<'_>> = (0..3).map(|_| Box::pin(c.admit()) as Waiter<'_>).collect();
+        for (w, n) in waiters.iter_mut().zip(&counters) {
+            assert!(poll(w, n).is_pending(), "a window of one is full");
+        }
+        drop(held);
+        let woken: Vec<usize> = counters.iter().map(|n| n.count()).collect();
+        assert_eq!(woken, [1, 0, 0], "one freed slot wakes the first waiter, not all of them");
+        // The first waiter stops waiting without taking the slot: its wake-up passes to the next one.
+        drop(waiters.remove(0));
+        assert_eq!(counters[1].count(), 1, "the wake-up is passed on");
+        let Poll::Ready(slot) = poll(&mut waiters[0], &counters[1]) else { panic!("the freed slot is taken") };
+        assert!(poll(&mut waiters[1], &counters[2]).is_pending(), "one slot, taken");
+        assert_eq!(counters[2].count(), 0);
+        drop(slot);
+        assert_eq!(counters[2].count(), 1, "the last waiter is woken when the slot is freed again");
+        assert!(matches!(poll(&mut waiters[1], &counters[2]), Poll::Ready(_)));
     }
 
     #[tokio::test(start_paused = true)]

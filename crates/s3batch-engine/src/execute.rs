@@ -348,6 +348,32 @@ fn stops_tasks(s: JobStatus) -> bool {
     matches!(s, JobStatus::Cancelling | JobStatus::Failing) || s.is_terminal()
 }
 
+/// One request of a chunk: a task, or S3DeleteObject tasks sent as one DeleteObjects (indices into the chunk's
+/// tasks).
+enum Request {
+    One(usize),
+    Batch(Vec<usize>),
+}
+
+impl Request {
+    /// The tasks it carries.
+    fn len(&self) -> usize {
+        match self {
+            Request::One(_) => 1,
+            Request::Batch(keys) => keys.len(),
+        }
+    }
+}
+
+/// What the tasks of a chunk share while they run.
+struct TaskShared {
+    engine: Arc<Engine>,
+    job: Arc<JobCtx>,
+    control: Arc<JobControl>,
+    lost: CancellationToken,
+    tasks: Arc<Vec<ManifestTask>>,
+}
+
 /// How one task ended.
 #[derive(Debug, Clone)]
 enum Outcome {
@@ -436,13 +462,22 @@ impl ChunkRun {
         // is one task a request.
         let batched =
             self.job.refusal.is_none() && ops::batches_deletes(&self.job.spec.operation, self.job.spec.dry_run);
-        let requests: Vec<Vec<usize>> = if batched {
+        let requests: Vec<Request> = if batched {
             let buckets: Vec<&str> = tasks.iter().map(|t| t.bucket.as_str()).collect();
             let c = &self.engine.config;
-            ops::delete_batches(&buckets, ops::delete_batch_size(tasks.len(), c.concurrency, c.chunks_in_flight))
+            let size = ops::delete_batch_size(tasks.len(), c.concurrency, c.chunks_in_flight);
+            ops::delete_batches(&buckets, size).into_iter().map(Request::Batch).collect()
         } else {
-            (0..tasks.len()).map(|i| vec![i]).collect()
+            (0..tasks.len()).map(Request::One).collect()
         };
+        // What every task of the chunk shares, one reference for each.
+        let shared = Arc::new(TaskShared {
+            engine: self.engine.clone(),
+            job: self.job.clone(),
+            control: self.control.clone(),
+            lost: self.lost.clone(),
+            tasks: tasks.clone(),
+        });
         for request in requests {
             if self.lost.is_cancelled() || self.shutdown.is_cancelled() || self.job_stopping() {
                 break;
@@ -462,14 +497,13 @@ impl ChunkRun {
                 _ = self.shutdown.cancelled() => break,
                 _ = self.lost.cancelled() => break,
             };
-            let (engine, job, tasks, lost) = (self.engine.clone(), self.job.clone(), tasks.clone(), self.lost.clone());
-            let control = self.control.clone();
+            let s = shared.clone();
             set.spawn(async move {
-                let out = if batched {
-                    run_delete_batch(&engine, &job, &control, &tasks, request, &lost).await
-                } else {
-                    let i = request[0];
-                    vec![(i, run_task(&engine, &job, &control, &tasks[i], &lost).await)]
+                let out = match request {
+                    Request::Batch(keys) => {
+                        run_delete_batch(&s.engine, &s.job, &s.control, &s.tasks, keys, &s.lost).await
+                    }
+                    Request::One(i) => vec![(i, run_task(&s.engine, &s.job, &s.control, &s.tasks[i], &s.lost).await)],
                 };
                 drop(permit);
                 drop(slot);
