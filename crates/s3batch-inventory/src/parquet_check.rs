@@ -222,7 +222,8 @@ fn capped(r: impl Read, cap: u64) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-fn io(e: std::io::Error) -> String {
+/// A read error, as the checks word it.
+pub(crate) fn io(e: std::io::Error) -> String {
     format!("reading failed: {e}")
 }
 
@@ -350,6 +351,22 @@ impl<R: Read> Thrift<'_, R> {
         }
     }
 
+    /// A list's or a set's header: its element type and its size, claimed against the bytes left (an empty list,
+    /// one zero byte, has no element type: 0, size 0).
+    fn list_header(&mut self) -> Result<(u8, u64), String> {
+        let h = self.byte()?;
+        if h == 0 {
+            return Ok((0, 0));
+        }
+        let element = self.element(h & 0x0f)?;
+        let n = match h >> 4 {
+            15 => self.vlq().and_then(|n| i32_size(n, "list", self.what))?,
+            n => u64::from(n),
+        };
+        self.claim(n)?;
+        Ok((element, n))
+    }
+
     /// parquet's `skip_till_depth`: booleans take no byte, a UUID 16, a double 8, a list or set or map one skip per
     /// element.
     fn skip(&mut self, kind: u8, depth: u32) -> Result<(), String> {
@@ -366,16 +383,7 @@ impl<R: Read> Thrift<'_, R> {
                 self.skip_bytes(n)
             }
             9 | 10 => {
-                let h = self.byte()?;
-                if h == 0 {
-                    return Ok(());
-                }
-                let element = self.element(h & 0x0f)?;
-                let n = match h >> 4 {
-                    15 => self.vlq().and_then(|n| i32_size(n, "list", self.what))?,
-                    n => u64::from(n),
-                };
-                self.claim(n)?;
+                let (element, n) = self.list_header()?;
                 if element != 1 {
                     for _ in 0..n {
                         self.skip(element, depth - 1)?;
@@ -593,7 +601,6 @@ const COLUMN_METADATA: &[(i16, Known)] = &[
 /// bytes aborted the process). `Ok` too where the file is too short to hold a footer, which parquet reports
 /// itself.
 pub(crate) fn check_footer(f: &File) -> Result<(), String> {
-    let io = |e: std::io::Error| format!("reading failed: {e}");
     let len = f.metadata().map_err(io)?.len();
     let mut r = BufReader::new(f);
     if len < 8 {
@@ -639,16 +646,7 @@ impl<R: Read> Thrift<'_, R> {
                 None => Ok(false),
             }),
             List(element) => {
-                let h = self.byte()?;
-                if h == 0 {
-                    return Ok(());
-                }
-                let kind = self.element(h & 0x0f)?;
-                let n = match h >> 4 {
-                    15 => self.vlq().and_then(|n| i32_size(n, "list", self.what))?,
-                    n => u64::from(n),
-                };
-                self.claim(n)?;
+                let (kind, n) = self.list_header()?;
                 for _ in 0..n {
                     self.known(*element, kind, depth - 1)?;
                 }
