@@ -29,7 +29,7 @@ use orc_rust::proto::r#type::Kind as TypeKind;
 use orc_rust::proto::{CompressionKind, Footer, PostScript, StripeFooter};
 use prost::Message;
 
-use crate::parquet_check::MAX_ROWS_PER_BYTE;
+use crate::parquet_check::{MAX_ROWS_PER_BYTE, io};
 
 /// The largest footer read (decompressed or not); an inventory's footer holds a schema and a few statistics.
 const MAX_FOOTER_BYTES: u64 = 16 << 20;
@@ -54,7 +54,6 @@ pub(crate) const MAX_BATCH_BYTES: u64 = 32 << 20;
 /// bounds above, or when the tail is malformed in a way orc-rust reports itself (a too short file, an
 /// undecodable postscript).
 pub(crate) fn check(f: &mut File, wanted: &[&str]) -> Result<(), String> {
-    let io = |e: std::io::Error| format!("reading failed: {e}");
     let len = f.metadata().map_err(io)?.len();
     let Some(ps_len) = tail(f, len, 1, 1).map_err(io)?.map(|b| u64::from(b[0])) else { return Ok(()) };
     let Some(ps) = tail(f, len, 1 + ps_len, ps_len).map_err(io)? else { return Ok(()) };
@@ -258,7 +257,6 @@ impl Window {
 
 /// A stream's bytes as they are in the file (orc-rust reads each stream whole too).
 fn read_stream(f: &mut File, s: StreamAt) -> Result<Vec<u8>, String> {
-    let io = |e: std::io::Error| format!("reading failed: {e}");
     f.seek(SeekFrom::Start(s.at)).map_err(io)?;
     let mut buf = vec![0; s.len as usize];
     f.read_exact(&mut buf).map_err(io)?;
@@ -289,23 +287,12 @@ impl<'a> Inflate<'a> {
                 continue;
             }
             let bad = |m: &str| format!("is corrupt: {m}");
-            let h = self.rest.get(..3).ok_or_else(|| bad("a chunk header is cut short"))?;
-            let h = u32::from(h[0]) | u32::from(h[1]) << 8 | u32::from(h[2]) << 16;
-            let n = (h >> 1) as usize;
-            let chunk = self.rest.get(3..3 + n).ok_or_else(|| bad("a chunk is cut short"))?;
-            self.rest = &self.rest[3 + n..];
             let cap = self.codec.block + 1;
-            let got = match self.codec.kind {
-                _ if h & 1 == 1 => Ok(chunk.to_vec()),
-                CompressionKind::Zlib => read_up_to(flate2::read::DeflateDecoder::new(chunk), cap),
-                CompressionKind::Snappy => snappy(chunk, cap),
-                CompressionKind::Zstd => zstd::stream::Decoder::new(chunk).and_then(|mut d| {
-                    d.window_log_max(MAX_ZSTD_WINDOW_LOG)?;
-                    read_up_to(d, cap)
-                }),
-                k => return Err(bad(&format!("{} is not read", k.as_str_name()))),
-            };
-            self.chunk = got.map_err(|e| bad(&e.to_string()))?;
+            self.chunk =
+                next_chunk(self.codec.kind, &mut self.rest, cap, Some(MAX_ZSTD_WINDOW_LOG)).map_err(|e| match e {
+                    ChunkError::Corrupt(m) => bad(&m),
+                    ChunkError::NotRead => bad(&format!("{} is not read", self.codec.kind.as_str_name())),
+                })?;
             if self.chunk.len() as u64 >= cap {
                 return Err(bad("a chunk decompresses to more than the block size"));
             }
@@ -574,7 +561,6 @@ fn check_streams(f: &mut File, start: u64, end: u64, codec: Codec, sf: &StripeFo
 /// capped at the block size yields, so memory stays bounded whatever a chunk claims. Returns the stream's
 /// decompressed size.
 fn check_chunks(f: &mut File, at: u64, n: u64, codec: Codec) -> Result<u64, String> {
-    let io = |e: std::io::Error| format!("reading failed: {e}");
     f.seek(SeekFrom::Start(at)).map_err(io)?;
     let mut r = BufReader::new(f.take(n));
     let (mut left, mut chunk, mut total) = (n, Vec::new(), 0u64);
@@ -638,28 +624,57 @@ fn decompress(kind: CompressionKind, raw: &[u8]) -> Result<Vec<u8>, String> {
     if kind == CompressionKind::None {
         return Ok(raw.to_vec());
     }
-    let bad = |m: &str| format!("its {} compression is corrupt: {m}", kind.as_str_name());
     let (mut out, mut rest) = (Vec::new(), raw);
     while !rest.is_empty() {
-        let h = rest.get(..3).ok_or_else(|| bad("a chunk header is cut short"))?;
-        let h = u32::from(h[0]) | u32::from(h[1]) << 8 | u32::from(h[2]) << 16;
-        let n = (h >> 1) as usize;
-        let chunk = rest.get(3..3 + n).ok_or_else(|| bad("a chunk is cut short"))?;
-        rest = &rest[3 + n..];
         let room = MAX_FOOTER_BYTES + 1 - out.len() as u64;
-        let got = match kind {
-            _ if h & 1 == 1 => Ok(chunk.to_vec()),
-            CompressionKind::Zlib => read_up_to(flate2::read::DeflateDecoder::new(chunk), room),
-            CompressionKind::Snappy => snappy(chunk, room),
-            CompressionKind::Zstd => zstd::stream::Decoder::new(chunk).and_then(|d| read_up_to(d, room)),
-            _ => return Err(format!("its {} compression is not read (ZLIB, SNAPPY, ZSTD are)", kind.as_str_name())),
-        };
-        out.extend(got.map_err(|e| bad(&e.to_string()))?);
+        out.extend(next_chunk(kind, &mut rest, room, None).map_err(|e| match e {
+            ChunkError::Corrupt(m) => format!("its {} compression is corrupt: {m}", kind.as_str_name()),
+            ChunkError::NotRead => {
+                format!("its {} compression is not read (ZLIB, SNAPPY, ZSTD are)", kind.as_str_name())
+            }
+        })?);
         if out.len() as u64 > MAX_FOOTER_BYTES {
             return Err(format!("it decompresses to more than {MAX_FOOTER_BYTES} bytes"));
         }
     }
     Ok(out)
+}
+
+/// Why an ORC chunk was not decompressed.
+enum ChunkError {
+    Corrupt(String),
+    /// A compression kind that is not read.
+    NotRead,
+}
+
+/// Splits the next ORC chunk off `rest` (a 3-byte header: length × 2, + 1 when the chunk is stored as it is) and
+/// decompresses it, reading at most `cap` bytes; a ZSTD window is bounded by `zstd_window_log` where given.
+fn next_chunk(
+    kind: CompressionKind,
+    rest: &mut &[u8],
+    cap: u64,
+    zstd_window_log: Option<u32>,
+) -> Result<Vec<u8>, ChunkError> {
+    let corrupt = |m: &str| ChunkError::Corrupt(m.to_string());
+    let all: &[u8] = rest;
+    let h = all.get(..3).ok_or_else(|| corrupt("a chunk header is cut short"))?;
+    let h = u32::from(h[0]) | u32::from(h[1]) << 8 | u32::from(h[2]) << 16;
+    let n = (h >> 1) as usize;
+    let chunk = all.get(3..3 + n).ok_or_else(|| corrupt("a chunk is cut short"))?;
+    *rest = &all[3 + n..];
+    let got = match kind {
+        _ if h & 1 == 1 => Ok(chunk.to_vec()),
+        CompressionKind::Zlib => read_up_to(flate2::read::DeflateDecoder::new(chunk), cap),
+        CompressionKind::Snappy => snappy(chunk, cap),
+        CompressionKind::Zstd => zstd::stream::Decoder::new(chunk).and_then(|mut d| {
+            if let Some(log) = zstd_window_log {
+                d.window_log_max(log)?;
+            }
+            read_up_to(d, cap)
+        }),
+        _ => return Err(ChunkError::NotRead),
+    };
+    got.map_err(|e| ChunkError::Corrupt(e.to_string()))
 }
 
 /// A raw Snappy block, refused before it is decompressed if it says it is larger than `limit`.
