@@ -116,11 +116,11 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
             match engine.store.claim_singleton(SCHEDULER_LEASE, &engine.worker_id, now(), engine.config.lease_ms).await
             {
                 Ok(outcome) => {
-                    let _ = lease_failing.succeeded();
+                    lease_failing.succeeded();
                     outcome.is_applied()
                 }
                 Err(e) => {
-                    let _ = lease_failing.failed(&e, now());
+                    lease_failing.failed(&e, now());
                     false
                 }
             };
@@ -129,10 +129,10 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
         }
         match tick(&engine, &mut duties, leader).await {
             Ok(()) => {
-                let _ = tick_failing.succeeded();
+                tick_failing.succeeded();
             }
             Err(e) => {
-                let _ = tick_failing.failed(&e, now());
+                tick_failing.failed(&e, now());
             }
         }
         if leader && now() - last_sweep > 60_000 {
