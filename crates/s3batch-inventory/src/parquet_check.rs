@@ -1430,6 +1430,40 @@ mod tests {
         }
     }
 
+    /// A column's pages may claim no more values than their row group has rows (a flat column has one per row):
+    /// the values a DELTA stream may claim are bounded by its page's, so this bounds the lengths decoded, by
+    /// parquet and here, by the file's rows. The same file with its data pages claiming 101 values for 100 rows
+    /// (patched in place: `0x2c 0x15 0xc8 0x01` is a data page header's num_values, 100) is refused.
+    #[test]
+    fn pages_claim_no_more_values_than_their_row_group_has_rows() {
+        use std::io::{Read, Write};
+        let mut f = one_key_file("k", 100, false, Compression::UNCOMPRESSED);
+        let mut bytes = Vec::new();
+        f.rewind().unwrap();
+        f.read_to_end(&mut bytes).unwrap();
+        let at: Vec<usize> =
+            bytes.windows(4).enumerate().filter(|(_, w)| *w == [0x2c, 0x15, 0xc8, 0x01]).map(|(i, _)| i).collect();
+        assert_eq!(at.len(), 2, "one data page per column");
+        let mut patched = bytes.clone();
+        for i in at {
+            patched[i + 2] = 0xca;
+        }
+        let file = |b: &[u8]| {
+            let mut f = tempfile::tempfile().unwrap();
+            f.write_all(b).unwrap();
+            f.rewind().unwrap();
+            f
+        };
+        assert_eq!(crate::parquet_rows("f", file(&bytes), None).unwrap().count(), 100);
+        let m = refused_file(file(&patched));
+        assert!(
+            m.ends_with(
+                "row group 0, column bucket: its pages claim 101 values by the page at 24, its row group has 100 rows"
+            ),
+            "{m}"
+        );
+    }
+
     fn uleb(mut v: u64, out: &mut Vec<u8>) {
         loop {
             let b = (v & 0x7f) as u8;
