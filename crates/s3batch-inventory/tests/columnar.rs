@@ -62,8 +62,16 @@ fn entries_for(keys: &[&str]) -> Vec<Entry> {
 }
 
 fn write_parquet(path: &std::path::Path, entries: &[Entry], compression: Compression) {
-    let props =
-        WriterProperties::builder().set_compression(compression).set_max_row_group_row_count(Some(5000)).build();
+    write_parquet_dictionary(path, entries, compression, true);
+}
+
+/// [`write_parquet`], with or without dictionary encoding (without, every string page is PLAIN).
+fn write_parquet_dictionary(path: &std::path::Path, entries: &[Entry], compression: Compression, dictionary: bool) {
+    let props = WriterProperties::builder()
+        .set_compression(compression)
+        .set_max_row_group_row_count(Some(5000))
+        .set_dictionary_enabled(dictionary)
+        .build();
     let mut w = parquet::arrow::ArrowWriter::try_new(File::create(path).unwrap(), schema(), Some(props)).unwrap();
     for chunk in entries.chunks(3000) {
         w.write(&batch(chunk)).unwrap();
@@ -477,21 +485,26 @@ fn orc_read_time() {
     }
 }
 
-/// The time to open (page checks included) and read a 300,000-row Parquet file under each codec, best of three.
-/// Run by hand: `cargo test --workspace --locked --test columnar -- --ignored --nocapture parquet_read_time`.
+/// The time to open (page checks included) and read a 300,000-row Parquet file under each codec, with dictionary
+/// encoding (the writer's default) and without (PLAIN string pages, whose values the page checks decompress and
+/// walk before parquet does), best of three. Run by hand:
+/// `cargo test --workspace --locked --test columnar -- --ignored --nocapture parquet_read_time`.
 #[test]
 #[ignore = "measures time; run explicitly"]
 fn parquet_read_time() {
     let dir = tempfile::tempdir().unwrap();
     let entries = timed_entries();
-    for (name, c) in [
-        ("snappy", Compression::SNAPPY),
-        ("gzip", Compression::GZIP(GzipLevel::default())),
-        ("zstd", Compression::ZSTD(ZstdLevel::default())),
-    ] {
-        let path = dir.path().join(format!("{name}.parquet"));
-        write_parquet(&path, &entries, c);
-        print_read_time("parquet", name, &path, entries.len());
+    for dictionary in [true, false] {
+        for (name, c) in [
+            ("snappy", Compression::SNAPPY),
+            ("gzip", Compression::GZIP(GzipLevel::default())),
+            ("zstd", Compression::ZSTD(ZstdLevel::default())),
+        ] {
+            let name = if dictionary { name.to_string() } else { format!("{name} PLAIN") };
+            let path = dir.path().join(format!("{name}.parquet"));
+            write_parquet_dictionary(&path, &entries, c, dictionary);
+            print_read_time("parquet", &name, &path, entries.len());
+        }
     }
 }
 
