@@ -200,7 +200,7 @@ impl StripeStrings<'_> {
                 ));
             }
             got += 1;
-            window.push(n)?;
+            window.push(n).map_err(|m| format!("its LENGTH stream gives {m}"))?;
         }
         if dictionary && got < count {
             return Err(format!("its dictionary claims {count} entries, its LENGTH stream holds {got}"));
@@ -224,19 +224,28 @@ impl StripeStrings<'_> {
 }
 
 /// The lengths of the last [`crate::BATCH_ROWS`] values (any batch's values of one column are at most that many
-/// consecutive values of its LENGTH stream), their sum, the sum of all and the largest.
+/// consecutive values of its LENGTH stream, or of a Parquet column's pages), their sum, the sum of all and the
+/// largest.
 #[derive(Default)]
-struct Window {
+pub(crate) struct Window {
     /// Whether the values are a batch's (direct), not a dictionary's.
     batches: bool,
     last: std::collections::VecDeque<u64>,
     sum: u64,
-    total: u64,
+    /// The bytes of all values.
+    pub(crate) total: u64,
     most: u64,
 }
 
 impl Window {
-    fn push(&mut self, n: u64) -> Result<(), String> {
+    /// A window of a batch's values (their sum bounded).
+    pub(crate) fn of_batches() -> Window {
+        Window { batches: true, ..Window::default() }
+    }
+
+    /// Adds a value of `n` bytes; an error (`N consecutive values S bytes; …`) where the last
+    /// [`crate::BATCH_ROWS`] take more than [`MAX_BATCH_BYTES`] and the values are a batch's.
+    pub(crate) fn push(&mut self, n: u64) -> Result<(), String> {
         if self.last.len() == crate::BATCH_ROWS {
             self.sum -= self.last.pop_front().unwrap_or(0);
         }
@@ -246,7 +255,7 @@ impl Window {
         self.most = self.most.max(n);
         if self.batches && self.sum > MAX_BATCH_BYTES {
             return Err(format!(
-                "its LENGTH stream gives {} consecutive values {} bytes; at most {MAX_BATCH_BYTES} are read per batch",
+                "{} consecutive values {} bytes; at most {MAX_BATCH_BYTES} are read per batch",
                 self.last.len(),
                 self.sum
             ));
