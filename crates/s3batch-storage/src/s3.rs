@@ -35,7 +35,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::interceptors::{BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextMut};
 use aws_sdk_s3::config::{
     BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-    RuntimeComponents,
+    RuntimeComponents, SharedInterceptor,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder;
@@ -176,8 +176,9 @@ impl S3Store {
             .credentials_provider(Credentials::new(access_key, secret, None, None, "s3batch-config"))
             .retry_partition(unrationed_retries())
             .http_client(http_client())
-            .endpoint_resolver(CachingResolver::new())
-            .interceptor(LeanRequests);
+            .endpoint_resolver(CachingResolver::new());
+        // Permanent: the SDK then skips asking the config bag, before each of its hooks, whether it is turned off.
+        b.push_interceptor(SharedInterceptor::permanent(LeanRequests));
         if let Some(endpoint) = &c.endpoint {
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
                 return Err(format!("`endpoint` must start with http:// or https://, got {endpoint:?}"));
