@@ -27,7 +27,6 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use aws_runtime::invocation_id::InvocationIdInterceptor;
-use aws_runtime::request_info::RequestInfoInterceptor;
 use aws_runtime::user_agent::UserAgentInterceptor;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::endpoint::{DefaultResolver, Endpoint, EndpointFuture, Params, ParamsBuilder, ResolveEndpoint};
@@ -267,24 +266,25 @@ fn unrationed_retries() -> aws_sdk_s3::config::retry::RetryPartition {
 /// The `User-Agent` of s3batch's S3 requests, in place of the SDK's.
 pub const USER_AGENT: &str = concat!("s3batch/", env!("CARGO_PKG_VERSION"));
 
-/// Turns off three of the SDK's per-request interceptors that a batch engine does not need, and sends a constant
+/// Turns off two of the SDK's per-request interceptors that a batch engine does not need, and sends a constant
 /// `User-Agent` instead of the SDK's.
 ///
 /// - `UserAgentInterceptor` built the SDK's user agent anew for every request (environment, feature metrics,
 ///   formatting: about 23k instructions of a 480k-instruction CopyObject) for `User-Agent` and `x-amz-user-agent`.
 ///   Stores log the user agent and nothing else reads it; s3batch's requests now say `s3batch/<version>`.
-/// - `InvocationIdInterceptor` made a random UUID per call for `amz-sdk-invocation-id`, and
-///   `RequestInfoInterceptor` formatted `amz-sdk-request` (attempt number, maximum attempts, a TTL) on every attempt.
-///   Both are advisory headers for AWS's service-side metrics; no store answers differently without them, and
-///   retries are the SDK's retry strategy and the engine's, which read neither.
+/// - `InvocationIdInterceptor` made a random UUID per call for `amz-sdk-invocation-id`, an advisory header for
+///   AWS's service-side metrics: no store answers differently without it, and retries are the SDK's retry strategy
+///   and the engine's, which do not read it.
 ///
-/// Kept: `ServiceClockSkewInterceptor` (it measures the store's clock from each answer's `Date` and shifts the
+/// Kept: `RequestInfoInterceptor` (`amz-sdk-request: attempt=N; max=M`, about 3k instructions a request: it tells a
+/// store or a proxy which attempt of a call a request is, and the engine's wire-fault tests count the SDK's retries
+/// by it), `ServiceClockSkewInterceptor` (it measures the store's clock from each answer's `Date` and shifts the
 /// signing time, which keeps a client with a wrong clock working), `RecursionDetectionInterceptor` (the SDK does
 /// not let it be turned off), the checksum, stalled-stream and connection-poisoning interceptors.
 ///
 /// How: the SDK asks every interceptor that can be turned off whether a `DisableInterceptor<T>` is in the
 /// request's config bag, before each of its hooks (its own presigning turns off the same ones so). This
-/// interceptor is a client interceptor, so its `read_before_execution` runs first, before any hook of the three.
+/// interceptor is a client interceptor, so its `read_before_execution` runs first, before any hook of the two.
 #[derive(Debug)]
 struct LeanRequests;
 
@@ -302,7 +302,6 @@ impl Intercept for LeanRequests {
         let state = cfg.interceptor_state();
         state.store_put(disable_interceptor::<UserAgentInterceptor>(WHY));
         state.store_put(disable_interceptor::<InvocationIdInterceptor>(WHY));
-        state.store_put(disable_interceptor::<RequestInfoInterceptor>(WHY));
         Ok(())
     }
 
@@ -1934,11 +1933,11 @@ mod tests {
         format!("HTTP/1.1 {status}\r\n{extra_headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
     }
 
-    /// s3batch's requests say `User-Agent: s3batch/<version>` and carry none of the SDK's per-request metrics
-    /// headers (`LeanRequests`), on the first attempt and on a retry, and are still signed; a retryable answer is
-    /// still retried by the SDK.
+    /// s3batch's requests say `User-Agent: s3batch/<version>` and carry neither the SDK's user agent nor its
+    /// invocation id (`LeanRequests`), on the first attempt and on a retry, and are still signed; a retryable answer
+    /// is still retried by the SDK, and each attempt still says its number.
     #[tokio::test]
-    async fn requests_carry_s3batchs_user_agent_and_no_sdk_metrics_headers() {
+    async fn requests_carry_s3batchs_user_agent_and_no_sdk_invocation_id() {
         let slow_down = answer(
             "503 Service Unavailable",
             "Content-Type: application/xml\r\n",
@@ -1949,10 +1948,11 @@ mod tests {
         c.endpoint = Some(endpoint);
         let store = S3Store::from_config(&c).unwrap();
         store.client().delete_object().bucket("b").key("k").send().await.unwrap();
-        for attempt in 0..2 {
+        for attempt in 1..=2 {
             let headers = requests.try_recv().unwrap_or_else(|_| panic!("attempt {attempt} was not sent"));
             assert_eq!(header(&headers, "user-agent"), [USER_AGENT], "{headers:?}");
-            for sdk_only in ["x-amz-user-agent", "amz-sdk-invocation-id", "amz-sdk-request"] {
+            assert_eq!(header(&headers, "amz-sdk-request"), [format!("attempt={attempt}; max=3")], "{headers:?}");
+            for sdk_only in ["x-amz-user-agent", "amz-sdk-invocation-id"] {
                 assert!(header(&headers, sdk_only).is_empty(), "{sdk_only} sent: {headers:?}");
             }
             let auth = header(&headers, "authorization");
