@@ -1172,13 +1172,7 @@ mod tests {
     }
 
     fn refused(footer: &[u8]) -> String {
-        match crate::parquet_rows("inv/data/f.parquet", footer_file(footer), None).err().expect("refused") {
-            crate::InventoryError::DataFile { file, message } => {
-                assert_eq!(file, "inv/data/f.parquet");
-                message
-            }
-            other => panic!("{other}"),
-        }
+        refused_file(footer_file(footer))
     }
 
     /// parquet (59.3.2, release build, run alone on a loaded machine) skipped an unknown footer field holding a list

@@ -1926,6 +1926,16 @@ mod tests {
         (endpoint, rx)
     }
 
+    /// A DeleteObject through a client of the config, against a `canned_server` of `answers`; its requests.
+    async fn delete_against(answers: Vec<String>) -> tokio::sync::mpsc::UnboundedReceiver<Vec<(String, String)>> {
+        let (endpoint, requests) = canned_server(answers).await;
+        let mut c = s3_config();
+        c.endpoint = Some(endpoint);
+        let store = S3Store::from_config(&c).unwrap();
+        store.client().delete_object().bucket("b").key("k").send().await.unwrap();
+        requests
+    }
+
     fn header<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
         headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
     }
@@ -1944,11 +1954,7 @@ mod tests {
             "Content-Type: application/xml\r\n",
             "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
         );
-        let (endpoint, mut requests) = canned_server(vec![slow_down, answer("204 No Content", "", "")]).await;
-        let mut c = s3_config();
-        c.endpoint = Some(endpoint);
-        let store = S3Store::from_config(&c).unwrap();
-        store.client().delete_object().bucket("b").key("k").send().await.unwrap();
+        let mut requests = delete_against(vec![slow_down, answer("204 No Content", "", "")]).await;
         for attempt in 1..=2 {
             let headers = requests.try_recv().unwrap_or_else(|_| panic!("attempt {attempt} was not sent"));
             assert_eq!(header(&headers, "user-agent"), [USER_AGENT], "{headers:?}");
@@ -1973,11 +1979,7 @@ mod tests {
             &format!("Content-Type: application/xml\r\nDate: {}\r\n", ahead.format("%a, %d %b %Y %H:%M:%S GMT")),
             "<Error><Code>RequestTimeTooSkewed</Code><Message>The difference is too large.</Message></Error>",
         );
-        let (endpoint, mut requests) = canned_server(vec![skewed, answer("204 No Content", "", "")]).await;
-        let mut c = s3_config();
-        c.endpoint = Some(endpoint);
-        let store = S3Store::from_config(&c).unwrap();
-        store.client().delete_object().bucket("b").key("k").send().await.unwrap();
+        let mut requests = delete_against(vec![skewed, answer("204 No Content", "", "")]).await;
         let signed_at = |headers: Vec<(String, String)>| {
             let date = header(&headers, "x-amz-date")[0].to_string();
             chrono::NaiveDateTime::parse_from_str(&date, "%Y%m%dT%H%M%SZ").unwrap()
