@@ -29,7 +29,7 @@ use orc_rust::proto::r#type::Kind as TypeKind;
 use orc_rust::proto::{CompressionKind, Footer, PostScript, StripeFooter};
 use prost::Message;
 
-use crate::parquet_check::{MAX_ROWS_PER_BYTE, io};
+use crate::parquet_check::{MAX_ROWS_PER_BYTE, io, read_at, read_up_to};
 
 /// The largest footer read (decompressed or not); an inventory's footer holds a schema and a few statistics.
 const MAX_FOOTER_BYTES: u64 = 16 << 20;
@@ -266,10 +266,7 @@ impl Window {
 
 /// A stream's bytes as they are in the file (orc-rust reads each stream whole too).
 fn read_stream(f: &mut File, s: StreamAt) -> Result<Vec<u8>, String> {
-    f.seek(SeekFrom::Start(s.at)).map_err(io)?;
-    let mut buf = vec![0; s.len as usize];
-    f.read_exact(&mut buf).map_err(io)?;
-    Ok(buf)
+    read_at(f, s.at, s.len)
 }
 
 /// A stream's decompressed bytes, a chunk at a time (each at most the block size: checked before).
@@ -693,12 +690,6 @@ fn snappy(chunk: &[u8], limit: u64) -> std::io::Result<Vec<u8>> {
         return Err(std::io::Error::other(format!("a chunk says it holds {n} bytes")));
     }
     snap::raw::Decoder::new().decompress_vec(chunk).map_err(std::io::Error::other)
-}
-
-fn read_up_to(r: impl Read, limit: u64) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    r.take(limit).read_to_end(&mut out)?;
-    Ok(out)
 }
 
 /// Every type but the root is the child of exactly one type listed before it, and no deeper than [`MAX_DEPTH`].

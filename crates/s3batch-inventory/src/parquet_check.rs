@@ -220,7 +220,7 @@ impl Walk<'_> {
         values: i32,
         codec: Compression,
     ) -> Result<(), String> {
-        let page = self.read(at, stored)?;
+        let page = read_at(&mut self.r, at, stored)?;
         let Some(plain) = decompress(page, raw, codec)? else { return Ok(()) };
         let mut rest = &plain[..];
         for _ in 0..values.max(0) {
@@ -232,14 +232,6 @@ impl Walk<'_> {
             rest = tail.get(n as usize..).unwrap_or_default();
         }
         Ok(())
-    }
-
-    /// The `n` bytes at `at` (`n` is at most [`MAX_PAGE_BYTES`]).
-    fn read(&mut self, at: u64, n: u64) -> Result<Vec<u8>, String> {
-        self.r.seek(SeekFrom::Start(at)).map_err(io)?;
-        let mut page = vec![0; n as usize];
-        self.r.read_exact(&mut page).map_err(io)?;
-        Ok(page)
     }
 
     /// The values of a BYTE_ARRAY data page (V1 or V2, stored at `at` in `stored` bytes, `raw` uncompressed), found
@@ -288,7 +280,7 @@ impl Walk<'_> {
             },
             None => (0, true),
         };
-        let mut page = self.read(at, stored)?;
+        let mut page = read_at(&mut self.r, at, stored)?;
         if compressed && codec != Compression::UNCOMPRESSED {
             if skip > stored {
                 return Ok(());
@@ -611,9 +603,22 @@ impl<'a> Delta<'a> {
 
 /// What `r` decompresses to, read up to `cap` bytes.
 fn capped(r: impl Read, cap: u64) -> Result<Vec<u8>, String> {
+    read_up_to(r, cap).map_err(|e| format!("its compression is corrupt: {e}"))
+}
+
+/// What `r` gives, up to `limit` bytes.
+pub(crate) fn read_up_to(r: impl Read, limit: u64) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
-    r.take(cap).read_to_end(&mut out).map_err(|e| format!("its compression is corrupt: {e}"))?;
+    r.take(limit).read_to_end(&mut out)?;
     Ok(out)
+}
+
+/// The `n` bytes at `at` of `r` (the callers bound `n`: a page, a stream).
+pub(crate) fn read_at(r: &mut (impl Read + Seek), at: u64, n: u64) -> Result<Vec<u8>, String> {
+    r.seek(SeekFrom::Start(at)).map_err(io)?;
+    let mut buf = vec![0; n as usize];
+    r.read_exact(&mut buf).map_err(io)?;
+    Ok(buf)
 }
 
 /// A read error, as the checks word it.
