@@ -519,11 +519,11 @@ fn parquet_files_of_arrow_cpp_read() {
     files.retain(|p| p.extension().is_some_and(|e| e == "parquet"));
     files.sort();
     assert_eq!(files.len(), 8);
+    let mut keys: Vec<String> =
+        (0..1500).map(|i| format!("dir/{:02}/obj-{i}{}", i % 37, "x".repeat(i * 7 % 61))).collect();
+    keys[234] = "k".repeat(1024);
+    keys[1345] = "é".repeat(512);
     for path in files {
-        let mut keys: Vec<String> =
-            (0..1500).map(|i| format!("dir/{:02}/obj-{i}{}", i % 37, "x".repeat(i * 7 % 61))).collect();
-        keys[234] = "k".repeat(1024);
-        keys[1345] = "é".repeat(512);
         let rows: Vec<Row> = open("parquet", &path, None)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
             .map(|r| r.unwrap_or_else(|e| panic!("{}: {}", path.display(), e.message)))
