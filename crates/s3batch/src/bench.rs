@@ -65,7 +65,7 @@ pub enum BenchMode {
     /// at the same concurrency with a client as a user writes one, a raw DeleteObjects loop (1,000 keys a request)
     /// and, when installed, s5cmd and rclone (copy and delete): objects/s, client CPU per object and each ratio to
     /// s3batch (medians over `--rounds`).
-    Garage(GarageArgs),
+    Garage(Box<GarageArgs>),
     /// A ManifestGenerator job over a `local` bucket of N objects: listing time, first committed chunk, whether
     /// listing and execution overlap, tasks/s, peak RSS.
     Generator(GeneratorArgs),
@@ -112,6 +112,10 @@ pub struct GarageArgs {
     /// round's, and the table shows the medians.
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
+    /// Only these tools, comma separated (default: s3batch, both raw loops, and s5cmd and rclone when installed).
+    /// One tool alone lets a profiler (`perf record -p`, `perf stat -p`) see only its work.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub tools: Vec<Tool>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -270,7 +274,7 @@ struct Measured {
 pub async fn run(args: BenchArgs) -> Result<()> {
     match args.mode {
         Some(BenchMode::Fleet(f)) => return fleet(f).await,
-        Some(BenchMode::Garage(g)) => return garage(g).await,
+        Some(BenchMode::Garage(g)) => return garage(*g).await,
         Some(BenchMode::Generator(g)) => return generator(g).await,
         Some(BenchMode::Console(c)) => return console(c).await,
         None => {}
@@ -1034,15 +1038,71 @@ fn machine_cpu() -> Result<(f64, f64)> {
     Ok((total - idle, total))
 }
 
-/// User + system CPU seconds of a process so far, from /proc/<pid>/stat (clock ticks of 1/100 s).
+/// User + system CPU seconds of a process so far, from /proc/<pid>/stat.
 fn process_cpu_s(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let (user, sys) = stat_times(&format!("/proc/{pid}/stat"), 11)?;
+    Ok(user + sys)
+}
+
+/// Two clock-tick fields of a /proc stat file, in seconds (ticks of 1/100 s): `at` counts from the field after the
+/// command, so 11 is utime (field 14 over the whole line) and stime beside it, 13 cutime and cstime.
+fn stat_times(path: &str, at: usize) -> Result<(f64, f64)> {
+    let stat = std::fs::read_to_string(path)?;
     let after = stat.rsplit_once(')').context("no ')' in stat")?.1;
     let f: Vec<&str> = after.split_whitespace().collect();
-    // After the command: state is field 3, utime 14 and stime 15 (1-based over the whole line).
-    let ticks: f64 =
-        f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    Ok(ticks / 100.0)
+    let ticks = |i: usize| -> Result<f64> {
+        let x = f.get(i).with_context(|| format!("{path}: no field {}", i + 3))?;
+        Ok(x.parse::<f64>().with_context(|| format!("{path}: field {} is {x:?}", i + 3))? / 100.0)
+    };
+    Ok((ticks(at)?, ticks(at + 1)?))
+}
+
+/// The CPU a process used (so far, or between two readings): user and system seconds, and context switches.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    user_s: f64,
+    sys_s: f64,
+    /// Voluntary and involuntary context switches of the threads alive at the reading; NaN when not known (a
+    /// child process).
+    switches: f64,
+}
+
+impl std::ops::Sub for Cpu {
+    type Output = Cpu;
+    fn sub(self, o: Cpu) -> Cpu {
+        Cpu { user_s: self.user_s - o.user_s, sys_s: self.sys_s - o.sys_s, switches: self.switches - o.switches }
+    }
+}
+
+impl Cpu {
+    fn total_s(&self) -> f64 {
+        self.user_s + self.sys_s
+    }
+
+    /// This process so far. The switches are those of its live threads: a thread that ended took its own along
+    /// (the runtime's workers, the SQLite connection's thread and the timer live as long as the bench).
+    fn of_self() -> Cpu {
+        let (user_s, sys_s) = stat_times("/proc/self/stat", 11).unwrap_or_default();
+        let mut switches = 0.0;
+        for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+            let Ok(status) = std::fs::read_to_string(task.path().join("status")) else { continue };
+            for line in status.lines() {
+                if let Some(v) = line
+                    .strip_prefix("voluntary_ctxt_switches:")
+                    .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+                {
+                    switches += v.trim().parse::<f64>().unwrap_or(0.0);
+                }
+            }
+        }
+        Cpu { user_s, sys_s, switches }
+    }
+
+    /// This process's waited-for children so far (`cutime`, `cstime`); their switches are not known.
+    fn of_children() -> Cpu {
+        let (user_s, sys_s) = stat_times("/proc/self/stat", 13).unwrap_or_default();
+        Cpu { user_s, sys_s, switches: f64::NAN }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1179,39 +1239,38 @@ fn garage_key(i: u64) -> String {
 
 /// Run `f(i)` for every i in 0..n with `concurrency` in flight; objects/s and the CPU seconds this process used.
 /// Fails on the first error.
-async fn raw_loop<F, Fut>(n: u64, concurrency: usize, f: F) -> Result<(f64, f64)>
+async fn raw_loop<F, Fut>(n: u64, concurrency: usize, f: F) -> Result<(f64, Cpu)>
 where
     F: Fn(u64) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
     use futures::StreamExt;
-    let (t0, cpu0) = (Instant::now(), self_cpu_s());
+    let (t0, cpu0) = (Instant::now(), Cpu::of_self());
     let mut s = futures::stream::iter(0..n).map(f).buffer_unordered(concurrency.max(1));
     while let Some(r) = s.next().await {
         r?;
     }
-    Ok((n as f64 / t0.elapsed().as_secs_f64().max(1e-6), self_cpu_s() - cpu0))
+    Ok((n as f64 / t0.elapsed().as_secs_f64().max(1e-6), Cpu::of_self() - cpu0))
 }
 
 /// One job's figures.
 struct JobRun {
-    /// Active → every task counted.
+    /// In Active: the tasks (ElapsedTimeInActiveSeconds, to the millisecond).
     tasks_s: f64,
     /// Created → Complete (prepare, tasks, report).
     whole_s: f64,
     /// Created → Active.
     prepare_s: f64,
-    /// Every task counted → Complete.
+    /// Active → Complete.
     report_s: f64,
-    /// CPU seconds this process used over the whole job.
-    cpu_s: f64,
+    /// The CPU this process used over the whole job.
+    cpu: Cpu,
 }
 
-/// CPU seconds this process has used so far.
-fn self_cpu_s() -> f64 {
-    process_cpu_s(std::process::id()).unwrap_or(0.0)
-}
-
+/// Run a job to Complete and time it by the job's own record: when it was created, entered Active (read while it
+/// is Active), how long it was Active and when it ended. The job is looked at every 10 ms until it is Active, then
+/// every 100 ms: the times do not depend on how often it is looked at, and the looking, charged to s3batch's CPU,
+/// stays a few dozen statements a job.
 async fn run_job(service: &JobService, operation: serde_json::Value, manifest: &str, n: u64) -> Result<JobRun> {
     let spec: JobSpec = serde_json::from_value(serde_json::json!({
         "Operation": operation,
@@ -1222,16 +1281,13 @@ async fn run_job(service: &JobService, operation: serde_json::Value, manifest: &
         "Priority": 1,
         "ConfirmationRequired": false,
     }))?;
-    let (t0, cpu0) = (Instant::now(), self_cpu_s());
+    let (t0, cpu0) = (Instant::now(), Cpu::of_self());
     let job = service.create("123456789012", None, spec).await?;
-    let (mut active_at, mut counted_at) = (None, None);
+    let mut active_since = None;
     let done = loop {
         let j = service.describe("123456789012", &job.id).await?;
-        if active_at.is_none() && j.status == JobStatus::Active {
-            active_at = Some(t0.elapsed());
-        }
-        if counted_at.is_none() && j.total_tasks.is_some_and(|t| j.succeeded + j.failed >= t) {
-            counted_at = Some(t0.elapsed());
+        if active_since.is_none() {
+            active_since = j.active_since;
         }
         if j.status.is_terminal() {
             break j;
@@ -1239,21 +1295,20 @@ async fn run_job(service: &JobService, operation: serde_json::Value, manifest: &
         if t0.elapsed() > Duration::from_secs(3600) {
             bail!("the job did not finish within an hour");
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        let pause = if active_since.is_some() { 100 } else { 10 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     };
-    let total = t0.elapsed();
+    let cpu = Cpu::of_self() - cpu0;
     if done.status != JobStatus::Complete || done.succeeded as u64 != n {
         bail!("the job ended {} with {} succeeded, {} failed", done.status, done.succeeded, done.failed);
     }
-    let active = active_at.unwrap_or_default();
-    let counted = counted_at.unwrap_or(total);
-    Ok(JobRun {
-        tasks_s: (counted - active).as_secs_f64().max(1e-3),
-        whole_s: total.as_secs_f64().max(1e-3),
-        prepare_s: active.as_secs_f64(),
-        report_s: (total - counted).as_secs_f64(),
-        cpu_s: self_cpu_s() - cpu0,
-    })
+    let ended = done.terminated_at.context("a Complete job without its end time")?;
+    let secs = |ms: i64| ms.max(0) as f64 / 1000.0;
+    let whole_s = secs(ended - done.created_at).max(1e-3);
+    let tasks_s = secs(done.active_ms).max(1e-3);
+    // Entered Active and left it within one look (a job of a few objects): what is not Active is all preparing.
+    let prepare_s = active_since.map_or(whole_s - tasks_s, |a| secs(a - done.created_at));
+    Ok(JobRun { tasks_s, whole_s, prepare_s, report_s: (whole_s - tasks_s - prepare_s).max(0.0), cpu })
 }
 
 async fn garage(args: GarageArgs) -> Result<()> {
@@ -1282,14 +1337,16 @@ async fn garage(args: GarageArgs) -> Result<()> {
 }
 
 /// The tools a round runs, each into its own destination bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tool {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tool {
     /// s3batch jobs (S3PutObjectCopy, then S3DeleteObject through DeleteObjects, then S3PutObjectTagging of the
     /// source objects).
     S3batch,
     /// aws-sdk-s3: one CopyObject, one DeleteObject, one PutObjectTagging per key.
+    #[value(name = "raw-sdk")]
     RawSdk,
     /// aws-sdk-s3: DeleteObjects of 1,000 keys a request (its copies are made, not measured).
+    #[value(name = "raw-batch")]
     RawBatch,
     /// `s5cmd cp 's3://src/*' s3://dst/`, `s5cmd rm 's3://dst/*'`.
     S5cmd,
@@ -1319,6 +1376,39 @@ impl Tool {
     }
 }
 
+/// The tools to run: the ones asked for, each of which must be installed, or else all, the peers when installed.
+fn chosen_tools(asked: &[Tool]) -> Result<Vec<Tool>> {
+    let program = |t: Tool| match t {
+        Tool::S5cmd => Some("s5cmd"),
+        Tool::Rclone => Some("rclone"),
+        Tool::S3batch | Tool::RawSdk | Tool::RawBatch => None,
+    };
+    if asked.is_empty() {
+        let mut tools = vec![Tool::S3batch, Tool::RawSdk, Tool::RawBatch];
+        for tool in [Tool::S5cmd, Tool::Rclone] {
+            let p = program(tool).unwrap_or_default();
+            if installed(p) {
+                tools.push(tool);
+            } else {
+                println!("{p} is not installed: its rows are left out");
+            }
+        }
+        return Ok(tools);
+    }
+    let mut tools = Vec::new();
+    for &tool in asked {
+        if let Some(p) = program(tool)
+            && !installed(p)
+        {
+            bail!("--tools {p}: {p} is not installed (no `{p}` on PATH that answers `{p} version`)");
+        }
+        if !tools.contains(&tool) {
+            tools.push(tool);
+        }
+    }
+    Ok(tools)
+}
+
 /// Whether a program is on PATH (it answers `version`, as s5cmd and rclone both do).
 fn installed(program: &str) -> bool {
     std::process::Command::new(program)
@@ -1329,20 +1419,10 @@ fn installed(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// CPU seconds of this process's waited-for children so far (`cutime` + `cstime` of /proc/self/stat).
-fn children_cpu_s() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
-    let Some((_, after)) = stat.rsplit_once(')') else { return 0.0 };
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 =
-        f.get(13).and_then(|x| x.parse().ok()).unwrap_or(0.0) + f.get(14).and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
 /// Run a peer's command to the end: objects/s over `n` objects and its CPU seconds. Fails if it fails.
-async fn run_peer(mut cmd: tokio::process::Command, n: u64) -> Result<(f64, f64)> {
+async fn run_peer(mut cmd: tokio::process::Command, n: u64) -> Result<(f64, Cpu)> {
     let what = format!("{:?}", cmd.as_std());
-    let (t0, cpu0) = (Instant::now(), children_cpu_s());
+    let (t0, cpu0) = (Instant::now(), Cpu::of_children());
     let out = cmd.stdin(std::process::Stdio::null()).output().await.with_context(|| format!("running {what}"))?;
     let secs = t0.elapsed().as_secs_f64().max(1e-6);
     if !out.status.success() {
@@ -1352,7 +1432,7 @@ async fn run_peer(mut cmd: tokio::process::Command, n: u64) -> Result<(f64, f64)
             String::from_utf8_lossy(&out.stderr).lines().take(5).collect::<Vec<_>>().join(" / ")
         );
     }
-    Ok((n as f64 / secs, children_cpu_s() - cpu0))
+    Ok((n as f64 / secs, Cpu::of_children() - cpu0))
 }
 
 fn s5cmd(target: &S3Target, c: usize, args: &[&str]) -> tokio::process::Command {
@@ -1393,17 +1473,17 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[(v.len() - 1) / 2]
 }
 
-/// One tool's figures for one operation in one round: objects/s and client CPU seconds.
+/// One tool's figures for one operation, a sample a round: objects/s and client CPU.
 #[derive(Debug, Default, Clone)]
 struct Samples {
     rate: Vec<f64>,
-    cpu_s: Vec<f64>,
+    cpu: Vec<Cpu>,
 }
 
 impl Samples {
-    fn push(&mut self, (rate, cpu_s): (f64, f64)) {
+    fn push(&mut self, (rate, cpu): (f64, Cpu)) {
         self.rate.push(rate);
-        self.cpu_s.push(cpu_s);
+        self.cpu.push(cpu);
     }
 }
 
@@ -1465,14 +1545,7 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
             }
         }
     }
-    let mut tools = vec![Tool::S3batch, Tool::RawSdk, Tool::RawBatch];
-    for (tool, program) in [(Tool::S5cmd, "s5cmd"), (Tool::Rclone, "rclone")] {
-        if installed(program) {
-            tools.push(tool);
-        } else {
-            println!("{program} is not installed: its rows are left out");
-        }
-    }
+    let tools = chosen_tools(&args.tools)?;
     let n = args.objects;
     let fill_c = args.concurrency.iter().copied().max().unwrap_or(64).max(64);
     println!(
@@ -1673,9 +1746,9 @@ async fn raw_delete_objects_loop(
     bucket: &str,
     n: u64,
     concurrency: usize,
-) -> Result<(f64, f64)> {
+) -> Result<(f64, Cpu)> {
     use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-    let (t0, cpu0) = (Instant::now(), self_cpu_s());
+    let (t0, cpu0) = (Instant::now(), Cpu::of_self());
     let batches = n.div_ceil(1000);
     let mut s = futures::stream::iter(0..batches)
         .map(|b| {
@@ -1697,74 +1770,105 @@ async fn raw_delete_objects_loop(
     while let Some(r) = s.next().await {
         r?;
     }
-    Ok((n as f64 / t0.elapsed().as_secs_f64().max(1e-6), self_cpu_s() - cpu0))
+    Ok((n as f64 / t0.elapsed().as_secs_f64().max(1e-6), Cpu::of_self() - cpu0))
 }
 
 fn print_garage_table(tools: &[Tool], f: &Figures, n: u64, c: usize, rounds: usize, config: &Config) {
     let per_k = |cpu_s: f64| cpu_s * 1e6 / n as f64;
+    // A figure and its unit, or a dash where the tool that gives it did not run.
+    let fig = |x: f64, width: usize, decimals: usize, unit: &str| {
+        let text = if x.is_finite() { format!("{x:.decimals$}{unit}") } else { "–".to_string() };
+        format!("{text:>width$}")
+    };
+    let ran = |op: usize| !f.jobs[op].is_empty() || f.peers.keys().any(|(_, o)| *o == op);
     println!();
     println!(
         "concurrency {c} ({n} objects, medians of {rounds} round(s); s3batch: chunks of {}, {} in flight)",
         config.engine.chunk_size, config.engine.chunks_in_flight
     );
-    println!(
-        "{:<18}  {:>14}  {:>14}  {:>10}  {:>11}  {:>11}  {:>9}  {:>8}  {:>17}  {:>13}",
-        "operation",
-        "s3batch tasks/s",
-        "s3batch job/s",
-        "raw SDK/s",
-        "ratio tasks",
-        "ratio job",
-        "prepare s",
-        "report s",
-        "CPU ms/1k s3batch",
-        "CPU ms/1k raw"
-    );
-    let raw = tools.iter().position(|t| *t == Tool::RawSdk).unwrap_or(0);
-    let mut s3batch = [(0.0, 0.0); GARAGE_OPERATIONS.len()];
+    // s3batch's jobs: tasks/s and job/s against the raw SDK loop.
+    let raw = tools.iter().position(|t| *t == Tool::RawSdk);
+    let mut s3batch = [(f64::NAN, f64::NAN); GARAGE_OPERATIONS.len()];
+    if tools.contains(&Tool::S3batch) {
+        println!(
+            "{:<18}  {:>14}  {:>14}  {:>10}  {:>11}  {:>11}  {:>9}  {:>8}  {:>17}  {:>13}",
+            "operation",
+            "s3batch tasks/s",
+            "s3batch job/s",
+            "raw SDK/s",
+            "ratio tasks",
+            "ratio job",
+            "prepare s",
+            "report s",
+            "CPU ms/1k s3batch",
+            "CPU ms/1k raw"
+        );
+    }
     for (op, name) in GARAGE_OPERATIONS.into_iter().enumerate().filter(|(op, _)| !f.jobs[*op].is_empty()) {
         let jobs = &f.jobs[op];
         let tasks = median(jobs.iter().map(|j| n as f64 / j.tasks_s).collect());
         let whole = median(jobs.iter().map(|j| n as f64 / j.whole_s).collect());
         s3batch[op] = (tasks, whole);
-        let peer = f.peers.get(&(raw, op)).cloned().unwrap_or_default();
-        let (raw_rate, raw_cpu) = (median(peer.rate), median(peer.cpu_s));
+        let peer = raw.and_then(|r| f.peers.get(&(r, op))).cloned().unwrap_or_default();
+        let raw_rate = median(peer.rate);
+        let raw_cpu = median(peer.cpu.iter().map(Cpu::total_s).collect());
         println!(
-            "{:<18}  {:>14.0}  {:>14.0}  {:>10.0}  {:>10.1}%  {:>10.1}%  {:>9.2}  {:>8.2}  {:>17.0}  {:>13.0}",
+            "{:<18}  {:>14.0}  {:>14.0}  {}  {}  {}  {:>9.2}  {:>8.2}  {:>17.0}  {}",
             name,
             tasks,
             whole,
-            raw_rate,
-            tasks / raw_rate * 100.0,
-            whole / raw_rate * 100.0,
+            fig(raw_rate, 10, 0, ""),
+            fig(tasks / raw_rate * 100.0, 11, 1, "%"),
+            fig(whole / raw_rate * 100.0, 11, 1, "%"),
             median(jobs.iter().map(|j| j.prepare_s).collect()),
             median(jobs.iter().map(|j| j.report_s).collect()),
-            per_k(median(jobs.iter().map(|j| j.cpu_s).collect())),
-            per_k(raw_cpu),
+            per_k(median(jobs.iter().map(|j| j.cpu.total_s()).collect())),
+            fig(per_k(raw_cpu), 13, 0, ""),
         );
     }
     println!();
-    println!("peers, same round, same Garage (medians; ratio: s3batch's objects/s ÷ the tool's)");
     println!(
-        "{:<18}  {:<22}  {:>10}  {:>13}  {:>13}  {:>15}",
-        "operation", "tool", "objects/s", "CPU ms/1k obj", "s3batch job ÷", "s3batch tasks ÷"
+        "every tool, same round, same store (medians; CPU: user + system, of it system; switches: context switches \
+         of this process's threads per object; ratio: s3batch's objects/s ÷ the tool's)"
     );
-    for (op, name) in GARAGE_OPERATIONS.into_iter().enumerate().filter(|(op, _)| !f.jobs[*op].is_empty()) {
+    println!(
+        "{:<18}  {:<22}  {:>10}  {:>13}  {:>10}  {:>12}  {:>13}  {:>15}",
+        "operation",
+        "tool",
+        "objects/s",
+        "CPU ms/1k obj",
+        "of it sys",
+        "switches/obj",
+        "s3batch job ÷",
+        "s3batch tasks ÷"
+    );
+    let row = |op: &str, tool: &str, rate: f64, cpu: &[Cpu], ratios: (f64, f64)| {
+        let med = |g: fn(&Cpu) -> f64| median(cpu.iter().map(g).collect());
+        println!(
+            "{:<18}  {:<22}  {:>10.0}  {:>13.0}  {:>10.0}  {}  {}  {}",
+            op,
+            tool,
+            rate,
+            per_k(med(Cpu::total_s)),
+            per_k(med(|c| c.sys_s)),
+            fig(med(|c| c.switches) / n as f64, 12, 2, ""),
+            fig(ratios.0, 13, 2, "×"),
+            fig(ratios.1, 15, 2, "×"),
+        );
+    };
+    for (op, name) in GARAGE_OPERATIONS.into_iter().enumerate().filter(|(op, _)| ran(*op)) {
         let (tasks, whole) = s3batch[op];
-        let cpu = per_k(median(f.jobs[op].iter().map(|j| j.cpu_s).collect()));
-        println!("{:<18}  {:<22}  {:>10.0}  {:>13.0}  {:>13}  {:>15}", name, "s3batch job", whole, cpu, "", "");
+        let mut first = name;
+        if !f.jobs[op].is_empty() {
+            let cpu: Vec<Cpu> = f.jobs[op].iter().map(|j| j.cpu).collect();
+            row(first, "s3batch job", whole, &cpu, (f64::NAN, f64::NAN));
+            first = "";
+        }
         for (ti, tool) in tools.iter().enumerate() {
             let Some(p) = f.peers.get(&(ti, op)) else { continue };
-            let (rate, cpu) = (median(p.rate.clone()), per_k(median(p.cpu_s.clone())));
-            println!(
-                "{:<18}  {:<22}  {:>10.0}  {:>13.0}  {:>12.2}×  {:>14.2}×",
-                "",
-                tool.name(),
-                rate,
-                cpu,
-                whole / rate,
-                tasks / rate
-            );
+            let rate = median(p.rate.clone());
+            row(first, tool.name(), rate, &p.cpu, (whole / rate, tasks / rate));
+            first = "";
         }
     }
 }
