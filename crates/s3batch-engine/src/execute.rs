@@ -454,6 +454,8 @@ impl ChunkRun {
     async fn run_tasks(&self, tasks: &[ManifestTask]) -> Vec<Option<Outcome>> {
         use futures::{FutureExt, StreamExt};
         let mut outcomes: Vec<Option<Outcome>> = vec![None; tasks.len()];
+        // S3DeleteObject: the chunk's keys go out as DeleteObjects requests, one bucket each; every other operation
+        // is one task a request.
         let batched =
             self.job.refusal.is_none() && ops::batches_deletes(&self.job.spec.operation, self.job.spec.dry_run);
         let requests: Vec<Request> = if batched {
@@ -485,6 +487,9 @@ impl ChunkRun {
             if self.lost.is_cancelled() || self.shutdown.is_cancelled() || self.job_stopping() {
                 break;
             }
+            // The job's share first (rate limit, counted in tasks; adaptive window, counted in requests), then a
+            // storage slot of the worker: a job held back by its own limit keeps no slot from the others. The
+            // requests running go on meanwhile.
             let n = request.len();
             let admit = async {
                 let slot = self.control.admit_tasks(n).await;

@@ -1261,7 +1261,7 @@ struct JobRun {
     whole_s: f64,
     /// Created → Active.
     prepare_s: f64,
-    /// Active → Complete.
+    /// Out of Active → Complete (the report).
     report_s: f64,
     /// The CPU this process used over the whole job.
     cpu: Cpu,
