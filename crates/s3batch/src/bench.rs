@@ -807,11 +807,12 @@ async fn generator(args: GeneratorArgs) -> Result<()> {
 /// VmHWM: this process's peak resident set, in KiB.
 fn peak_rss_kib() -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmHWM in /proc/self/status")
+    status_number(&status, "VmHWM:").context("no VmHWM in /proc/self/status")
+}
+
+/// The number on the line of a /proc status file that starts with `key` (a size's `kB` dropped).
+fn status_number(status: &str, key: &str) -> Option<u64> {
+    status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1086,13 +1087,8 @@ impl Cpu {
         let mut switches = 0.0;
         for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
             let Ok(status) = std::fs::read_to_string(task.path().join("status")) else { continue };
-            for line in status.lines() {
-                if let Some(v) = line
-                    .strip_prefix("voluntary_ctxt_switches:")
-                    .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
-                {
-                    switches += v.trim().parse::<f64>().unwrap_or(0.0);
-                }
+            for key in ["voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"] {
+                switches += status_number(&status, key).unwrap_or(0) as f64;
             }
         }
         Cpu { user_s, sys_s, switches }
@@ -1368,6 +1364,15 @@ impl Tool {
         }
     }
 
+    /// The program a peer runs; s3batch and the raw loops run in this process.
+    fn program(self) -> Option<&'static str> {
+        match self {
+            Tool::S5cmd => Some("s5cmd"),
+            Tool::Rclone => Some("rclone"),
+            Tool::S3batch | Tool::RawSdk | Tool::RawBatch => None,
+        }
+    }
+
     fn bucket(self) -> &'static str {
         match self {
             Tool::S3batch => GARAGE_DST_BATCH,
@@ -1381,26 +1386,19 @@ impl Tool {
 
 /// The tools to run: the ones asked for, each of which must be installed, or else all, the peers when installed.
 fn chosen_tools(asked: &[Tool]) -> Result<Vec<Tool>> {
-    let program = |t: Tool| match t {
-        Tool::S5cmd => Some("s5cmd"),
-        Tool::Rclone => Some("rclone"),
-        Tool::S3batch | Tool::RawSdk | Tool::RawBatch => None,
-    };
     if asked.is_empty() {
-        let mut tools = vec![Tool::S3batch, Tool::RawSdk, Tool::RawBatch];
-        for tool in [Tool::S5cmd, Tool::Rclone] {
-            let p = program(tool).unwrap_or_default();
-            if installed(p) {
-                tools.push(tool);
-            } else {
-                println!("{p} is not installed: its rows are left out");
+        let mut tools = Vec::new();
+        for tool in [Tool::S3batch, Tool::RawSdk, Tool::RawBatch, Tool::S5cmd, Tool::Rclone] {
+            match tool.program() {
+                Some(p) if !installed(p) => println!("{p} is not installed: its rows are left out"),
+                _ => tools.push(tool),
             }
         }
         return Ok(tools);
     }
     let mut tools = Vec::new();
     for &tool in asked {
-        if let Some(p) = program(tool)
+        if let Some(p) = tool.program()
             && !installed(p)
         {
             bail!("--tools {p}: {p} is not installed (no `{p}` on PATH that answers `{p} version`)");
