@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use s3batch_core::manifest::{CsvLayout, ManifestFormat, ManifestTask, csv_reader};
@@ -54,6 +55,7 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
         abandon: CancellationToken::new(),
         specs: SpecCache::default(),
         turn: 0,
+        starting: Arc::new(AtomicUsize::new(0)),
     };
     let mut chunks = JoinSet::new();
     // Set at every turn of the loop: after a claim, a finished chunk, a wake-up or a tick.
@@ -87,13 +89,23 @@ struct Launcher {
     specs: SpecCache,
     /// Whose turn it is among the Active jobs (see [`claim_fair`]).
     turn: usize,
+    /// Chunks here still starting requests (see [`Starting`]).
+    starting: Arc<AtomicUsize>,
 }
 
 impl Launcher {
-    /// Claim and start chunks until as many run as the config allows, none is left to claim, or shutdown began.
+    /// Claim and start chunks until as many start requests as the config allows (`chunks_in_flight`), none is left
+    /// to claim, or shutdown began.
+    ///
+    /// A chunk whose requests have all started (they are still running) no longer counts once a request slot is
+    /// free: the next chunk is claimed and read while the last requests run and the chunk commits, and takes the
+    /// slots they leave. A DeleteObjects chunk's requests all start at once and end about together, and every slot
+    /// of a chunk waited for its slowest request: `bench garage` delete at 100,000 objects went from 0.91× to 1.10×
+    /// the raw DeleteObjects loop. At most twice `chunks_in_flight` chunks are held.
     async fn fill(&mut self, chunks: &mut JoinSet<()>) {
         let engine = self.engine.clone();
-        while chunks.len() < engine.config.chunks_in_flight && !self.shutdown.is_cancelled() {
+        let most = engine.config.chunks_in_flight;
+        while self.starting.load(Ordering::Acquire) < most && chunks.len() < 2 * most && !self.shutdown.is_cancelled() {
             match claim_fair(&engine, &self.held, &mut self.turn).await {
                 Ok(Some(chunk)) => {
                     let Some(ctx) = self.start(chunk).await else { break };
@@ -125,6 +137,7 @@ impl Launcher {
         };
         let control = control_of(engine, &self.controls, &job.id).await;
         Some(ChunkRun {
+            starting: Starting::new(engine.clone(), self.starting.clone()),
             engine: engine.clone(),
             job,
             control,
@@ -372,7 +385,38 @@ enum Outcome {
     Failed(StorageError),
 }
 
+/// A chunk that has not yet started all of its requests: counted in the executor's `starting` until it has and a
+/// request slot is free (or it stopped, or is dropped); the executor then looks for the next chunk at once.
+struct Starting {
+    engine: Arc<Engine>,
+    count: Arc<AtomicUsize>,
+    done: AtomicBool,
+}
+
+impl Starting {
+    fn new(engine: Arc<Engine>, count: Arc<AtomicUsize>) -> Starting {
+        count.fetch_add(1, Ordering::AcqRel);
+        Starting { engine, count, done: AtomicBool::new(false) }
+    }
+
+    /// Every request of the chunk has started (or none more will): the first call counts, later ones do nothing.
+    fn done(&self) {
+        if !self.done.swap(true, Ordering::AcqRel) {
+            self.count.fetch_sub(1, Ordering::AcqRel);
+            self.engine.wake.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
 struct ChunkRun {
+    /// Counted among the chunks starting requests until `run_tasks` has started its last and a slot is free.
+    starting: Starting,
     engine: Arc<Engine>,
     job: Arc<JobCtx>,
     /// The job's rate limit and adaptive window in this process.
@@ -513,10 +557,23 @@ impl ChunkRun {
             };
             running.push(run(request, slot, permit));
         }
+        // Every request has started (or none more will). The chunk makes way for the next as soon as a request slot
+        // is free for it: now, or when the first of its own requests ends. (Not before: a chunk claimed only to wait
+        // would have been claimed a whole chunk early, ahead of a job raised or started above this one meanwhile.)
+        let mut made_way = self.sem.available_permits() > 0;
+        if made_way {
+            self.starting.done();
+        }
         loop {
             tokio::select! {
                 r = running.next() => match r {
-                    Some(r) => record(&mut outcomes, r),
+                    Some(r) => {
+                        record(&mut outcomes, r);
+                        if !made_way {
+                            made_way = true;
+                            self.starting.done();
+                        }
+                    }
                     None => break,
                 },
                 // The grace period is over: the requests still running are dropped with `running` (their results

@@ -78,7 +78,9 @@ pub struct EngineConfig {
     pub concurrency: usize,
     /// Manifest lines per chunk. Default: 1000.
     pub chunk_size: usize,
-    /// Chunks a process works on at once (enough to keep `concurrency` requests in flight). Default: 4.
+    /// Chunks a process starts requests from at once (enough to keep `concurrency` requests in flight). A chunk
+    /// whose requests have all started no longer counts: the next is claimed and read while they run, so at most
+    /// twice as many chunks are held. Default: 4.
     pub chunks_in_flight: usize,
     /// How long a chunk lease lasts without a heartbeat, in milliseconds. Default: 30000.
     pub lease_ms: i64,

@@ -224,9 +224,9 @@ async fn the_rate_limit_holds_and_a_new_limit_applies_while_the_job_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lowered_limit_applies_within_about_a_second() {
-    let h = Harness::new(config(), 1).await;
+    // 8 tasks in flight on slow storage (400 tasks/s): the unlimited job is still running when the limit comes.
+    let h = Harness::new(EngineConfig { concurrency: 8, ..config() }, 1).await;
     h.put_objects(2000, 8).await;
-    // Slow storage, so that the unlimited job is still running when the limit comes.
     h.data.set_faults(Faults { latency: Duration::from_millis(20), ..Default::default() });
     let id = h.create("low", &keys(2000), tagging(), json!({})).await;
     h.wait_for(&id, "a first chunk", |j| j.succeeded > 0).await;
@@ -435,4 +435,28 @@ async fn the_preview_counts_tasks_bytes_requests_and_time() {
     // Not another account's job.
     let e = h.service.preview("210987654321", &id).await.unwrap_err();
     assert!(matches!(e, ServiceError::NoSuchJob(_)), "{e:?}");
+}
+
+/// A chunk whose requests have all started makes way: the next one is claimed and read while they run, and its
+/// requests wait for room; no more than twice `chunks_in_flight` chunks are held, and every task runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_chunk_is_read_while_the_last_requests_run() {
+    // Chunks of 10 tasks, one starting requests at a time, room for 15 requests: the first chunk starts all 10 of
+    // its requests, so the second is claimed and starts 5; it waits for room, so no third is claimed.
+    let h = Harness::new(EngineConfig { chunks_in_flight: 1, concurrency: 15, ..config() }, 1).await;
+    h.put_objects(200, 8).await;
+    h.data.set_faults(Faults { latency: Duration::from_millis(100), ..Default::default() });
+    let base = h.data.request_count();
+    let id = h.create("ahead", &keys(200), tagging(), json!({})).await;
+    let mut most = 0;
+    let deadline = Instant::now() + TIMEOUT;
+    while !h.job(&id).await.status.is_terminal() {
+        most = most.max(h.engine(0).chunks_in_flight());
+        assert!(Instant::now() < deadline, "the job did not finish");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(most, 2, "chunks held at once");
+    let j = h.finished(&id).await;
+    assert_eq!((j.succeeded, j.failed), (200, 0));
+    assert_eq!(h.data.request_count() - base, 200, "one request per task");
 }
