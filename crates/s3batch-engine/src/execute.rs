@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use s3batch_core::manifest::{CsvLayout, ManifestFormat, ManifestTask, csv_reader};
@@ -18,7 +18,7 @@ use s3batch_core::report::{ReportRow, RowWriter, TaskStatus};
 use s3batch_core::{Event, JobSpec, JobStatus, Operation, arn};
 use s3batch_storage::{DeleteKey, ObjectRef, StorageError};
 use s3batch_store::{CasOutcome, Chunk, ChunkId, ChunkResult, StatusChange};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -115,7 +115,8 @@ impl Launcher {
                         chunk = ctx.chunk.id.seq,
                         worker = %engine.worker_id
                     );
-                    chunks.spawn(tracing::Instrument::instrument(ctx.run(), span));
+                    let starting = Starting::new(engine.wake.clone(), self.starting.clone());
+                    chunks.spawn(tracing::Instrument::instrument(ctx.run(starting), span));
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -137,7 +138,6 @@ impl Launcher {
         };
         let control = control_of(engine, &self.controls, &job.id).await;
         Some(ChunkRun {
-            starting: Starting::new(engine.clone(), self.starting.clone()),
             engine: engine.clone(),
             job,
             control,
@@ -385,38 +385,29 @@ enum Outcome {
     Failed(StorageError),
 }
 
-/// A chunk that has not yet started all of its requests: counted in the executor's `starting` until it has and a
-/// request slot is free (or it stopped, or is dropped); the executor then looks for the next chunk at once.
+/// A chunk that has not yet started all of its requests: counted in the executor's `starting` while this lives.
+/// `run_tasks` drops it once every request has started and a request slot is free (earlier if the chunk stops);
+/// the executor is then woken to look for the next chunk at once.
 struct Starting {
-    engine: Arc<Engine>,
+    wake: Arc<Notify>,
     count: Arc<AtomicUsize>,
-    done: AtomicBool,
 }
 
 impl Starting {
-    fn new(engine: Arc<Engine>, count: Arc<AtomicUsize>) -> Starting {
+    fn new(wake: Arc<Notify>, count: Arc<AtomicUsize>) -> Starting {
         count.fetch_add(1, Ordering::AcqRel);
-        Starting { engine, count, done: AtomicBool::new(false) }
-    }
-
-    /// Every request of the chunk has started (or none more will): the first call counts, later ones do nothing.
-    fn done(&self) {
-        if !self.done.swap(true, Ordering::AcqRel) {
-            self.count.fetch_sub(1, Ordering::AcqRel);
-            self.engine.wake.notify_waiters();
-        }
+        Starting { wake, count }
     }
 }
 
 impl Drop for Starting {
     fn drop(&mut self) {
-        self.done();
+        self.count.fetch_sub(1, Ordering::AcqRel);
+        self.wake.notify_waiters();
     }
 }
 
 struct ChunkRun {
-    /// Counted among the chunks starting requests until `run_tasks` has started its last and a slot is free.
-    starting: Starting,
     engine: Arc<Engine>,
     job: Arc<JobCtx>,
     /// The job's rate limit and adaptive window in this process.
@@ -436,9 +427,9 @@ impl ChunkRun {
         self.engine.job_status(&self.job.id).is_some_and(stops_tasks)
     }
 
-    async fn run(self) {
+    async fn run(self, starting: Starting) {
         let Some(tasks) = self.tasks_or_give_up().await else { return };
-        let outcomes = self.run_tasks(&tasks).await;
+        let outcomes = self.run_tasks(&tasks, starting).await;
         let ran = outcomes.iter().filter(|o| o.is_some()).count();
         if self.lost.is_cancelled() {
             self.held.lock().expect("held poisoned").remove(&self.chunk.id);
@@ -495,7 +486,7 @@ impl ChunkRun {
     /// tenth of a copy's client CPU on Garage (`bench garage`: 247–263 against 212–240 ms per 1,000 copies). The
     /// chunks in flight (`chunks_in_flight`) spread the work over the worker threads, and a request's connection
     /// I/O runs in the HTTP client's own tasks. A task that panics fails only itself: it counts as not run.
-    async fn run_tasks(&self, tasks: &[ManifestTask]) -> Vec<Option<Outcome>> {
+    async fn run_tasks(&self, tasks: &[ManifestTask], starting: Starting) -> Vec<Option<Outcome>> {
         use futures::{FutureExt, StreamExt};
         let mut outcomes: Vec<Option<Outcome>> = vec![None; tasks.len()];
         // S3DeleteObject: the chunk's keys go out as DeleteObjects requests, one bucket each; every other operation
@@ -560,19 +551,16 @@ impl ChunkRun {
         // Every request has started (or none more will). The chunk makes way for the next as soon as a request slot
         // is free for it: now, or when the first of its own requests ends. (Not before: a chunk claimed only to wait
         // would have been claimed a whole chunk early, ahead of a job raised or started above this one meanwhile.)
-        let mut made_way = self.sem.available_permits() > 0;
-        if made_way {
-            self.starting.done();
+        let mut starting = Some(starting);
+        if self.sem.available_permits() > 0 {
+            drop(starting.take());
         }
         loop {
             tokio::select! {
                 r = running.next() => match r {
                     Some(r) => {
                         record(&mut outcomes, r);
-                        if !made_way {
-                            made_way = true;
-                            self.starting.done();
-                        }
+                        drop(starting.take());
                     }
                     None => break,
                 },
