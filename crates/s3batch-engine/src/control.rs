@@ -23,6 +23,7 @@
 //! with simulated time; the executor passes tokio's clock.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -137,6 +138,8 @@ pub struct JobControl {
     state: Mutex<State>,
     freed: Notify,
     start: tokio::time::Instant,
+    /// The job's chunks held in this process (see [`Present`]).
+    chunks_here: AtomicUsize,
 }
 
 impl JobControl {
@@ -152,7 +155,16 @@ impl JobControl {
             }),
             freed: Notify::new(),
             start: tokio::time::Instant::now(),
+            chunks_here: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether a request of the job that just ended may hand its place (its slot in the window) straight to the
+    /// next request of its chunk: the job has no rate limit (that counts every task) and its window has not shrunk
+    /// below the requests in flight.
+    pub fn keeps_places(&self) -> bool {
+        let s = self.lock();
+        s.bucket.is_none() && s.in_flight <= s.aimd.window()
     }
 
     fn now(&self) -> Duration {
@@ -310,6 +322,34 @@ impl Drop for Slot {
         } else {
             self.0.freed.notify_one();
         }
+    }
+}
+
+/// A chunk of a job held by this process: counted in its job's controls and among all the chunks held here while
+/// this lives.
+#[derive(Debug)]
+pub struct Present {
+    job: Arc<JobControl>,
+    all: Arc<AtomicUsize>,
+}
+
+impl Present {
+    pub fn new(job: Arc<JobControl>, all: Arc<AtomicUsize>) -> Present {
+        job.chunks_here.fetch_add(1, Ordering::AcqRel);
+        all.fetch_add(1, Ordering::AcqRel);
+        Present { job, all }
+    }
+
+    /// Whether every chunk held here is of this chunk's job: no other job waits for this process's request slots.
+    pub fn alone(&self) -> bool {
+        self.job.chunks_here.load(Ordering::Acquire) == self.all.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Present {
+    fn drop(&mut self) {
+        self.job.chunks_here.fetch_sub(1, Ordering::AcqRel);
+        self.all.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -510,5 +550,32 @@ mod tests {
         assert!(!ninth.is_finished());
         drop(slots);
         tokio::time::timeout(Duration::from_millis(1), ninth).await.expect("admitted once a slot is free").unwrap();
+    }
+
+    #[tokio::test]
+    async fn places_are_kept_only_without_a_rate_limit_within_the_window_and_with_no_other_job_here() {
+        let c = Arc::new(JobControl::new(4));
+        let slots: Vec<Slot> = futures::future::join_all((0..4).map(|_| c.admit())).await;
+        assert!(c.keeps_places(), "unlimited, four in a window of four");
+        c.set_limit(Some(100), 1);
+        assert!(!c.keeps_places(), "a rate limit counts every task: each takes its token");
+        c.set_limit(None, 1);
+        c.observe::<()>(&Err(StorageError::new("SlowDown", 503, "throttled")));
+        assert_eq!(c.window(), 2);
+        assert!(!c.keeps_places(), "four in flight in a window cut to two: places are given back");
+        drop(slots);
+        assert!(c.keeps_places());
+
+        let all = Arc::new(AtomicUsize::new(0));
+        let other = Arc::new(JobControl::new(4));
+        let a = Present::new(c.clone(), all.clone());
+        let b = Present::new(c.clone(), all.clone());
+        assert!(a.alone() && b.alone(), "two chunks of one job");
+        let o = Present::new(other.clone(), all.clone());
+        assert!(!a.alone() && !o.alone(), "another job has a chunk here");
+        drop(o);
+        assert!(a.alone());
+        drop((a, b));
+        assert_eq!(all.load(Ordering::Acquire), 0);
     }
 }

@@ -56,6 +56,7 @@ pub async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
         specs: SpecCache::default(),
         turn: 0,
         starting: Arc::new(AtomicUsize::new(0)),
+        present: Arc::new(AtomicUsize::new(0)),
     };
     let mut chunks = JoinSet::new();
     // Set at every turn of the loop: after a claim, a finished chunk, a wake-up or a tick.
@@ -91,6 +92,8 @@ struct Launcher {
     turn: usize,
     /// Chunks here still starting requests (see [`Starting`]).
     starting: Arc<AtomicUsize>,
+    /// Chunks held here (see [`control::Present`]).
+    present: Arc<AtomicUsize>,
 }
 
 impl Launcher {
@@ -140,6 +143,7 @@ impl Launcher {
         Some(ChunkRun {
             engine: engine.clone(),
             job,
+            present: control::Present::new(control.clone(), self.present.clone()),
             control,
             chunk,
             sem: self.sem.clone(),
@@ -412,6 +416,7 @@ struct ChunkRun {
     job: Arc<JobCtx>,
     /// The job's rate limit and adaptive window in this process.
     control: Arc<JobControl>,
+    present: control::Present,
     chunk: Chunk,
     sem: Arc<Semaphore>,
     lost: CancellationToken,
@@ -502,7 +507,8 @@ impl ChunkRun {
             (0..tasks.len()).map(Request::One).collect()
         };
         let mut running = futures::stream::FuturesUnordered::new();
-        let run = |request: Request, slot: control::Slot, permit: tokio::sync::OwnedSemaphorePermit| {
+        // A request gives its place back to its chunk: its slot in the job's window and its request slot.
+        let run = |request: Request, place: Place| {
             std::panic::AssertUnwindSafe(async move {
                 let out = match request {
                     Request::Batch(keys) => {
@@ -512,9 +518,7 @@ impl ChunkRun {
                         vec![(i, run_task(&self.engine, &self.job, &self.control, &tasks[i], &self.lost).await)]
                     }
                 };
-                drop(permit);
-                drop(slot);
-                out
+                (out, place)
             })
             .catch_unwind()
         };
@@ -522,31 +526,31 @@ impl ChunkRun {
             if self.lost.is_cancelled() || self.shutdown.is_cancelled() || self.job_stopping() {
                 break;
             }
-            // The job's share first (rate limit, counted in tasks; adaptive window, counted in requests), then a
-            // storage slot of the worker: a job held back by its own limit keeps no slot from the others. The
-            // requests running go on meanwhile.
-            let n = request.len();
-            let admit = async {
-                let slot = self.control.admit_tasks(n).await;
-                if self.job_stopping() {
-                    return None;
-                }
-                Some((slot, self.sem.clone().acquire_owned().await.expect("semaphore never closes")))
-            };
-            tokio::pin!(admit);
-            let (slot, permit) = loop {
+            // Every request slot taken and requests of this chunk running: the next starts in the place of the
+            // first of them to end, if the chunk keeps places (see `keeps_places`).
+            let mut kept = None;
+            if !running.is_empty() && self.sem.available_permits() == 0 && self.keeps_places() {
                 tokio::select! {
                     biased;
-                    Some(r) = running.next() => record(&mut outcomes, r),
-                    a = &mut admit => match a {
-                        Some(a) => break a,
-                        None => break 'requests,
-                    },
+                    Some(r) = running.next() => kept = record(&mut outcomes, r),
                     _ = self.shutdown.cancelled() => break 'requests,
                     _ = self.lost.cancelled() => break 'requests,
                 }
+                if self.job_stopping() {
+                    break 'requests;
+                }
+                if !self.keeps_places() {
+                    kept = None;
+                }
+            }
+            let place = match kept {
+                Some(place) => place,
+                None => match self.admit(request.len(), &mut running, &mut outcomes).await {
+                    Some(place) => place,
+                    None => break 'requests,
+                },
             };
-            running.push(run(request, slot, permit));
+            running.push(run(request, place));
         }
         // Every request has started (or none more will). The chunk makes way for the next as soon as a request slot
         // is free for it: now, or when the first of its own requests ends. (Not before: a chunk claimed only to wait
@@ -559,7 +563,7 @@ impl ChunkRun {
             tokio::select! {
                 r = running.next() => match r {
                     Some(r) => {
-                        record(&mut outcomes, r);
+                        drop(record(&mut outcomes, r));
                         drop(starting.take());
                     }
                     None => break,
@@ -570,6 +574,49 @@ impl ChunkRun {
             }
         }
         outcomes
+    }
+
+    /// Whether a request that ended hands its place to the chunk's next request, instead of giving it back for any
+    /// chunk to take: while this job is the only one with chunks here (they share this process's request slots
+    /// with no other job) and its controls allow it (see [`JobControl::keeps_places`]). A place given back wakes a
+    /// chunk waiting for one, most often on the other worker thread, which had to be woken too: the cost of about
+    /// one thread wake-up per request, that a single loop of requests does not pay.
+    fn keeps_places(&self) -> bool {
+        self.present.alone() && self.control.keeps_places()
+    }
+
+    /// Wait for a place for a request of `tasks` tasks: the job's share first (rate limit, counted in tasks;
+    /// adaptive window, counted in requests), then a request slot of the process, so that a job held back by its
+    /// own limit keeps no slot from the others. The chunk's requests running meanwhile go on and are recorded.
+    /// None: the chunk stops starting requests.
+    async fn admit<F>(
+        &self,
+        tasks: usize,
+        running: &mut futures::stream::FuturesUnordered<F>,
+        outcomes: &mut [Option<Outcome>],
+    ) -> Option<Place>
+    where
+        F: std::future::Future<Output = std::thread::Result<(Vec<(usize, Outcome)>, Place)>>,
+    {
+        use futures::StreamExt;
+        let admit = async {
+            let slot = self.control.admit_tasks(tasks).await;
+            if self.job_stopping() {
+                return None;
+            }
+            let permit = self.sem.clone().acquire_owned().await.expect("semaphore never closes");
+            Some(Place { _permit: permit, _slot: slot })
+        };
+        tokio::pin!(admit);
+        loop {
+            tokio::select! {
+                biased;
+                Some(r) = running.next() => drop(record(outcomes, r)),
+                a = &mut admit => return a,
+                _ = self.shutdown.cancelled() => return None,
+                _ = self.lost.cancelled() => return None,
+            }
+        }
     }
 
     /// Commit the chunk's results and the job's counters (retried a few times on a store error). Whether they
@@ -689,18 +736,28 @@ enum ReadError {
     Fatal(&'static str, String),
 }
 
-fn record(outcomes: &mut [Option<Outcome>], r: std::thread::Result<Vec<(usize, Outcome)>>) {
+/// Where a request runs: its slot in the job's window and its request slot in this process (given back in that
+/// order when dropped).
+struct Place {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _slot: control::Slot,
+}
+
+/// A request's results into the chunk's outcomes; its place back, unless it panicked.
+fn record(outcomes: &mut [Option<Outcome>], r: std::thread::Result<(Vec<(usize, Outcome)>, Place)>) -> Option<Place> {
     match r {
-        Ok(done) => {
+        Ok((done, place)) => {
             for (i, o) in done {
                 outcomes[i] = Some(o);
             }
+            Some(place)
         }
         Err(panic) => {
             let message = (panic.downcast_ref::<&str>().copied())
                 .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
                 .unwrap_or("(no message)");
             tracing::error!(panic = message, "a task panicked");
+            None
         }
     }
 }
