@@ -460,3 +460,19 @@ async fn the_next_chunk_is_read_while_the_last_requests_run() {
     assert_eq!((j.succeeded, j.failed), (200, 0));
     assert_eq!(h.data.request_count() - base, 200, "one request per task");
 }
+
+/// A job alone on a worker starts each chunk's next request in the place of its own request that ended: the
+/// requests in flight still never pass `concurrency`, and a place given back by a chunk that has started all its
+/// requests is taken up, so the job keeps `concurrency` requests in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_alone_keeps_every_request_slot_busy_and_never_more() {
+    let h = Harness::new(EngineConfig { concurrency: 8, chunk_size: 50, ..config() }, 1).await;
+    h.put_objects(600, 8).await;
+    h.data.set_faults(Faults { latency: Duration::from_millis(20), ..Default::default() });
+    let base = h.data.request_count();
+    let id = h.create("alone", &keys(600), tagging(), json!({})).await;
+    let j = h.finished(&id).await;
+    assert_eq!((j.succeeded, j.failed), (600, 0));
+    assert_eq!(h.data.request_count() - base, 600, "one request per task");
+    assert_eq!(h.data.most_in_flight(), 8, "requests in flight at once");
+}

@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::{Bound, Range};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -78,6 +78,9 @@ struct Inner {
     faults: Mutex<Arc<Faults>>,
     virtual_objects: AtomicBool,
     requests: AtomicU64,
+    /// Requests in their injected latency now, and the most there at once.
+    waiting: AtomicUsize,
+    most_waiting: AtomicUsize,
     /// Last-modified time of virtual objects.
     created: Millis,
 }
@@ -215,6 +218,8 @@ impl MemoryStore {
                 faults: Mutex::new(Arc::new(Faults::default())),
                 virtual_objects: AtomicBool::new(false),
                 requests: AtomicU64::new(0),
+                waiting: AtomicUsize::new(0),
+                most_waiting: AtomicUsize::new(0),
                 created: common::now_millis(),
             }),
         }
@@ -233,6 +238,11 @@ impl MemoryStore {
     /// Requests received so far, failed ones included.
     pub fn request_count(&self) -> u64 {
         self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// The most requests that were in their injected latency at once (with a latency set: the most in flight).
+    pub fn most_in_flight(&self) -> usize {
+        self.inner.most_waiting.load(Ordering::Relaxed)
     }
 
     /// Objects stored, over all buckets (virtual objects are not stored).
@@ -256,6 +266,16 @@ impl MemoryStore {
             return Ok(());
         }
         if !faults.latency.is_zero() {
+            /// Counts a request out of `waiting` however its wait ends (a dropped request too).
+            struct Waiting<'a>(&'a AtomicUsize);
+            impl Drop for Waiting<'_> {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            let now = self.inner.waiting.fetch_add(1, Ordering::Relaxed) + 1;
+            let _waiting = Waiting(&self.inner.waiting);
+            self.inner.most_waiting.fetch_max(now, Ordering::Relaxed);
             tokio::time::sleep(faults.latency).await;
         }
         if faults.error_rate <= 0.0 && faults.reset_rate <= 0.0 {
