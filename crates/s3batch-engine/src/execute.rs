@@ -736,8 +736,8 @@ enum ReadError {
     Fatal(&'static str, String),
 }
 
-/// Where a request runs: its slot in the job's window and its request slot in this process (given back in that
-/// order when dropped).
+/// Where a request runs: its request slot in this process and its slot in the job's window (given back in that
+/// order when dropped, the fields' order).
 struct Place {
     _permit: tokio::sync::OwnedSemaphorePermit,
     _slot: control::Slot,

@@ -462,8 +462,7 @@ async fn the_next_chunk_is_read_while_the_last_requests_run() {
 }
 
 /// A job alone on a worker starts each chunk's next request in the place of its own request that ended: the
-/// requests in flight still never pass `concurrency`, and a place given back by a chunk that has started all its
-/// requests is taken up, so the job keeps `concurrency` requests in flight.
+/// requests in flight reach `concurrency` and never pass it, and every task runs with one request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_alone_keeps_every_request_slot_busy_and_never_more() {
     let h = Harness::new(EngineConfig { concurrency: 8, chunk_size: 50, ..config() }, 1).await;
