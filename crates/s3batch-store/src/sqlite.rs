@@ -40,15 +40,22 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
             .pragma("temp_store", "memory");
+        // No ping before each acquire (the pool's default): a SQLite connection is a thread of this process, not a
+        // socket that a server or the network can drop, and the ping is a round trip to that thread (a wake-up and
+        // a context switch each way) before every statement: with the one after every write, two of a write's three
+        // trips to the thread. The ping can only find the thread gone, and the driver ends it only after a failed
+        // ROLLBACK, which leaves a transaction counted on the connection: `out_of_transaction` closes it then.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .after_release(|conn, _| Box::pin(out_of_transaction(conn)))
             .connect_with(opts.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         // Readers scan result blobs when reports are written; a small page cache each keeps memory flat.
         let reader_opts = opts.read_only(true).pragma("cache_size", "-512");
-        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(reader_opts).await?;
+        let reader =
+            SqlitePoolOptions::new().max_connections(4).test_before_acquire(false).connect_with(reader_opts).await?;
         Ok(SqliteStore { writer, reader })
     }
 
@@ -353,7 +360,14 @@ job_store_impl! {
 /// is active") and the driver goes on counting one open transaction on the connection, refusing every later
 /// `BEGIN` on it: the store's only writer could then never write again, even once the disk has room. The ping
 /// waits for that queued ROLLBACK to have run (commands run in order on the connection's thread).
+///
+/// A connection that counts no transaction needs no ping: the driver counts a transaction from its `BEGIN` until its
+/// `COMMIT` or `ROLLBACK` has run on the connection's thread, so a dropped transaction whose ROLLBACK is still queued
+/// counts. Single statements and committed transactions (nearly every release) so skip the round trip to the thread.
 async fn out_of_transaction(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
     conn.ping().await?;
     Ok(!conn.is_in_transaction())
 }
