@@ -116,6 +116,21 @@ pub struct GarageArgs {
     /// One tool alone lets a profiler (`perf record -p`, `perf stat -p`) see only its work.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub tools: Vec<Tool>,
+    /// Only these operations, comma separated (default: all three; delete deletes the copies, so it needs copy).
+    /// One operation alone lets a profiler (`valgrind --tool=callgrind`, `strace -c`) count only its work.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub operations: Vec<GarageOperation>,
+}
+
+/// The operations of a `bench garage` round, in the order a round runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GarageOperation {
+    /// S3PutObjectCopy of every source object (CopyObject).
+    Copy,
+    /// S3DeleteObject of the copies.
+    Delete,
+    /// S3PutObjectTagging of every source object (skipped on a store without tagging, such as Garage).
+    Tagging,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -1311,6 +1326,9 @@ async fn garage(args: GarageArgs) -> Result<()> {
     if args.objects == 0 || args.concurrency.is_empty() || args.concurrency.contains(&0) {
         bail!("--objects and --concurrency: at least 1");
     }
+    if args.operations.contains(&GarageOperation::Delete) && !args.operations.contains(&GarageOperation::Copy) {
+        bail!("--operations delete needs copy too: the delete round deletes the copies the copy round made");
+    }
     let (proc, target) = match &args.endpoint {
         Some(e) => (
             None,
@@ -1547,6 +1565,7 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
         }
     }
     let tools = chosen_tools(&args.tools)?;
+    let asked = |o: GarageOperation| args.operations.is_empty() || args.operations.contains(&o);
     let n = args.objects;
     let fill_c = args.concurrency.iter().copied().max().unwrap_or(64).max(64);
     println!(
@@ -1570,16 +1589,20 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
     })
     .await?;
     println!("created at {put_rate:.0} objects/s");
+    let mut operations: Vec<usize> = [GarageOperation::Copy, GarageOperation::Delete, GarageOperation::Tagging]
+        .into_iter()
+        .enumerate()
+        .filter(|(_, o)| asked(*o))
+        .map(|(i, _)| i)
+        .collect();
     // Garage has no object tagging (it answers NotImplemented): the tagging round needs a store that has it.
-    let operations = if tags_objects(&client).await? {
-        GARAGE_OPERATIONS.len()
-    } else {
+    if asked(GarageOperation::Tagging) && !tags_objects(&client).await? {
         println!(
             "the store does not implement PutObjectTagging (Garage does not): the tagging rows are left out; \
              measure them with --endpoint of a store that has it"
         );
-        2
-    };
+        operations.retain(|&op| op != 2);
+    }
 
     let dir = tempfile::tempdir()?;
     let mdir = dir.path().join("objects/bench-manifests");
@@ -1613,7 +1636,7 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
             order.rotate_left(round % tools.len());
             let names: Vec<&str> = order.iter().map(|t| t.name()).collect();
             println!("concurrency {c}, round {}/{rounds}: {}", round + 1, names.join(", "));
-            for op in 0..operations {
+            for &op in &operations {
                 for &tool in &order {
                     let ti = tools.iter().position(|t| *t == tool).unwrap_or(0);
                     let dst = tool.bucket();
@@ -1870,6 +1893,41 @@ fn print_garage_table(tools: &[Tool], f: &Figures, n: u64, c: usize, rounds: usi
             let rate = median(p.rate.clone());
             row(first, tool.name(), rate, &p.cpu, (whole / rate, tasks / rate));
             first = "";
+        }
+    }
+    print_paired_ratios(tools, f, n, rounds);
+}
+
+/// s3batch's job against each tool round by round: the ratios of figures measured minutes apart in one round, so
+/// less moved by a store or a machine whose speed drifts between rounds than the ratio of two medians.
+fn print_paired_ratios(tools: &[Tool], f: &Figures, n: u64, rounds: usize) {
+    if rounds < 2 || !tools.contains(&Tool::S3batch) {
+        return;
+    }
+    let list = |v: &[f64]| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
+    println!();
+    println!(
+        "s3batch job ÷ tool, round by round (objects/s, then client CPU per object; below 1× CPU is less CPU than the \
+         tool's); median of the rounds' ratios"
+    );
+    for (op, name) in GARAGE_OPERATIONS.into_iter().enumerate() {
+        let jobs = &f.jobs[op];
+        for (ti, tool) in tools.iter().enumerate() {
+            let Some(p) = f.peers.get(&(ti, op)) else { continue };
+            let pairs = jobs.len().min(p.rate.len());
+            if pairs == 0 {
+                continue;
+            }
+            let rate: Vec<f64> = (0..pairs).map(|i| n as f64 / jobs[i].whole_s / p.rate[i]).collect();
+            let cpu: Vec<f64> = (0..pairs).map(|i| jobs[i].cpu.total_s() / p.cpu[i].total_s()).collect();
+            println!(
+                "{name:<18}  {:<22}  rate {} (median {:.2}×)   CPU {} (median {:.2}×)",
+                tool.name(),
+                list(&rate),
+                median(rate.clone()),
+                list(&cpu),
+                median(cpu.clone()),
+            );
         }
     }
 }

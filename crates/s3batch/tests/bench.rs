@@ -1,0 +1,52 @@
+//! `s3batch bench garage` against a real S3 server (moto): the operations it is asked for and no others, and the
+//! round-by-round ratios of s3batch's job to each tool.
+
+mod common;
+
+use common::*;
+
+fn bench_garage(moto: &Moto, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(BIN)
+        .args(["bench", "garage", "--endpoint", &moto.endpoint, "--region", "us-east-1"])
+        .args(["--access-key-id", "testing", "--secret-access-key", "testing"])
+        .args(args)
+        .output()
+        .expect("running s3batch bench garage");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// The ratios of one row of the round-by-round table: (rate ratios, CPU ratios).
+fn paired(stdout: &str, operation: &str, tool: &str) -> (Vec<f64>, Vec<f64>) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(operation) && l.contains(tool) && l.contains(" rate "))
+        .unwrap_or_else(|| panic!("no round-by-round row for {operation} / {tool}:\n{stdout}"));
+    let numbers = |after: &str, before: &str| -> Vec<f64> {
+        let start = line.find(after).unwrap() + after.len();
+        let end = start + line[start..].find(before).unwrap();
+        line[start..end].split_whitespace().map(|x| x.parse().unwrap()).collect()
+    };
+    (numbers(" rate ", " (median"), numbers(" CPU ", " (median"))
+}
+
+#[test]
+fn bench_garage_runs_the_operations_asked_for_and_pairs_each_round() {
+    let moto = start_moto();
+    let (ok, out, err) = bench_garage(
+        &moto,
+        &["--objects", "20", "--rounds", "2", "--tools", "s3batch,raw-sdk", "--operations", "copy,tagging"],
+    );
+    assert!(ok, "{out}\n{err}");
+    for operation in ["S3PutObjectCopy", "S3PutObjectTagging"] {
+        let (rate, cpu) = paired(&out, operation, "raw SDK loop");
+        assert_eq!((rate.len(), cpu.len()), (2, 2), "one ratio a round: {out}");
+        assert!(rate.iter().chain(&cpu).all(|r| r.is_finite() && *r > 0.0), "{out}");
+    }
+    assert!(!out.contains("S3DeleteObject"), "delete was not asked for: {out}");
+
+    // Delete deletes the copies: alone it is refused before anything runs.
+    let (ok, out, err) = bench_garage(&moto, &["--objects", "20", "--operations", "delete"]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("--operations delete needs copy too"), "{err}");
+    assert!(!out.contains("creating them"), "{out}");
+}
