@@ -1904,7 +1904,16 @@ fn print_paired_ratios(tools: &[Tool], f: &Figures, n: u64, rounds: usize) {
     if rounds < 2 || !tools.contains(&Tool::S3batch) {
         return;
     }
-    let list = |v: &[f64]| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
+    // A ratio whose divisor rounds to nothing (a few objects' CPU, counted in clock ticks) is shown as a dash and
+    // left out of the median.
+    let list = |v: &[f64]| {
+        let shown = |x: &f64| if x.is_finite() { format!("{x:.2}") } else { "–".to_string() };
+        v.iter().map(shown).collect::<Vec<_>>().join(" ")
+    };
+    let mid = |v: &[f64]| {
+        let m = median(v.iter().copied().filter(|x| x.is_finite()).collect());
+        if m.is_finite() { format!("{m:.2}×") } else { "–".to_string() }
+    };
     println!();
     println!(
         "s3batch job ÷ tool, round by round (objects/s, then client CPU per object; below 1× CPU is less CPU than the \
@@ -1921,12 +1930,12 @@ fn print_paired_ratios(tools: &[Tool], f: &Figures, n: u64, rounds: usize) {
             let rate: Vec<f64> = (0..pairs).map(|i| n as f64 / jobs[i].whole_s / p.rate[i]).collect();
             let cpu: Vec<f64> = (0..pairs).map(|i| jobs[i].cpu.total_s() / p.cpu[i].total_s()).collect();
             println!(
-                "{name:<18}  {:<22}  rate {} (median {:.2}×)   CPU {} (median {:.2}×)",
+                "{name:<18}  {:<22}  rate {} (median {})   CPU {} (median {})",
                 tool.name(),
                 list(&rate),
-                median(rate.clone()),
+                mid(&rate),
                 list(&cpu),
-                median(cpu.clone()),
+                mid(&cpu),
             );
         }
     }
