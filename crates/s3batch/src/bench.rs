@@ -1603,6 +1603,9 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
         );
         operations.retain(|&op| op != 2);
     }
+    if operations.is_empty() {
+        bail!("--operations tagging: the store does not tag objects, so there is nothing to measure");
+    }
 
     let dir = tempfile::tempdir()?;
     let mdir = dir.path().join("objects/bench-manifests");
@@ -1904,8 +1907,8 @@ fn print_paired_ratios(tools: &[Tool], f: &Figures, n: u64, rounds: usize) {
     if rounds < 2 || !tools.contains(&Tool::S3batch) {
         return;
     }
-    // A ratio whose divisor rounds to nothing (a few objects' CPU, counted in clock ticks) is shown as a dash and
-    // left out of the median.
+    // A ratio of CPU times either of which rounds to nothing (a few objects' CPU, counted in clock ticks of
+    // /proc/self/stat) is shown as a dash and left out of the median.
     let list = |v: &[f64]| {
         let shown = |x: &f64| if x.is_finite() { format!("{x:.2}") } else { "–".to_string() };
         v.iter().map(shown).collect::<Vec<_>>().join(" ")
@@ -1928,7 +1931,8 @@ fn print_paired_ratios(tools: &[Tool], f: &Figures, n: u64, rounds: usize) {
                 continue;
             }
             let rate: Vec<f64> = (0..pairs).map(|i| n as f64 / jobs[i].whole_s / p.rate[i]).collect();
-            let cpu: Vec<f64> = (0..pairs).map(|i| jobs[i].cpu.total_s() / p.cpu[i].total_s()).collect();
+            let cpu_ratio = |a: f64, b: f64| if a > 0.0 && b > 0.0 { a / b } else { f64::NAN };
+            let cpu: Vec<f64> = (0..pairs).map(|i| cpu_ratio(jobs[i].cpu.total_s(), p.cpu[i].total_s())).collect();
             println!(
                 "{name:<18}  {:<22}  rate {} (median {})   CPU {} (median {})",
                 tool.name(),
