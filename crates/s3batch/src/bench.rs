@@ -1800,13 +1800,15 @@ async fn raw_delete_objects_loop(
     Ok((n as f64 / t0.elapsed().as_secs_f64().max(1e-6), Cpu::of_self() - cpu0))
 }
 
+/// A figure and its unit, right-aligned in `width`; a dash where there is none (the tool that gives it did not run,
+/// or it divides by nothing).
+fn figure(x: f64, width: usize, decimals: usize, unit: &str) -> String {
+    let text = if x.is_finite() { format!("{x:.decimals$}{unit}") } else { "–".to_string() };
+    format!("{text:>width$}")
+}
+
 fn print_garage_table(tools: &[Tool], f: &Figures, n: u64, c: usize, rounds: usize, config: &Config) {
     let per_k = |cpu_s: f64| cpu_s * 1e6 / n as f64;
-    // A figure and its unit, or a dash where the tool that gives it did not run.
-    let fig = |x: f64, width: usize, decimals: usize, unit: &str| {
-        let text = if x.is_finite() { format!("{x:.decimals$}{unit}") } else { "–".to_string() };
-        format!("{text:>width$}")
-    };
     let ran = |op: usize| !f.jobs[op].is_empty() || f.peers.keys().any(|(_, o)| *o == op);
     println!();
     println!(
@@ -1844,13 +1846,13 @@ fn print_garage_table(tools: &[Tool], f: &Figures, n: u64, c: usize, rounds: usi
             name,
             tasks,
             whole,
-            fig(raw_rate, 10, 0, ""),
-            fig(tasks / raw_rate * 100.0, 11, 1, "%"),
-            fig(whole / raw_rate * 100.0, 11, 1, "%"),
+            figure(raw_rate, 10, 0, ""),
+            figure(tasks / raw_rate * 100.0, 11, 1, "%"),
+            figure(whole / raw_rate * 100.0, 11, 1, "%"),
             median(jobs.iter().map(|j| j.prepare_s).collect()),
             median(jobs.iter().map(|j| j.report_s).collect()),
             per_k(median(jobs.iter().map(|j| j.cpu.total_s()).collect())),
-            fig(per_k(raw_cpu), 13, 0, ""),
+            figure(per_k(raw_cpu), 13, 0, ""),
         );
     }
     println!();
@@ -1878,9 +1880,9 @@ fn print_garage_table(tools: &[Tool], f: &Figures, n: u64, c: usize, rounds: usi
             rate,
             per_k(med(Cpu::total_s)),
             per_k(med(|c| c.sys_s)),
-            fig(med(|c| c.switches) / n as f64, 12, 2, ""),
-            fig(ratios.0, 13, 2, "×"),
-            fig(ratios.1, 15, 2, "×"),
+            figure(med(|c| c.switches) / n as f64, 12, 2, ""),
+            figure(ratios.0, 13, 2, "×"),
+            figure(ratios.1, 15, 2, "×"),
         );
     };
     for (op, name) in GARAGE_OPERATIONS.into_iter().enumerate().filter(|(op, _)| ran(*op)) {
@@ -1909,14 +1911,8 @@ fn print_paired_ratios(tools: &[Tool], f: &Figures, n: u64, rounds: usize) {
     }
     // A ratio of CPU times either of which rounds to nothing (a few objects' CPU, counted in clock ticks of
     // /proc/self/stat) is shown as a dash and left out of the median.
-    let list = |v: &[f64]| {
-        let shown = |x: &f64| if x.is_finite() { format!("{x:.2}") } else { "–".to_string() };
-        v.iter().map(shown).collect::<Vec<_>>().join(" ")
-    };
-    let mid = |v: &[f64]| {
-        let m = median(v.iter().copied().filter(|x| x.is_finite()).collect());
-        if m.is_finite() { format!("{m:.2}×") } else { "–".to_string() }
-    };
+    let list = |v: &[f64]| v.iter().map(|&x| figure(x, 0, 2, "")).collect::<Vec<_>>().join(" ");
+    let mid = |v: &[f64]| figure(median(v.iter().copied().filter(|x| x.is_finite()).collect()), 0, 2, "×");
     println!();
     println!(
         "s3batch job ÷ tool, round by round (objects/s, then client CPU per object; below 1× CPU is less CPU than the \
