@@ -31,6 +31,7 @@ pub mod memory;
 pub mod metered;
 pub mod router;
 pub mod s3;
+pub mod sigv4;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;

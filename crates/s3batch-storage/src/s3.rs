@@ -178,6 +178,10 @@ impl S3Store {
             .endpoint_resolver(CachingResolver::new());
         // Permanent: the SDK then skips asking the config bag, before each of its hooks, whether it is turned off.
         b.push_interceptor(SharedInterceptor::permanent(LeanRequests));
+        // SigV4 with the day's signing key kept (`crate::sigv4`); it replaces the SDK's scheme of the same id.
+        let (sigv4, clock_watch) = crate::sigv4::LeanSigV4::new();
+        b = b.push_auth_scheme(sigv4);
+        b.push_interceptor(SharedInterceptor::permanent(clock_watch));
         if let Some(endpoint) = &c.endpoint {
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
                 return Err(format!("`endpoint` must start with http:// or https://, got {endpoint:?}"));
