@@ -120,6 +120,12 @@ pub struct GarageArgs {
     /// One operation alone lets a profiler (`valgrind --tool=callgrind`, `strace -c`) count only its work.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub operations: Vec<GarageOperation>,
+    /// Pace s3batch and the raw SDK loop to this many objects a second (the job's RateLimit; the loop starts its
+    /// i-th request at i/N s), below what the store can do, so that their client CPU per object is compared at
+    /// the same request rate: unpaced, a round the store serves faster costs less CPU per object (more answers
+    /// per wake-up), and the store's speed moves from round to round. Only with `--tools s3batch,raw-sdk`.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=s3batch_core::spec::MAX_RATE_LIMIT))]
+    pub rate: Option<u32>,
 }
 
 /// The operations of a `bench garage` round, in the order a round runs them.
@@ -1250,14 +1256,21 @@ fn garage_key(i: u64) -> String {
 
 /// Run `f(i)` for every i in 0..n with `concurrency` in flight; objects/s and the CPU seconds this process used.
 /// Fails on the first error.
-async fn raw_loop<F, Fut>(n: u64, concurrency: usize, f: F) -> Result<(f64, Cpu)>
+async fn raw_loop<F, Fut>(n: u64, concurrency: usize, rate: Option<u32>, f: F) -> Result<(f64, Cpu)>
 where
     F: Fn(u64) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
     use futures::StreamExt;
     let (t0, cpu0) = (Instant::now(), Cpu::of_self());
-    let mut s = futures::stream::iter(0..n).map(f).buffer_unordered(concurrency.max(1));
+    // Paced: the i-th request starts no earlier than i/rate seconds in.
+    let starts = futures::stream::iter(0..n).then(|i| async move {
+        if let Some(r) = rate {
+            tokio::time::sleep_until((t0 + Duration::from_secs_f64(i as f64 / f64::from(r))).into()).await;
+        }
+        i
+    });
+    let mut s = std::pin::pin!(starts.map(f).buffer_unordered(concurrency.max(1)));
     while let Some(r) = s.next().await {
         r?;
     }
@@ -1282,8 +1295,14 @@ struct JobRun {
 /// is Active), how long it was Active and when it ended. The job is looked at every 10 ms until it is Active, then
 /// every 100 ms: the times do not depend on how often it is looked at, and the looking, charged to s3batch's CPU,
 /// stays a few dozen statements a job.
-async fn run_job(service: &JobService, operation: serde_json::Value, manifest: &str, n: u64) -> Result<JobRun> {
-    let spec: JobSpec = serde_json::from_value(serde_json::json!({
+async fn run_job(
+    service: &JobService,
+    operation: serde_json::Value,
+    manifest: &str,
+    n: u64,
+    rate: Option<u32>,
+) -> Result<JobRun> {
+    let mut spec = serde_json::json!({
         "Operation": operation,
         "Manifest": {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
                      "Location": {"ObjectArn": format!("arn:aws:s3:::bench-manifests/{manifest}")}},
@@ -1291,7 +1310,11 @@ async fn run_job(service: &JobService, operation: serde_json::Value, manifest: &
                    "ReportScope": "AllTasks"},
         "Priority": 1,
         "ConfirmationRequired": false,
-    }))?;
+    });
+    if let Some(r) = rate {
+        spec["RateLimit"] = r.into();
+    }
+    let spec: JobSpec = serde_json::from_value(spec)?;
     let (t0, cpu0) = (Instant::now(), Cpu::of_self());
     let job = service.create("123456789012", None, spec).await?;
     let mut active_since = None;
@@ -1328,6 +1351,11 @@ async fn garage(args: GarageArgs) -> Result<()> {
     }
     if args.operations.contains(&GarageOperation::Delete) && !args.operations.contains(&GarageOperation::Copy) {
         bail!("--operations delete needs copy too: the delete round deletes the copies the copy round made");
+    }
+    if args.rate.is_some()
+        && (args.tools.is_empty() || args.tools.iter().any(|t| !matches!(t, Tool::S3batch | Tool::RawSdk)))
+    {
+        bail!("--rate paces s3batch and the raw SDK loop only: give --tools s3batch,raw-sdk (or one of them)");
     }
     let (proc, target) = match &args.endpoint {
         Some(e) => (
@@ -1573,7 +1601,7 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
         args.object_size, target.endpoint
     );
     let body = vec![b'x'; args.object_size];
-    let (put_rate, _) = raw_loop(n, fill_c, |i| {
+    let (put_rate, _) = raw_loop(n, fill_c, None, |i| {
         let (client, body) = (client.clone(), body.clone());
         async move {
             client
@@ -1638,7 +1666,7 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
             let mut order = tools.clone();
             order.rotate_left(round % tools.len());
             let names: Vec<&str> = order.iter().map(|t| t.name()).collect();
-            println!("concurrency {c}, round {}/{rounds}: {}", round + 1, names.join(", "));
+            println!("concurrency {c}{}, round {}/{rounds}: {}", paced(args.rate), round + 1, names.join(", "));
             for &op in &operations {
                 for &tool in &order {
                     let ti = tools.iter().position(|t| *t == tool).unwrap_or(0);
@@ -1646,22 +1674,22 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
                     let sample = match (tool, op) {
                         (Tool::S3batch, 0) => {
                             let op = serde_json::json!({"S3PutObjectCopy": {"TargetResource": format!("arn:aws:s3:::{dst}")}});
-                            figures.jobs[0].push(run_job(&parts.service, op, "copy.csv", n).await?);
+                            figures.jobs[0].push(run_job(&parts.service, op, "copy.csv", n, args.rate).await?);
                             None
                         }
                         (Tool::S3batch, 1) => {
                             let op = serde_json::json!({"S3DeleteObject": {}});
-                            figures.jobs[1].push(run_job(&parts.service, op, "delete.csv", n).await?);
+                            figures.jobs[1].push(run_job(&parts.service, op, "delete.csv", n, args.rate).await?);
                             None
                         }
                         (Tool::S3batch, _) => {
                             let tags = serde_json::json!([{"Key": BENCH_TAG, "Value": tool.name()}]);
                             let op = serde_json::json!({"S3PutObjectTagging": {"TagSet": tags}});
-                            figures.jobs[2].push(run_job(&parts.service, op, "copy.csv", n).await?);
+                            figures.jobs[2].push(run_job(&parts.service, op, "copy.csv", n, args.rate).await?);
                             None
                         }
                         (Tool::RawSdk | Tool::RawBatch, 0) => {
-                            let copied = raw_loop(n, c, |i| {
+                            let copied = raw_loop(n, c, args.rate, |i| {
                                 let client = client.clone();
                                 async move {
                                     let key = garage_key(i);
@@ -1681,7 +1709,7 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
                             (tool == Tool::RawSdk).then_some(copied)
                         }
                         (Tool::RawSdk, 2) => Some(
-                            raw_loop(n, c, |i| {
+                            raw_loop(n, c, args.rate, |i| {
                                 let client = client.clone();
                                 async move {
                                     let key = garage_key(i);
@@ -1701,7 +1729,7 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
                         // Only s3batch and the raw loop tag: s5cmd and rclone have no tagging command.
                         (_, 2) => continue,
                         (Tool::RawSdk, _) => Some(
-                            raw_loop(n, c, |i| {
+                            raw_loop(n, c, args.rate, |i| {
                                 let client = client.clone();
                                 async move {
                                     let key = garage_key(i);
@@ -1761,7 +1789,7 @@ async fn garage_rounds(args: &GarageArgs, target: &S3Target) -> Result<()> {
         }
         shutdown.cancel();
         engine.await?;
-        print_garage_table(&tools, &figures, n, c, rounds, &config);
+        print_garage_table(&tools, &figures, n, (c, args.rate), rounds, &config);
     }
     Ok(())
 }
@@ -1807,13 +1835,27 @@ fn figure(x: f64, width: usize, decimals: usize, unit: &str) -> String {
     format!("{text:>width$}")
 }
 
-fn print_garage_table(tools: &[Tool], f: &Figures, n: u64, c: usize, rounds: usize, config: &Config) {
+/// How a run was paced (`--rate`), for its headings.
+fn paced(rate: Option<u32>) -> String {
+    rate.map(|r| format!(", paced to {r} objects/s")).unwrap_or_default()
+}
+
+fn print_garage_table(
+    tools: &[Tool],
+    f: &Figures,
+    n: u64,
+    (c, rate): (usize, Option<u32>),
+    rounds: usize,
+    config: &Config,
+) {
     let per_k = |cpu_s: f64| cpu_s * 1e6 / n as f64;
     let ran = |op: usize| !f.jobs[op].is_empty() || f.peers.keys().any(|(_, o)| *o == op);
     println!();
     println!(
-        "concurrency {c} ({n} objects, medians of {rounds} round(s); s3batch: chunks of {}, {} in flight)",
-        config.engine.chunk_size, config.engine.chunks_in_flight
+        "concurrency {c}{} ({n} objects, medians of {rounds} round(s); s3batch: chunks of {}, {} in flight)",
+        paced(rate),
+        config.engine.chunk_size,
+        config.engine.chunks_in_flight
     );
     // s3batch's jobs: tasks/s and job/s against the raw SDK loop.
     let raw = tools.iter().position(|t| *t == Tool::RawSdk);

@@ -47,6 +47,29 @@ fn bench_garage_runs_the_operations_asked_for_and_pairs_each_round() {
     }
     assert!(!out.contains("S3DeleteObject"), "delete was not asked for: {out}");
 
+    // Paced: both at the same rate, the same rows; the headings say so.
+    let (ok, out, err) = bench_garage(
+        &moto,
+        &["--objects", "20", "--rounds", "2", "--tools", "s3batch,raw-sdk", "--operations", "copy", "--rate", "50"],
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("concurrency 64, paced to 50 objects/s, round 2/2"), "{out}");
+    let (rate, _) = paired(&out, "S3PutObjectCopy", "raw SDK loop");
+    assert_eq!(rate.len(), 2, "{out}");
+    // 20 objects at 50 a second take at least 0.38 s (the 20th starts 19/50 s in): at most about 52 objects/s.
+    let raw_rate: f64 = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("raw SDK loop") && !l.contains(" rate "))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|x| x.replace(',', "").parse().ok())
+        .unwrap_or_else(|| panic!("no raw SDK loop row: {out}"));
+    assert!(raw_rate <= 53.0, "the raw loop was not paced: {raw_rate} objects/s\n{out}");
+    // Only s3batch and the raw SDK loop can be paced.
+    let (ok, out, err) = bench_garage(&moto, &["--objects", "20", "--rate", "50"]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("--rate paces s3batch and the raw SDK loop only"), "{err}");
+    assert!(!out.contains("creating them"), "{out}");
+
     // Delete deletes the copies: alone it is refused before anything runs.
     let (ok, out, err) = bench_garage(&moto, &["--objects", "20", "--operations", "delete"]);
     assert!(!ok, "{out}");
