@@ -45,8 +45,9 @@ const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495
 /// Headers left out of the signature: the SDK signer's default list (changed by proxies, or the signature itself).
 const EXCLUDED: [&str; 4] = ["authorization", "user-agent", "x-amzn-trace-id", "transfer-encoding"];
 
-/// Headers the signature sets itself (replacing any the request has).
-const SET_BY_SIGNING: [&str; 3] = ["x-amz-date", "x-amz-content-sha256", "x-amz-security-token"];
+/// Headers the signature sets itself (replacing any the request has); `x-amz-security-token` too when the
+/// credentials have a session token (without one, the SDK's signer signs a token header the request carries).
+const SET_BY_SIGNING: [&str; 2] = ["x-amz-date", "x-amz-content-sha256"];
 
 /// How far the store's clock may be from this machine's for requests to be signed here at this machine's time
 /// (stores accept 15 minutes).
@@ -205,7 +206,8 @@ impl LeanSigner {
         let mut headers: Vec<(&str, std::borrow::Cow<'_, str>)> = Vec::with_capacity(request.headers().len() + 4);
         let mut has_host = false;
         for (name, value) in request.headers().iter() {
-            if EXCLUDED.contains(&name) || SET_BY_SIGNING.contains(&name) {
+            let replaced = name == "x-amz-security-token" && creds.session_token().is_some();
+            if EXCLUDED.contains(&name) || SET_BY_SIGNING.contains(&name) || replaced {
                 continue;
             }
             has_host |= name == "host";
@@ -643,6 +645,7 @@ mod tests {
             ("x-amz-date", "20000101T000000Z"),
             ("x-amzn-trace-id", "Root=1-5759e988"),
             ("transfer-encoding", "identity"),
+            ("x-amz-security-token", "given-without-session-credentials"),
         ];
         same_as_sdk(request("PUT", "http://h:1/b/k", &odd, b"body bytes"), &c, "eu-central-1", at);
         // A session token is signed and sent.
